@@ -1,0 +1,6 @@
+//! kinspect: a kernel inspector for xv6-style kernels on QEMU's riscv64 `virt`.
+//!
+//! Data flows from a [`target::Target`] (live QEMU gdb stub, snapshot file)
+//! through the Sv39 and kernel models to views (text, `--json`, TUI).
+
+pub mod target;

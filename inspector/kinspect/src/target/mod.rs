@@ -1,0 +1,167 @@
+//! The one abstraction every command reads the machine through.
+//!
+//! A [`Target`] reads physical memory, general registers and CSRs per hart.
+//! What a backend can do beyond reading is stated in its type through
+//! optional capabilities (in the style of gdbstub's IDETs): a live QEMU
+//! returns `Some` from [`Target::control`] and [`Target::monitor`]; a
+//! snapshot returns `None`, so a command that needs to run the machine
+//! knows before it starts.
+
+pub mod memory;
+
+use std::fmt;
+
+/// A hart, numbered from 0 as the kernel's `cpuid()` numbers them (QEMU's
+/// gdb thread `p1.(N+1)`).
+pub type Hart = usize;
+
+/// The RISC-V general registers x0..x31 and pc of one hart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GeneralRegs {
+    pub x: [u64; 32],
+    pub pc: u64,
+}
+
+/// The supervisor CSRs (and QEMU's virtual `priv` register) kinspect reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Csr {
+    Satp,
+    Sstatus,
+    Sepc,
+    Scause,
+    Stval,
+    Stvec,
+    Sscratch,
+    Sie,
+    Sip,
+    /// The hart's privilege level (0 U, 1 S, 3 M), QEMU's `priv` register.
+    Priv,
+}
+
+impl Csr {
+    pub const ALL: [Csr; 10] = [
+        Csr::Satp,
+        Csr::Sstatus,
+        Csr::Sepc,
+        Csr::Scause,
+        Csr::Stval,
+        Csr::Stvec,
+        Csr::Sscratch,
+        Csr::Sie,
+        Csr::Sip,
+        Csr::Priv,
+    ];
+
+    /// The register's name in QEMU's target description XML.
+    pub fn name(self) -> &'static str {
+        match self {
+            Csr::Satp => "satp",
+            Csr::Sstatus => "sstatus",
+            Csr::Sepc => "sepc",
+            Csr::Scause => "scause",
+            Csr::Stval => "stval",
+            Csr::Stvec => "stvec",
+            Csr::Sscratch => "sscratch",
+            Csr::Sie => "sie",
+            Csr::Sip => "sip",
+            Csr::Priv => "priv",
+        }
+    }
+}
+
+impl fmt::Display for Csr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the guest's harts are executing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Halted,
+}
+
+/// Why a target operation failed. Each variant renders as one line a
+/// person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// Nothing answers at the address, or the connection could not be made.
+    #[error("cannot reach {what}: {why}")]
+    Unreachable { what: String, why: String },
+    /// The peer went away mid-session (QEMU died or closed the socket).
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+    /// The peer answered something that is not the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// No memory at that physical address (outside RAM, unreadable).
+    #[error("cannot read {len} bytes of physical memory at {addr:#x}")]
+    Memory { addr: u64, len: usize },
+    /// The hart does not exist.
+    #[error("no hart {0}")]
+    NoHart(Hart),
+    /// The backend cannot do this (a snapshot cannot resume, ...).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A time-out waiting for the target.
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+pub type Result<T> = std::result::Result<T, TargetError>;
+
+/// Reading the machine: the part every backend has.
+pub trait Target {
+    /// One line naming the backend, for headers and errors
+    /// ("QEMU gdb stub at localhost:1234", "snapshot crash.kisnap").
+    fn describe(&self) -> String;
+
+    /// The harts, in order.
+    fn harts(&mut self) -> Result<Vec<Hart>>;
+
+    /// Fill `buf` from physical memory at `pa`. Either all of `buf` is
+    /// read or an error is returned.
+    fn read_phys(&mut self, pa: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// x0..x31 and pc of one hart.
+    fn regs(&mut self, hart: Hart) -> Result<GeneralRegs>;
+
+    /// One CSR of one hart.
+    fn csr(&mut self, hart: Hart, csr: Csr) -> Result<u64>;
+
+    /// Running or halted.
+    fn run_state(&mut self) -> Result<RunState>;
+
+    /// Halt, resume and step: `None` for backends that cannot run (snapshots).
+    fn control(&mut self) -> Option<&mut dyn Control> {
+        None
+    }
+
+    /// QEMU's human monitor: `None` where there is none.
+    fn monitor(&mut self) -> Option<&mut dyn Monitor> {
+        None
+    }
+
+    /// Read a little-endian u64 from physical memory.
+    fn read_phys_u64(&mut self, pa: u64) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read_phys(pa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// Running the machine: live backends only.
+pub trait Control {
+    /// Stop every hart; a no-op when already halted.
+    fn halt(&mut self) -> Result<()>;
+    /// Let every hart run.
+    fn resume(&mut self) -> Result<()>;
+    /// Execute one instruction on one hart.
+    fn step(&mut self, hart: Hart) -> Result<()>;
+}
+
+/// A QEMU monitor command (`info mem`, `gva2gpa`), its output as text.
+pub trait Monitor {
+    fn monitor(&mut self, command: &str) -> Result<String>;
+}

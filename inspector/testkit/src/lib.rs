@@ -1,0 +1,340 @@
+//! The harness every QEMU-booting test and benchmark shares.
+//!
+//! [`Machine::boot`] starts the kernel that `cargo xtask build` left in
+//! `target/kernel/` under the real `qemu-system-riscv64`, with xv6-riscv's
+//! command line plus:
+//!
+//! - a gdb stub on a free loopback port ([`Machine::gdb_addr`]),
+//! - a QMP socket, so a test can ask QEMU's own monitor (`info mem`,
+//!   `gva2gpa`, ...) as an oracle independent of kinspect ([`Machine::hmp`]),
+//! - the console captured ([`Machine::wait_for`]) and writable ([`Machine::send`]),
+//! - a private copy of fs.img (QEMU locks its image for writing).
+//!
+//! Dropping the `Machine` kills QEMU by PID and removes its files.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kinspect_qemu::{free_tcp_port, VirtMachine};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("testkit lives in inspector/testkit")
+        .to_path_buf()
+}
+
+/// target/kernel/kernel.elf, or a panic telling the reader how to make it.
+pub fn kernel_elf() -> PathBuf {
+    built("kernel.elf")
+}
+
+/// target/kernel/fs.img, or a panic telling the reader how to make it.
+pub fn fs_img() -> PathBuf {
+    built("fs.img")
+}
+
+fn built(name: &str) -> PathBuf {
+    let p = root().join("target/kernel").join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build` (or `cargo xtask test`, which builds first)",
+        p.display()
+    );
+    p
+}
+
+/// How to boot.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub smp: u32,
+    /// Freeze at reset until a debugger continues (`-S`).
+    pub wait_for_debugger: bool,
+    /// Another kernel than target/kernel/kernel.elf.
+    pub kernel: Option<PathBuf>,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            smp: 3,
+            wait_for_debugger: false,
+            kernel: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Console {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+/// A running QEMU with the kernel in it.
+pub struct Machine {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    console: Arc<(Mutex<Console>, Condvar)>,
+    gdb_port: u16,
+    qmp: Option<BufReader<UnixStream>>,
+    dir: PathBuf,
+}
+
+impl Machine {
+    /// Boot with xv6's defaults (3 harts, running).
+    pub fn start() -> Machine {
+        Machine::boot(Boot::default())
+    }
+
+    /// Boot QEMU; panics (failing the test) if QEMU cannot be started.
+    pub fn boot(opts: Boot) -> Machine {
+        let mut last_err = String::new();
+        // The free port can be taken between our probe and QEMU's bind.
+        for _ in 0..5 {
+            match Machine::try_boot(&opts) {
+                Ok(m) => return m,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("cannot boot QEMU: {last_err}");
+    }
+
+    fn try_boot(opts: &Boot) -> Result<Machine, String> {
+        let gdb_port = free_tcp_port().map_err(|e| format!("no free port: {e}"))?;
+        let dir =
+            std::env::temp_dir().join(format!("kinspect-test-{}-{gdb_port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let img = dir.join("fs.img");
+        std::fs::copy(fs_img(), &img).map_err(|e| format!("copying fs.img: {e}"))?;
+        let qmp_path = dir.join("qmp.sock");
+        let kernel = opts.kernel.clone().unwrap_or_else(kernel_elf);
+        let mut vm = VirtMachine::new(kernel, &img);
+        vm.smp = opts.smp;
+        vm.gdb_port = Some(gdb_port);
+        vm.wait_for_debugger = opts.wait_for_debugger;
+        vm.extra_args = vec![
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", qmp_path.display()),
+        ];
+        let mut child = vm
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", kinspect_qemu::QEMU))?;
+        let console = Arc::new((Mutex::new(Console::default()), Condvar::new()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&console);
+        thread::spawn(move || pump(stdout, sink));
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let stdin = child.stdin.take();
+
+        // QEMU is up once its QMP socket accepts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                let _ = stderr.read_to_string(&mut err);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("QEMU exited at start ({status}): {}", err.trim()));
+            }
+            if let Ok(s) = UnixStream::connect(&qmp_path) {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err("QEMU's QMP socket never appeared".into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        thread::spawn(move || {
+            // Drain stderr so QEMU never blocks on it.
+            let mut sink = Vec::new();
+            let _ = stderr.read_to_end(&mut sink);
+        });
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let mut m = Machine {
+            child,
+            stdin,
+            console,
+            gdb_port,
+            qmp: Some(BufReader::new(stream)),
+            dir,
+        };
+        m.qmp_handshake();
+        Ok(m)
+    }
+
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The gdb stub's address, as kinspect's `--gdb` takes it.
+    pub fn gdb_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.gdb_port)
+    }
+
+    pub fn gdb_port(&self) -> u16 {
+        self.gdb_port
+    }
+
+    /// Everything the console printed so far.
+    pub fn console(&self) -> String {
+        let (lock, _) = &*self.console;
+        String::from_utf8_lossy(&lock.lock().expect("console lock").bytes).into_owned()
+    }
+
+    /// Wait until the console has printed `needle` (anywhere in its whole
+    /// output); returns the console so far. Panics with the console's text
+    /// on time-out or when QEMU exits first.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_after(0, needle, timeout)
+    }
+
+    /// Like [`wait_for`](Self::wait_for), looking only at output after byte `from`.
+    pub fn wait_for_after(&self, from: usize, needle: &str, timeout: Duration) -> String {
+        let (lock, cv) = &*self.console;
+        let deadline = Instant::now() + timeout;
+        let mut con = lock.lock().expect("console lock");
+        loop {
+            let tail = &con.bytes[from.min(con.bytes.len())..];
+            if String::from_utf8_lossy(tail).contains(needle) {
+                return String::from_utf8_lossy(&con.bytes).into_owned();
+            }
+            let now = Instant::now();
+            if con.closed || now >= deadline {
+                let why = if con.closed {
+                    "QEMU exited"
+                } else {
+                    "timed out"
+                };
+                panic!(
+                    "{why} waiting for {needle:?} on the console; it printed:\n{}",
+                    String::from_utf8_lossy(&con.bytes)
+                );
+            }
+            con = cv
+                .wait_timeout(con, deadline - now)
+                .expect("console lock")
+                .0;
+        }
+    }
+
+    /// How many console bytes there are so far (a mark for `wait_for_after`).
+    pub fn console_len(&self) -> usize {
+        self.console.0.lock().expect("console lock").bytes.len()
+    }
+
+    /// Type into the console.
+    pub fn send(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("console stdin");
+        stdin.write_all(bytes).expect("writing to QEMU's console");
+        stdin.flush().expect("flushing QEMU's console");
+    }
+
+    fn qmp_handshake(&mut self) {
+        let greeting = self.qmp_line();
+        assert!(
+            greeting.get("QMP").is_some(),
+            "unexpected QMP greeting: {greeting}"
+        );
+        self.qmp_execute(serde_json::json!({"execute": "qmp_capabilities"}));
+    }
+
+    fn qmp_line(&mut self) -> serde_json::Value {
+        let qmp = self.qmp.as_mut().expect("QMP connection");
+        let mut line = String::new();
+        qmp.read_line(&mut line).expect("reading QMP");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad QMP line {line:?}: {e}"))
+    }
+
+    fn qmp_execute(&mut self, cmd: serde_json::Value) -> serde_json::Value {
+        let qmp = self.qmp.as_mut().expect("QMP connection");
+        let mut text = cmd.to_string();
+        text.push('\n');
+        qmp.get_mut()
+            .write_all(text.as_bytes())
+            .expect("writing QMP");
+        loop {
+            let v = self.qmp_line();
+            if v.get("event").is_some() {
+                continue;
+            }
+            if let Some(r) = v.get("return") {
+                return r.clone();
+            }
+            panic!("QMP command {cmd} failed: {v}");
+        }
+    }
+
+    /// Run a human monitor command (`info mem`, `gva2gpa 0x...`) on hart
+    /// `cpu` through QMP and return what it printed. This is QEMU's own
+    /// view, independent of kinspect.
+    pub fn hmp(&mut self, cpu: u32, command: &str) -> String {
+        let r = self.qmp_execute(serde_json::json!({
+            "execute": "human-monitor-command",
+            "arguments": {"command-line": command, "cpu-index": cpu}
+        }));
+        r.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Stop every hart (QMP `stop`), independently of any gdb client.
+    pub fn pause(&mut self) {
+        self.qmp_execute(serde_json::json!({"execute": "stop"}));
+    }
+
+    /// Resume every hart (QMP `cont`).
+    pub fn resume(&mut self) {
+        self.qmp_execute(serde_json::json!({"execute": "cont"}));
+    }
+
+    /// Wait for QEMU to exit by itself (the test finisher, a kill from a
+    /// test); returns its exit code or `None` on time-out.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+fn pump(mut stdout: impl Read, sink: Arc<(Mutex<Console>, Condvar)>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stdout.read(&mut buf).unwrap_or(0);
+        let (lock, cv) = &*sink;
+        let mut con = lock.lock().expect("console lock");
+        if n == 0 {
+            con.closed = true;
+            cv.notify_all();
+            return;
+        }
+        con.bytes.extend_from_slice(&buf[..n]);
+        cv.notify_all();
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.qmp.take();
+        self.stdin.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,132 @@
+//! Building the kernel and its disk image, and booting them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kinspect_qemu::VirtMachine;
+
+use crate::{deps, paths, Result};
+
+/// The kernel's target triple (rust-toolchain.toml lists it).
+pub const KERNEL_TARGET: &str = "riscv64gc-unknown-none-elf";
+
+/// The two files `cargo xtask build` promises.
+pub struct Outputs {
+    pub kernel_elf: PathBuf,
+    pub fs_img: PathBuf,
+}
+
+/// `cargo`, the one that is running us when there is one.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// Build the kernel workspace (kernel and user programs) for riscv64, then
+/// copy the kernel to target/kernel/kernel.elf and make target/kernel/fs.img.
+pub fn build_all() -> Result<Outputs> {
+    deps::ensure_rust_target(KERNEL_TARGET)?;
+    let root = paths::root();
+    let kernel_dir = root.join("kernel");
+    let target_dir = paths::target_dir();
+    // The kernel workspace's own .cargo/config.toml (linker script, frame
+    // pointers) applies because cargo runs inside kernel/.
+    run_checked(
+        cargo()
+            .current_dir(&kernel_dir)
+            .env_remove("RUSTFLAGS")
+            .args([
+                "build",
+                "--release",
+                "--workspace",
+                "--target",
+                KERNEL_TARGET,
+            ])
+            .arg("--target-dir")
+            .arg(&target_dir),
+        "building the kernel",
+    )?;
+    let built = target_dir.join(KERNEL_TARGET).join("release");
+    let out = paths::kernel_out();
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    let kernel_elf = out.join("kernel.elf");
+    copy(&built.join("kernel"), &kernel_elf)?;
+    let fs_img = out.join("fs.img");
+    make_fs_img(&root, &built, &fs_img)?;
+    Ok(Outputs { kernel_elf, fs_img })
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))
+}
+
+/// The user programs: one per `kernel/user/src/bin/*.rs`, built above.
+fn user_programs(root: &Path, built: &Path) -> Vec<PathBuf> {
+    let mut progs: Vec<PathBuf> = fs::read_dir(root.join("kernel/user/src/bin"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".rs")?
+                .to_string();
+            Some(built.join(name))
+        })
+        .collect();
+    progs.sort();
+    progs
+}
+
+/// target/kernel/fs.img: the README and the user programs, written by
+/// `mkfs` in xv6's format. Before the file system exists (no kernel/mkfs),
+/// an empty 2000-block image keeps QEMU's command line xv6's.
+fn make_fs_img(root: &Path, built: &Path, fs_img: &Path) -> Result<()> {
+    if !root.join("kernel/mkfs/Cargo.toml").exists() {
+        let blank = vec![0u8; 2000 * 1024];
+        return fs::write(fs_img, blank).map_err(|e| format!("writing {}: {e}", fs_img.display()));
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["run", "--quiet", "--release", "-p", "mkfs", "--"])
+        .arg(fs_img)
+        .arg(root.join("README.md"));
+    cmd.args(user_programs(root, built));
+    run_checked(&mut cmd, "making fs.img")
+}
+
+/// Boot the built kernel with the console on this terminal.
+pub fn qemu(out: &Outputs, gdb: Option<u16>, smp: u32) -> Result<()> {
+    deps::ensure(&[deps::QEMU])?;
+    let mut m = VirtMachine::new(&out.kernel_elf, &out.fs_img);
+    m.smp = smp;
+    if let Some(port) = gdb {
+        m.gdb_port = Some(port);
+        m.wait_for_debugger = true;
+        eprintln!("xtask: QEMU waits for a debugger on localhost:{port}");
+        eprintln!("       kinspect --gdb localhost:{port} attach   (or: cargo xtask gdb)");
+    }
+    eprintln!("xtask: {}", m.display());
+    eprintln!("xtask: Ctrl-A x quits QEMU");
+    run_checked(&mut m.command(), "QEMU")
+}
+
+/// The main job: build everything, boot the kernel and look at it.
+pub fn run() -> Result<()> {
+    let out = build_all()?;
+    qemu(&out, None, 3)
+}

@@ -1,0 +1,49 @@
+//! `cargo xtask test`: the whole suite, in the order failures are cheapest.
+
+use std::process::Command;
+
+use crate::build::{self, cargo, run_checked};
+use crate::{deps, paths, Result};
+
+/// The host triple, for the kernel's pure-logic unit tests.
+fn host_triple() -> Result<String> {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("running rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .ok_or_else(|| "rustc -vV printed no host triple".to_string())
+}
+
+pub fn run(cargo_args: &[String]) -> Result<()> {
+    deps::ensure(&[deps::QEMU])?;
+    let root = paths::root();
+
+    // 1. The kernel's pure logic (PTEs, walks over fake RAM, the allocator's
+    //    free list) on the host.
+    let host = host_triple()?;
+    run_checked(
+        cargo()
+            .current_dir(root.join("kernel"))
+            .env_remove("RUSTFLAGS")
+            .args(["test", "-p", "kernel", "--target", &host])
+            .arg("--target-dir")
+            .arg(paths::target_dir()),
+        "kernel unit tests",
+    )?;
+
+    // 2. The kernel and its disk image, which the integration tests boot.
+    build::build_all()?;
+
+    // 3. The host workspace: kinspect's unit tests, then the integration
+    //    tests that boot the real kernel under the real QEMU.
+    run_checked(
+        cargo()
+            .current_dir(&root)
+            .args(["test", "--workspace", "--release"])
+            .args(cargo_args),
+        "workspace tests",
+    )
+}
