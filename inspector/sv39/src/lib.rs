@@ -1,0 +1,56 @@
+//! The RISC-V Sv39 model kinspect reads page tables with.
+//!
+//! Pure logic, no I/O: everything here works on numbers and on physical
+//! memory seen through the small [`PhysRead`] trait, so it is tested on the
+//! host over crafted memory images. In kinspect's data flow it sits between
+//! a `Target` (which reads physical memory of the live QEMU or a snapshot)
+//! and the views (CLI text, `--json`, TUI):
+//!
+//! ```text
+//!  Target ──read 4 KiB table pages──▶ walk::walk / walk::translate
+//!                                        │
+//!                     ┌──────────────────┼───────────────────┐
+//!              info_mem::ranges     vmprint::lines     Translation (steps)
+//!            (QEMU `info mem`)     (xv6 pgtbl lab)     (`translate --explain`)
+//! ```
+//!
+//! - [`satp`]: decode the satp CSR (mode, ASID, root page table).
+//! - [`pte`]: decode one page-table entry and flag reserved encodings.
+//! - [`va`]: virtual-address arithmetic: VPN indices, canonical sign extension.
+//! - [`walk`]: bounded walks over physical memory, with findings for
+//!   everything odd (cycles, shared tables, PTEs pointing outside RAM).
+//! - [`info_mem`] and [`vmprint`]: the two text views people already know.
+//!
+//! `docs/sv39.md` is the primer that explains the pictures behind all this.
+
+pub mod info_mem;
+pub mod pte;
+pub mod satp;
+pub mod va;
+pub mod vmprint;
+pub mod walk;
+
+pub use pte::{Pte, PteKind, PteProblem};
+pub use satp::{Satp, SatpMode};
+pub use walk::{
+    translate, walk, Finding, Leaf, PhysRead, Ram, ReadError, Step, StepOutcome, Translation, Walk,
+    WalkEntry, WalkLimits,
+};
+
+/// Bytes in a base page (and in a page-table page).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Entries in one page-table page.
+pub const ENTRIES: usize = 512;
+
+/// Page-table levels in Sv39: level 2 is the root, level 0 maps 4 KiB pages.
+pub const LEVELS: usize = 3;
+
+/// Bits of virtual address Sv39 translates (bits 63..39 must copy bit 38).
+pub const VA_BITS: u32 = 39;
+
+/// The bytes one PTE at `level` maps: 4 KiB at level 0, 2 MiB at level 1,
+/// 1 GiB at level 2.
+pub const fn page_size(level: usize) -> u64 {
+    PAGE_SIZE << (9 * level)
+}
