@@ -1,0 +1,74 @@
+//! An xv6-riscv style teaching kernel in Rust, for QEMU `virt` (riscv64,
+//! Sv39, up to 8 harts).
+//!
+//! Boot: `_entry` (start.rs, machine mode) -> `start` -> `mret` -> `main`
+//! here, in supervisor mode. Hart 0 initialises the devices, the physical
+//! allocator, the kernel page table and the process table, then lets the
+//! other harts go. Every hart prints `hart N starting`.
+//!
+//! Pure logic (PTEs, walks, the allocator's free list) is unit-tested on
+//! the host: `cargo test -p kernel --target x86_64-unknown-linux-gnu`.
+
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+// Page tables travel as `*mut PageTable`, xv6's `pagetable_t`: a physical
+// page the kernel owns. Their validity is a kernel invariant (they come from
+// kalloc via uvmcreate/kvmmake), not something each safe caller can break,
+// so vm.rs's functions take them like xv6 does instead of being `unsafe fn`.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+// Kernel statics need `const fn new()`; `Default` would add nothing.
+#![allow(clippy::new_without_default)]
+
+pub mod console;
+pub mod kalloc;
+pub mod memlayout;
+pub mod param;
+#[macro_use]
+pub mod printf;
+pub mod proc;
+pub mod riscv;
+pub mod spinlock;
+pub mod start;
+pub mod trampoline;
+pub mod uart;
+pub mod vm;
+
+#[cfg(not(test))]
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by hart 0 when the shared kernel state is ready.
+#[cfg(not(test))]
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// start() jumps here in supervisor mode on all CPUs.
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main() -> ! {
+    let id = proc::cpuid();
+    if id == 0 {
+        console::consoleinit();
+        println!();
+        println!("xv6 kernel is booting");
+        println!();
+        kalloc::kinit(); // physical page allocator
+        proc::procinit(); // process table
+        vm::kvminit(); // create kernel page table
+        vm::kvminithart(); // turn on paging
+        println!("hart {} starting", id);
+        STARTED.store(true, Ordering::Release);
+    } else {
+        while !STARTED.load(Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        println!("hart {} starting", id);
+        vm::kvminithart(); // turn on paging
+    }
+    loop {
+        if printf::is_panicked() {
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        riscv::wfi();
+    }
+}

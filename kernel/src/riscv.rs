@@ -1,0 +1,361 @@
+//! The RISC-V machine as the kernel sees it (xv6's riscv.h): control and
+//! status registers, and the Sv39 types every other module builds on:
+//! [`PhysAddr`], [`VirtAddr`], [`Pte`], [`PteFlags`] and [`PageTable`].
+//!
+//! CSR accessors are real instructions on riscv64. On the host (unit tests)
+//! they read as 0 and writes are dropped, so code that only toggles
+//! interrupts (spinlocks) still runs there; nothing else calls them on the
+//! host.
+
+#![allow(dead_code)]
+
+use core::ops::{BitAnd, BitOr, BitOrAssign};
+
+/// Define a reader `$r()` and a writer `$w(x)` for a CSR.
+macro_rules! csr {
+    ($r:ident, $w:ident, $name:literal) => {
+        #[inline(always)]
+        pub fn $r() -> u64 {
+            #[cfg(target_arch = "riscv64")]
+            {
+                let x: u64;
+                // SAFETY: reading a CSR has no side effect on memory; the
+                // kernel only names CSRs that exist on QEMU's rv64 harts.
+                unsafe { core::arch::asm!(concat!("csrr {}, ", $name), out(reg) x) };
+                x
+            }
+            #[cfg(not(target_arch = "riscv64"))]
+            {
+                0
+            }
+        }
+        #[inline(always)]
+        #[allow(unused_variables)]
+        pub fn $w(x: u64) {
+            #[cfg(target_arch = "riscv64")]
+            // SAFETY: the callers (boot, traps, vm) write values that keep the
+            // hart in a state the kernel expects, as xv6 does.
+            unsafe {
+                core::arch::asm!(concat!("csrw ", $name, ", {}"), in(reg) x)
+            };
+        }
+    };
+    ($r:ident, $name:literal) => {
+        #[inline(always)]
+        pub fn $r() -> u64 {
+            #[cfg(target_arch = "riscv64")]
+            {
+                let x: u64;
+                // SAFETY: reading a CSR has no side effect on memory.
+                unsafe { core::arch::asm!(concat!("csrr {}, ", $name), out(reg) x) };
+                x
+            }
+            #[cfg(not(target_arch = "riscv64"))]
+            {
+                0
+            }
+        }
+    };
+}
+
+csr!(r_mhartid, "mhartid");
+csr!(r_mstatus, w_mstatus, "mstatus");
+csr!(r_mepc, w_mepc, "mepc");
+csr!(r_sstatus, w_sstatus, "sstatus");
+csr!(r_sip, w_sip, "sip");
+csr!(r_sie, w_sie, "sie");
+csr!(r_mie, w_mie, "mie");
+csr!(r_sepc, w_sepc, "sepc");
+csr!(r_medeleg, w_medeleg, "medeleg");
+csr!(r_mideleg, w_mideleg, "mideleg");
+csr!(r_stvec, w_stvec, "stvec");
+csr!(r_mtvec, w_mtvec, "mtvec");
+csr!(r_pmpcfg0, w_pmpcfg0, "pmpcfg0");
+csr!(r_pmpaddr0, w_pmpaddr0, "pmpaddr0");
+csr!(r_satp, w_satp, "satp");
+csr!(r_mscratch, w_mscratch, "mscratch");
+csr!(r_scause, "scause");
+csr!(r_stval, "stval");
+csr!(r_mcounteren, w_mcounteren, "mcounteren");
+csr!(r_time, "time");
+// Sstc: the supervisor timer compare register and its enable in menvcfg.
+csr!(r_stimecmp, w_stimecmp, "0x14d");
+csr!(r_menvcfg, w_menvcfg, "0x30a");
+
+/// Previous mode field of mstatus.
+pub const MSTATUS_MPP_MASK: u64 = 3 << 11;
+pub const MSTATUS_MPP_S: u64 = 1 << 11;
+pub const MSTATUS_MIE: u64 = 1 << 3;
+
+/// Previous mode, 1=Supervisor, 0=User.
+pub const SSTATUS_SPP: u64 = 1 << 8;
+/// Supervisor previous interrupt enable.
+pub const SSTATUS_SPIE: u64 = 1 << 5;
+/// Supervisor interrupt enable.
+pub const SSTATUS_SIE: u64 = 1 << 1;
+
+/// Supervisor external, timer and software interrupt enables.
+pub const SIE_SEIE: u64 = 1 << 9;
+pub const SIE_STIE: u64 = 1 << 5;
+pub const SIE_SSIE: u64 = 1 << 1;
+/// Machine-mode supervisor-timer interrupt enable.
+pub const MIE_STIE: u64 = 1 << 5;
+
+/// The hart id, kept in `tp` since `start` (harts run S mode, where mhartid
+/// is not readable).
+#[inline(always)]
+pub fn r_tp() -> u64 {
+    #[cfg(target_arch = "riscv64")]
+    {
+        let x: u64;
+        // SAFETY: reads a register.
+        unsafe { core::arch::asm!("mv {}, tp", out(reg) x) };
+        x
+    }
+    #[cfg(not(target_arch = "riscv64"))]
+    {
+        0
+    }
+}
+
+/// Set `tp` (only `start` does, to the hart id).
+#[inline(always)]
+#[allow(unused_variables)]
+pub fn w_tp(x: u64) {
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: tp is reserved for the hart id in the kernel; no Rust code
+    // uses it otherwise (no TLS on this target).
+    unsafe {
+        core::arch::asm!("mv tp, {}", in(reg) x)
+    };
+}
+
+/// Enable device interrupts.
+#[inline(always)]
+pub fn intr_on() {
+    w_sstatus(r_sstatus() | SSTATUS_SIE);
+}
+
+/// Disable device interrupts.
+#[inline(always)]
+pub fn intr_off() {
+    w_sstatus(r_sstatus() & !SSTATUS_SIE);
+}
+
+/// Are device interrupts enabled?
+#[inline(always)]
+pub fn intr_get() -> bool {
+    r_sstatus() & SSTATUS_SIE != 0
+}
+
+/// Flush the whole TLB of this hart.
+#[inline(always)]
+pub fn sfence_vma() {
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: only orders page-table writes before later translations.
+    unsafe {
+        core::arch::asm!("sfence.vma zero, zero")
+    };
+}
+
+/// Wait for an interrupt (idle loops).
+#[inline(always)]
+pub fn wfi() {
+    #[cfg(target_arch = "riscv64")]
+    // SAFETY: stalls the hart until an interrupt is pending; no memory effect.
+    unsafe {
+        core::arch::asm!("wfi")
+    };
+}
+
+/// Bytes per page.
+pub const PGSIZE: u64 = 4096;
+/// Bits of offset within a page.
+pub const PGSHIFT: u64 = 12;
+
+/// Round `a` up to a page boundary.
+pub const fn pg_round_up(a: u64) -> u64 {
+    (a + PGSIZE - 1) & !(PGSIZE - 1)
+}
+/// Round `a` down to a page boundary.
+pub const fn pg_round_down(a: u64) -> u64 {
+    a & !(PGSIZE - 1)
+}
+
+/// `satp` mode field for Sv39.
+pub const SATP_SV39: u64 = 8 << 60;
+
+/// One beyond the highest possible virtual address. MAXVA is actually one
+/// bit less than the max allowed by Sv39, to avoid having to sign-extend
+/// virtual addresses that have the high bit set.
+pub const MAXVA: u64 = 1 << (9 + 9 + 9 + 12 - 1);
+
+/// A physical address. The kernel maps RAM at its physical address, so a
+/// `PhysAddr` of RAM is also a valid kernel pointer ([`PhysAddr::as_mut_ptr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct PhysAddr(pub u64);
+
+impl PhysAddr {
+    pub const fn is_page_aligned(self) -> bool {
+        self.0.is_multiple_of(PGSIZE)
+    }
+    /// The direct-mapped kernel pointer to this physical address.
+    pub fn as_mut_ptr<T>(self) -> *mut T {
+        self.0 as usize as *mut T
+    }
+    pub fn from_ptr<T>(p: *const T) -> PhysAddr {
+        PhysAddr(p as usize as u64)
+    }
+}
+
+/// A virtual address (Sv39: meaningful below [`MAXVA`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct VirtAddr(pub u64);
+
+impl VirtAddr {
+    /// The 9-bit page-table index of this address at `level` (2 = root).
+    pub const fn px(self, level: usize) -> usize {
+        ((self.0 >> (PGSHIFT + 9 * level as u64)) & 0x1ff) as usize
+    }
+    pub const fn round_down(self) -> VirtAddr {
+        VirtAddr(pg_round_down(self.0))
+    }
+    pub const fn is_page_aligned(self) -> bool {
+        self.0.is_multiple_of(PGSIZE)
+    }
+}
+
+/// The permission and status bits of a page-table entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct PteFlags(pub u64);
+
+impl PteFlags {
+    pub const NONE: PteFlags = PteFlags(0);
+    /// Valid.
+    pub const V: PteFlags = PteFlags(1 << 0);
+    pub const R: PteFlags = PteFlags(1 << 1);
+    pub const W: PteFlags = PteFlags(1 << 2);
+    pub const X: PteFlags = PteFlags(1 << 3);
+    /// User can access.
+    pub const U: PteFlags = PteFlags(1 << 4);
+    /// Global.
+    pub const G: PteFlags = PteFlags(1 << 5);
+    /// Accessed.
+    pub const A: PteFlags = PteFlags(1 << 6);
+    /// Dirty.
+    pub const D: PteFlags = PteFlags(1 << 7);
+
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+    pub const fn contains(self, other: PteFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn intersects(self, other: PteFlags) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl BitOr for PteFlags {
+    type Output = PteFlags;
+    fn bitor(self, rhs: PteFlags) -> PteFlags {
+        PteFlags(self.0 | rhs.0)
+    }
+}
+impl BitOrAssign for PteFlags {
+    fn bitor_assign(&mut self, rhs: PteFlags) {
+        self.0 |= rhs.0;
+    }
+}
+impl BitAnd for PteFlags {
+    type Output = PteFlags;
+    fn bitand(self, rhs: PteFlags) -> PteFlags {
+        PteFlags(self.0 & rhs.0)
+    }
+}
+
+/// A Sv39 page-table entry: PPN in bits 53..10, flags in bits 9..0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Pte(pub u64);
+
+impl Pte {
+    /// An entry pointing at `pa` with `flags` (xv6's `PA2PTE(pa) | flags`).
+    pub const fn new(pa: PhysAddr, flags: PteFlags) -> Pte {
+        Pte(((pa.0 >> 12) << 10) | flags.0)
+    }
+    /// The physical address this entry points at (`PTE2PA`).
+    pub const fn pa(self) -> PhysAddr {
+        PhysAddr((self.0 >> 10) << 12)
+    }
+    /// The low ten bits (`PTE_FLAGS`).
+    pub const fn flags(self) -> PteFlags {
+        PteFlags(self.0 & 0x3ff)
+    }
+    pub const fn is_valid(self) -> bool {
+        self.0 & PteFlags::V.0 != 0
+    }
+    /// A valid entry with none of R, W, X points at the next level.
+    pub const fn is_table(self) -> bool {
+        self.is_valid() && self.0 & (PteFlags::R.0 | PteFlags::W.0 | PteFlags::X.0) == 0
+    }
+}
+
+/// One page-table page: 512 PTEs. The kernel passes pointers to these around
+/// as xv6 passes `pagetable_t`.
+#[repr(C, align(4096))]
+pub struct PageTable {
+    pub entries: [Pte; 512],
+}
+
+/// `satp` value selecting Sv39 with root page table `pt` (`MAKE_SATP`).
+pub fn make_satp(pt: *const PageTable) -> u64 {
+    SATP_SV39 | (PhysAddr::from_ptr(pt).0 >> 12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pte_roundtrips_address_and_flags() {
+        let pa = PhysAddr(0x8765_4000);
+        let f = PteFlags::V | PteFlags::R | PteFlags::W;
+        let pte = Pte::new(pa, f);
+        assert_eq!(pte.pa(), pa);
+        assert_eq!(pte.flags(), f);
+        assert!(pte.is_valid());
+        assert!(!pte.is_table());
+        // The pgtbl lab's example: pte 0x21fda801 points at 0x87f6a000.
+        assert_eq!(Pte(0x21fd_a801).pa(), PhysAddr(0x87f6_a000));
+        assert!(Pte(0x21fd_a801).is_table());
+        assert_eq!(Pte(0x21fd_ac1f).flags().bits(), 0x1f);
+    }
+
+    #[test]
+    fn page_table_index_per_level() {
+        let va = VirtAddr(0x3f_ffff_f000); // TRAMPOLINE
+        assert_eq!(va.px(2), 255);
+        assert_eq!(va.px(1), 511);
+        assert_eq!(va.px(0), 511);
+        let va = VirtAddr(0x8000_1234);
+        assert_eq!((va.px(2), va.px(1), va.px(0)), (2, 0, 1));
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(pg_round_up(0), 0);
+        assert_eq!(pg_round_up(1), 4096);
+        assert_eq!(pg_round_up(4096), 4096);
+        assert_eq!(pg_round_down(8191), 4096);
+    }
+
+    #[test]
+    fn satp_encodes_sv39_and_ppn() {
+        let pt = 0x87ff_f000usize as *const PageTable;
+        assert_eq!(make_satp(pt), (8 << 60) | 0x87fff);
+    }
+}
