@@ -19,17 +19,26 @@
 // Kernel statics need `const fn new()`; `Default` would add nothing.
 #![allow(clippy::new_without_default)]
 
+#[macro_use]
+pub mod printf;
+
 pub mod console;
+pub mod exec;
+pub mod hooks;
+pub mod initcode;
 pub mod kalloc;
 pub mod memlayout;
 pub mod param;
-#[macro_use]
-pub mod printf;
+pub mod plic;
 pub mod proc;
 pub mod riscv;
 pub mod spinlock;
 pub mod start;
+pub mod swtch;
+pub mod syscall;
+pub mod sysproc;
 pub mod trampoline;
+pub mod trap;
 pub mod uart;
 pub mod vm;
 
@@ -54,6 +63,9 @@ pub extern "C" fn main() -> ! {
         proc::procinit(); // process table
         vm::kvminit(); // create kernel page table
         vm::kvminithart(); // turn on paging
+        trap::trapinithart(); // install kernel trap vector
+        plic::plicinit(); // set up interrupt controller
+        plic::plicinithart(); // ask PLIC for device interrupts
         println!("hart {} starting", id);
         STARTED.store(true, Ordering::Release);
     } else {
@@ -62,13 +74,8 @@ pub extern "C" fn main() -> ! {
         }
         println!("hart {} starting", id);
         vm::kvminithart(); // turn on paging
+        trap::trapinithart(); // install kernel trap vector
+        plic::plicinithart(); // ask PLIC for device interrupts
     }
-    loop {
-        if printf::is_panicked() {
-            loop {
-                core::hint::spin_loop();
-            }
-        }
-        riscv::wfi();
-    }
+    proc::scheduler()
 }

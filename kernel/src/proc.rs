@@ -5,9 +5,14 @@
 //! names, so kinspect reads them by DWARF name exactly as on C xv6 (see
 //! docs/kernel-contract.md).
 
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use crate::memlayout::{TRAMPOLINE, TRAPFRAME};
 use crate::param::{NCPU, NPROC};
-use crate::riscv::PageTable;
-use crate::spinlock::Spinlock;
+use crate::riscv::{intr_get, intr_off, intr_on, PageTable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
+use crate::spinlock::{SpinLock, Spinlock};
+use crate::swtch::swtch;
+use crate::vm::{self, VmError};
 
 /// Saved registers for kernel context switches (`swtch`).
 #[repr(C)]
@@ -273,5 +278,646 @@ pub fn procinit() {
         let p = proc_slot(i);
         // SAFETY: boot, hart 0 alone.
         unsafe { (*p).kstack = crate::memlayout::kstack(i) };
+    }
+}
+
+/// The next pid to hand out.
+static NEXTPID: SpinLock<i32> = SpinLock::new(1, "nextpid");
+
+/// Helps ensure that wakeups of wait()ing parents are not lost. Helps obey
+/// the memory model when using p->parent. Must be acquired before any
+/// p->lock.
+pub static WAIT_LOCK: Spinlock = Spinlock::new("wait_lock");
+
+/// The first user process (runs /init); orphans are reparented to it.
+static INITPROC: AtomicPtr<Proc> = AtomicPtr::new(core::ptr::null_mut());
+
+/// `name` up to its first NUL, for printing.
+pub fn name_str(name: &[u8]) -> &str {
+    let n = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    core::str::from_utf8(&name[..n]).unwrap_or("???")
+}
+
+/// Copy `src` into a process name, truncating and NUL-terminating.
+pub fn set_name(dst: &mut [u8; 16], src: &[u8]) {
+    let n = src
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(src.len())
+        .min(15);
+    dst[..n].copy_from_slice(&src[..n]);
+    dst[n..].fill(0);
+}
+
+fn allocpid() -> i32 {
+    let mut next = NEXTPID.lock();
+    let pid = *next;
+    *next += 1;
+    pid
+}
+
+/// Look in the process table for an UNUSED proc. If found, initialize
+/// state required to run in the kernel (trapframe, user page table with
+/// trampoline and trapframe, per-process kernel page table, context that
+/// starts at forkret) and return with p->lock held. If there are no free
+/// procs, or a memory allocation fails, return null.
+fn allocproc() -> *mut Proc {
+    let mut found = core::ptr::null_mut();
+    for i in 0..NPROC {
+        let p = proc_slot(i);
+        // SAFETY: p points into the static table; lock is a Sync field.
+        let lock = unsafe { &(*p).lock };
+        lock.acquire();
+        // SAFETY: p->lock is held.
+        if unsafe { (*p).state } == ProcState::Unused {
+            found = p;
+            break;
+        }
+        lock.release();
+    }
+    let p = found;
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: we hold p->lock and the slot is unused: its fields are ours.
+    unsafe {
+        (*p).pid = allocpid();
+        (*p).state = ProcState::Used;
+
+        // Allocate a trapframe page.
+        match crate::kalloc::kzalloc() {
+            Some(pa) => (*p).trapframe = pa.as_mut_ptr::<TrapFrame>(),
+            None => {
+                freeproc(p);
+                (*p).lock.release();
+                return core::ptr::null_mut();
+            }
+        }
+
+        // An empty user page table.
+        match proc_pagetable(p) {
+            Some(pt) => (*p).pagetable = pt,
+            None => {
+                freeproc(p);
+                (*p).lock.release();
+                return core::ptr::null_mut();
+            }
+        }
+
+        // This process's view of the kernel, with its own kernel stack.
+        let kernel = vm::kernel_pagetable_root();
+        let kstack_pa = vm::kvmpa(kernel, VirtAddr((*p).kstack));
+        match kstack_pa.and_then(|pa| vm::kvmcreate(kernel, VirtAddr((*p).kstack), pa)) {
+            Some(kpt) => (*p).kpagetable = kpt,
+            None => {
+                freeproc(p);
+                (*p).lock.release();
+                return core::ptr::null_mut();
+            }
+        }
+
+        // Set up new context to start executing at forkret, which returns
+        // to user space.
+        (*p).context = Context::zero();
+        (*p).context.ra = forkret as *const () as u64;
+        (*p).context.sp = (*p).kstack + PGSIZE;
+    }
+    p
+}
+
+/// Free a proc structure and the data hanging from it, including user
+/// pages and both page tables (not the kernel stack, which belongs to the
+/// slot). p->lock must be held.
+///
+/// # Safety
+/// `p` is a slot of `proc` whose lock this hart holds.
+unsafe fn freeproc(p: *mut Proc) {
+    // SAFETY: caller holds p->lock.
+    unsafe {
+        if !(*p).trapframe.is_null() {
+            crate::kalloc::kfree(PhysAddr::from_ptr((*p).trapframe));
+        }
+        (*p).trapframe = core::ptr::null_mut();
+        if !(*p).pagetable.is_null() {
+            proc_freepagetable((*p).pagetable, (*p).sz);
+        }
+        (*p).pagetable = core::ptr::null_mut();
+        if !(*p).kpagetable.is_null() {
+            vm::kvmfree((*p).kpagetable);
+        }
+        (*p).kpagetable = core::ptr::null_mut();
+        (*p).sz = 0;
+        (*p).pid = 0;
+        (*p).parent = core::ptr::null_mut();
+        (*p).name = [0; 16];
+        (*p).chan = 0;
+        (*p).killed = 0;
+        (*p).xstate = 0;
+        (*p).state = ProcState::Unused;
+    }
+}
+
+/// Create a user page table for a given process, with no user memory, but
+/// with trampoline and trapframe pages. Returns None if out of memory.
+///
+/// # Safety
+/// `p` is a slot whose trapframe is allocated, owned by the caller.
+pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
+    // An empty page table.
+    let pagetable = vm::uvmcreate()?;
+
+    // map the trampoline code (for system call return) at the highest user
+    // virtual address. only the supervisor uses it, on the way to/from
+    // user space, so not PTE_U.
+    if vm::mappages(
+        pagetable,
+        VirtAddr(TRAMPOLINE),
+        PGSIZE,
+        crate::trampoline::trampoline_pa(),
+        PteFlags::R | PteFlags::X,
+    )
+    .is_err()
+    {
+        vm::uvmfree(pagetable, 0);
+        return None;
+    }
+
+    // map the trapframe page just below the trampoline page, for
+    // trampoline.rs.
+    // SAFETY: caller's contract.
+    let tf = unsafe { (*p).trapframe };
+    if vm::mappages(
+        pagetable,
+        VirtAddr(TRAPFRAME),
+        PGSIZE,
+        PhysAddr::from_ptr(tf),
+        PteFlags::R | PteFlags::W,
+    )
+    .is_err()
+    {
+        vm::uvmunmap(pagetable, VirtAddr(TRAMPOLINE), 1, false);
+        vm::uvmfree(pagetable, 0);
+        return None;
+    }
+    Some(pagetable)
+}
+
+/// Free a process's page table, and free the physical memory it refers to.
+pub fn proc_freepagetable(pagetable: *mut PageTable, sz: u64) {
+    vm::uvmunmap(pagetable, VirtAddr(TRAMPOLINE), 1, false);
+    vm::uvmunmap(pagetable, VirtAddr(TRAPFRAME), 1, false);
+    vm::uvmfree(pagetable, sz);
+}
+
+/// Set up the first user process.
+pub fn userinit() {
+    let p = allocproc();
+    if p.is_null() {
+        panic!("userinit: allocproc");
+    }
+    INITPROC.store(p, Ordering::Release);
+    // SAFETY: allocproc returned p with its lock held.
+    unsafe {
+        // allocate one user page and copy initcode's instructions and data
+        // into it.
+        vm::uvmfirst((*p).pagetable, crate::initcode::initcode());
+        (*p).sz = PGSIZE;
+
+        // prepare for the very first "return" from kernel to user.
+        (*(*p).trapframe).epc = 0; // user program counter
+        (*(*p).trapframe).sp = PGSIZE; // user stack pointer
+
+        set_name(&mut (*p).name, b"initcode");
+        crate::hooks::proc_init_cwd(p);
+
+        (*p).state = ProcState::Runnable;
+        (*p).lock.release();
+    }
+}
+
+/// Grow or shrink user memory by `n` bytes. Fails if the new size would
+/// reach the trapframe or fall below zero, or memory runs out.
+pub fn growproc(n: i64) -> Result<(), VmError> {
+    let p = myproc();
+    // SAFETY: sz and pagetable are private to the current process.
+    unsafe {
+        let sz = (*p).sz;
+        let newsz = if n >= 0 {
+            let newsz = sz.checked_add(n as u64).ok_or(VmError::BadAddr)?;
+            if newsz > TRAPFRAME {
+                return Err(VmError::BadAddr);
+            }
+            vm::uvmalloc((*p).pagetable, sz, newsz, PteFlags::W)?
+        } else {
+            let newsz = sz.checked_sub(n.unsigned_abs()).ok_or(VmError::BadAddr)?;
+            vm::uvmdealloc((*p).pagetable, sz, newsz)
+        };
+        (*p).sz = newsz;
+    }
+    Ok(())
+}
+
+/// Create a new process, copying the parent. Sets up child kernel stack to
+/// return as if from fork() system call. Returns the child's pid, or -1.
+pub fn fork() -> i32 {
+    let p = myproc();
+
+    // Allocate process.
+    let np = allocproc();
+    if np.is_null() {
+        return -1;
+    }
+
+    // SAFETY: np's lock is held (allocproc); p's memory fields are private
+    // to p, the current process.
+    unsafe {
+        // Copy user memory from parent to child.
+        if vm::uvmcopy((*p).pagetable, (*np).pagetable, (*p).sz).is_err() {
+            freeproc(np);
+            (*np).lock.release();
+            return -1;
+        }
+        (*np).sz = (*p).sz;
+
+        // copy saved user registers.
+        *(*np).trapframe = *(*p).trapframe;
+
+        // Cause fork to return 0 in the child.
+        (*(*np).trapframe).a0 = 0;
+
+        // increment reference counts on open file descriptors.
+        crate::hooks::fork_files(p, np);
+
+        (*np).name = (*p).name;
+
+        let pid = (*np).pid;
+        (*np).lock.release();
+
+        WAIT_LOCK.acquire();
+        (*np).parent = p;
+        WAIT_LOCK.release();
+
+        (*np).lock.acquire();
+        (*np).state = ProcState::Runnable;
+        (*np).lock.release();
+        pid
+    }
+}
+
+/// Pass p's abandoned children to init. Caller must hold WAIT_LOCK.
+fn reparent(p: *mut Proc) {
+    let init = INITPROC.load(Ordering::Acquire);
+    for i in 0..NPROC {
+        let pp = proc_slot(i);
+        // SAFETY: parent fields are guarded by WAIT_LOCK, which we hold.
+        unsafe {
+            if (*pp).parent == p {
+                (*pp).parent = init;
+                wakeup(init as usize);
+            }
+        }
+    }
+}
+
+/// Exit the current process. Does not return. An exited process remains
+/// in the zombie state until its parent calls wait().
+pub fn exit(status: i32) -> ! {
+    let p = myproc();
+    if p == INITPROC.load(Ordering::Acquire) {
+        panic!("init exiting");
+    }
+
+    // Close all open files, and drop the current directory.
+    crate::hooks::exit_files(p);
+
+    WAIT_LOCK.acquire();
+
+    // Give any children to init.
+    reparent(p);
+
+    // SAFETY: WAIT_LOCK is held for parent; p->lock for the rest.
+    unsafe {
+        // Parent might be sleeping in wait().
+        wakeup((*p).parent as usize);
+
+        (*p).lock.acquire();
+        (*p).xstate = status;
+        (*p).state = ProcState::Zombie;
+    }
+
+    WAIT_LOCK.release();
+
+    // Jump into the scheduler, never to return.
+    sched();
+    panic!("zombie exit");
+}
+
+/// Wait for a child process to exit and return its pid; store its exit
+/// status at user address `addr` unless 0. Returns -1 if this process has
+/// no children (or is killed, or `addr` is bad).
+pub fn wait(addr: u64) -> i32 {
+    let p = myproc();
+    WAIT_LOCK.acquire();
+    loop {
+        // Scan through table looking for exited children.
+        let mut havekids = false;
+        for i in 0..NPROC {
+            let pp = proc_slot(i);
+            // SAFETY: parent is guarded by WAIT_LOCK (held); the rest of
+            // pp by pp->lock, taken below.
+            unsafe {
+                if (*pp).parent != p {
+                    continue;
+                }
+                // make sure the child isn't still in exit() or swtch().
+                (*pp).lock.acquire();
+                havekids = true;
+                if (*pp).state == ProcState::Zombie {
+                    // Found one.
+                    let pid = (*pp).pid;
+                    if addr != 0
+                        && vm::copyout((*p).pagetable, addr, &(*pp).xstate.to_le_bytes()).is_err()
+                    {
+                        (*pp).lock.release();
+                        WAIT_LOCK.release();
+                        return -1;
+                    }
+                    freeproc(pp);
+                    (*pp).lock.release();
+                    WAIT_LOCK.release();
+                    return pid;
+                }
+                (*pp).lock.release();
+            }
+        }
+
+        // No point waiting if we don't have any children.
+        if !havekids || killed(p) {
+            WAIT_LOCK.release();
+            return -1;
+        }
+
+        // Wait for a child to exit.
+        sleep(p as usize, &WAIT_LOCK);
+    }
+}
+
+/// Per-CPU process scheduler. Each CPU calls scheduler() after setting
+/// itself up. Scheduler never returns. It loops, doing:
+///  - choose a process to run.
+///  - switch this hart to the process's kernel page table, and swtch to
+///    start running that process.
+///  - eventually that process transfers control via swtch back to the
+///    scheduler, which switches back to kernel_pagetable.
+pub fn scheduler() -> ! {
+    let c = mycpu();
+    // SAFETY: this hart's own Cpu.
+    unsafe { (*c).proc = core::ptr::null_mut() };
+    loop {
+        // The most recent process to run may have had interrupts turned
+        // off; enable them to avoid a deadlock if all processes are
+        // waiting. Then turn them back off to avoid a possible race between
+        // an interrupt and wfi.
+        intr_on();
+        intr_off();
+
+        if crate::printf::is_panicked() {
+            // Another hart panicked: stop scheduling (xv6 freezes too).
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+
+        let mut found = false;
+        for i in 0..NPROC {
+            let p = proc_slot(i);
+            // SAFETY: p->lock guards state and context.
+            unsafe {
+                (*p).lock.acquire();
+                if (*p).state == ProcState::Runnable {
+                    // Switch to chosen process. It is the process's job to
+                    // release its lock and then reacquire it before jumping
+                    // back to us.
+                    (*p).state = ProcState::Running;
+                    (*c).proc = p;
+                    vm::kvmswitch((*p).kpagetable);
+                    swtch(&raw mut (*c).context, &raw const (*p).context);
+                    // Back on kernel_pagetable before p->lock is released,
+                    // so nobody frees p's kernel page table while this hart
+                    // still uses it.
+                    vm::kvminithart();
+
+                    // Process is done running for now. It should have
+                    // changed its p->state before coming back.
+                    (*c).proc = core::ptr::null_mut();
+                    found = true;
+                }
+                (*p).lock.release();
+            }
+        }
+        if !found {
+            // nothing to run; stop running on this core until an interrupt.
+            crate::riscv::wfi();
+        }
+    }
+}
+
+/// Switch to scheduler. Must hold only p->lock and have changed
+/// proc->state. Saves and restores intena because intena is a property of
+/// this kernel thread, not this CPU.
+pub fn sched() {
+    let p = myproc();
+    let c = mycpu();
+    // SAFETY: p is the current process, whose lock we hold; c is ours.
+    unsafe {
+        if !(*p).lock.holding() {
+            panic!("sched p->lock");
+        }
+        if (*c).noff != 1 {
+            panic!("sched locks");
+        }
+        if (*p).state == ProcState::Running {
+            panic!("sched running");
+        }
+        if intr_get() {
+            panic!("sched interruptible");
+        }
+        let intena = (*c).intena;
+        swtch(&raw mut (*p).context, &raw const (*c).context);
+        (*mycpu()).intena = intena;
+    }
+}
+
+/// Give up the CPU for one scheduling round (xv6's `yield`).
+pub fn yield_() {
+    let p = myproc();
+    // SAFETY: p is the current process; state is guarded by its lock.
+    unsafe {
+        (*p).lock.acquire();
+        (*p).state = ProcState::Runnable;
+        sched();
+        (*p).lock.release();
+    }
+}
+
+/// Set once the first process has initialised the file system.
+static FS_READY: AtomicBool = AtomicBool::new(false);
+
+/// A fork child's very first scheduling by scheduler() will swtch to
+/// forkret.
+extern "C" fn forkret() {
+    // Still holding p->lock from scheduler.
+    // SAFETY: the current process's lock, taken by the scheduler.
+    unsafe { (*myproc()).lock.release() };
+
+    if !FS_READY.load(Ordering::Acquire) {
+        // File system initialization must be run in the context of a
+        // regular process (e.g., because it calls sleep), and thus cannot
+        // be run from main(). Only the first process gets here first: the
+        // others are its descendants.
+        crate::hooks::fsinit();
+        FS_READY.store(true, Ordering::Release);
+    }
+
+    crate::trap::usertrapret();
+}
+
+/// Atomically release lock and sleep on chan. Reacquires lock when
+/// awakened.
+pub fn sleep(chan: usize, lk: &Spinlock) {
+    let p = myproc();
+
+    // Must acquire p->lock in order to change p->state and then call
+    // sched. Once we hold p->lock, we can be guaranteed that we won't miss
+    // any wakeup (wakeup locks p->lock), so it's okay to release lk.
+    // SAFETY: p is the current process; chan and state are guarded by its
+    // lock.
+    unsafe {
+        (*p).lock.acquire();
+        lk.release();
+
+        // Go to sleep.
+        (*p).chan = chan;
+        (*p).state = ProcState::Sleeping;
+
+        sched();
+
+        // Tidy up.
+        (*p).chan = 0;
+
+        // Reacquire original lock.
+        (*p).lock.release();
+    }
+    lk.acquire();
+}
+
+/// Wake up all processes sleeping on chan. Must be called without any
+/// p->lock.
+pub fn wakeup(chan: usize) {
+    let me = myproc();
+    for i in 0..NPROC {
+        let p = proc_slot(i);
+        if p == me {
+            continue;
+        }
+        // SAFETY: state and chan are guarded by p->lock.
+        unsafe {
+            (*p).lock.acquire();
+            if (*p).state == ProcState::Sleeping && (*p).chan == chan {
+                (*p).state = ProcState::Runnable;
+            }
+            (*p).lock.release();
+        }
+    }
+}
+
+/// Kill the process with the given pid. The victim won't exit until it
+/// tries to return to user space (see usertrap() in trap.rs). Returns 0,
+/// or -1 if there is no such process.
+pub fn kill(pid: i32) -> i32 {
+    for i in 0..NPROC {
+        let p = proc_slot(i);
+        // SAFETY: pid, killed and state are guarded by p->lock.
+        unsafe {
+            (*p).lock.acquire();
+            if (*p).pid == pid && (*p).state != ProcState::Unused {
+                (*p).killed = 1;
+                if (*p).state == ProcState::Sleeping {
+                    // Wake process from sleep().
+                    (*p).state = ProcState::Runnable;
+                }
+                (*p).lock.release();
+                return 0;
+            }
+            (*p).lock.release();
+        }
+    }
+    -1
+}
+
+/// Mark `p` killed.
+pub fn setkilled(p: *mut Proc) {
+    // SAFETY: killed is guarded by p->lock.
+    unsafe {
+        (*p).lock.acquire();
+        (*p).killed = 1;
+        (*p).lock.release();
+    }
+}
+
+/// Has `p` been killed?
+pub fn killed(p: *mut Proc) -> bool {
+    // SAFETY: killed is guarded by p->lock.
+    unsafe {
+        (*p).lock.acquire();
+        let k = (*p).killed;
+        (*p).lock.release();
+        k != 0
+    }
+}
+
+/// Copy to either a user address, or kernel address, depending on
+/// `user_dst`.
+pub fn either_copyout(user_dst: bool, dst: u64, src: &[u8]) -> Result<(), VmError> {
+    if user_dst {
+        let p = myproc();
+        // SAFETY: the current process's page table is private to it.
+        vm::copyout(unsafe { (*p).pagetable }, dst, src)
+    } else {
+        // SAFETY: kernel callers pass a valid kernel buffer of src.len().
+        unsafe { core::ptr::copy(src.as_ptr(), dst as usize as *mut u8, src.len()) };
+        Ok(())
+    }
+}
+
+/// Copy from either a user address, or kernel address, depending on
+/// `user_src`.
+pub fn either_copyin(dst: &mut [u8], user_src: bool, src: u64) -> Result<(), VmError> {
+    if user_src {
+        let p = myproc();
+        // SAFETY: the current process's page table is private to it.
+        vm::copyin(unsafe { (*p).pagetable }, dst, src)
+    } else {
+        // SAFETY: kernel callers pass a valid kernel buffer of dst.len().
+        unsafe { core::ptr::copy(src as usize as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+}
+
+/// Print a process listing to console (`pid state name`). For debugging.
+/// Runs when user types ^P on console. No lock to avoid wedging a stuck
+/// machine further.
+pub fn procdump() {
+    println!();
+    for i in 0..NPROC {
+        let p = proc_slot(i);
+        // SAFETY: racy reads of plain data, on purpose (see above).
+        unsafe {
+            let state = core::ptr::read_volatile(&raw const (*p).state);
+            if state == ProcState::Unused {
+                continue;
+            }
+            println!("{} {} {}", (*p).pid, state.name(), name_str(&(*p).name));
+        }
     }
 }

@@ -160,6 +160,15 @@ impl<'a, T> SpinLockGuard<'a, T> {
     pub fn spinlock(&self) -> &'a SpinLock<T> {
         self.lock
     }
+
+    /// Atomically release the lock and sleep on `chan`; holds the lock
+    /// again when it returns (xv6's `sleep(chan, lk)` for owned locks).
+    pub fn sleep(self, chan: usize) -> SpinLockGuard<'a, T> {
+        let lock = self.lock;
+        core::mem::forget(self);
+        crate::proc::sleep(chan, &lock.lock);
+        SpinLockGuard { lock }
+    }
 }
 
 impl<T> Deref for SpinLockGuard<'_, T> {

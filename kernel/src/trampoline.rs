@@ -130,6 +130,25 @@ core::arch::global_asm!(
     trapframe = const crate::memlayout::TRAPFRAME,
 );
 
+#[cfg(target_arch = "riscv64")]
+extern "C" {
+    /// Start of the trampoline page (kernel.ld puts section trampsec on a
+    /// page of its own inside the kernel text).
+    static trampoline: u8;
+}
+
+/// Physical address of the trampoline page.
+#[cfg(target_arch = "riscv64")]
+pub fn trampoline_pa() -> crate::riscv::PhysAddr {
+    crate::riscv::PhysAddr(&raw const trampoline as u64)
+}
+
+/// Host builds have no trampoline.
+#[cfg(not(target_arch = "riscv64"))]
+pub fn trampoline_pa() -> crate::riscv::PhysAddr {
+    unreachable!("no trampoline on the host")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::proc::TrapFrame;

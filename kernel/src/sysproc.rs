@@ -1,0 +1,67 @@
+//! Process-related system calls (xv6's sysproc.c). Each returns the value
+//! for the user's a0; -1 is `u64::MAX`.
+
+use crate::proc::{self, myproc};
+use crate::syscall::{argaddr, argint};
+use crate::trap::{ticks_chan, TICKS};
+
+/// -1 as the user sees it in a0.
+pub const ERR: u64 = u64::MAX;
+
+pub fn sys_exit() -> u64 {
+    proc::exit(argint(0))
+}
+
+pub fn sys_getpid() -> u64 {
+    // SAFETY: the pid of the current process does not change under it.
+    unsafe { (*myproc()).pid as u64 }
+}
+
+pub fn sys_fork() -> u64 {
+    proc::fork() as i64 as u64
+}
+
+pub fn sys_wait() -> u64 {
+    proc::wait(argaddr(0)) as i64 as u64
+}
+
+/// Grow (or shrink) memory by n bytes; returns the old size.
+pub fn sys_sbrk() -> u64 {
+    let n = argint(0);
+    // SAFETY: sz is private to the current process.
+    let addr = unsafe { (*myproc()).sz };
+    match proc::growproc(n as i64) {
+        Ok(()) => addr,
+        Err(_) => ERR,
+    }
+}
+
+/// Sleep for n clock ticks; -1 if killed meanwhile.
+pub fn sys_sleep() -> u64 {
+    let n = argint(0).max(0) as u32;
+    let mut ticks = TICKS.lock();
+    let ticks0 = *ticks;
+    while ticks.wrapping_sub(ticks0) < n {
+        if proc::killed(myproc()) {
+            return ERR;
+        }
+        ticks = ticks.sleep(ticks_chan());
+    }
+    0
+}
+
+pub fn sys_kill() -> u64 {
+    proc::kill(argint(0)) as i64 as u64
+}
+
+/// How many clock tick interrupts have occurred since start.
+pub fn sys_uptime() -> u64 {
+    *TICKS.lock() as u64
+}
+
+/// write(fd, buf, n) to the console, before the file system exists.
+pub fn sys_write_console() -> u64 {
+    let addr = argaddr(1);
+    let n = argint(2);
+    crate::console::consolewrite(true, addr, n) as i64 as u64
+}
