@@ -1,0 +1,278 @@
+//! Open files (xv6's file.c): the system-wide file table, and the device
+//! switch that sends reads and writes of device files (console major 1)
+//! to their drivers.
+//!
+//! A process's `ofile[fd]` points at a [`File`] here; a File points at an
+//! inode (fs.rs), a pipe (pipe.rs) or a device (devsw). sysfile.rs calls
+//! these functions; fork/exit call [`filedup`]/[`fileclose`].
+
+use crate::bio::KernelCell;
+use crate::fs::{ilock, iput, iunlock, readi, stati, writei, Inode, BSIZE};
+use crate::log::{begin_op, end_op};
+use crate::param::{MAXOPBLOCKS, NDEV, NFILE};
+use crate::pipe::{pipeclose, piperead, pipewrite, Pipe};
+use crate::proc::myproc;
+use crate::spinlock::Spinlock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub enum FdType {
+    None,
+    Pipe,
+    Inode,
+    Device,
+}
+
+/// An open file (xv6's `struct file`).
+#[repr(C)]
+pub struct File {
+    pub typ: FdType,
+    /// Reference count (ftable.lock guards it).
+    pub r#ref: i32,
+    pub readable: bool,
+    pub writable: bool,
+    /// FD_PIPE
+    pub pipe: *mut Pipe,
+    /// FD_INODE and FD_DEVICE
+    pub ip: *mut Inode,
+    /// FD_INODE
+    pub off: u32,
+    /// FD_DEVICE
+    pub major: i16,
+}
+
+impl File {
+    const fn new() -> File {
+        File {
+            typ: FdType::None,
+            r#ref: 0,
+            readable: false,
+            writable: false,
+            pipe: core::ptr::null_mut(),
+            ip: core::ptr::null_mut(),
+            off: 0,
+            major: 0,
+        }
+    }
+}
+
+/// A device's read and write: (user_addr?, addr, n) -> bytes or -1.
+pub type DevFn = fn(bool, u64, i32) -> i32;
+
+/// Map major device number to device functions.
+#[derive(Clone, Copy)]
+pub struct Devsw {
+    pub read: Option<DevFn>,
+    pub write: Option<DevFn>,
+}
+
+/// The device switch; drivers register at boot (consoleinit sets
+/// `devsw[CONSOLE]`), after which it is only read.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static devsw: KernelCell<[Devsw; NDEV]> = KernelCell::new(
+    [Devsw {
+        read: None,
+        write: None,
+    }; NDEV],
+);
+
+/// The console's major device number.
+pub const CONSOLE: usize = 1;
+
+/// Register a driver for major number `major` (at boot, one hart).
+pub fn set_devsw(major: usize, read: DevFn, write: DevFn) {
+    // SAFETY: boot, before any process runs.
+    unsafe {
+        (*devsw.get())[major] = Devsw {
+            read: Some(read),
+            write: Some(write),
+        }
+    };
+}
+
+fn dev(major: i16) -> Option<Devsw> {
+    if major < 0 || major as usize >= NDEV {
+        return None;
+    }
+    // SAFETY: devsw is read-only after boot.
+    Some(unsafe { (*devsw.get())[major as usize] })
+}
+
+/// The file table; `lock` guards every File's `ref` (and `typ` while
+/// allocating).
+#[repr(C)]
+pub struct Ftable {
+    pub lock: Spinlock,
+    pub file: [File; NFILE],
+}
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static ftable: KernelCell<Ftable> = KernelCell::new(Ftable {
+    lock: Spinlock::new("ftable"),
+    file: [const { File::new() }; NFILE],
+});
+
+/// Nothing to do at boot: the table is initialised statically.
+pub fn fileinit() {}
+
+/// Allocate a file structure, or null if the table is full.
+pub fn filealloc() -> *mut File {
+    let t = ftable.get();
+    // SAFETY: ftable.lock guards ref.
+    unsafe {
+        (*t).lock.acquire();
+        for i in 0..NFILE {
+            let f = &raw mut (*t).file[i];
+            if (*f).r#ref == 0 {
+                (*f).r#ref = 1;
+                (*t).lock.release();
+                return f;
+            }
+        }
+        (*t).lock.release();
+    }
+    core::ptr::null_mut()
+}
+
+/// Increment ref count for file f.
+pub fn filedup(f: *mut File) -> *mut File {
+    let t = ftable.get();
+    // SAFETY: ftable.lock guards ref.
+    unsafe {
+        (*t).lock.acquire();
+        if (*f).r#ref < 1 {
+            panic!("filedup");
+        }
+        (*f).r#ref += 1;
+        (*t).lock.release();
+    }
+    f
+}
+
+/// Close file f. (Decrement ref count, close when reaches 0.)
+pub fn fileclose(f: *mut File) {
+    let t = ftable.get();
+    // SAFETY: ftable.lock guards ref; the last reference owns the rest.
+    unsafe {
+        (*t).lock.acquire();
+        if (*f).r#ref < 1 {
+            panic!("fileclose");
+        }
+        (*f).r#ref -= 1;
+        if (*f).r#ref > 0 {
+            (*t).lock.release();
+            return;
+        }
+        let (typ, pipe, writable, ip) = ((*f).typ, (*f).pipe, (*f).writable, (*f).ip);
+        (*f).r#ref = 0;
+        (*f).typ = FdType::None;
+        (*t).lock.release();
+
+        match typ {
+            FdType::Pipe => pipeclose(pipe, writable),
+            FdType::Inode | FdType::Device => {
+                begin_op();
+                iput(ip);
+                end_op();
+            }
+            FdType::None => {}
+        }
+    }
+}
+
+/// Get metadata about file f. addr is a user virtual address, pointing to
+/// a struct stat.
+pub fn filestat(f: *mut File, addr: u64) -> i32 {
+    // SAFETY: f is an open file of the current process.
+    unsafe {
+        if (*f).typ == FdType::Inode || (*f).typ == FdType::Device {
+            ilock((*f).ip);
+            let st = stati((*f).ip);
+            iunlock((*f).ip);
+            let p = myproc();
+            if crate::vm::copyout((*p).pagetable, addr, st.as_bytes()).is_err() {
+                return -1;
+            }
+            return 0;
+        }
+    }
+    -1
+}
+
+/// Read from file f. addr is a user virtual address.
+pub fn fileread(f: *mut File, addr: u64, n: i32) -> i32 {
+    // SAFETY: f is an open file of the current process.
+    unsafe {
+        if !(*f).readable {
+            return -1;
+        }
+        match (*f).typ {
+            FdType::Pipe => piperead((*f).pipe, addr, n),
+            FdType::Device => match dev((*f).major).and_then(|d| d.read) {
+                Some(read) => read(true, addr, n),
+                None => -1,
+            },
+            FdType::Inode => {
+                ilock((*f).ip);
+                let r = readi((*f).ip, true, addr, (*f).off, n as u32);
+                if r > 0 {
+                    (*f).off += r as u32;
+                }
+                iunlock((*f).ip);
+                r
+            }
+            FdType::None => panic!("fileread"),
+        }
+    }
+}
+
+/// Write to file f. addr is a user virtual address.
+pub fn filewrite(f: *mut File, addr: u64, n: i32) -> i32 {
+    // SAFETY: f is an open file of the current process.
+    unsafe {
+        if !(*f).writable {
+            return -1;
+        }
+        match (*f).typ {
+            FdType::Pipe => pipewrite((*f).pipe, addr, n),
+            FdType::Device => match dev((*f).major).and_then(|d| d.write) {
+                Some(write) => write(true, addr, n),
+                None => -1,
+            },
+            FdType::Inode => {
+                // write a few blocks at a time to avoid exceeding the
+                // maximum log transaction size, including i-node, indirect
+                // block, allocation blocks, and 2 blocks of slop for
+                // non-aligned writes. this really belongs lower down,
+                // since writei() might be writing a device like the
+                // console.
+                let max = ((MAXOPBLOCKS - 1 - 1 - 2) / 2 * BSIZE) as i32;
+                let mut i = 0;
+                while i < n {
+                    let n1 = (n - i).min(max);
+                    begin_op();
+                    ilock((*f).ip);
+                    let r = writei((*f).ip, true, addr + i as u64, (*f).off, n1 as u32);
+                    if r > 0 {
+                        (*f).off += r as u32;
+                    }
+                    iunlock((*f).ip);
+                    end_op();
+                    if r != n1 {
+                        // error from writei
+                        break;
+                    }
+                    i += r;
+                }
+                if i == n {
+                    n
+                } else {
+                    -1
+                }
+            }
+            FdType::None => panic!("filewrite"),
+        }
+    }
+}
