@@ -166,4 +166,6 @@ pub fn consoleintr(c: u8) {
 /// Set the console up (the UART).
 pub fn consoleinit() {
     crate::uart::uartinit();
+    // connect read and write system calls to consoleread and consolewrite.
+    crate::file::set_devsw(crate::file::CONSOLE, consoleread, consolewrite);
 }

@@ -22,24 +22,32 @@
 #[macro_use]
 pub mod printf;
 
+pub mod bio;
 pub mod console;
 pub mod exec;
-pub mod hooks;
+pub mod file;
+pub mod fs;
 pub mod initcode;
 pub mod kalloc;
+pub mod log;
 pub mod memlayout;
 pub mod param;
+pub mod pipe;
 pub mod plic;
 pub mod proc;
 pub mod riscv;
+pub mod sleeplock;
 pub mod spinlock;
 pub mod start;
+pub mod stat;
 pub mod swtch;
 pub mod syscall;
+pub mod sysfile;
 pub mod sysproc;
 pub mod trampoline;
 pub mod trap;
 pub mod uart;
+pub mod virtio_disk;
 pub mod vm;
 
 #[cfg(not(test))]
@@ -66,6 +74,11 @@ pub extern "C" fn main() -> ! {
         trap::trapinithart(); // install kernel trap vector
         plic::plicinit(); // set up interrupt controller
         plic::plicinithart(); // ask PLIC for device interrupts
+        bio::binit(); // buffer cache
+        fs::iinit(); // inode table
+        file::fileinit(); // file table
+        virtio_disk::virtio_disk_init(); // emulated hard disk
+        proc::userinit(); // first user process
         println!("hart {} starting", id);
         STARTED.store(true, Ordering::Release);
     } else {

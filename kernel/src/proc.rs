@@ -7,8 +7,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
+use crate::file::File;
+use crate::fs::Inode;
 use crate::memlayout::{TRAMPOLINE, TRAPFRAME};
-use crate::param::{NCPU, NPROC};
+use crate::param::{NCPU, NOFILE, NPROC};
 use crate::riscv::{intr_get, intr_off, intr_on, PageTable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
 use crate::spinlock::{SpinLock, Spinlock};
 use crate::swtch::swtch;
@@ -195,6 +197,10 @@ pub struct Proc {
     pub trapframe: *mut TrapFrame,
     /// swtch() here to run process.
     pub context: Context,
+    /// Open files, indexed by file descriptor (null: closed).
+    pub ofile: [*mut File; NOFILE],
+    /// Current directory.
+    pub cwd: *mut Inode,
     /// Process name (debugging), NUL-padded.
     pub name: [u8; 16],
 }
@@ -215,6 +221,8 @@ impl Proc {
             kpagetable: core::ptr::null_mut(),
             trapframe: core::ptr::null_mut(),
             context: Context::zero(),
+            ofile: [core::ptr::null_mut(); NOFILE],
+            cwd: core::ptr::null_mut(),
             name: [0; 16],
         }
     }
@@ -488,7 +496,7 @@ pub fn userinit() {
         (*(*p).trapframe).sp = PGSIZE; // user stack pointer
 
         set_name(&mut (*p).name, b"initcode");
-        crate::hooks::proc_init_cwd(p);
+        (*p).cwd = crate::fs::namei(b"/");
 
         (*p).state = ProcState::Runnable;
         (*p).lock.release();
@@ -546,7 +554,12 @@ pub fn fork() -> i32 {
         (*(*np).trapframe).a0 = 0;
 
         // increment reference counts on open file descriptors.
-        crate::hooks::fork_files(p, np);
+        for i in 0..NOFILE {
+            if !(*p).ofile[i].is_null() {
+                (*np).ofile[i] = crate::file::filedup((*p).ofile[i]);
+            }
+        }
+        (*np).cwd = crate::fs::idup((*p).cwd);
 
         (*np).name = (*p).name;
 
@@ -587,8 +600,22 @@ pub fn exit(status: i32) -> ! {
         panic!("init exiting");
     }
 
-    // Close all open files, and drop the current directory.
-    crate::hooks::exit_files(p);
+    // SAFETY: ofile and cwd are private to the current process.
+    unsafe {
+        // Close all open files.
+        for fd in 0..NOFILE {
+            let f = (*p).ofile[fd];
+            if !f.is_null() {
+                crate::file::fileclose(f);
+                (*p).ofile[fd] = core::ptr::null_mut();
+            }
+        }
+
+        crate::log::begin_op();
+        crate::fs::iput((*p).cwd);
+        crate::log::end_op();
+        (*p).cwd = core::ptr::null_mut();
+    }
 
     WAIT_LOCK.acquire();
 
@@ -775,7 +802,7 @@ extern "C" fn forkret() {
         // regular process (e.g., because it calls sleep), and thus cannot
         // be run from main(). Only the first process gets here first: the
         // others are its descendants.
-        crate::hooks::fsinit();
+        crate::fs::fsinit(crate::param::ROOTDEV);
         FS_READY.store(true, Ordering::Release);
     }
 

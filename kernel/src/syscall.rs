@@ -94,18 +94,31 @@ pub type SyscallFn = fn() -> u64;
 
 /// The function that implements system call `num`, and its name.
 fn syscall_fn(num: usize) -> Option<(SyscallFn, &'static str)> {
+    use crate::exec::sys_exec;
+    use crate::sysfile::*;
     use crate::sysproc::*;
     let f: (SyscallFn, &'static str) = match num {
         SYS_FORK => (sys_fork, "fork"),
         SYS_EXIT => (sys_exit, "exit"),
         SYS_WAIT => (sys_wait, "wait"),
+        SYS_PIPE => (sys_pipe, "pipe"),
+        SYS_READ => (sys_read, "read"),
         SYS_KILL => (sys_kill, "kill"),
-        SYS_EXEC => (crate::exec::sys_exec, "exec"),
+        SYS_EXEC => (sys_exec, "exec"),
+        SYS_FSTAT => (sys_fstat, "fstat"),
+        SYS_CHDIR => (sys_chdir, "chdir"),
+        SYS_DUP => (sys_dup, "dup"),
         SYS_GETPID => (sys_getpid, "getpid"),
         SYS_SBRK => (sys_sbrk, "sbrk"),
         SYS_SLEEP => (sys_sleep, "sleep"),
         SYS_UPTIME => (sys_uptime, "uptime"),
-        SYS_WRITE => (sys_write_console, "write"),
+        SYS_OPEN => (sys_open, "open"),
+        SYS_WRITE => (sys_write, "write"),
+        SYS_MKNOD => (sys_mknod, "mknod"),
+        SYS_UNLINK => (sys_unlink, "unlink"),
+        SYS_LINK => (sys_link, "link"),
+        SYS_MKDIR => (sys_mkdir, "mkdir"),
+        SYS_CLOSE => (sys_close, "close"),
         _ => return None,
     };
     Some(f)

@@ -58,10 +58,3 @@ pub fn sys_kill() -> u64 {
 pub fn sys_uptime() -> u64 {
     *TICKS.lock() as u64
 }
-
-/// write(fd, buf, n) to the console, before the file system exists.
-pub fn sys_write_console() -> u64 {
-    let addr = argaddr(1);
-    let n = argint(2);
-    crate::console::consolewrite(true, addr, n) as i64 as u64
-}

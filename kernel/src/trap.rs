@@ -9,7 +9,7 @@
 
 #[cfg(target_arch = "riscv64")]
 use crate::memlayout::TRAMPOLINE;
-use crate::memlayout::UART0_IRQ;
+use crate::memlayout::{UART0_IRQ, VIRTIO0_IRQ};
 use crate::plic::{plic_claim, plic_complete};
 use crate::proc::{cpuid, exit, killed, myproc, setkilled, yield_};
 use crate::riscv::*;
@@ -294,6 +294,8 @@ pub fn devintr() -> i32 {
         let irq = plic_claim();
         if irq == UART0_IRQ {
             crate::uart::uartintr();
+        } else if irq == VIRTIO0_IRQ {
+            crate::virtio_disk::virtio_disk_intr();
         } else if irq != 0 {
             println!("unexpected interrupt irq={}", irq);
         }
