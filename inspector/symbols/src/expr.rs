@@ -62,7 +62,13 @@ impl fmt::Display for Expr {
         match self {
             Expr::Number(_, text) => f.write_str(text),
             Expr::Name(n) => f.write_str(n),
-            Expr::Field(b, n) => write!(f, "{b}.{n}"),
+            // Rust tuple fields are DWARF members `__0`, written `.0`.
+            Expr::Field(b, n) => match n.strip_prefix("__") {
+                Some(i) if !i.is_empty() && i.bytes().all(|c| c.is_ascii_digit()) => {
+                    write!(f, "{b}.{i}")
+                }
+                _ => write!(f, "{b}.{n}"),
+            },
             Expr::Arrow(b, n) => write!(f, "{b}->{n}"),
             Expr::Index(b, i) => write!(f, "{b}[{i}]"),
             Expr::AddrOf(x) => write!(f, "&{x}"),
@@ -429,13 +435,16 @@ pub fn eval(syms: &Symbols, e: &Expr, mem: &mut dyn Memory) -> Result<Evaluated>
                     "`{base}` is a number, not a struct: no field `{name}`"
                 )));
             };
-            let ty = ty.ok_or_else(|| untyped(base))?;
+            let ty = ty.ok_or_else(|| syms.untyped(&base.to_string()))?;
             let t = syms.resolve(ty)?;
             if let TypeKind::Pointer { .. } = t.kind {
                 return Err(SymbolError::Type(format!(
                     "`{base}` is a pointer (`{}`); use `{base}->{name}`",
                     syms.type_name(ty)
                 )));
+            }
+            if let TypeKind::Struct(s) = &t.kind {
+                check_variant(syms, base, addr, ty, s, name, mem)?;
             }
             field_place(syms, base, addr, ty, name)?
         }
@@ -453,10 +462,43 @@ pub fn eval(syms: &Symbols, e: &Expr, mem: &mut dyn Memory) -> Result<Evaluated>
     })
 }
 
-fn untyped(e: &Expr) -> SymbolError {
-    SymbolError::Type(format!(
-        "`{e}` has no DWARF type (an ELF symbol only): it can only be used as an address"
-    ))
+/// For a Rust enum, `base.Variant` is valid only while that variant is
+/// the live one: read the discriminant and say which one is.
+fn check_variant(
+    syms: &Symbols,
+    base: &Expr,
+    addr: u64,
+    ty: TypeId,
+    s: &crate::types::StructType,
+    name: &str,
+    mem: &mut dyn Memory,
+) -> Result<()> {
+    let Some(vp) = &s.variant_part else {
+        return Ok(());
+    };
+    if !vp
+        .variants
+        .iter()
+        .any(|v| v.member.name.as_deref() == Some(name))
+    {
+        return Ok(());
+    }
+    let live = syms.load(mem, addr, ty).map_err(|err| match err {
+        SymbolError::Memory(source) => SymbolError::Read {
+            what: base.to_string(),
+            source,
+        },
+        other => other,
+    })?;
+    match live.variant() {
+        Some(v) if v == name => Ok(()),
+        Some(v) => Err(SymbolError::Type(format!(
+            "`{base}` is `{v}`, not `{name}`"
+        ))),
+        None => Err(SymbolError::Type(format!(
+            "`{base}` holds no known variant, so not `{name}`"
+        ))),
+    }
 }
 
 fn field_place(
@@ -536,7 +578,7 @@ fn pointer(
             };
             Ok((value, pointee.or(from_ty)))
         }
-        Evaluated::Place { ty: None, .. } => Err(untyped(e)),
+        Evaluated::Place { ty: None, .. } => Err(syms.untyped(&e.to_string())),
         Evaluated::Place { addr, ty: Some(ty) } => {
             let t = syms.resolve(ty)?;
             match t.kind {
@@ -653,7 +695,7 @@ mod tests {
         assert_eq!(p("&proc[2]"), "&proc[2]");
         assert_eq!(p("cpus[1].proc->pid"), "cpus[1].proc->pid");
         assert_eq!(p("*(cpus[0].proc)"), "*(cpus[0].proc)");
-        assert_eq!(p("kernel::proc::PROCS[1].0"), "kernel::proc::PROCS[1].__0");
+        assert_eq!(p("kernel::proc::PROCS[1].0"), "kernel::proc::PROCS[1].0");
         assert_eq!(p("a - 1 - 2"), "a-1-2");
     }
 

@@ -36,6 +36,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use object::{Object, ObjectSection};
+
 pub use elf::{demangle, ElfSymbol, SymKind};
 pub use error::{MemoryError, Result, SymbolError};
 pub use expr::{Evaluated, Expr};
@@ -67,18 +69,36 @@ pub struct Global {
     pub is_code: bool,
 }
 
+/// An allocated ELF section: its address, its bytes' range in the file
+/// (`None` for `.bss`), and its size in memory.
+type LoadedSection = (u64, Option<(usize, usize)>, u64);
+
 /// The symbols and debug info of one kernel ELF.
 ///
 /// Opening reads the file and its symbol table only; the DWARF name index
 /// is built on first use, and types are parsed one by one as asked for.
 pub struct Symbols {
     file_name: String,
+    /// The whole file (the DWARF sections are windows on it).
+    data: Arc<[u8]>,
+    /// Allocated sections, for [`Symbols::file_memory`].
+    image: Vec<LoadedSection>,
     elf: elf::ElfSymbols,
     sections: Option<gimli::DwarfSections<R>>,
     dwarf: Option<gimli::Dwarf<R>>,
     index: OnceLock<std::result::Result<Index, String>>,
     types: Mutex<HashMap<TypeId, Arc<Type>>>,
     lines: OnceLock<std::result::Result<Mutex<addr2line::Context<R>>, String>>,
+}
+
+impl std::fmt::Debug for Symbols {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbols")
+            .field("file_name", &self.file_name)
+            .field("elf_symbols", &self.elf.iter().count())
+            .field("has_debug_info", &self.has_debug_info())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Symbols {
@@ -106,10 +126,40 @@ impl Symbols {
             why: e.to_string(),
         })?;
         let elf = elf::ElfSymbols::read(&file);
+        let image = file
+            .sections()
+            .filter(|s| s.address() != 0 && s.size() > 0)
+            .filter(|s| {
+                use object::SectionKind as K;
+                matches!(
+                    s.kind(),
+                    K::Text
+                        | K::Data
+                        | K::ReadOnlyData
+                        | K::ReadOnlyDataWithRel
+                        | K::ReadOnlyString
+                        | K::UninitializedData
+                )
+            })
+            .map(|s| {
+                let range = s
+                    .file_range()
+                    .filter(|_| s.kind() != object::SectionKind::UninitializedData)
+                    .and_then(|(off, len)| {
+                        Some((usize::try_from(off).ok()?, usize::try_from(len).ok()?))
+                    })
+                    .filter(|(off, len)| {
+                        off.checked_add(*len).is_some_and(|end| end <= data.len())
+                    });
+                (s.address(), range, s.size())
+            })
+            .collect();
         let sections = dwarf::load_sections(&file, &data, file_name)?;
         let dwarf = sections.as_ref().map(dwarf::dwarf_of);
         Ok(Symbols {
             file_name: file_name.to_string(),
+            data: data.clone(),
+            image,
             elf,
             sections,
             dwarf,
@@ -122,6 +172,23 @@ impl Symbols {
     /// The file name given at open, for messages.
     pub fn file_name(&self) -> &str {
         &self.file_name
+    }
+
+    /// The ELF's allocated sections as memory, as the loader would place
+    /// them before the kernel runs: initialised data from the file, `.bss`
+    /// as zeros. For reading constants (`const` tables, initial values)
+    /// without a target.
+    pub fn file_memory(&self) -> ImageMemory {
+        let mut mem = ImageMemory::new();
+        for &(addr, range, size) in &self.image {
+            let bytes = match range {
+                Some((off, len)) => self.data[off..off + len].to_vec(),
+                // .bss: zeros, bounded so a corrupt size cannot exhaust memory.
+                None => vec![0; size.min(MAX_LOAD_BYTES) as usize],
+            };
+            mem.map(addr, bytes);
+        }
+        mem
     }
 
     /// Whether the ELF has DWARF debug info.
@@ -410,6 +477,17 @@ impl Symbols {
         if let Some(m) = s.members.iter().find(|m| m.name.as_deref() == Some(name)) {
             return Ok(m.clone());
         }
+        // A Rust enum's variants act as members holding the variant's
+        // fields (`wait.Child.pid`); which one is live is the caller's
+        // business (expressions check it against memory).
+        if let Some(v) = s
+            .variant_part
+            .iter()
+            .flat_map(|vp| &vp.variants)
+            .find(|v| v.member.name.as_deref() == Some(name))
+        {
+            return Ok(v.member.clone());
+        }
         // C11 anonymous structs and unions: their members are the parent's.
         for m in s.members.iter().filter(|m| m.name.is_none()) {
             if let Ok(mut inner) = self.member(m.ty, name) {
@@ -488,11 +566,17 @@ impl Symbols {
     }
 }
 
-/// `lock, state, chan, ...` for a "no field" error.
+/// `lock, state, chan, ...` for a "no field" error (a Rust enum's
+/// variants count as its fields).
 fn field_list(s: &StructType) -> String {
     let names: Vec<&str> = s
         .members
         .iter()
+        .chain(
+            s.variant_part
+                .iter()
+                .flat_map(|vp| vp.variants.iter().map(|v| &v.member)),
+        )
         .map(|m| m.name.as_deref().unwrap_or("<anonymous>"))
         .collect();
     if names.len() > 32 {

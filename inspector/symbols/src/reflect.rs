@@ -144,11 +144,7 @@ impl Symbols {
     /// Load a global by name (see [`Symbols::global`]).
     pub fn load_global(&self, mem: &mut dyn Memory, name: &str) -> Result<Value> {
         let g = self.global(name)?;
-        let ty = g.ty.ok_or_else(|| {
-            SymbolError::Type(format!(
-                "`{name}` has no DWARF type, so it cannot be loaded"
-            ))
-        })?;
+        let ty = g.ty.ok_or_else(|| self.untyped(name))?;
         self.load(mem, g.addr, ty)
     }
 
@@ -159,6 +155,18 @@ impl Symbols {
             values: 0,
         }
         .value(ty, bytes, 0)
+    }
+
+    /// The error for using a symbol without a DWARF type as an object.
+    pub(crate) fn untyped(&self, what: &str) -> SymbolError {
+        if !self.has_debug_info() {
+            return SymbolError::NoDebugInfo {
+                file: self.file_name().to_string(),
+            };
+        }
+        SymbolError::Type(format!(
+            "`{what}` has no DWARF type (an ELF symbol only): it can only be used as an address"
+        ))
     }
 
     /// Read an unsigned integer of `size` (1..=8) bytes, little-endian.

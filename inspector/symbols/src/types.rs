@@ -66,7 +66,8 @@ pub enum Encoding {
     Unsigned,
     Bool,
     Float,
-    /// `char`, `signed char`, `unsigned char`, Rust `char` (UTF-32).
+    /// `unsigned char` (and `char` on RISC-V, where it is unsigned),
+    /// Rust `char` (UTF-32). `signed char` is [`Encoding::Signed`].
     Char,
     /// An encoding this layer does not interpret (decimal, complex, ...).
     Other,
@@ -281,13 +282,13 @@ pub fn parse(dwarf: &gimli::Dwarf<R>, index: &Index, id: TypeId) -> Result<Type,
                 _ => gimli::DW_ATE_unsigned,
             };
             let encoding = match enc {
-                gimli::DW_ATE_signed => Encoding::Signed,
+                // `signed char` is a small signed integer; it still reads as
+                // a string byte in a `char` array.
+                gimli::DW_ATE_signed | gimli::DW_ATE_signed_char => Encoding::Signed,
                 gimli::DW_ATE_unsigned | gimli::DW_ATE_address => Encoding::Unsigned,
                 gimli::DW_ATE_boolean => Encoding::Bool,
                 gimli::DW_ATE_float => Encoding::Float,
-                gimli::DW_ATE_signed_char | gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF => {
-                    Encoding::Char
-                }
+                gimli::DW_ATE_unsigned_char | gimli::DW_ATE_UTF => Encoding::Char,
                 _ => Encoding::Other,
             };
             simple(TypeKind::Base(encoding))
