@@ -8,6 +8,7 @@
 //! knows before it starts.
 
 pub mod memory;
+pub mod qemu;
 
 use std::fmt;
 

@@ -1,0 +1,302 @@
+//! Packet exchange over a [`Transport`]: send a command, collect the
+//! stub's `+` and its reply, acknowledge, and keep stop replies that
+//! arrive unasked.
+//!
+//! QEMU 7.2 acknowledges each of our packets with `+` but does not wait for
+//! our acknowledgements (it has no `QStartNoAckMode`; the request gets the
+//! empty reply). We still acknowledge its packets, as gdb does, and answer
+//! a damaged one with `-`, which makes QEMU send it again. Every wait has a
+//! deadline, every retry loop a count.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, Decoder, Event};
+use crate::reply::{self, StopReply};
+use crate::transport::Transport;
+
+/// Retransmissions before a damaged exchange is an error.
+const MAX_RETRIES: usize = 3;
+/// Stray bytes tolerated while waiting for a reply before concluding the
+/// peer does not speak the protocol.
+const MAX_GARBAGE: usize = 4096;
+/// The largest packet accepted (QEMU 7.2 sends at most 4 KiB; newer QEMU
+/// advertises more).
+const MAX_PACKET: usize = 1 << 20;
+
+/// The exchange layer. `Session` builds on it; use that.
+#[derive(Debug)]
+pub struct Client {
+    conn: Transport,
+    decoder: Decoder,
+    timeout: Duration,
+    /// Stop replies that arrived while we waited for something else.
+    stops: VecDeque<StopReply>,
+    last_sent: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+/// The printable start of a payload, for errors.
+pub fn show(payload: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&payload[..payload.len().min(48)]).into_owned();
+    if payload.len() > 48 {
+        s + "..."
+    } else {
+        s
+    }
+}
+
+impl Client {
+    /// Wrap a connection; `timeout` bounds each wait for a reply.
+    pub fn new(conn: Transport, timeout: Duration) -> Client {
+        Client {
+            conn,
+            decoder: Decoder::new(MAX_PACKET),
+            timeout,
+            stops: VecDeque::new(),
+            last_sent: Vec::new(),
+            buf: vec![0; 16 * 1024],
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        self.conn.addr()
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Send one packet and do not wait.
+    pub fn send(&mut self, payload: &[u8]) -> Result<()> {
+        self.last_sent = frame::encode(payload);
+        let during = format!("while sending {}", show(payload));
+        let wire = std::mem::take(&mut self.last_sent);
+        let r = self.conn.write_all(&wire, &during);
+        self.last_sent = wire;
+        r
+    }
+
+    /// Send the interrupt byte (0x03), outside any packet.
+    pub fn send_interrupt(&mut self) -> Result<()> {
+        self.conn.write_all(&[0x03], "while interrupting")
+    }
+
+    /// Send a command and return its reply payload.
+    pub fn request(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
+        self.send(payload)?;
+        match self.wait_ack(payload)? {
+            Some(reply) => Ok(reply),
+            None => self.next_packet(payload),
+        }
+    }
+
+    /// Send a command whose only answer is `+` (`vCont;c`): nothing else
+    /// comes until the machine stops.
+    pub fn request_no_reply(&mut self, payload: &[u8]) -> Result<()> {
+        self.send(payload)?;
+        match self.wait_ack(payload)? {
+            None => Ok(()),
+            Some(p) if reply::is_stop_reply(&p) => {
+                self.queue_stop(&p, payload)?;
+                Ok(())
+            }
+            Some(p) => Err(Error::Protocol {
+                packet: show(payload),
+                why: format!("expected no reply, got {:?}", show(&p)),
+            }),
+        }
+    }
+
+    /// A stop reply that arrived unasked, if any.
+    pub fn take_stop(&mut self) -> Option<StopReply> {
+        self.stops.pop_front()
+    }
+
+    /// Wait up to `timeout` for a stop reply (after a continue or an
+    /// interrupt). `Ok(None)` when none came in time.
+    pub fn wait_stop(&mut self, timeout: Duration) -> Result<Option<StopReply>> {
+        if let Some(s) = self.stops.pop_front() {
+            return Ok(Some(s));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_packet_until(b"(waiting for the machine to stop)", deadline)? {
+                None => return Ok(None),
+                Some(p) if reply::is_stop_reply(&p) => {
+                    return StopReply::parse(&p).map(Some).map_err(|e| Error::Protocol {
+                        packet: "stop reply".into(),
+                        why: e.to_string(),
+                    })
+                }
+                // Console output while running (`O` packets) is not ours to show.
+                Some(p) if reply::console_output(&p).is_some() => continue,
+                Some(p) => {
+                    return Err(Error::Protocol {
+                        packet: "stop reply".into(),
+                        why: format!("expected a stop reply, got {:?}", show(&p)),
+                    })
+                }
+            }
+        }
+    }
+
+    fn queue_stop(&mut self, p: &[u8], sent: &[u8]) -> Result<()> {
+        let stop = StopReply::parse(p).map_err(|e| Error::Protocol {
+            packet: show(sent),
+            why: e.to_string(),
+        })?;
+        self.stops.push_back(stop);
+        Ok(())
+    }
+
+    /// Wait for the `+` of what we just sent. Stop replies before it are
+    /// queued (QEMU sends one on attach when it stopped a running guest);
+    /// any other packet is taken as the reply of a stub that does not ack.
+    fn wait_ack(&mut self, sent: &[u8]) -> Result<Option<Vec<u8>>> {
+        let deadline = Instant::now() + self.timeout;
+        let mut retries = 0;
+        loop {
+            match self.next_event(sent, deadline)? {
+                Event::Ack => return Ok(None),
+                Event::Nack => {
+                    // A '-' amid stray bytes is more garbage, not a request.
+                    if self.decoder.garbage_count() > 0 {
+                        return Err(self.not_a_stub());
+                    }
+                    retries += 1;
+                    if retries > MAX_RETRIES {
+                        return Err(Error::Protocol {
+                            packet: show(sent),
+                            why: format!("the stub rejected it {retries} times"),
+                        });
+                    }
+                    let wire = self.last_sent.clone();
+                    self.conn.write_all(&wire, "while resending")?;
+                }
+                Event::Packet(p) if reply::is_stop_reply(&p) => {
+                    self.ack()?;
+                    self.queue_stop(&p, sent)?;
+                }
+                Event::Packet(p) => {
+                    self.ack()?;
+                    return Ok(Some(p));
+                }
+                Event::Bad(e) => self.nack_or_fail(e, &mut retries)?,
+            }
+        }
+    }
+
+    fn ack(&mut self) -> Result<()> {
+        self.conn.write_all(b"+", "while acknowledging")
+    }
+
+    fn nack_or_fail(&mut self, e: frame::FrameError, retries: &mut usize) -> Result<()> {
+        *retries += 1;
+        if *retries > MAX_RETRIES {
+            return Err(Error::Frame {
+                addr: self.conn.addr().to_string(),
+                why: e,
+            });
+        }
+        self.conn.write_all(b"-", "while asking for a resend")
+    }
+
+    /// The next packet, acknowledged; an error on time-out. `sent` names
+    /// what it answers, for errors.
+    pub fn next_packet(&mut self, sent: &[u8]) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + self.timeout;
+        match self.next_packet_until(sent, deadline)? {
+            Some(p) => Ok(p),
+            None => Err(self.timeout_error(sent)),
+        }
+    }
+
+    /// The next packet before `deadline`, acknowledged; `None` on time-out.
+    fn next_packet_until(&mut self, sent: &[u8], deadline: Instant) -> Result<Option<Vec<u8>>> {
+        let mut retries = 0;
+        loop {
+            let event = match self.next_event_until(sent, deadline)? {
+                Some(e) => e,
+                None => return Ok(None),
+            };
+            match event {
+                Event::Ack | Event::Nack => continue,
+                Event::Packet(p) => {
+                    self.ack()?;
+                    return Ok(Some(p));
+                }
+                Event::Bad(e) => self.nack_or_fail(e, &mut retries)?,
+            }
+        }
+    }
+
+    fn next_event(&mut self, sent: &[u8], deadline: Instant) -> Result<Event> {
+        match self.next_event_until(sent, deadline)? {
+            Some(e) => Ok(e),
+            None => Err(self.timeout_error(sent)),
+        }
+    }
+
+    fn next_event_until(&mut self, sent: &[u8], deadline: Instant) -> Result<Option<Event>> {
+        loop {
+            if let Some(e) = self.decoder.next_event() {
+                if matches!(e, Event::Packet(_)) {
+                    self.decoder.clear_garbage();
+                }
+                return Ok(Some(e));
+            }
+            if self.decoder.garbage_count() > MAX_GARBAGE {
+                return Err(self.not_a_stub());
+            }
+            let during = if self.decoder.in_packet() {
+                format!("in the middle of the reply to {}", show(sent))
+            } else {
+                format!("while waiting for the reply to {}", show(sent))
+            };
+            let mut buf = std::mem::take(&mut self.buf);
+            let r = self.conn.read(&mut buf, deadline, &during);
+            match r {
+                Ok(Ok(n)) => self.decoder.feed(&buf[..n]),
+                Ok(Err(_timed_out)) => {
+                    self.buf = buf;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.buf = buf;
+                    return Err(e);
+                }
+            }
+            self.buf = buf;
+        }
+    }
+
+    fn not_a_stub(&self) -> Error {
+        Error::NotAStub {
+            addr: self.conn.addr().to_string(),
+            preview: String::from_utf8_lossy(self.decoder.garbage()).into_owned(),
+        }
+    }
+
+    fn timeout_error(&self, sent: &[u8]) -> Error {
+        if self.decoder.garbage_count() > 0 {
+            return self.not_a_stub();
+        }
+        Error::Timeout {
+            addr: self.conn.addr().to_string(),
+            what: show(sent),
+            after: self.timeout,
+            hint: if self.decoder.in_packet() {
+                " (its reply stopped half-way)".into()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// Close the connection.
+    pub fn shutdown(&self) {
+        self.conn.shutdown();
+    }
+}

@@ -1,0 +1,727 @@
+//! A debugging session with QEMU's gdb stub: the operations kinspect needs
+//! (harts, registers, CSRs by name, memory virtual and physical, monitor
+//! commands, halt/resume/step, breakpoints) and the rule that a one-shot
+//! command leaves the machine as it found it.
+//!
+//! # Attaching halts the guest
+//!
+//! QEMU 7.2 stops the VM the moment a gdb client connects, and if the VM
+//! was running it says so at once with an unsolicited stop reply
+//! (`T02thread:01;`) that reaches us before the reply to our first packet.
+//! A VM that was already halted (`-S`, QMP `stop`, a previous client)
+//! sends nothing. [`Session::connect`] records which it was
+//! ([`Session::was_running`]). [`Session::finish`] (and `Drop`) then:
+//!
+//! - guest running before we came, and still halted: detach with `D;1`,
+//!   which removes all breakpoints and resumes the VM;
+//! - guest halted before we came: remove our breakpoints and close the
+//!   socket *without* `D` (QEMU resumes the VM on `D`, not on close);
+//! - guest running now (we resumed it): close; if we left breakpoints,
+//!   interrupt and detach with `D;1` so nothing traps with no one attached.
+//!
+//! [`Session::halt`] and [`Session::step`] mean the user wants the machine
+//! stopped: after them `finish` leaves it halted.
+//!
+//! # Packets never sent
+//!
+//! `k` and `vKill` terminate QEMU itself. `?` makes QEMU 7.2 remove every
+//! breakpoint and watchpoint (`gdb_breakpoint_remove_all`). Neither is
+//! sent anywhere in this crate; the attach state comes from the unsolicited
+//! stop reply instead of `?`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use gdbstub::arch::Registers;
+use gdbstub_arch::riscv::reg::RiscvCoreRegs;
+
+use crate::client::{show, Client};
+use crate::error::{Error, Result};
+use crate::hex;
+use crate::reply::{self, StopReply};
+use crate::target_xml::RegisterMap;
+use crate::thread::ThreadId;
+use crate::transport::{StubAddr, Transport};
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Bound on the TCP connect.
+    pub connect_timeout: Duration,
+    /// Bound on each wait for a reply.
+    pub timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Whether the guest executes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    Halted,
+}
+
+/// What `qSupported` said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `PacketSize`: the largest packet the stub takes or sends, in bytes.
+    pub packet_size: usize,
+    pub multiprocess: bool,
+    pub xfer_features: bool,
+    /// Everything, as sent.
+    pub raw: String,
+}
+
+/// The packet size assumed when `qSupported` names none (gdb's minimum).
+const DEFAULT_PACKET_SIZE: usize = 400;
+/// Bound on `qsThreadInfo` rounds.
+const MAX_THREAD_ROUNDS: usize = 4096;
+/// Bound on one `qXfer` object.
+const MAX_XFER: usize = 1 << 20;
+/// Bound on one monitor command's output.
+const MAX_MONITOR_OUTPUT: usize = 16 << 20;
+
+impl Features {
+    /// Parse a `qSupported` reply (`PacketSize=1000;qXfer:features:read+;...`).
+    pub fn parse(reply: &[u8]) -> Result<Features> {
+        let raw = String::from_utf8_lossy(reply).into_owned();
+        let mut f = Features {
+            packet_size: DEFAULT_PACKET_SIZE,
+            raw: raw.clone(),
+            ..Features::default()
+        };
+        for item in raw.split(';') {
+            if let Some(v) = item.strip_prefix("PacketSize=") {
+                let n = hex::decode_u64(v.as_bytes()).map_err(|e| Error::hex("qSupported", e))?;
+                // A stub that cannot take "$m0,1#xx" is useless; cap absurd values.
+                f.packet_size = usize::try_from(n).unwrap_or(usize::MAX).clamp(16, 1 << 20);
+            } else if item == "multiprocess+" {
+                f.multiprocess = true;
+            } else if item == "qXfer:features:read+" {
+                f.xfer_features = true;
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// A live session. See the module docs for what `finish` does.
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    features: Features,
+    was_running: bool,
+    state: RunState,
+    resume_on_finish: bool,
+    threads: Option<Vec<ThreadId>>,
+    registers: Option<RegisterMap>,
+    selected: Option<ThreadId>,
+    breakpoints: BTreeSet<(u64, usize)>,
+    exited: Option<String>,
+    finished: bool,
+}
+
+impl Session {
+    /// Connect to the stub at `addr` (`HOST:PORT` or `:PORT`) and negotiate.
+    /// The guest is halted when this returns (QEMU halts it on attach).
+    pub fn connect(addr: &str, opts: &ConnectOptions) -> Result<Session> {
+        let addr = StubAddr::parse(addr)?;
+        let conn = Transport::connect(&addr, opts.connect_timeout)?;
+        let mut client = Client::new(conn, opts.timeout);
+        let reply = client.request(b"qSupported:multiprocess+;vContSupported+")?;
+        if reply.is_empty() {
+            return Err(Error::Unsupported("qSupported".into()));
+        }
+        let features = Features::parse(&reply)?;
+        // QEMU's stop reply for the attach, if it stopped a running guest,
+        // precedes the `+` of our first packet.
+        let mut was_running = false;
+        while let Some(stop) = client.take_stop() {
+            was_running = true;
+            if matches!(stop, StopReply::Exited(_) | StopReply::Terminated(_)) {
+                return Err(Error::Exited(format!("{stop:?}")));
+            }
+        }
+        Ok(Session {
+            client,
+            features,
+            was_running,
+            state: RunState::Halted,
+            resume_on_finish: was_running,
+            threads: None,
+            registers: None,
+            selected: None,
+            breakpoints: BTreeSet::new(),
+            exited: None,
+            finished: false,
+        })
+    }
+
+    /// The address connected to.
+    pub fn addr(&self) -> &str {
+        self.client.addr()
+    }
+
+    /// Was the guest executing when we attached?
+    pub fn was_running(&self) -> bool {
+        self.was_running
+    }
+
+    /// Running or halted now.
+    pub fn state(&self) -> RunState {
+        self.state
+    }
+
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// The most bytes one `m` reply can carry: each byte is two hex digits
+    /// in a packet of at most `PacketSize` bytes (gdb's own rule; QEMU 7.2
+    /// answers `E22` to `m` longer than 2048 bytes).
+    pub fn max_read(&self) -> usize {
+        (self.features.packet_size / 2).max(1)
+    }
+
+    fn pid(&self) -> u64 {
+        self.threads
+            .as_ref()
+            .and_then(|t| t.first())
+            .and_then(|t| t.pid)
+            .unwrap_or(1)
+    }
+
+    fn check_halted(&self, what: &str) -> Result<()> {
+        if let Some(why) = &self.exited {
+            return Err(Error::Exited(why.clone()));
+        }
+        if self.state == RunState::Running {
+            // Any byte sent while the guest runs stops it and is dropped.
+            return Err(Error::State(format!(
+                "cannot {what} while the machine runs: halt it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Send a command that must be answered `OK`.
+    fn request_ok(&mut self, payload: &[u8]) -> Result<()> {
+        let r = self.client.request(payload)?;
+        match r.as_slice() {
+            b"OK" => Ok(()),
+            b"" => Err(Error::Unsupported(show(payload))),
+            _ => Err(match reply::error_code(&r) {
+                Some(code) => Error::Remote {
+                    packet: show(payload),
+                    code,
+                },
+                None => Error::Protocol {
+                    packet: show(payload),
+                    why: format!("expected OK, got {:?}", show(&r)),
+                },
+            }),
+        }
+    }
+
+    /// A data reply: not empty, not `E NN`.
+    fn request_data(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
+        let r = self.client.request(payload)?;
+        if r.is_empty() {
+            return Err(Error::Unsupported(show(payload)));
+        }
+        if let Some(code) = reply::error_code(&r) {
+            return Err(Error::Remote {
+                packet: show(payload),
+                code,
+            });
+        }
+        Ok(r)
+    }
+
+    /// The threads (harts), in the stub's order: `p1.1`, `p1.2`, ...
+    pub fn threads(&mut self) -> Result<Vec<ThreadId>> {
+        if let Some(t) = &self.threads {
+            return Ok(t.clone());
+        }
+        self.check_halted("list threads")?;
+        let mut out = Vec::new();
+        let mut query: &[u8] = b"qfThreadInfo";
+        for _ in 0..MAX_THREAD_ROUNDS {
+            let r = self.request_data(query)?;
+            match r.split_first() {
+                Some((b'l', _)) => {
+                    self.threads = Some(out.clone());
+                    return Ok(out);
+                }
+                Some((b'm', list)) => {
+                    for id in list.split(|&b| b == b',') {
+                        out.push(ThreadId::parse(id).map_err(|e| Error::hex("qfThreadInfo", e))?);
+                    }
+                }
+                _ => {
+                    return Err(Error::Protocol {
+                        packet: show(query),
+                        why: format!("expected m... or l, got {:?}", show(&r)),
+                    })
+                }
+            }
+            query = b"qsThreadInfo";
+        }
+        Err(Error::Protocol {
+            packet: "qsThreadInfo".into(),
+            why: format!("more than {MAX_THREAD_ROUNDS} rounds"),
+        })
+    }
+
+    /// Make `tid` the thread for register and memory packets (`Hg`).
+    pub fn select(&mut self, tid: ThreadId) -> Result<()> {
+        if self.selected == Some(tid) {
+            return Ok(());
+        }
+        self.check_halted("select a thread")?;
+        if !self.threads()?.contains(&tid) {
+            return Err(Error::NoThread(tid.to_string()));
+        }
+        match self.request_ok(format!("Hg{tid}").as_bytes()) {
+            Ok(()) => {}
+            Err(Error::Remote { .. }) => return Err(Error::NoThread(tid.to_string())),
+            Err(e) => return Err(e),
+        }
+        self.selected = Some(tid);
+        Ok(())
+    }
+
+    /// x0..x31 and pc of one thread (`Hg` + `g`).
+    pub fn core_regs(&mut self, tid: ThreadId) -> Result<RiscvCoreRegs<u64>> {
+        self.select(tid)?;
+        let r = self.request_data(b"g")?;
+        let bytes = hex::decode_bytes(&r).map_err(|e| Error::hex("g", e))?;
+        let mut regs = RiscvCoreRegs::<u64>::default();
+        regs.gdb_deserialize(&bytes).map_err(|()| Error::Protocol {
+            packet: "g".into(),
+            why: format!(
+                "{} bytes of registers, expected 33 64-bit registers (x0..x31, pc)",
+                bytes.len()
+            ),
+        })?;
+        Ok(regs)
+    }
+
+    /// The register map from the target description (fetched once).
+    pub fn register_map(&mut self) -> Result<&RegisterMap> {
+        if self.registers.is_none() {
+            self.check_halted("read the target description")?;
+            let map = RegisterMap::load("target.xml", |annex| self.read_xfer("features", annex))?;
+            self.registers = Some(map);
+        }
+        self.registers
+            .as_ref()
+            .ok_or_else(|| Error::NoRegister("target description".into()))
+    }
+
+    /// Read one `qXfer:OBJECT:read:ANNEX` object whole.
+    pub fn read_xfer(&mut self, object: &str, annex: &str) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // Leave room for the 'm'/'l' marker, framing and escapes.
+        let chunk = (self.features.packet_size.saturating_sub(8) / 2).max(1);
+        loop {
+            let q = format!("qXfer:{object}:read:{annex}:{:x},{chunk:x}", out.len());
+            let r = self.request_data(q.as_bytes())?;
+            let (more, data) = match r.split_first() {
+                Some((b'm', d)) => (true, d),
+                Some((b'l', d)) => (false, d),
+                _ => {
+                    return Err(Error::Protocol {
+                        packet: q,
+                        why: format!("expected m... or l..., got {:?}", show(&r)),
+                    })
+                }
+            };
+            out.extend_from_slice(data);
+            if !more {
+                return Ok(out);
+            }
+            if data.is_empty() || out.len() > MAX_XFER {
+                return Err(Error::Protocol {
+                    packet: q,
+                    why: "the object does not end".into(),
+                });
+            }
+        }
+    }
+
+    /// The number of register `name` in the target description.
+    pub fn regnum(&mut self, name: &str) -> Result<usize> {
+        self.register_map()?
+            .get(name)
+            .map(|r| r.regnum)
+            .ok_or_else(|| Error::NoRegister(name.to_string()))
+    }
+
+    /// One register by number (`Hg` + `p`), as little-endian bytes.
+    pub fn read_register_bytes(&mut self, tid: ThreadId, regnum: usize) -> Result<Vec<u8>> {
+        // QEMU answers `p` with the empty reply until target.xml was read.
+        self.register_map()?;
+        self.select(tid)?;
+        let r = self.request_data(format!("p{regnum:x}").as_bytes())?;
+        hex::decode_bytes(&r).map_err(|e| Error::hex("p", e))
+    }
+
+    /// One register by name (`satp`, `sstatus`, `priv`), up to 64 bits.
+    pub fn read_register(&mut self, tid: ThreadId, name: &str) -> Result<u64> {
+        let n = self.regnum(name)?;
+        let b = self.read_register_bytes(tid, n)?;
+        if b.is_empty() || b.len() > 8 {
+            return Err(Error::Protocol {
+                packet: format!("p{n:x}"),
+                why: format!("{name} came as {} bytes", b.len()),
+            });
+        }
+        let mut le = [0u8; 8];
+        le[..b.len()].copy_from_slice(&b);
+        Ok(u64::from_le_bytes(le))
+    }
+
+    /// Read memory at `addr` into `buf` with `m`, split to fit the packet
+    /// size. Addresses are virtual (through the selected hart's `satp`)
+    /// unless inside [`Session::physical`].
+    pub fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.check_halted("read memory")?;
+        let max = self.max_read();
+        let mut done = 0usize;
+        // Each round reads at least one byte or fails: at most buf.len() rounds.
+        while done < buf.len() {
+            let a = addr.wrapping_add(done as u64);
+            let len = (buf.len() - done).min(max);
+            let q = format!("m{a:x},{len:x}");
+            let r = self.client.request(q.as_bytes())?;
+            if let Some(code) = reply::error_code(&r) {
+                return Err(Error::Memory { addr: a, len, code });
+            }
+            if r.is_empty() || r.len() % 2 != 0 || r.len() / 2 > len {
+                return Err(Error::Protocol {
+                    packet: q,
+                    why: format!("{} hex digits for {len} bytes", r.len()),
+                });
+            }
+            let n = r.len() / 2;
+            hex::decode_into(&r, &mut buf[done..done + n]).map_err(|e| Error::hex(&q, e))?;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// QEMU's `PhyMemMode`: whether `m` addresses are physical.
+    pub fn phys_mem_mode(&mut self) -> Result<bool> {
+        self.check_halted("query PhyMemMode")?;
+        let r = self.client.request(b"qqemu.PhyMemMode")?;
+        match r.as_slice() {
+            b"1" => Ok(true),
+            b"0" => Ok(false),
+            b"" => Err(Error::Unsupported(
+                "qqemu.PhyMemMode (physical memory access needs QEMU's gdb stub)".into(),
+            )),
+            _ => Err(Error::Protocol {
+                packet: "qqemu.PhyMemMode".into(),
+                why: format!("expected 0 or 1, got {:?}", show(&r)),
+            }),
+        }
+    }
+
+    /// Set QEMU's `PhyMemMode`.
+    pub fn set_phys_mem_mode(&mut self, on: bool) -> Result<()> {
+        self.check_halted("set PhyMemMode")?;
+        self.request_ok(if on {
+            b"Qqemu.PhyMemMode:1"
+        } else {
+            b"Qqemu.PhyMemMode:0"
+        })
+    }
+
+    /// Physical memory access: `PhyMemMode` is 1 while the guard lives and
+    /// back to what it was when the guard is dropped or
+    /// [`restore`](PhysicalMemory::restore)d, on error paths too.
+    pub fn physical(&mut self) -> Result<PhysicalMemory<'_>> {
+        let previous = self.phys_mem_mode()?;
+        if !previous {
+            self.set_phys_mem_mode(true)?;
+        }
+        Ok(PhysicalMemory {
+            session: self,
+            previous,
+            restored: false,
+        })
+    }
+
+    /// Read physical memory (PhyMemMode 1 around the reads, then restored).
+    pub fn read_physical(&mut self, pa: u64, buf: &mut [u8]) -> Result<()> {
+        let mut phys = self.physical()?;
+        let read = phys.read(pa, buf);
+        let restore = phys.restore();
+        read.and(restore)
+    }
+
+    /// Run a QEMU monitor command (`qRcmd`) and return what it printed
+    /// (QEMU sends it as `O` packets, then `OK`).
+    pub fn monitor(&mut self, command: &str) -> Result<String> {
+        self.check_halted("run a monitor command")?;
+        let q = format!("qRcmd,{}", hex::encode_bytes(command.as_bytes()));
+        let mut out = Vec::new();
+        let mut r = self.client.request(q.as_bytes())?;
+        loop {
+            match reply::console_output(&r) {
+                Some(text) => {
+                    out.extend(text.map_err(|e| Error::hex("O packet", e))?);
+                    if out.len() > MAX_MONITOR_OUTPUT {
+                        return Err(Error::Protocol {
+                            packet: format!("qRcmd,{command}"),
+                            why: "more than 16 MiB of output".into(),
+                        });
+                    }
+                }
+                None if r == b"OK" => return Ok(String::from_utf8_lossy(&out).into_owned()),
+                None if r.is_empty() => return Err(Error::Unsupported("qRcmd".into())),
+                None => {
+                    return Err(match reply::error_code(&r) {
+                        Some(code) => Error::Remote {
+                            packet: format!("qRcmd,{command}"),
+                            code,
+                        },
+                        None => Error::Protocol {
+                            packet: format!("qRcmd,{command}"),
+                            why: format!("expected O... or OK, got {:?}", show(&r)),
+                        },
+                    })
+                }
+            }
+            r = self.client.next_packet(q.as_bytes())?;
+        }
+    }
+
+    fn note_stop(&mut self, stop: &StopReply) {
+        self.selected = None;
+        self.state = RunState::Halted;
+        if matches!(stop, StopReply::Exited(_) | StopReply::Terminated(_)) {
+            self.exited = Some(format!("{stop:?}"));
+        }
+    }
+
+    /// Stop every hart (0x03, then wait for the stop reply). A no-op when
+    /// already halted. Afterwards `finish` leaves the machine halted.
+    pub fn halt(&mut self) -> Result<()> {
+        self.resume_on_finish = false;
+        self.ensure_halted()
+    }
+
+    /// Halt a running machine so it can be read; `finish` then resumes it.
+    /// A no-op when already halted.
+    pub fn halt_for_reading(&mut self) -> Result<()> {
+        if self.state == RunState::Running {
+            self.ensure_halted()?;
+            self.resume_on_finish = true;
+        }
+        Ok(())
+    }
+
+    /// Halt if running, without changing what `finish` will do.
+    pub fn ensure_halted(&mut self) -> Result<()> {
+        if self.state == RunState::Halted {
+            return Ok(());
+        }
+        self.client.send_interrupt()?;
+        let timeout = self.client.timeout();
+        match self.client.wait_stop(timeout)? {
+            Some(stop) => {
+                self.note_stop(&stop);
+                Ok(())
+            }
+            None => Err(Error::Timeout {
+                addr: self.addr().to_string(),
+                what: "the interrupt (0x03)".into(),
+                after: timeout,
+                hint: String::new(),
+            }),
+        }
+    }
+
+    /// Let every hart run (`vCont;c`).
+    pub fn resume(&mut self) -> Result<()> {
+        self.check_halted("resume")?;
+        self.client.request_no_reply(b"vCont;c")?;
+        self.selected = None;
+        self.state = RunState::Running;
+        // Something may already have stopped it (a breakpoint at pc).
+        if let Some(stop) = self.client.take_stop() {
+            self.note_stop(&stop);
+        }
+        Ok(())
+    }
+
+    /// Execute one instruction on `tid` with the other harts stopped
+    /// (`vCont;s:TID`). Afterwards `finish` leaves the machine halted.
+    pub fn step(&mut self, tid: ThreadId) -> Result<StopReply> {
+        self.check_halted("step")?;
+        self.resume_on_finish = false;
+        let q = format!("vCont;s:{tid}");
+        let r = self.client.request(q.as_bytes())?;
+        if r.is_empty() {
+            return Err(Error::Unsupported(q));
+        }
+        if let Some(code) = reply::error_code(&r) {
+            return Err(Error::Remote { packet: q, code });
+        }
+        let stop = StopReply::parse(&r).map_err(|e| Error::Protocol {
+            packet: q,
+            why: e.to_string(),
+        })?;
+        self.note_stop(&stop);
+        Ok(stop)
+    }
+
+    /// Wait up to `timeout` for a running machine to stop by itself (a
+    /// breakpoint). `Ok(None)` if it is still running.
+    pub fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReply>> {
+        if self.state == RunState::Halted {
+            return Err(Error::State("the machine is not running".into()));
+        }
+        let stop = self.client.wait_stop(timeout)?;
+        if let Some(s) = &stop {
+            self.note_stop(s);
+        }
+        Ok(stop)
+    }
+
+    /// Insert a software breakpoint (`Z0,addr,kind`; kind 4 for a 32-bit
+    /// instruction, 2 for a compressed one).
+    pub fn insert_breakpoint(&mut self, addr: u64, kind: usize) -> Result<()> {
+        self.check_halted("insert a breakpoint")?;
+        self.request_ok(format!("Z0,{addr:x},{kind:x}").as_bytes())?;
+        self.breakpoints.insert((addr, kind));
+        Ok(())
+    }
+
+    /// Remove a software breakpoint (`z0,addr,kind`).
+    pub fn remove_breakpoint(&mut self, addr: u64, kind: usize) -> Result<()> {
+        self.check_halted("remove a breakpoint")?;
+        self.request_ok(format!("z0,{addr:x},{kind:x}").as_bytes())?;
+        self.breakpoints.remove(&(addr, kind));
+        Ok(())
+    }
+
+    /// Leave: resume the guest if it was running when we came, remove our
+    /// breakpoints, and close. See the module docs.
+    pub fn finish(mut self) -> Result<()> {
+        self.close()
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        let q = if self.features.multiprocess {
+            format!("D;{:x}", self.pid())
+        } else {
+            "D".to_string()
+        };
+        self.request_ok(q.as_bytes())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.finished = true;
+        let r = if self.exited.is_some() {
+            Ok(())
+        } else if self.state == RunState::Running {
+            if self.breakpoints.is_empty() {
+                Ok(())
+            } else {
+                // D removes every breakpoint and resumes.
+                self.ensure_halted().and_then(|()| self.detach())
+            }
+        } else if self.resume_on_finish {
+            self.detach()
+        } else {
+            let bps: Vec<(u64, usize)> = self.breakpoints.iter().copied().collect();
+            bps.into_iter()
+                .try_for_each(|(a, k)| self.remove_breakpoint(a, k))
+        };
+        self.client.shutdown();
+        r
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// `PhyMemMode` set to 1 for as long as this lives; see [`Session::physical`].
+#[derive(Debug)]
+pub struct PhysicalMemory<'s> {
+    session: &'s mut Session,
+    previous: bool,
+    restored: bool,
+}
+
+impl PhysicalMemory<'_> {
+    /// Read physical memory.
+    pub fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<()> {
+        self.session.read_memory(pa, buf)
+    }
+
+    /// The session, for other requests while physical mode is on.
+    pub fn session(&mut self) -> &mut Session {
+        self.session
+    }
+
+    /// Put `PhyMemMode` back, reporting failure.
+    pub fn restore(mut self) -> Result<()> {
+        self.restore_inner()
+    }
+
+    fn restore_inner(&mut self) -> Result<()> {
+        if self.restored {
+            return Ok(());
+        }
+        self.restored = true;
+        if self.previous {
+            return Ok(());
+        }
+        self.session.set_phys_mem_mode(false)
+    }
+}
+
+impl Drop for PhysicalMemory<'_> {
+    fn drop(&mut self) {
+        let _ = self.restore_inner();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_7_2_features() {
+        let f =
+            Features::parse(b"PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+")
+                .unwrap();
+        assert_eq!(f.packet_size, 4096);
+        assert!(f.multiprocess && f.xfer_features);
+        assert_eq!(
+            Features::parse(b"qXfer:features:read+")
+                .unwrap()
+                .packet_size,
+            400
+        );
+        assert!(Features::parse(b"PacketSize=zz").is_err());
+        assert_eq!(Features::parse(b"PacketSize=1").unwrap().packet_size, 16);
+    }
+}

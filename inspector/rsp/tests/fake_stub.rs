@@ -1,0 +1,262 @@
+//! The client end to end against a fake QEMU built on the `gdbstub` crate
+//! (tests/support), over real TCP on 127.0.0.1: no QEMU needed.
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use kinspect_rsp::{ConnectOptions, Error, RunState, Session, StopReply, ThreadId};
+use support::{core_value, csr_value, ram_image, Fake, Options, RAM_BASE, SATP, SSTATUS};
+
+fn opts() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn memory_reads_are_split_to_fit_the_advertised_packet_size() {
+    let fake = Fake::start(Options {
+        packet_size: 256,
+        ..Options::default()
+    });
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    assert_eq!(s.features().packet_size, 256);
+    assert_eq!(s.max_read(), 128);
+    let mut buf = vec![0u8; 5000];
+    s.read_memory(RAM_BASE + 10, &mut buf).unwrap();
+    assert_eq!(buf, ram_image(64 * 1024)[10..5010]);
+    s.finish().unwrap();
+
+    let reads = fake.memory_reads();
+    assert_eq!(reads.len(), 5000usize.div_ceil(128), "{reads:?}");
+    assert!(reads.iter().all(|&(_, len)| len <= 128), "{reads:?}");
+    // Contiguous, in order, covering exactly what was asked.
+    let mut next = RAM_BASE + 10;
+    for (a, len) in reads {
+        assert_eq!(a, next);
+        next += len as u64;
+    }
+    assert_eq!(next, RAM_BASE + 5010);
+}
+
+#[test]
+fn harts_registers_and_csrs_by_name() {
+    let fake = Fake::start(Options::default());
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    assert!(!s.was_running(), "gdbstub sends no stop reply on attach");
+    let threads = s.threads().unwrap();
+    assert_eq!(
+        threads,
+        [
+            ThreadId::for_hart(0),
+            ThreadId::for_hart(1),
+            ThreadId::for_hart(2)
+        ]
+    );
+    for (h, &t) in threads.iter().enumerate() {
+        let regs = s.core_regs(t).unwrap();
+        assert_eq!(regs.x[5], core_value(h, 5));
+        assert_eq!(regs.pc, RAM_BASE + 0x1000 * h as u64);
+        assert_eq!(s.read_register(t, "satp").unwrap(), csr_value(h, SATP));
+        assert_eq!(
+            s.read_register(t, "sstatus").unwrap(),
+            csr_value(h, SSTATUS)
+        );
+        // priv has no regnum: numbered after the 33 core and 32 FP registers.
+        assert_eq!(s.regnum("priv").unwrap(), 65);
+        assert_eq!(s.read_register(t, "priv").unwrap(), 1);
+    }
+    assert_eq!(s.regnum("satp").unwrap(), 450);
+    assert!(matches!(
+        s.read_register(threads[0], "mstatus"),
+        Err(Error::NoRegister(_))
+    ));
+    assert!(matches!(
+        s.core_regs(ThreadId::for_hart(7)),
+        Err(Error::NoThread(_))
+    ));
+    s.finish().unwrap();
+    // The target description was read once, include by include.
+    let wire = fake.received();
+    assert_eq!(wire.matches("qXfer:features:read:target.xml:0,").count(), 1);
+    assert!(wire.contains("qXfer:features:read:riscv-csr.xml:"));
+}
+
+#[test]
+fn monitor_output_is_collected_from_o_packets_until_ok() {
+    let fake = Fake::start(Options {
+        monitor_lines: 2000,
+        ..Options::default()
+    });
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    let out = s.monitor("info mem").unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2002);
+    assert_eq!(
+        lines[2],
+        "0000000000000000 0000000080000000 0000000000001000 rw--ad-"
+    );
+    assert_eq!(
+        lines[2001],
+        "00000000007cf000 00000000807cf000 0000000000001000 rw--ad-"
+    );
+    assert_eq!(s.monitor("bogus").unwrap(), "unknown command: 'bogus'\n");
+    s.finish().unwrap();
+}
+
+#[test]
+fn unreadable_memory_and_missing_physical_mode_are_clear_errors() {
+    let fake = Fake::start(Options::default());
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    let mut buf = [0u8; 16];
+    let e = s.read_memory(0x1000, &mut buf).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Memory {
+                addr: 0x1000,
+                len: 16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("cannot read 16 bytes of memory at 0x1000"),
+        "{e}"
+    );
+    // gdbstub is not QEMU: no Qqemu.PhyMemMode.
+    let e = s.read_physical(RAM_BASE, &mut buf).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)), "{e}");
+    assert!(e.to_string().contains("PhyMemMode"), "{e}");
+    s.finish().unwrap();
+}
+
+#[test]
+fn step_breakpoints_resume_halt_and_a_clean_finish() {
+    let fake = Fake::start(Options::default());
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    let t = ThreadId::for_hart(1);
+    let stop = s.step(t).unwrap();
+    assert!(
+        matches!(stop, StopReply::Signal { signal: 5, .. }),
+        "{stop:?}"
+    );
+    assert_eq!(s.core_regs(t).unwrap().pc, RAM_BASE + 0x1000 + 4);
+    s.insert_breakpoint(RAM_BASE + 0x40, 4).unwrap();
+    s.resume().unwrap();
+    assert_eq!(s.state(), RunState::Running);
+    let mut buf = [0u8; 4];
+    assert!(matches!(
+        s.read_memory(RAM_BASE, &mut buf),
+        Err(Error::State(_))
+    ));
+    assert_eq!(s.wait_for_stop(Duration::from_millis(50)).unwrap(), None);
+    s.halt().unwrap();
+    assert_eq!(s.state(), RunState::Halted);
+    s.read_memory(RAM_BASE, &mut buf).unwrap();
+    s.finish().unwrap();
+
+    let wire = fake.received();
+    let m = fake.handle.join().unwrap().expect("fake ran");
+    assert_eq!(m.stepped, [1]);
+    assert!(
+        m.scheduler_locked,
+        "the other harts stay stopped during a step"
+    );
+    assert!(m.breakpoints.is_empty(), "finish removes our breakpoints");
+    assert!(wire.contains("$vCont;s:p1.2#"), "{wire}");
+    assert!(wire.contains('\x03'));
+    for never in ["$k#", "$vKill", "$?#"] {
+        assert!(!wire.contains(never), "sent {never}: {wire}");
+    }
+}
+
+#[test]
+fn a_stub_that_dies_mid_packet_is_an_error_not_a_hang() {
+    let fake = Fake::start(Options {
+        die_after: Some(1500),
+        ..Options::default()
+    });
+    let mut s = Session::connect(
+        &fake.addr,
+        &ConnectOptions {
+            timeout: Duration::from_secs(30),
+            ..opts()
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut buf = vec![0u8; 2048];
+    let e = s.read_memory(RAM_BASE, &mut buf).unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(matches!(e, Error::Disconnected { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("closed the connection in the middle of the reply to m80000000,800"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+    // Dropping a session whose peer is gone neither hangs nor panics.
+    drop(s);
+}
+
+#[test]
+fn something_that_is_not_a_gdb_stub_is_named_as_such() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let t0 = Instant::now();
+    let e = Session::connect(&addr, &opts()).unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("is not a gdb stub") && msg.contains("SSH-2.0"),
+        "{msg}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn silence_and_hang_ups_are_bounded() {
+    // Accepts and says nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (c, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(c);
+    });
+    let e = Session::connect(
+        &addr,
+        &ConnectOptions {
+            timeout: Duration::from_millis(500),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("did not answer qSupported"), "{e}");
+    server.join().unwrap();
+
+    // Accepts and hangs up at once.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || drop(listener.accept().unwrap()));
+    let e = Session::connect(&addr, &opts()).unwrap_err();
+    assert!(matches!(e, Error::Disconnected { .. }), "{e}");
+    server.join().unwrap();
+}
