@@ -130,3 +130,29 @@ pub fn run() -> Result<()> {
     let out = build_all()?;
     qemu(&out, None, 3)
 }
+
+/// gdb-multiarch with the kinspect views, attached to a QEMU gdb stub.
+pub fn gdb(port: u16) -> Result<()> {
+    deps::ensure(&[deps::GDB])?;
+    let root = paths::root();
+    let elf = paths::kernel_out().join("kernel.elf");
+    if !elf.exists() {
+        return Err(format!(
+            "{} is missing: run cargo xtask build",
+            elf.display()
+        ));
+    }
+    let mut cmd = Command::new("gdb-multiarch");
+    cmd.arg("-q")
+        .args(["-ex", "set architecture riscv:rv64"])
+        .arg("-ex")
+        .arg(format!("file {}", elf.display()))
+        .arg("-ex")
+        .arg(format!(
+            "source {}",
+            root.join("gdb-scripts/kinspect.py").display()
+        ))
+        .arg("-ex")
+        .arg(format!("target remote localhost:{port}"));
+    run_checked(&mut cmd, "gdb-multiarch")
+}

@@ -22,6 +22,18 @@ pub const QEMU: Tool = Tool {
     why: "to boot the kernel",
 };
 
+pub const GDB: Tool = Tool {
+    program: "gdb-multiarch",
+    package: "gdb-multiarch",
+    why: "for gdb-scripts/ and their tests",
+};
+
+pub const TMUX: Tool = Tool {
+    program: "tmux",
+    package: "tmux",
+    why: "for the TUI's end-to-end test",
+};
+
 fn on_path(program: &str) -> bool {
     Command::new("sh")
         .arg("-c")

@@ -46,6 +46,13 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         smp: u32,
     },
+    /// Start gdb-multiarch with gdb-scripts/kinspect.py loaded, connected to
+    /// a kernel booted by `cargo xtask qemu --gdb PORT`.
+    Gdb {
+        /// The gdb stub's TCP port.
+        #[arg(long, default_value_t = 1234)]
+        port: u16,
+    },
     /// The main job: build the kernel and kinspect, boot the kernel under
     /// QEMU and open kinspect on it.
     Run,
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Build => build::build_all().map(|_| ()),
         Cmd::Qemu { gdb, smp } => build::build_all().and_then(|out| build::qemu(&out, gdb, smp)),
+        Cmd::Gdb { port } => build::gdb(port),
         Cmd::Run => build::run(),
         Cmd::Test { cargo_args } => test::run(&cargo_args),
     };

@@ -18,7 +18,7 @@ fn host_triple() -> Result<String> {
 }
 
 pub fn run(cargo_args: &[String]) -> Result<()> {
-    deps::ensure(&[deps::QEMU])?;
+    deps::ensure(&[deps::QEMU, deps::GDB, deps::TMUX])?;
     let root = paths::root();
 
     // 1. The kernel's pure logic (PTEs, walks over fake RAM, the allocator's
