@@ -8,6 +8,10 @@
 //! ksym ELF sym ADDR          symbolize an address
 //! ksym ELF lines ADDR        source lines (with inlining) for an address
 //! ksym ELF eval EXPR         evaluate an expression without target memory
+//! ksym ELF addr EXPR         the expression as an address argument, over the
+//!                            ELF's initial data (.data as linked, .bss zeros)
+//! ksym ELF print EXPR        load and print the object EXPR names, over the
+//!                            ELF's initial data
 //! ```
 
 use std::process::ExitCode;
@@ -34,7 +38,7 @@ fn num(s: &str) -> Result<u64, String> {
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let [elf, cmd, rest @ ..] = args else {
         return Err(
-            "usage: ksym ELF (time | global NAME | type NAME | sym ADDR | lines ADDR | eval EXPR)"
+            "usage: ksym ELF (time | global NAME | type NAME | sym ADDR | lines ADDR | eval EXPR | addr EXPR | print EXPR)"
                 .into(),
         );
     };
@@ -144,6 +148,19 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             }
             Evaluated::Value { value, .. } => println!("{arg} = {value:#x}"),
         },
+        "addr" => {
+            let a = syms.eval_address(&arg, &mut syms.file_memory())?;
+            println!("{arg} = {a:#x}");
+        }
+        "print" => {
+            let mut mem = syms.file_memory();
+            match syms.eval(&arg, &mut mem)? {
+                Evaluated::Place { addr, ty: Some(ty) } => {
+                    println!("{arg} = {}", syms.load(&mut mem, addr, ty)?);
+                }
+                other => println!("{arg} = {:#x}", other.raw()),
+            }
+        }
         other => return Err(format!("unknown command `{other}`").into()),
     }
     Ok(())

@@ -587,3 +587,13 @@ fn field_list(s: &StructType) -> String {
         names.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// kinspect's TUI may share one `Symbols` between threads.
+    #[test]
+    fn symbols_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Symbols>();
+    }
+}

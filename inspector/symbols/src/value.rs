@@ -247,6 +247,20 @@ impl Value {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // Rust tuple structs and tuple variants (fields `__0`, `__1`)
+            // print as tuples: `Some(0x80001068)`, `Channel(2748)`.
+            Value::Struct(s)
+                if !s.fields.is_empty() && s.fields.iter().all(|(n, _)| is_tuple_field(n)) =>
+            {
+                f.write_str("(")?;
+                for (i, (_, v)) in s.fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str(")")
+            }
             Value::Struct(s) => {
                 f.write_str("{")?;
                 for (i, (n, v)) in s.fields.iter().enumerate() {
@@ -263,6 +277,12 @@ impl fmt::Display for Value {
                     None => write!(f, "<unknown {} {}>", e.type_name, e.discriminant)?,
                 }
                 match &e.payload {
+                    Some(p)
+                        if p.fields().iter().all(|(n, _)| is_tuple_field(n))
+                            && !p.fields().is_empty() =>
+                    {
+                        write!(f, "{p}")
+                    }
                     Some(p) if !p.fields().is_empty() => write!(f, " {p}"),
                     _ => Ok(()),
                 }
@@ -303,4 +323,10 @@ impl fmt::Display for Value {
             Value::Unit => f.write_str("()"),
         }
     }
+}
+
+/// `__0`, `__1`, ...: how rustc names tuple fields in DWARF.
+fn is_tuple_field(name: &str) -> bool {
+    name.strip_prefix("__")
+        .is_some_and(|i| !i.is_empty() && i.bytes().all(|c| c.is_ascii_digit()))
 }
