@@ -328,9 +328,43 @@ impl Symbols {
         if let Some(t) = self.types_cache().get(&id) {
             return Ok(t.clone());
         }
-        let t = Arc::new(types::parse(self.dwarf()?, self.index()?, id)?);
+        let mut t = Arc::new(types::parse(self.dwarf()?, self.index()?, id)?);
+        if t.declaration {
+            if let Some(def) = self.definition_of(&t)? {
+                t = def;
+            }
+        }
         self.types_cache().insert(id, t.clone());
         Ok(t)
+    }
+
+    /// The complete definition of a forward-declared struct, union or enum
+    /// (`struct cpu;` in a unit that never defines it), from the unit that
+    /// does. `None` when no unit defines it.
+    fn definition_of(&self, decl: &Type) -> Result<Option<Arc<Type>>> {
+        let Some(name) = &decl.name else {
+            return Ok(None);
+        };
+        let key = match (&decl.kind, decl.c_names) {
+            (TypeKind::Struct(s), true) => match s.aggregate {
+                Aggregate::Union => format!("union {name}"),
+                Aggregate::Class => format!("class {name}"),
+                Aggregate::Struct => format!("struct {name}"),
+            },
+            (TypeKind::Enum(_), true) => format!("enum {name}"),
+            _ => name.clone(),
+        };
+        let index = self.index()?;
+        let Some(&(def, true)) = index.types.get(&key).and_then(|l| l.first()) else {
+            return Ok(None);
+        };
+        let t = types::parse(self.dwarf()?, index, def)?;
+        // Only a definition of the same kind, never another declaration.
+        let same_kind = matches!(
+            (&t.kind, &decl.kind),
+            (TypeKind::Struct(_), TypeKind::Struct(_)) | (TypeKind::Enum(_), TypeKind::Enum(_))
+        );
+        Ok((same_kind && !t.declaration).then(|| Arc::new(t)))
     }
 
     fn types_cache(&self) -> std::sync::MutexGuard<'_, HashMap<TypeId, Arc<Type>>> {

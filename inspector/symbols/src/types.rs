@@ -218,6 +218,10 @@ pub struct Type {
     pub kind: TypeKind,
     /// From a C unit: struct, union and enum names take their keyword.
     pub c_names: bool,
+    /// A forward declaration (`struct cpu;`): no members, no size.
+    /// [`crate::Symbols::ty`] replaces it with the definition from another
+    /// unit when there is one.
+    pub declaration: bool,
 }
 
 /// Bounds on what one DIE may describe; corrupt DWARF hits these.
@@ -266,6 +270,10 @@ pub fn parse(dwarf: &gimli::Dwarf<R>, index: &Index, id: TypeId) -> Result<Type,
         .map_err(g)?
         .and_then(|v| TypeId::from_attr(unit, &v));
     let c_names = entry.is_c();
+    let declaration = matches!(
+        die.attr_value(gimli::DW_AT_declaration).map_err(g)?,
+        Some(AttributeValue::Flag(true))
+    );
     let simple = |kind| {
         Ok(Type {
             id,
@@ -273,6 +281,7 @@ pub fn parse(dwarf: &gimli::Dwarf<R>, index: &Index, id: TypeId) -> Result<Type,
             size,
             kind,
             c_names,
+            declaration,
         })
     };
     match tag {
@@ -303,6 +312,7 @@ pub fn parse(dwarf: &gimli::Dwarf<R>, index: &Index, id: TypeId) -> Result<Type,
                 size,
                 kind: TypeKind::Pointer { pointee: target },
                 c_names,
+                declaration: false,
             })
         }
         gimli::DW_TAG_typedef => simple(TypeKind::Typedef { target }),
@@ -412,6 +422,7 @@ pub fn parse(dwarf: &gimli::Dwarf<R>, index: &Index, id: TypeId) -> Result<Type,
                 size: if dim == 0 { size } else { None },
                 kind: TypeKind::Array { element, len },
                 c_names,
+                declaration: false,
             })
         }
         _ => simple(TypeKind::Void),

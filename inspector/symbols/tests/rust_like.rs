@@ -119,7 +119,10 @@ fn rust_enums_with_data_decode_as_rustc_encoded_them() {
     let mut mem = syms.file_memory();
     let waits = syms.load_global(&mut mem, "WAITS").unwrap();
     assert_eq!(waits.items().len(), 3);
-    assert_eq!(waits.to_string(), "[Nothing, Channel(2748), Child {pid = 3, status = -1}]");
+    assert_eq!(
+        waits.to_string(),
+        "[Nothing, Channel(2748), Child {pid = 3, status = -1}]"
+    );
     assert_eq!(waits.index(0).unwrap().variant(), Some("Nothing"));
     let ch = waits.index(1).unwrap();
     assert_eq!(ch.variant(), Some("Channel"));

@@ -243,6 +243,15 @@ fn globals_are_found_where_the_elf_puts_them() {
             syms.global("proc").unwrap().addr,
             syms.elf_symbol("proc").unwrap().addr
         );
+        // A pointer to a forward-declared struct reaches its definition.
+        let initproc = syms.global("initproc").unwrap();
+        let TypeKind::Pointer { pointee: Some(p) } =
+            syms.resolve(initproc.ty.unwrap()).unwrap().kind
+        else {
+            panic!("initproc is not a pointer")
+        };
+        assert_eq!(syms.size_of(p).unwrap(), 360, "{f}");
+        assert_eq!(syms.member(p, "pid").unwrap().offset, 48, "{f}");
         // Linker labels and functions: ELF only, no type.
         let etext = syms.global("etext").unwrap();
         assert_eq!((etext.ty, etext.is_code), (None, true));
@@ -360,6 +369,7 @@ fn image(syms: &Symbols) -> Image {
     );
     w(cpus + l[CPU_SIZE] + l[CPU_SIZE + 3], &1i32.to_le_bytes());
     w(at("kernel_pagetable"), &KPT.to_le_bytes());
+    w(at("initproc"), &(proc + 3 * psize).to_le_bytes());
     w(at("kmem") + l[KMEM_FREELIST], &0x8700_0000u64.to_le_bytes());
     // shapes
     let sf = |field: &str| {
@@ -635,6 +645,13 @@ fn expressions_evaluate_against_memory() {
         assert_eq!(eval(&syms, m, "proc[3].lock.name[4]"), Ok(u64::from(b'k')));
         assert_eq!(eval(&syms, m, "cpus[cpus[1].noff].proc->pid"), Ok(7));
         assert_eq!(eval(&syms, m, "kmem.freelist"), Ok(0x8700_0000));
+        // xv6_initproc.c sees `struct proc` only as a declaration; its
+        // definition comes from xv6_like.c's unit.
+        assert_eq!(eval(&syms, m, "initproc->pid"), Ok(7));
+        assert_eq!(
+            eval(&syms, m, "initproc[0].context.sp"),
+            Ok(P3_KSTACK + 0xf80)
+        );
         assert_eq!(eval(&syms, m, "shapes.grid[2][3]"), Ok((-5i64) as u64));
 
         // Places keep their types for the caller.
