@@ -3,4 +3,6 @@
 //! Data flows from a [`target::Target`] (live QEMU gdb stub, snapshot file)
 //! through the Sv39 and kernel models to views (text, `--json`, TUI).
 
+pub mod cli;
+pub mod commands;
 pub mod target;

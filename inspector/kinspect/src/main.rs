@@ -1,4 +1,5 @@
+//! The `kinspect` binary: everything is in [`kinspect::cli`].
+
 fn main() {
-    eprintln!("kinspect: commands arrive with the kinspect core");
-    std::process::exit(2);
+    std::process::exit(kinspect::cli::main(std::env::args_os()));
 }

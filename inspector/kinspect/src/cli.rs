@@ -1,0 +1,409 @@
+//! kinspect's command line: argument parsing (clap derive), exit codes,
+//! and dispatch to [`crate::commands`].
+//!
+//! This is the outermost layer of the data flow: it turns `argv` into a
+//! [`Cli`], opens a [`Target`] (the live QEMU gdb stub) only when the
+//! command needs one, runs the command against `&mut dyn Target`, and maps
+//! every failure to one line `kinspect: <reason>` and an exit code
+//! ([`exit`]). Tests drive [`run_args_on`] with a `MemoryTarget`, so the
+//! same parsing and commands run without any transport.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands::{self, symbols::Symbols, Ctx};
+use crate::target::{Target, TargetError};
+
+/// Process exit codes. Documented in `kinspect --help` and docs/commands/.
+pub mod exit {
+    /// The command did what was asked.
+    pub const OK: i32 = 0;
+    /// The target answered, but something went wrong reading it.
+    pub const FAILURE: i32 = 1;
+    /// Bad input: usage errors, bad numbers, unknown symbols or harts.
+    pub const BAD_INPUT: i32 = 2;
+    /// Cannot reach the target (nothing listening, connection lost, time-out).
+    pub const UNREACHABLE: i32 = 3;
+    /// `translate`: the address does not translate (the hart would fault).
+    pub const NO_TRANSLATION: i32 = 4;
+}
+
+/// Why a command failed; each renders as one line and maps to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    NoTranslation(String),
+    #[error("{0}")]
+    Failed(String),
+    /// stdout was closed by its reader: stop quietly.
+    #[error("output closed")]
+    OutputClosed,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::BadInput(_) => exit::BAD_INPUT,
+            Error::Unreachable(_) => exit::UNREACHABLE,
+            Error::NoTranslation(_) => exit::NO_TRANSLATION,
+            Error::Failed(_) => exit::FAILURE,
+            Error::OutputClosed => exit::OK,
+        }
+    }
+}
+
+impl From<TargetError> for Error {
+    fn from(e: TargetError) -> Self {
+        match e {
+            TargetError::Unreachable { .. }
+            | TargetError::Disconnected(_)
+            | TargetError::Timeout(_) => Error::Unreachable(e.to_string()),
+            TargetError::NoHart(_) => Error::BadInput(e.to_string()),
+            TargetError::Protocol(_) | TargetError::Memory { .. } | TargetError::Unsupported(_) => {
+                Error::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // `kinspect maps | head`: the reader has all it wanted.
+            Error::OutputClosed
+        } else {
+            Error::Failed(format!("writing output: {e}"))
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+const AFTER_HELP: &str = "\
+Examples:
+  kinspect satp 0x8000000000087fff      decode a satp value (no QEMU needed)
+  kinspect regs --hart 1                registers and CSRs of hart 1, symbolised
+  kinspect maps --hart 0                hart 0's mappings, like QEMU's `info mem`
+  kinspect maps --filter u,w            only user-writable ranges
+  kinspect vmprint --va                 the xv6 lab's vmprint tree, with addresses
+  kinspect translate 0x3ffffff000 --explain
+                                        walk one address level by level
+  kinspect --gdb localhost:26000 --json maps
+
+Start QEMU with a gdb stub first (`cargo xtask qemu` does, on localhost:1234;
+or add `-gdb tcp::1234` to QEMU's command line). kinspect halts a running
+machine while it reads and resumes it afterwards; a halted one stays halted.
+
+Exit codes:
+  0  success
+  1  the target answered but reading it failed
+  2  bad input (usage, numbers, unknown symbol or hart)
+  3  cannot reach the target (nothing on --gdb, connection lost, time-out)
+  4  translate: the address does not translate";
+
+/// Inspect an xv6-style RISC-V kernel running under QEMU.
+///
+/// kinspect talks to QEMU's gdb stub, reads physical memory, registers and
+/// CSRs of every hart, and walks Sv39 page tables with its own code (never
+/// by asking the stub to translate), so what it prints is what the page
+/// table in RAM says.
+#[derive(Debug, Parser)]
+#[command(name = "kinspect", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// QEMU's gdb stub, as [HOST]:PORT (HOST defaults to localhost).
+    #[arg(
+        long,
+        global = true,
+        value_name = "[HOST]:PORT",
+        default_value = "localhost:1234"
+    )]
+    pub gdb: String,
+
+    /// The kernel ELF, for symbol names in output and as VA arguments
+    /// [default: target/kernel/kernel.elf when present].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub elf: Option<PathBuf>,
+
+    /// Print JSON (stable fields, numbers as integers) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// RAM size in MiB from 0x80000000 (QEMU's -m): page-table pointers
+    /// outside RAM are reported, never followed.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 128)]
+    pub ram_mib: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which page table a command walks. At most one; default: hart 0's satp.
+#[derive(Debug, Clone, Default, Args)]
+#[group(multiple = false)]
+pub struct Select {
+    /// The page table hart N translates through (its live satp).
+    #[arg(long, value_name = "N")]
+    pub hart: Option<usize>,
+    /// The page table a satp value names (e.g. a process's, from the kernel).
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64_arg)]
+    pub satp: Option<u64>,
+    /// The page table whose root page is at this physical address.
+    #[arg(long, value_name = "PA", value_parser = parse_u64_arg)]
+    pub root: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode satp: the mode, ASID and root page table.
+    #[command(after_help = "\
+With VALUE, decode it offline (no QEMU needed):
+  kinspect satp 0x8000000000087fff
+Without, read every hart's live satp:
+  kinspect satp
+
+satp = MODE[63:60] ASID[59:44] PPN[43:0]; the root table is at PPN << 12.
+MODE 0 is Bare (no translation), 8 Sv39, 9 Sv48, 10 Sv57; others are reserved.")]
+    Satp {
+        /// A satp value, hex (0x...) or decimal.
+        #[arg(value_parser = parse_u64_arg)]
+        value: Option<u64>,
+    },
+
+    /// General registers and supervisor CSRs of one hart, decoded.
+    #[command(after_help = "\
+Prints x1..x31 by ABI name (ra sp gp tp t0..t6 s0..s11 a0..a7) with their
+x-numbers, pc, the privilege level (U/S/M), and the supervisor CSRs decoded:
+sstatus bits by name (SIE SPIE SPP SUM MXR ...), scause as a name
+(`load page fault`, `supervisor timer interrupt`), satp's mode and root.
+pc, ra, sepc and stvec are shown as func+0xoff when the ELF has symbols.
+
+  kinspect regs            hart 0
+  kinspect regs --hart 2")]
+    Regs {
+        /// The hart (0-based, as the kernel's cpuid() numbers them).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        hart: usize,
+    },
+
+    /// Mapped ranges of a page table, exactly like QEMU's `info mem`.
+    #[command(after_help = "\
+One line per range of pages with contiguous virtual and physical addresses
+and the same attributes, merged by QEMU 7.2's rules, so the output equals
+`info mem` on the same hart line for line. attr letters: r w x (read, write,
+execute), u (user), g (global), a (accessed), d (dirty); `-` when clear.
+
+  kinspect maps --hart 1
+  kinspect maps --satp 0x8000000000087f5e     a process's page table
+  kinspect maps --filter u                    user-accessible ranges only
+  kinspect maps --filter w,!u                 writable, not user
+
+Odd things in the table (pointers outside RAM, cycles, reserved encodings)
+are reported on stderr as `kinspect: warning: ...`.")]
+    Maps {
+        #[command(flatten)]
+        select: Select,
+        /// Keep ranges with every listed attribute (r,w,x,u,g,a,d);
+        /// `!x` keeps ranges without it.
+        #[arg(long, value_delimiter = ',', value_name = "ATTRS")]
+        filter: Vec<String>,
+    },
+
+    /// Print a page table as the xv6 pgtbl lab's vmprint tree.
+    #[command(after_help = "\
+One line per valid PTE, depth shown by ` ..`, index in decimal:
+
+  page table 0x0000000087f6e000
+   ..0: pte 0x0000000021fda801 pa 0x0000000087f6a000
+   .. ..0: pte 0x0000000021fda401 pa 0x0000000087f69000
+   .. .. ..0: pte 0x0000000021fdac1f pa 0x0000000087f6b000
+
+With --va each line starts with the virtual address the entry maps
+instead (as newer lab versions print).")]
+    Vmprint {
+        #[command(flatten)]
+        select: Select,
+        /// Label entries with their virtual address instead of their index.
+        #[arg(long)]
+        va: bool,
+    },
+
+    /// Translate one virtual address through a page table.
+    #[command(after_help = "\
+VA may be hex (0x...), decimal, or a symbol from the ELF (`kernelvec`,
+`etext+0x10`). Exit code 4 when the address does not translate.
+
+  kinspect translate 0x3ffffff000              TRAMPOLINE
+  kinspect translate --hart 1 kernelvec --explain
+
+--explain shows VPN[2], VPN[1], VPN[0], the PTE read at each level with
+its flags, and where and why the walk stopped.")]
+    Translate {
+        /// The virtual address.
+        va: String,
+        #[command(flatten)]
+        select: Select,
+        /// Show the walk level by level.
+        #[arg(long)]
+        explain: bool,
+    },
+}
+
+impl Command {
+    /// Whether the command can run without a target.
+    fn offline(&self) -> bool {
+        matches!(self, Command::Satp { value: Some(_) })
+    }
+}
+
+/// Parse a number: `0x` hex, `0b` binary, or decimal; `_` allowed.
+pub fn parse_u64(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else if let Some(b) = t.strip_prefix("0b") {
+        u64::from_str_radix(b, 2)
+    } else {
+        t.parse::<u64>()
+    };
+    r.map_err(|e| format!("`{s}` is not a number ({e}); use hex like 0x80000000 or decimal"))
+}
+
+fn parse_u64_arg(s: &str) -> std::result::Result<u64, String> {
+    parse_u64(s)
+}
+
+/// The ELF to use: `--elf` (must load) or the default path (if present).
+fn load_symbols(cli: &Cli) -> Result<Option<Symbols>> {
+    match &cli.elf {
+        Some(p) => Symbols::load(p).map(Some).map_err(Error::BadInput),
+        None => {
+            let default = Path::new("target/kernel/kernel.elf");
+            if default.exists() {
+                // A broken default ELF only costs symbol names.
+                Ok(Symbols::load(default).ok())
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Run a parsed command on `target`.
+pub fn run_on(
+    cli: &Cli,
+    target: Option<&mut dyn Target>,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<()> {
+    let symbols = load_symbols(cli)?;
+    // Re-borrow to shorten the trait object's lifetime to this call's.
+    #[allow(clippy::needless_match)]
+    let target: Option<&mut dyn Target> = match target {
+        Some(t) => Some(t),
+        None => None,
+    };
+    let mut ctx = Ctx {
+        target,
+        symbols: symbols.as_ref(),
+        json: cli.json,
+        ram: kinspect_sv39::Ram {
+            base: 0x8000_0000,
+            size: cli.ram_mib.saturating_mul(1 << 20),
+        },
+        out,
+        warn,
+    };
+    match &cli.command {
+        Command::Satp { value } => commands::satp::run(&mut ctx, *value),
+        Command::Regs { hart } => commands::regs::run(&mut ctx, *hart),
+        Command::Maps { select, filter } => commands::maps::run(&mut ctx, select, filter),
+        Command::Vmprint { select, va } => commands::vmprint::run(&mut ctx, select, *va),
+        Command::Translate {
+            va,
+            select,
+            explain,
+        } => commands::translate::run(&mut ctx, select, va, *explain),
+    }
+}
+
+/// Parse `args` (program name first) and run on the given target; write
+/// errors as `kinspect: <reason>` to `warn`; return the exit code.
+pub fn run_args_on(
+    args: &[&str],
+    target: &mut dyn Target,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e, out, warn),
+    };
+    finish(run_on(&cli, Some(target), out, warn), warn)
+}
+
+fn finish(r: Result<()>, warn: &mut dyn Write) -> i32 {
+    match r {
+        Ok(()) | Err(Error::OutputClosed) => exit::OK,
+        Err(e) => {
+            let _ = writeln!(warn, "kinspect: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Help and version go to stdout with 0; usage errors become one line and 2.
+fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(out, "{}", e.render());
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            }
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let reason = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(warn, "kinspect: {reason} (see kinspect --help)");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+/// The whole program: parse, connect when needed, run, report.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return clap_error(e, &mut std::io::stdout(), &mut std::io::stderr()),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut warn = std::io::stderr();
+    let r = if cli.command.offline() {
+        run_on(&cli, None, &mut out, &mut warn)
+    } else {
+        match commands::connect(&cli.gdb) {
+            Ok(mut session) => {
+                let r = run_on(&cli, Some(session.target()), &mut out, &mut warn);
+                // Leave the machine as found, even after a failed command.
+                let done = session.finish().map_err(Error::from);
+                r.and(done)
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let _ = out.flush();
+    finish(r, &mut warn)
+}

@@ -1,0 +1,244 @@
+//! The one-shot commands: `satp`, `regs`, `maps`, `vmprint`, `translate`.
+//!
+//! Each command is a module with a `run(&mut Ctx, ...)` function that reads
+//! the machine through `&mut dyn Target` (live QEMU, snapshot or a crafted
+//! `MemoryTarget` in tests), feeds the Sv39 model (`kinspect-sv39`), and
+//! writes text or `--json` to `ctx.out`; warnings (findings about the page
+//! table) go to `ctx.warn`. Commands never open connections themselves:
+//! [`crate::cli`] does, through [`connect`].
+
+pub mod maps;
+pub mod regs;
+pub mod satp;
+pub mod symbols;
+pub mod translate;
+pub mod vmprint;
+
+use std::io::Write;
+
+use kinspect_sv39::{Finding, PhysRead, Ram, ReadError, Satp, SatpMode};
+use serde::Serialize;
+
+use crate::cli::{parse_u64, Error, Result, Select};
+use crate::target::qemu::QemuTarget;
+use crate::target::{Csr, Hart, Target, TargetError};
+use symbols::Symbols;
+
+/// What a command runs with.
+pub struct Ctx<'a> {
+    /// `None` only for commands that run offline (`satp VALUE`).
+    pub target: Option<&'a mut dyn Target>,
+    pub symbols: Option<&'a Symbols>,
+    pub json: bool,
+    pub ram: Ram,
+    pub out: &'a mut dyn Write,
+    pub warn: &'a mut dyn Write,
+}
+
+impl Ctx<'_> {
+    pub fn target(&mut self) -> Result<&mut dyn Target> {
+        match self.target.as_deref_mut() {
+            Some(t) => Ok(t),
+            None => Err(Error::Failed("this command needs a target".into())),
+        }
+    }
+
+    /// Write `v` as pretty JSON and a newline.
+    pub fn json<T: Serialize>(&mut self, v: &T) -> Result<()> {
+        let s = serde_json::to_string_pretty(v)
+            .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+        writeln!(self.out, "{s}")?;
+        Ok(())
+    }
+
+    /// Report walk findings on the warning stream (text mode only; JSON
+    /// output carries them in a `findings` field).
+    pub fn warn_findings(&mut self, findings: &[Finding]) -> Result<()> {
+        if !self.json {
+            for f in findings {
+                writeln!(self.warn, "kinspect: warning: {f}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of a hart, checked against the target's harts.
+    pub fn check_hart(&mut self, hart: Hart) -> Result<()> {
+        let harts = self.target()?.harts()?;
+        if harts.contains(&hart) {
+            Ok(())
+        } else {
+            Err(Error::BadInput(format!(
+                "no hart {hart}: the machine has harts 0..{}",
+                harts.len().saturating_sub(1)
+            )))
+        }
+    }
+}
+
+/// A live connection to QEMU. The backend halts the machine before its
+/// first read; [`Session::finish`] resumes it if it was running, so a
+/// one-shot command leaves the machine as it found it.
+pub struct Session {
+    target: QemuTarget,
+}
+
+impl Session {
+    pub fn target(&mut self) -> &mut dyn Target {
+        &mut self.target
+    }
+
+    /// Put the machine back as found (resume it if it was running).
+    pub fn finish(self) -> std::result::Result<(), TargetError> {
+        self.target.finish()
+    }
+}
+
+/// Connect to QEMU's gdb stub at `[HOST]:PORT` (HOST defaults to localhost).
+pub fn connect(addr: &str) -> Result<Session> {
+    let addr = if addr.starts_with(':') {
+        format!("localhost{addr}")
+    } else {
+        addr.to_string()
+    };
+    Ok(Session {
+        target: QemuTarget::connect(&addr)?,
+    })
+}
+
+/// [`PhysRead`] over a [`Target`]: unreadable memory is a finding, any
+/// other failure stops the walk and is kept to report with its exit code.
+pub struct TargetMem<'a> {
+    pub target: &'a mut dyn Target,
+    pub fatal: Option<TargetError>,
+}
+
+impl PhysRead for TargetMem<'_> {
+    fn read(&mut self, pa: u64, buf: &mut [u8]) -> std::result::Result<(), ReadError> {
+        match self.target.read_phys(pa, buf) {
+            Ok(()) => Ok(()),
+            Err(e @ TargetError::Memory { .. }) => Err(ReadError::Unreadable(e.to_string())),
+            Err(e) => {
+                let msg = e.to_string();
+                self.fatal = Some(e);
+                Err(ReadError::Fatal(msg))
+            }
+        }
+    }
+}
+
+impl TargetMem<'_> {
+    /// Turn a walk's fatal read error back into the target's error.
+    pub fn error(&mut self, e: ReadError) -> Error {
+        match self.fatal.take() {
+            Some(t) => Error::from(t),
+            None => Error::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The page table a command walks, and where it came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct Root {
+    /// The hart whose satp named it, if any.
+    pub hart: Option<Hart>,
+    /// The satp value, if the table was named by one.
+    pub satp: Option<u64>,
+    pub mode: SatpMode,
+    /// The root page table's physical address.
+    pub root: u64,
+}
+
+impl Root {
+    /// One line for headers: `hart 0 satp 0x8000000000087fff (Sv39, root 0x87fff000)`.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(h) = self.hart {
+            s.push_str(&format!("hart {h} "));
+        }
+        match self.satp {
+            Some(v) => s.push_str(&format!(
+                "satp {v:#018x} ({}, root {:#x})",
+                self.mode, self.root
+            )),
+            None => s.push_str(&format!("root {:#x}", self.root)),
+        }
+        s
+    }
+}
+
+/// Resolve `--hart/--satp/--root` (default: hart 0) to a root table.
+pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
+    if let Some(root) = select.root {
+        if root % 4096 != 0 {
+            return Err(Error::BadInput(format!(
+                "--root {root:#x} is not page-aligned (a table page starts at a multiple of 0x1000)"
+            )));
+        }
+        return Ok(Root {
+            hart: None,
+            satp: None,
+            mode: SatpMode::Sv39,
+            root,
+        });
+    }
+    let (hart, value) = match select.satp {
+        Some(v) => (None, v),
+        None => {
+            let hart = select.hart.unwrap_or(0);
+            ctx.check_hart(hart)?;
+            (Some(hart), ctx.target()?.csr(hart, Csr::Satp)?)
+        }
+    };
+    let s = Satp(value);
+    Ok(Root {
+        hart,
+        satp: Some(value),
+        mode: s.mode(),
+        root: s.root_pa(),
+    })
+}
+
+/// Require Sv39 (Bare is handled by each command first).
+pub fn require_sv39(root: &Root) -> Result<()> {
+    match root.mode {
+        SatpMode::Sv39 => Ok(()),
+        SatpMode::Bare => Err(Error::Failed(format!(
+            "{}: satp mode is Bare, there is no page table",
+            root.describe()
+        ))),
+        m => Err(Error::Failed(format!(
+            "{}: mode {m} is not Sv39; kinspect walks Sv39 page tables only",
+            root.describe()
+        ))),
+    }
+}
+
+/// A virtual address argument: a number, or a symbol (`name`, `name+0x10`)
+/// when an ELF is loaded.
+pub fn parse_va(ctx: &Ctx<'_>, s: &str) -> Result<u64> {
+    if let Ok(v) = parse_u64(s) {
+        return Ok(v);
+    }
+    let (name, off) = match s.split_once('+') {
+        Some((n, o)) => (n.trim(), parse_u64(o).map_err(Error::BadInput)?),
+        None => (s.trim(), 0),
+    };
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(Error::BadInput(format!(
+            "`{s}` is not a number (use hex like 0x80000000 or decimal)"
+        )));
+    }
+    match ctx.symbols {
+        None => Err(Error::BadInput(format!(
+            "`{s}` is not a number, and there is no ELF to look symbols up in (use --elf)"
+        ))),
+        Some(syms) => match syms.lookup(name) {
+            Some(a) => Ok(a.wrapping_add(off)),
+            None => Err(Error::BadInput(format!(
+                "no symbol `{name}` in {}",
+                syms.path().display()
+            ))),
+        },
+    }
+}

@@ -1,0 +1,156 @@
+//! `kinspect translate VA`: one virtual address through a page table,
+//! the way the hart's MMU would walk it; `--explain` shows every level.
+//!
+//! Exit code 4 (`crate::cli::exit::NO_TRANSLATION`) when the hart would
+//! take a page fault; the reason names the level and the entry.
+
+use std::io::Write;
+
+use kinspect_sv39::pte::flag_names;
+use kinspect_sv39::va::vpn;
+use kinspect_sv39::{translate, PteKind, SatpMode, StepOutcome, Translation};
+use serde::Serialize;
+
+use super::{parse_va, require_sv39, resolve_root, Ctx, Root, TargetMem};
+use crate::cli::{Error, Result, Select};
+
+/// `--json` output of `translate`.
+#[derive(Debug, Serialize)]
+pub struct TranslateJson {
+    #[serde(flatten)]
+    pub root: Root,
+    pub va: u64,
+    /// The physical address, null when the address does not translate.
+    pub pa: Option<u64>,
+    /// The walk: steps (level, table, index, pte_addr, pte, kind,
+    /// problems) and outcome (mapped or fault with level and reason).
+    pub translation: Option<Translation>,
+}
+
+fn size_name(size: u64) -> String {
+    match size {
+        0x1000 => "4 KiB".into(),
+        0x20_0000 => "2 MiB".into(),
+        0x4000_0000 => "1 GiB".into(),
+        n => format!("{n:#x}-byte"),
+    }
+}
+
+fn explain(ctx: &mut Ctx<'_>, root: &Root, t: &Translation) -> Result<()> {
+    let w = &mut ctx.out;
+    writeln!(w, "translate {:#018x} through {}", t.va, root.describe())?;
+    writeln!(
+        w,
+        "  VPN[2] = {}  VPN[1] = {}  VPN[0] = {}  offset = {:#05x}",
+        vpn(t.va, 2),
+        vpn(t.va, 1),
+        vpn(t.va, 0),
+        t.va & 0xfff
+    )?;
+    for s in &t.steps {
+        let head = format!(
+            "level {}: table {:#018x} [{}] at {:#018x}",
+            s.level, s.table, s.index, s.pte_addr
+        );
+        let Some(pte) = s.pte else {
+            writeln!(w, "{head}: not read")?;
+            continue;
+        };
+        let what = match s.kind {
+            Some(PteKind::Pointer) if s.level > 0 => format!(
+                "pointer to the level-{} table {:#018x}",
+                s.level - 1,
+                pte.pa()
+            ),
+            Some(PteKind::Pointer) => "pointer, but there is no level below".into(),
+            Some(PteKind::Leaf) => format!(
+                "leaf: {} page at {:#018x}",
+                size_name(kinspect_sv39::page_size(s.level)),
+                pte.pa()
+            ),
+            _ => "invalid".into(),
+        };
+        writeln!(
+            w,
+            "{head}  pte {:#018x}  {}  {what}",
+            pte.0,
+            flag_names(pte)
+        )?;
+        for p in &s.problems {
+            writeln!(w, "         ! {p}")?;
+        }
+    }
+    match &t.outcome {
+        StepOutcome::Mapped { pa, .. } => writeln!(w, "=> {:#018x} -> {pa:#018x}", t.va)?,
+        StepOutcome::Fault { level, reason } => writeln!(
+            w,
+            "=> page fault: the walk stops at level {level}: {reason}"
+        )?,
+    }
+    Ok(())
+}
+
+pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool) -> Result<()> {
+    let va = parse_va(ctx, va_arg)?;
+    let root = resolve_root(ctx, select)?;
+    if root.mode == SatpMode::Bare {
+        if ctx.json {
+            return ctx.json(&TranslateJson {
+                root,
+                va,
+                pa: Some(va),
+                translation: None,
+            });
+        }
+        writeln!(
+            ctx.out,
+            "{va:#018x} -> {va:#018x}  (satp mode Bare: no translation)"
+        )?;
+        return Ok(());
+    }
+    require_sv39(&root)?;
+    let ram = ctx.ram;
+    let mut mem = TargetMem {
+        target: ctx.target()?,
+        fatal: None,
+    };
+    let t = match translate(&mut mem, root.root, va, ram) {
+        Ok(t) => t,
+        Err(e) => return Err(mem.error(e)),
+    };
+    let fault = match &t.outcome {
+        StepOutcome::Fault { level, reason } => Some(Error::NoTranslation(format!(
+            "{va:#x} does not translate (level {level}): {reason}"
+        ))),
+        StepOutcome::Mapped { .. } => None,
+    };
+    if ctx.json {
+        ctx.json(&TranslateJson {
+            root,
+            va,
+            pa: t.pa(),
+            translation: Some(t),
+        })?;
+    } else if want_explain {
+        explain(ctx, &root, &t)?;
+    } else if let StepOutcome::Mapped {
+        pa, page_size, pte, ..
+    } = &t.outcome
+    {
+        let sym = ctx
+            .symbols
+            .and_then(|s| s.symbolize(va))
+            .map(|s| format!(", {s}"))
+            .unwrap_or_default();
+        writeln!(
+            ctx.out,
+            "{va:#018x} -> {pa:#018x}  ({} page, {}{sym})",
+            size_name(*page_size),
+            pte.attr_letters()
+        )?;
+    }
+    match fault {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,131 @@
+//! `kinspect regs` and `kinspect satp` over a crafted MemoryTarget, and
+//! the real binary's offline `satp` and exit codes.
+
+mod cli_common;
+use cli_common::*;
+
+use std::process::Command;
+
+#[test]
+fn regs_names_registers_and_decodes_csrs() {
+    let mut t = machine();
+    let r = run(&mut t, &["regs", "--hart", "1"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let l: Vec<&str> = r.out.lines().collect();
+    assert_eq!(l[0], "hart 1  priv S (supervisor)");
+    assert_eq!(l[1], "pc            0x0000000080001001");
+    assert_eq!(l[2], "ra   x1       0x0000000000001001");
+    assert_eq!(l[9], "s0   x8       0x0000000000001008");
+    assert_eq!(l[32], "t6   x31      0x000000000000101f");
+    assert!(
+        r.out
+            .contains("sstatus       0x0000000000040102  SIE SPP=S SUM\n"),
+        "{}",
+        r.out
+    );
+    assert!(r
+        .out
+        .contains("scause        0x000000000000000d  load page fault\n"));
+    assert!(r
+        .out
+        .contains("satp          0x8000000000087fff  Sv39 asid 0 root 0x87fff000\n"));
+    assert!(r
+        .out
+        .contains("sie           0x0000000000000222  SSIE STIE SEIE\n"));
+    assert!(r.out.contains("sip           0x0000000000000020  STIP\n"));
+}
+
+#[test]
+fn regs_json_and_missing_csrs() {
+    let mut t = machine();
+    t.harts[0].csrs.remove(&kinspect::target::Csr::Stval);
+    let r = run(&mut t, &["--json", "regs"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["priv"], "S");
+    assert_eq!(v["gprs"][1]["abi"], "sp");
+    assert_eq!(v["gprs"][1]["x"], 2);
+    assert_eq!(v["gprs"][1]["value"], 2);
+    let stval = v["csrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stval")
+        .unwrap();
+    assert!(stval["value"].is_null());
+    let r = run(&mut t, &["regs", "--hart", "3"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn satp_lists_every_hart_and_decodes_values() {
+    let mut t = machine();
+    let r = run(&mut t, &["satp"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.out,
+        "hart  satp                mode  asid  root\n\
+         0     0x8000000000087fff  Sv39  0     0x0000000087fff000\n\
+         1     0x8000000000087fff  Sv39  0     0x0000000087fff000\n\
+         2     0x8000000000087fff  Sv39  0     0x0000000087fff000\n"
+    );
+    let r = run(&mut t, &["--json", "satp", "0x9beef00000012345"]);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["mode"], "sv48");
+    assert_eq!(v["mode_bits"], 9);
+    assert_eq!(v["asid"], 0xbeef);
+    assert_eq!(v["ppn"], 0x12345);
+    assert_eq!(v["root"], 0x1234_5000u64);
+}
+
+fn kinspect(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_binary_decodes_satp_offline() {
+    let o = kinspect(&["--gdb", "127.0.0.1:1", "satp", "0x8000000000087fff"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "satp  0x8000000000087fff\n\
+         mode  8 (Sv39: 3 levels, 39-bit virtual addresses)\n\
+         asid  0\n\
+         ppn   0x87fff\n\
+         root  0x0000000087fff000 (ppn << 12)\n"
+    );
+    let o = kinspect(&["satp", "0xb000000000000000"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("reserved mode 11"));
+}
+
+#[test]
+fn the_binary_exit_codes() {
+    // Nothing listens on port 1.
+    let o = kinspect(&["--gdb", "127.0.0.1:1", "maps"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("kinspect: "), "{err}");
+    // Usage errors: 2, one line.
+    let o = kinspect(&["maps", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("kinspect: unexpected argument '--bogus'"),
+        "{err}"
+    );
+    let o = kinspect(&["satp", "banana"]);
+    assert_eq!(o.status.code(), Some(2));
+    // Help teaches, with examples and exit codes, and exits 0.
+    let o = kinspect(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("Examples:") && help.contains("Exit codes:"),
+        "{help}"
+    );
+}
