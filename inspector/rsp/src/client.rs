@@ -35,6 +35,8 @@ pub struct Client {
     stops: VecDeque<StopReply>,
     last_sent: Vec<u8>,
     buf: Vec<u8>,
+    /// Print every packet to stderr (`KINSPECT_RSP_TRACE=1`).
+    trace: bool,
 }
 
 /// The printable start of a payload, for errors.
@@ -57,6 +59,24 @@ impl Client {
             stops: VecDeque::new(),
             last_sent: Vec::new(),
             buf: vec![0; 16 * 1024],
+            trace: false,
+        }
+    }
+
+    /// Print every packet sent and received to stderr.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    fn log(&self, dir: &str, bytes: &[u8]) {
+        if self.trace {
+            let s = String::from_utf8_lossy(&bytes[..bytes.len().min(160)]);
+            let more = if bytes.len() > 160 {
+                format!("... ({} bytes)", bytes.len())
+            } else {
+                String::new()
+            };
+            eprintln!("{dir} {}{more}", s.escape_debug());
         }
     }
 
@@ -73,6 +93,7 @@ impl Client {
         self.last_sent = frame::encode(payload);
         let during = format!("while sending {}", show(payload));
         let wire = std::mem::take(&mut self.last_sent);
+        self.log("->", &wire);
         let r = self.conn.write_all(&wire, &during);
         self.last_sent = wire;
         r
@@ -80,6 +101,7 @@ impl Client {
 
     /// Send the interrupt byte (0x03), outside any packet.
     pub fn send_interrupt(&mut self) -> Result<()> {
+        self.log("->", b"\x03");
         self.conn.write_all(&[0x03], "while interrupting")
     }
 
@@ -189,6 +211,7 @@ impl Client {
     }
 
     fn ack(&mut self) -> Result<()> {
+        self.log("->", b"+");
         self.conn.write_all(b"+", "while acknowledging")
     }
 
@@ -200,6 +223,7 @@ impl Client {
                 why: e,
             });
         }
+        self.log("->", b"-");
         self.conn.write_all(b"-", "while asking for a resend")
     }
 
@@ -244,6 +268,14 @@ impl Client {
             if let Some(e) = self.decoder.next_event() {
                 if matches!(e, Event::Packet(_)) {
                     self.decoder.clear_garbage();
+                }
+                if self.trace {
+                    match &e {
+                        Event::Ack => self.log("<-", b"+"),
+                        Event::Nack => self.log("<-", b"-"),
+                        Event::Packet(p) => self.log("<-", &[b"$", p.as_slice()].concat()),
+                        Event::Bad(why) => self.log("<- bad packet:", why.to_string().as_bytes()),
+                    }
                 }
                 return Ok(Some(e));
             }

@@ -50,6 +50,9 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Bound on each wait for a reply.
     pub timeout: Duration,
+    /// Print every packet to stderr; on by default when the environment
+    /// variable `KINSPECT_RSP_TRACE` is set.
+    pub trace: bool,
 }
 
 impl Default for ConnectOptions {
@@ -57,6 +60,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(10),
+            trace: std::env::var_os("KINSPECT_RSP_TRACE").is_some_and(|v| !v.is_empty()),
         }
     }
 }
@@ -135,6 +139,7 @@ impl Session {
         let addr = StubAddr::parse(addr)?;
         let conn = Transport::connect(&addr, opts.connect_timeout)?;
         let mut client = Client::new(conn, opts.timeout);
+        client.set_trace(opts.trace);
         let reply = client.request(b"qSupported:multiprocess+;vContSupported+")?;
         if reply.is_empty() {
             return Err(Error::Unsupported("qSupported".into()));

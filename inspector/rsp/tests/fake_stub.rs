@@ -14,6 +14,7 @@ fn opts() -> ConnectOptions {
     ConnectOptions {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
     }
 }
 
