@@ -196,6 +196,7 @@ fn the_kmem() -> *mut Kmem {
 
 /// Give the allocator the RAM from the end of the kernel to PHYSTOP.
 #[cfg(not(test))]
+#[cfg_attr(not(test), no_mangle)]
 pub fn kinit() {
     extern "C" {
         /// First address after the kernel image (kernel.ld).
@@ -208,12 +209,14 @@ pub fn kinit() {
 }
 
 /// Free a page that kalloc() returned.
+#[cfg_attr(not(test), no_mangle)]
 pub fn kfree(pa: PhysAddr) {
     // SAFETY: the_kmem() is initialised (kinit runs first on hart 0).
     unsafe { kfree_in(the_kmem(), pa) }
 }
 
 /// Allocate a page, filled with junk; None when memory is exhausted.
+#[cfg_attr(not(test), no_mangle)]
 pub fn kalloc() -> Option<PhysAddr> {
     // SAFETY: as in kfree.
     unsafe { kalloc_in(the_kmem()) }

@@ -329,6 +329,7 @@ fn allocpid() -> i32 {
 /// trampoline and trapframe, per-process kernel page table, context that
 /// starts at forkret) and return with p->lock held. If there are no free
 /// procs, or a memory allocation fails, return null.
+#[cfg_attr(not(test), no_mangle)]
 fn allocproc() -> *mut Proc {
     let mut found = core::ptr::null_mut();
     for i in 0..NPROC {
@@ -399,6 +400,7 @@ fn allocproc() -> *mut Proc {
 ///
 /// # Safety
 /// `p` is a slot of `proc` whose lock this hart holds.
+#[cfg_attr(not(test), no_mangle)]
 unsafe fn freeproc(p: *mut Proc) {
     // SAFETY: caller holds p->lock.
     unsafe {
@@ -478,6 +480,7 @@ pub fn proc_freepagetable(pagetable: *mut PageTable, sz: u64) {
 }
 
 /// Set up the first user process.
+#[cfg_attr(not(test), no_mangle)]
 pub fn userinit() {
     let p = allocproc();
     if p.is_null() {
@@ -505,6 +508,7 @@ pub fn userinit() {
 
 /// Grow or shrink user memory by `n` bytes. Fails if the new size would
 /// reach the trapframe or fall below zero, or memory runs out.
+#[cfg_attr(not(test), no_mangle)]
 pub fn growproc(n: i64) -> Result<(), VmError> {
     let p = myproc();
     // SAFETY: sz and pagetable are private to the current process.
@@ -527,6 +531,7 @@ pub fn growproc(n: i64) -> Result<(), VmError> {
 
 /// Create a new process, copying the parent. Sets up child kernel stack to
 /// return as if from fork() system call. Returns the child's pid, or -1.
+#[cfg_attr(not(test), no_mangle)]
 pub fn fork() -> i32 {
     let p = myproc();
 
@@ -594,6 +599,7 @@ fn reparent(p: *mut Proc) {
 
 /// Exit the current process. Does not return. An exited process remains
 /// in the zombie state until its parent calls wait().
+#[cfg_attr(not(test), no_mangle)]
 pub fn exit(status: i32) -> ! {
     let p = myproc();
     if p == INITPROC.load(Ordering::Acquire) {
@@ -642,6 +648,7 @@ pub fn exit(status: i32) -> ! {
 /// Wait for a child process to exit and return its pid; store its exit
 /// status at user address `addr` unless 0. Returns -1 if this process has
 /// no children (or is killed, or `addr` is bad).
+#[cfg_attr(not(test), no_mangle)]
 pub fn wait(addr: u64) -> i32 {
     let p = myproc();
     WAIT_LOCK.acquire();
@@ -696,6 +703,8 @@ pub fn wait(addr: u64) -> i32 {
 ///    start running that process.
 ///  - eventually that process transfers control via swtch back to the
 ///    scheduler, which switches back to kernel_pagetable.
+#[cfg_attr(not(test), no_mangle)]
+#[inline(never)]
 pub fn scheduler() -> ! {
     let c = mycpu();
     // SAFETY: this hart's own Cpu.
@@ -752,6 +761,8 @@ pub fn scheduler() -> ! {
 /// Switch to scheduler. Must hold only p->lock and have changed
 /// proc->state. Saves and restores intena because intena is a property of
 /// this kernel thread, not this CPU.
+#[cfg_attr(not(test), no_mangle)]
+#[inline(never)]
 pub fn sched() {
     let p = myproc();
     let c = mycpu();
@@ -776,6 +787,7 @@ pub fn sched() {
 }
 
 /// Give up the CPU for one scheduling round (xv6's `yield`).
+#[cfg_attr(not(test), export_name = "yield")]
 pub fn yield_() {
     let p = myproc();
     // SAFETY: p is the current process; state is guarded by its lock.
@@ -792,6 +804,7 @@ static FS_READY: AtomicBool = AtomicBool::new(false);
 
 /// A fork child's very first scheduling by scheduler() will swtch to
 /// forkret.
+#[cfg_attr(not(test), no_mangle)]
 extern "C" fn forkret() {
     // Still holding p->lock from scheduler.
     // SAFETY: the current process's lock, taken by the scheduler.
@@ -811,6 +824,7 @@ extern "C" fn forkret() {
 
 /// Atomically release lock and sleep on chan. Reacquires lock when
 /// awakened.
+#[cfg_attr(not(test), no_mangle)]
 pub fn sleep(chan: usize, lk: &Spinlock) {
     let p = myproc();
 
@@ -840,6 +854,7 @@ pub fn sleep(chan: usize, lk: &Spinlock) {
 
 /// Wake up all processes sleeping on chan. Must be called without any
 /// p->lock.
+#[cfg_attr(not(test), no_mangle)]
 pub fn wakeup(chan: usize) {
     let me = myproc();
     for i in 0..NPROC {
@@ -861,6 +876,7 @@ pub fn wakeup(chan: usize) {
 /// Kill the process with the given pid. The victim won't exit until it
 /// tries to return to user space (see usertrap() in trap.rs). Returns 0,
 /// or -1 if there is no such process.
+#[cfg_attr(not(test), no_mangle)]
 pub fn kill(pid: i32) -> i32 {
     for i in 0..NPROC {
         let p = proc_slot(i);
@@ -934,6 +950,7 @@ pub fn either_copyin(dst: &mut [u8], user_src: bool, src: u64) -> Result<(), VmE
 /// Print a process listing to console (`pid state name`). For debugging.
 /// Runs when user types ^P on console. No lock to avoid wedging a stuck
 /// machine further.
+#[cfg_attr(not(test), no_mangle)]
 pub fn procdump() {
     println!();
     for i in 0..NPROC {

@@ -126,6 +126,7 @@ fn syscall_fn(num: usize) -> Option<(SyscallFn, &'static str)> {
 
 /// Run the system call the current process asked for, with the result in
 /// its a0.
+#[cfg_attr(not(test), no_mangle)]
 pub fn syscall() {
     let p = myproc();
     // SAFETY: the trapframe is private to the current process.

@@ -112,6 +112,7 @@ fn proc_mapstacks(kpgtbl: *mut PageTable) {
 
 /// Initialize the one kernel_pagetable (hart 0, at boot).
 #[cfg(not(test))]
+#[cfg_attr(not(test), no_mangle)]
 pub fn kvminit() {
     let pt = kvmmake();
     // SAFETY: hart 0 at boot; the other harts wait on `started`.
@@ -128,6 +129,7 @@ pub fn kvmswitch(pt: *const PageTable) {
 }
 
 /// Switch this hart to the kernel page table (every hart, at boot).
+#[cfg_attr(not(test), no_mangle)]
 pub fn kvminithart() {
     kvmswitch(kernel_pagetable_root());
 }
@@ -145,6 +147,7 @@ pub fn kvminithart() {
 ///   21..29 -- 9 bits of level-1 index.
 ///   12..20 -- 9 bits of level-0 index.
 ///    0..11 -- 12 bits of byte offset within the page.
+#[cfg_attr(not(test), no_mangle)]
 pub fn walk(pagetable: *mut PageTable, va: VirtAddr, alloc: bool) -> Option<*mut Pte> {
     if va.0 >= MAXVA {
         panic!("walk");
@@ -216,6 +219,7 @@ pub fn kvmmap(kpgtbl: *mut PageTable, va: VirtAddr, pa: PhysAddr, sz: u64, perm:
 /// `mappages: va not aligned`, `mappages: size not aligned`, `mappages:
 /// size`). Panics `remap` if a page is already mapped. Returns NoMem if
 /// walk() couldn't allocate a needed page-table page.
+#[cfg_attr(not(test), no_mangle)]
 pub fn mappages(
     pagetable: *mut PageTable,
     va: VirtAddr,
@@ -255,6 +259,7 @@ pub fn mappages(
 /// Remove `npages` of mappings starting from `va`. `va` must be
 /// page-aligned. The mappings must exist. Optionally free the physical
 /// memory.
+#[cfg_attr(not(test), no_mangle)]
 pub fn uvmunmap(pagetable: *mut PageTable, va: VirtAddr, npages: u64, do_free: bool) {
     if !va.is_page_aligned() {
         panic!("uvmunmap: not aligned");
@@ -311,6 +316,7 @@ pub fn uvmfirst(pagetable: *mut PageTable, src: &[u8]) {
 /// Allocate PTEs and physical memory to grow process from `oldsz` to
 /// `newsz`, which need not be page aligned. Returns new size or NoMem
 /// (having freed what it allocated).
+#[cfg_attr(not(test), no_mangle)]
 pub fn uvmalloc(
     pagetable: *mut PageTable,
     oldsz: u64,
@@ -349,6 +355,7 @@ pub fn uvmalloc(
 /// `oldsz` and `newsz` need not be page-aligned, nor does `newsz` need to be
 /// less than `oldsz`. `oldsz` can be larger than the actual process size.
 /// Returns the new process size.
+#[cfg_attr(not(test), no_mangle)]
 pub fn uvmdealloc(pagetable: *mut PageTable, oldsz: u64, newsz: u64) -> u64 {
     if newsz >= oldsz {
         return oldsz;
@@ -389,6 +396,7 @@ pub fn uvmfree(pagetable: *mut PageTable, sz: u64) {
 /// Given a parent process's page table, copy its memory into a child's page
 /// table. Copies both the page table and the physical memory. Returns NoMem
 /// on failure, having freed any allocated pages.
+#[cfg_attr(not(test), no_mangle)]
 pub fn uvmcopy(old: *mut PageTable, new: *mut PageTable, sz: u64) -> Result<(), VmError> {
     let mut i = 0;
     while i < sz {
@@ -437,6 +445,7 @@ pub fn uvmclear(pagetable: *mut PageTable, va: VirtAddr) {
 /// Copy from kernel to user. Copy `src` to virtual address `dstva` in a
 /// given page table. Returns BadAddr if a destination page is not a
 /// writable user page.
+#[cfg_attr(not(test), no_mangle)]
 pub fn copyout(pagetable: *mut PageTable, dstva: u64, src: &[u8]) -> Result<(), VmError> {
     let mut dstva = dstva;
     let mut done = 0usize;
@@ -469,6 +478,7 @@ pub fn copyout(pagetable: *mut PageTable, dstva: u64, src: &[u8]) -> Result<(), 
 
 /// Copy from user to kernel. Copy `dst.len()` bytes to `dst` from virtual
 /// address `srcva` in a given page table.
+#[cfg_attr(not(test), no_mangle)]
 pub fn copyin(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<(), VmError> {
     let mut srcva = srcva;
     let mut done = 0usize;
@@ -494,6 +504,7 @@ pub fn copyin(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<(
 /// virtual address `srcva` until a '\0' or `dst` is full. Returns the
 /// string's length (without the NUL, which is stored), or BadAddr if it
 /// does not fit or a page is unmapped.
+#[cfg_attr(not(test), no_mangle)]
 pub fn copyinstr(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<usize, VmError> {
     let mut srcva = srcva;
     let mut got = 0usize;
@@ -544,6 +555,7 @@ fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::
 }
 
 /// Print `pagetable` to the console in the pgtbl lab's format.
+#[cfg_attr(not(test), no_mangle)]
 pub fn vmprint(pagetable: *const PageTable) {
     struct Out;
     impl Write for Out {
