@@ -120,6 +120,9 @@ pub struct Index {
     /// tag (`struct proc`, `enum procstate`) and by Rust path
     /// (`kernel::proc::ProcState`). Complete definitions first.
     pub types: HashMap<String, Vec<(TypeId, bool)>>,
+    /// Rust: the distinct paths that define a plain type name, so that
+    /// `Context` is not silently taken from the wrong module.
+    pub type_paths: HashMap<String, Vec<String>>,
 }
 
 /// The attributes of one file-scope entry the index wants.
@@ -174,6 +177,9 @@ impl Index {
             index.units.push(entry);
         }
         index.units.sort_by_key(|u| u.start);
+        for paths in index.type_paths.values_mut() {
+            paths.sort();
+        }
         for list in index.vars.values_mut() {
             // Definitions (with an address) first, stable otherwise.
             list.sort_by_key(|v| v.addr.is_none());
@@ -260,7 +266,12 @@ impl Index {
                     _ => {}
                 }
             } else if !prefix.is_empty() {
-                keys.push(format!("{}::{name}", prefix.join("::")));
+                let path = format!("{}::{name}", prefix.join("::"));
+                let paths = self.type_paths.entry(name.clone()).or_default();
+                if complete && !paths.contains(&path) {
+                    paths.push(path.clone());
+                }
+                keys.push(path);
             }
             for key in keys {
                 let list = self.types.entry(key).or_default();

@@ -312,12 +312,20 @@ impl Symbols {
 
     /// A named type: `struct proc`, `proc`, `enum procstate`,
     /// `pagetable_t`, `ProcState`, `kernel::proc::ProcState`. A complete
-    /// definition is preferred over a forward declaration.
+    /// definition is preferred over a forward declaration. A Rust name
+    /// that several modules define is an error that lists their paths.
     pub fn type_named(&self, name: &str) -> Result<TypeId> {
         let index = self.index()?;
+        let name = name.trim();
+        if let Some(paths) = index.type_paths.get(name).filter(|p| p.len() > 1) {
+            return Err(SymbolError::Type(format!(
+                "type `{name}` is ambiguous ({}); give its path",
+                paths.join(", ")
+            )));
+        }
         index
             .types
-            .get(name.trim())
+            .get(name)
             .and_then(|l| l.first())
             .map(|(id, _)| *id)
             .ok_or_else(|| SymbolError::NoType(name.to_string()))

@@ -76,7 +76,7 @@ fn rust_types_by_name_and_path() {
     let mut mem = syms.file_memory();
     let layout = syms.load_global(&mut mem, "LAYOUT").unwrap();
     let l: Vec<u64> = layout.items().iter().map(|v| v.as_u64().unwrap()).collect();
-    let p = syms.type_named("Proc").unwrap();
+    let p = syms.type_named("rust_like::proc::Proc").unwrap();
     assert_eq!(syms.size_of(p).unwrap(), l[0]);
     for (i, f) in [
         "state",
@@ -111,6 +111,20 @@ fn rust_types_by_name_and_path() {
     let v = syms.load_global(&mut mem, "GRID").unwrap();
     assert_eq!(v.index(1).unwrap().index(2).unwrap().as_u64().unwrap(), 6);
     assert_eq!(v.index(0).unwrap().index(1).unwrap().as_u64().unwrap(), 2);
+}
+
+#[test]
+fn a_type_name_two_modules_define_is_ambiguous() {
+    let syms = open();
+    assert_eq!(
+        syms.type_named("Context").unwrap_err().to_string(),
+        "type `Context` is ambiguous (rust_like::sched::Context, rust_like::trap::Context); give its path"
+    );
+    let t = syms.type_named("rust_like::trap::Context").unwrap();
+    assert_eq!(syms.member(t, "sepc").unwrap().offset, 0);
+    let mut mem = syms.file_memory();
+    let v = syms.load_global(&mut mem, "SCHED_CONTEXT").unwrap();
+    assert_eq!(v.field("sp").unwrap().as_u64().unwrap(), 0x8000_9000);
 }
 
 #[test]
@@ -202,7 +216,7 @@ fn rust_enums_with_data_decode_as_rustc_encoded_them() {
         syms.eval_address("CHILD.parent.Some.0->kstack", &mut NoMemory).unwrap_err().to_string(),
         format!(
             "cannot read `CHILD.parent`: cannot read 8 bytes at {:#x}: no target memory (give a live target or a snapshot)",
-            syms.global("CHILD").unwrap().addr + syms.field_offset(syms.type_named("Proc").unwrap(), "parent").unwrap().0
+            syms.global("CHILD").unwrap().addr + syms.field_offset(syms.type_named("rust_like::proc::Proc").unwrap(), "parent").unwrap().0
         )
     );
 }
@@ -250,7 +264,8 @@ fn fixture_rebuilds_with_rustc() {
         .unwrap();
     assert_eq!(
         u64::from_le_bytes(buf),
-        syms.size_of(syms.type_named("Proc").unwrap()).unwrap()
+        syms.size_of(syms.type_named("rust_like::proc::Proc").unwrap())
+            .unwrap()
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
