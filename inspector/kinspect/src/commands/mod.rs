@@ -24,6 +24,9 @@ use crate::target::qemu::QemuTarget;
 use crate::target::{Csr, Hart, Target, TargetError};
 use symbols::Symbols;
 
+/// Findings printed as warnings before the rest is summarised in one line.
+pub const MAX_WARNINGS: usize = 20;
+
 /// What a command runs with.
 pub struct Ctx<'a> {
     /// `None` only for commands that run offline (`satp VALUE`).
@@ -54,10 +57,18 @@ impl Ctx<'_> {
     /// Report walk findings on the warning stream (text mode only; JSON
     /// output carries them in a `findings` field).
     pub fn warn_findings(&mut self, findings: &[Finding]) -> Result<()> {
-        if !self.json {
-            for f in findings {
-                writeln!(self.warn, "kinspect: warning: {f}")?;
-            }
+        if self.json {
+            return Ok(());
+        }
+        for f in findings.iter().take(MAX_WARNINGS) {
+            writeln!(self.warn, "kinspect: warning: {f}")?;
+        }
+        if findings.len() > MAX_WARNINGS {
+            writeln!(
+                self.warn,
+                "kinspect: warning: ... and {} more findings (--json lists them all)",
+                findings.len() - MAX_WARNINGS
+            )?;
         }
         Ok(())
     }
