@@ -338,3 +338,54 @@ impl Drop for Machine {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Run `gdb-multiarch` in batch mode against `gdb_addr` with the kernel's
+/// ELF and `gdb-scripts/kinspect.py` loaded, executing `commands` in order.
+/// Each command's output is returned separately (split on markers the
+/// helper echoes between commands). Panics if gdb cannot be run.
+pub fn gdb_batch(gdb_addr: &str, commands: &[&str]) -> Vec<String> {
+    const MARK: &str = "@@kinspect-test-mark@@";
+    let mut cmd = std::process::Command::new("gdb-multiarch");
+    cmd.current_dir(root())
+        .args(["-nx", "-batch", "-x", "gdb-scripts/gdbinit"])
+        .arg("-ex")
+        .arg(format!("target remote {gdb_addr}"));
+    for c in commands {
+        cmd.arg("-ex")
+            .arg(format!("echo {MARK}\\n"))
+            .arg("-ex")
+            .arg(c);
+    }
+    cmd.arg("-ex").arg(format!("echo {MARK}\\n"));
+    let out = cmd
+        .output()
+        .expect("running gdb-multiarch (cargo xtask test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let parts: Vec<String> = text
+        .split(&format!("{MARK}\n"))
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        parts.len(),
+        commands.len() + 1,
+        "gdb did not run every command; stdout:\n{text}\nstderr:\n{err}"
+    );
+    parts[..commands.len()].to_vec()
+}
+
+/// The kernel's Ctrl-P process list (`pid state name` lines) printed after
+/// console byte `from`, up to the next prompt.
+pub fn parse_procdump(console_tail: &str) -> Vec<(i64, String, String)> {
+    console_tail
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let pid = w.next()?.parse::<i64>().ok()?;
+            let state = w.next()?.to_string();
+            let name = w.next()?.to_string();
+            Some((pid, state, name))
+        })
+        .collect()
+}
