@@ -6,7 +6,7 @@
 
 use kinspect::cli::run_args_on;
 use kinspect::target::memory::{HartState, MemoryTarget};
-use kinspect::target::Csr;
+use kinspect::target::{Csr, Target};
 
 pub const V: u64 = 1;
 pub const R: u64 = 2;
@@ -100,6 +100,11 @@ pub struct Run {
 
 /// Run `kinspect ARGS...` on `target` through the real argument parser.
 pub fn run(target: &mut MemoryTarget, args: &[&str]) -> Run {
+    run_dyn(target, args)
+}
+
+/// [`run`] on any target.
+pub fn run_dyn(target: &mut dyn Target, args: &[&str]) -> Run {
     // The default ELF path is relative to the working directory, which
     // for tests is inspector/kinspect: no ELF unless a test passes --elf.
     let mut full = vec!["kinspect"];
