@@ -650,7 +650,7 @@ pub fn static_offset(syms: &Symbols, ty: TypeId, e: &Expr) -> Result<(u64, TypeI
         Expr::Field(base, name) => {
             let (off, t) = static_offset(syms, ty, base)?;
             let m = syms.member(t, name)?;
-            Ok((off + m.offset, m.ty))
+            Ok((off.wrapping_add(m.offset), m.ty))
         }
         Expr::Index(base, index) => {
             let (off, t) = static_offset(syms, ty, base)?;
@@ -670,7 +670,7 @@ pub fn static_offset(syms: &Symbols, ty: TypeId, e: &Expr) -> Result<(u64, TypeI
                 });
             }
             let esize = syms.size_of(element)?;
-            Ok((off + i * esize, element))
+            Ok((off.wrapping_add(i.wrapping_mul(esize)), element))
         }
         other => Err(SymbolError::Type(format!("`{other}` is not a member path"))),
     }

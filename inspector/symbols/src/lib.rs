@@ -509,6 +509,26 @@ impl Symbols {
     /// A member of a struct or union type (seen through typedefs), or the
     /// error that lists the members there are.
     pub fn member(&self, ty: TypeId, name: &str) -> Result<Member> {
+        // Bounds the search through anonymous members, which corrupt DWARF
+        // could make cyclic or exponentially wide.
+        let mut budget = 4096;
+        self.member_in(ty, name, 0, &mut budget)
+    }
+
+    fn member_in(
+        &self,
+        ty: TypeId,
+        name: &str,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Result<Member> {
+        *budget = budget.saturating_sub(1);
+        if depth > 8 || *budget == 0 {
+            return Err(SymbolError::Limit(format!(
+                "gave up looking for `{name}` in `{}`: anonymous members nest too deep",
+                self.type_name(ty)
+            )));
+        }
         let t = self.resolve(ty)?;
         let TypeKind::Struct(s) = &t.kind else {
             return Err(SymbolError::Type(format!(
@@ -532,10 +552,10 @@ impl Symbols {
         }
         // C11 anonymous structs and unions: their members are the parent's.
         for m in s.members.iter().filter(|m| m.name.is_none()) {
-            if let Ok(mut inner) = self.member(m.ty, name) {
-                inner.offset += m.offset;
+            if let Ok(mut inner) = self.member_in(m.ty, name, depth + 1, budget) {
+                inner.offset = inner.offset.saturating_add(m.offset);
                 if let Some(b) = &mut inner.bits {
-                    b.bit_offset += m.offset * 8;
+                    b.bit_offset = b.bit_offset.saturating_add(m.offset.saturating_mul(8));
                 }
                 return Ok(inner);
             }

@@ -307,10 +307,13 @@ impl Decoder<'_> {
         if let Some(bf) = m.bits {
             self.bump()?;
             let first = (bf.bit_offset / 8) as usize;
-            let last = (bf.bit_offset + bf.bit_size).div_ceil(8) as usize;
-            let b = bytes.get(first..last).ok_or_else(|| {
-                SymbolError::Type(format!("bit-field `{name}` lies outside `{owner}`"))
-            })?;
+            let last = bf.bit_offset.saturating_add(bf.bit_size).div_ceil(8) as usize;
+            let b = bytes
+                .get(first..last)
+                .filter(|b| b.len() <= 16)
+                .ok_or_else(|| {
+                    SymbolError::Type(format!("bit-field `{name}` lies outside `{owner}`"))
+                })?;
             let mut raw = [0u8; 16];
             raw[..b.len()].copy_from_slice(b);
             let bits =

@@ -529,9 +529,10 @@ fn member(
                 None => die_byte_size(entry, ty, owner)?,
             }
             .ok_or_else(|| bad(owner, format!("bit-field `{what}` has no storage size")))?;
-            (storage * 8)
-                .checked_sub(bit_offset + bit_size)
-                .map(|b| loc.unwrap_or(0) * 8 + b)
+            storage
+                .checked_mul(8)
+                .and_then(|bits| bits.checked_sub(bit_offset.checked_add(bit_size)?))
+                .and_then(|b| loc.unwrap_or(0).checked_mul(8)?.checked_add(b))
         }
     }
     .ok_or_else(|| bad(owner, format!("bit-field `{what}` has a bad offset")))?;
