@@ -15,13 +15,22 @@ fn every_hart_starts() {
         m.wait_for(&format!("hart {hart} starting"), BOOT);
     }
     let console = m.console();
-    assert!(!console.contains("panic:"), "the kernel panicked while booting:\n{console}");
+    assert!(
+        !console.contains("panic:"),
+        "the kernel panicked while booting:\n{console}"
+    );
 }
 
 #[test]
 fn a_single_hart_machine_boots_too() {
-    let m = Machine::boot(Boot { smp: 1, ..Boot::default() });
+    let m = Machine::boot(Boot {
+        smp: 1,
+        ..Boot::default()
+    });
     m.wait_for("hart 0 starting", BOOT);
     let console = m.console();
-    assert!(!console.contains("hart 1 starting"), "a hart that does not exist reported in:\n{console}");
+    assert!(
+        !console.contains("hart 1 starting"),
+        "a hart that does not exist reported in:\n{console}"
+    );
 }
