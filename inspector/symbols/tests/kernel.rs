@@ -43,7 +43,14 @@ fn procstate_in_source() -> Vec<String> {
 #[test]
 fn kernel_objects_are_found_by_name() {
     let Some(syms) = kernel() else { return };
-    for name in ["proc", "cpus", "kernel_pagetable", "kmem", "panicked"] {
+    for name in [
+        "proc",
+        "cpus",
+        "kernel_pagetable",
+        "kmem",
+        "panicked",
+        "panicmsg",
+    ] {
         let g = syms.global(name).unwrap_or_else(|e| panic!("{name}: {e}"));
         let sym = syms
             .elf_symbol(name)
@@ -92,6 +99,16 @@ fn kernel_tables_load_from_the_image() {
         assert_eq!(p.field("pid").unwrap().as_i64().unwrap(), 0);
         assert_eq!(p.field("name").unwrap().as_cstr().unwrap(), "");
     }
+    // Not panicked: the message buffer is empty.
+    let msg = syms.load_global(&mut mem, "panicmsg").unwrap();
+    assert_eq!(msg.as_cstr().unwrap(), "");
+    assert_eq!(
+        syms.load_global(&mut mem, "panicked")
+            .unwrap()
+            .as_u64()
+            .unwrap(),
+        0
+    );
     let cpus = syms.load_global(&mut mem, "cpus").unwrap();
     assert_eq!(
         cpus.index(2)
