@@ -42,6 +42,7 @@ pub mod start;
 pub mod stat;
 pub mod swtch;
 pub mod syscall;
+pub mod sysdebug;
 pub mod sysfile;
 pub mod sysproc;
 pub mod trampoline;

@@ -119,6 +119,7 @@ fn syscall_fn(num: usize) -> Option<(SyscallFn, &'static str)> {
         SYS_LINK => (sys_link, "link"),
         SYS_MKDIR => (sys_mkdir, "mkdir"),
         SYS_CLOSE => (sys_close, "close"),
+        crate::sysdebug::SYS_KDEBUG => (crate::sysdebug::sys_kdebug, "kdebug"),
         _ => return None,
     };
     Some(f)
