@@ -122,3 +122,79 @@ fn ktranslate_finds_a_kernel_stack_and_its_guard() {
         out[0]
     );
 }
+
+fn kinspect(m: &Machine, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .current_dir(kinspect_testkit::root())
+        .arg("--gdb")
+        .arg(m.gdb_addr())
+        .args(args)
+        .output()
+        .expect("running kinspect");
+    assert!(
+        out.status.success(),
+        "kinspect {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn gdb_and_kinspect_print_the_same_for_the_same_halted_machine() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", T);
+    m.pause();
+    // kinspect leaves a halted machine halted, so gdb sees the same state.
+    let maps: Vec<String> = (0..3)
+        .map(|h| kinspect(&m, &["maps", "--hart", &h.to_string()]))
+        .collect();
+    let vmprint = kinspect(&m, &["vmprint", "--hart", "0"]);
+    let vmprint_va = kinspect(&m, &["vmprint", "--hart", "0", "--va"]);
+    let trampoline = 0x3f_ffff_f000u64 + 0x40;
+    let translate = kinspect(
+        &m,
+        &[
+            "--json",
+            "translate",
+            &format!("{trampoline:#x}"),
+            "--hart",
+            "0",
+        ],
+    );
+    let out = gdb_batch(
+        &m.gdb_addr(),
+        &[
+            "thread 1",
+            "kmaps",
+            "thread 2",
+            "kmaps",
+            "thread 3",
+            "kmaps",
+            "thread 1",
+            "kvmprint",
+            "kvmprint --va",
+            &format!("ktranslate {trampoline:#x}"),
+        ],
+    );
+    for h in 0..3 {
+        assert_eq!(
+            out[2 * h + 1],
+            maps[h],
+            "kmaps and kinspect maps differ on hart {h}"
+        );
+    }
+    assert_eq!(out[7], vmprint, "kvmprint and kinspect vmprint differ");
+    assert_eq!(
+        out[8], vmprint_va,
+        "kvmprint --va and kinspect vmprint --va differ"
+    );
+    let json: serde_json::Value = serde_json::from_str(&translate).expect("translate --json");
+    let pa = json["pa"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no pa in {translate}"));
+    assert!(
+        out[9].contains(&format!("pa 0x{pa:016x}")),
+        "ktranslate disagrees with kinspect ({pa:#x}):\n{}",
+        out[9]
+    );
+}
