@@ -56,6 +56,15 @@ enum Cmd {
     /// The main job: build the kernel and kinspect, boot the kernel under
     /// QEMU and open kinspect on it.
     Run,
+    /// Run every benchmark against the real kernel under QEMU: boot and
+    /// usertests time, bytes per second through the gdb stub, page-table
+    /// walks, kinspect's whole-process times. Numbers are printed; docs/
+    /// keeps the latest ones.
+    Bench {
+        /// Extra arguments for `cargo bench` (a bench name, say).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
     /// Run every test: the kernel's and kinspect's host unit tests, then the
     /// integration tests that boot the real kernel under the real QEMU.
     Test {
@@ -74,6 +83,7 @@ fn main() -> ExitCode {
         Cmd::Gdb { port } => build::gdb(port),
         Cmd::Run => build::run(),
         Cmd::Test { cargo_args } => test::run(&cargo_args),
+        Cmd::Bench { cargo_args } => test::bench(&cargo_args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

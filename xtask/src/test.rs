@@ -47,3 +47,17 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
         "workspace tests",
     )
 }
+
+/// `cargo xtask bench`: build the kernel, then every benchmark of the host
+/// workspace (they boot it under QEMU themselves).
+pub fn bench(cargo_args: &[String]) -> Result<()> {
+    deps::ensure(&[deps::QEMU, deps::GDB])?;
+    build::build_all()?;
+    run_checked(
+        cargo()
+            .current_dir(paths::root())
+            .args(["bench", "--workspace"])
+            .args(cargo_args),
+        "benchmarks",
+    )
+}
