@@ -250,21 +250,29 @@ impl<'a> Parser<'a> {
         Ok(cmd)
     }
 
+    /// One redirection (`<`, `>` or `>>`, then a file name), after
+    /// `peek(b"<>")` said one is next: (file, open mode, fd it replaces).
+    fn redir(&mut self) -> Result<(String, i32, i32), &'static str> {
+        let (tok, _) = self.gettoken();
+        let (t, file) = self.gettoken();
+        if t != Tok::Word {
+            return Err("missing file for redirection");
+        }
+        let (mode, fd) = match tok {
+            Tok::Sym(b'<') => (O_RDONLY, 0),
+            Tok::Sym(b'>') => (O_WRONLY | O_CREATE | O_TRUNC, 1),
+            _ => (O_WRONLY | O_CREATE, 1), // >>
+        };
+        Ok((String::from(file), mode, fd))
+    }
+
+    /// Wrap `cmd` in the redirections that follow it.
     fn redirs(&mut self, mut cmd: Cmd) -> Result<Cmd, &'static str> {
         while self.peek(b"<>") {
-            let (tok, _) = self.gettoken();
-            let (t, file) = self.gettoken();
-            if t != Tok::Word {
-                return Err("missing file for redirection");
-            }
-            let (mode, fd) = match tok {
-                Tok::Sym(b'<') => (O_RDONLY, 0),
-                Tok::Sym(b'>') => (O_WRONLY | O_CREATE | O_TRUNC, 1),
-                _ => (O_WRONLY | O_CREATE, 1), // >>
-            };
+            let (file, mode, fd) = self.redir()?;
             cmd = Cmd::Redir {
                 cmd: Box::new(cmd),
-                file: String::from(file),
+                file,
                 mode,
                 fd,
             };
@@ -295,17 +303,7 @@ impl<'a> Parser<'a> {
                 break;
             }
             if self.peek(b"<>") {
-                let (tok, _) = self.gettoken();
-                let (t, file) = self.gettoken();
-                if t != Tok::Word {
-                    return Err("missing file for redirection");
-                }
-                let (mode, fd) = match tok {
-                    Tok::Sym(b'<') => (O_RDONLY, 0),
-                    Tok::Sym(b'>') => (O_WRONLY | O_CREATE | O_TRUNC, 1),
-                    _ => (O_WRONLY | O_CREATE, 1),
-                };
-                redirs.push((String::from(file), mode, fd));
+                redirs.push(self.redir()?);
                 continue;
             }
             let (tok, word) = self.gettoken();
