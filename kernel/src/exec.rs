@@ -139,11 +139,47 @@ fn loadseg(pagetable: *mut PageTable, va: u64, ip: *mut Inode, offset: u64, sz: 
     true
 }
 
-/// Build the user image for `path` with arguments `argv` (kernel strings)
-/// and switch the current process to it. Returns argc, or -1 with the old
-/// image untouched.
+/// exec's argument strings: each in a kalloc'd page of its own (kept
+/// compact, since exec runs on a one-page kernel stack).
+pub struct Argv {
+    /// Physical address of argument i's page.
+    page: [u64; MAXARG],
+    /// Length of argument i, without the NUL.
+    len: [u16; MAXARG],
+    /// How many arguments.
+    argc: usize,
+}
+
+impl Argv {
+    /// Argument `i` (< argc), without its NUL.
+    pub fn get(&self, i: usize) -> &[u8] {
+        // SAFETY: page[i] holds len[i] bytes fetched by sys_exec, alive
+        // until Argv::free.
+        unsafe {
+            core::slice::from_raw_parts(self.page[i] as usize as *const u8, self.len[i] as usize)
+        }
+    }
+
+    pub fn argc(&self) -> usize {
+        self.argc
+    }
+
+    /// Give the pages back.
+    fn free(&mut self) {
+        for i in 0..MAXARG {
+            if self.page[i] != 0 {
+                kfree(PhysAddr(self.page[i]));
+                self.page[i] = 0;
+            }
+        }
+        self.argc = 0;
+    }
+}
+
+/// Build the user image for `path` with arguments `argv` and switch the
+/// current process to it. Returns argc, or -1 with the old image untouched.
 #[cfg_attr(not(test), no_mangle)]
-pub fn exec(path: &[u8], argv: &[&[u8]]) -> i64 {
+pub fn exec(path: &[u8], argv: &Argv) -> i64 {
     let p = myproc();
 
     begin_op();
@@ -236,10 +272,8 @@ pub fn exec(path: &[u8], argv: &[&[u8]]) -> i64 {
 
     // Push argument strings, prepare rest of stack in ustack.
     let mut ustack = [0u64; MAXARG + 1];
-    if argv.len() > MAXARG {
-        return fail(pagetable, sz, ip);
-    }
-    for (i, arg) in argv.iter().enumerate() {
+    for (i, slot) in ustack.iter_mut().enumerate().take(argv.argc()) {
+        let arg = argv.get(i);
         let len = arg.len() as u64 + 1;
         if len > sp - stackbase {
             return fail(pagetable, sz, ip);
@@ -252,9 +286,9 @@ pub fn exec(path: &[u8], argv: &[&[u8]]) -> i64 {
         {
             return fail(pagetable, sz, ip);
         }
-        ustack[i] = sp;
+        *slot = sp;
     }
-    let argc = argv.len();
+    let argc = argv.argc();
     ustack[argc] = 0;
 
     // push the array of argv[] pointers.
@@ -311,15 +345,15 @@ pub fn sys_exec() -> u64 {
         return u64::MAX;
     };
 
-    let mut pages: [Option<PhysAddr>; MAXARG] = [None; MAXARG];
-    let mut lens = [0usize; MAXARG];
-    let mut argc = 0;
+    let mut argv = Argv {
+        page: [0; MAXARG],
+        len: [0; MAXARG],
+        argc: 0,
+    };
     let mut ok = false;
-    loop {
-        if argc >= MAXARG {
-            break;
-        }
-        let Some(uarg) = fetchaddr(uargv + 8 * argc as u64) else {
+    while argv.argc < MAXARG {
+        let i = argv.argc;
+        let Some(uarg) = fetchaddr(uargv + 8 * i as u64) else {
             break;
         };
         if uarg == 0 {
@@ -329,31 +363,19 @@ pub fn sys_exec() -> u64 {
         let Some(page) = kalloc() else {
             break;
         };
-        pages[argc] = Some(page);
-        // SAFETY: a fresh page, ours until freed below.
+        argv.page[i] = page.0;
+        // SAFETY: a fresh page, ours until argv.free().
         let buf =
             unsafe { core::slice::from_raw_parts_mut(page.as_mut_ptr::<u8>(), PGSIZE as usize) };
         match fetchstr(uarg, buf) {
-            Some(n) => lens[argc] = n,
+            Some(n) => argv.len[i] = n as u16,
             None => break,
         }
-        argc += 1;
+        argv.argc += 1;
     }
 
-    let mut ret = -1;
-    if ok {
-        let mut argv: [&[u8]; MAXARG] = [&[]; MAXARG];
-        for i in 0..argc {
-            if let Some(page) = pages[i] {
-                // SAFETY: the page holds lens[i] bytes fetched above.
-                argv[i] = unsafe { core::slice::from_raw_parts(page.as_mut_ptr::<u8>(), lens[i]) };
-            }
-        }
-        ret = exec(&path[..plen], &argv[..argc]);
-    }
-    for page in pages.iter().flatten() {
-        kfree(*page);
-    }
+    let ret = if ok { exec(&path[..plen], &argv) } else { -1 };
+    argv.free();
     ret as u64
 }
 
