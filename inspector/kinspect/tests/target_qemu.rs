@@ -297,6 +297,7 @@ fn qemu_dying_mid_session_is_a_one_line_error() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(e, TargetError::Disconnected(_)), "{e}");
     let msg = e.to_string();
+    eprintln!("{msg}");
     assert!(
         msg.contains("closed the connection") && !msg.contains('\n'),
         "{msg}"

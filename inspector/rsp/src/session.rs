@@ -24,10 +24,11 @@
 //!
 //! # Packets never sent
 //!
-//! `k` and `vKill` terminate QEMU itself. `?` makes QEMU 7.2 remove every
-//! breakpoint and watchpoint (`gdb_breakpoint_remove_all`). Neither is
-//! sent anywhere in this crate; the attach state comes from the unsolicited
-//! stop reply instead of `?`.
+//! `k` and `vKill` terminate QEMU itself. `?` makes QEMU 7.2 remove the
+//! breakpoints and watchpoints of the current hart (and only that one:
+//! with `-smp 3` another hart still stops at a `Z0` breakpoint after `?`),
+//! so it would silently break a `watch`. Neither is sent anywhere in this
+//! crate; the attach state comes from the unsolicited stop reply instead.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -140,7 +141,24 @@ impl Session {
         let conn = Transport::connect(&addr, opts.connect_timeout)?;
         let mut client = Client::new(conn, opts.timeout);
         client.set_trace(opts.trace);
-        let reply = client.request(b"qSupported:multiprocess+;vContSupported+")?;
+        let reply = client
+            .request(b"qSupported:multiprocess+;vContSupported+")
+            .map_err(|e| match e {
+                // QEMU serves one client; a second connection is accepted
+                // by the kernel's backlog and then never answered.
+                Error::Timeout {
+                    addr,
+                    what,
+                    after,
+                    hint,
+                } if hint.is_empty() => Error::Timeout {
+                    addr,
+                    what,
+                    after,
+                    hint: " (is another debugger attached? QEMU serves one at a time)".into(),
+                },
+                e => e,
+            })?;
         if reply.is_empty() {
             return Err(Error::Unsupported("qSupported".into()));
         }

@@ -42,6 +42,11 @@ fn memory_reads_are_split_to_fit_the_advertised_packet_size() {
         next += len as u64;
     }
     assert_eq!(next, RAM_BASE + 5010);
+    // The zero run in the image came run-length encoded ("0*" + count).
+    assert!(
+        fake.sent().contains("0*"),
+        "gdbstub sent no run-length encoding"
+    );
 }
 
 #[test]
@@ -202,6 +207,7 @@ fn a_stub_that_dies_mid_packet_is_an_error_not_a_hang() {
     );
     assert!(matches!(e, Error::Disconnected { .. }), "{e}");
     let msg = e.to_string();
+    eprintln!("{msg}");
     assert!(
         msg.contains("closed the connection in the middle of the reply to m80000000,800"),
         "{msg}"

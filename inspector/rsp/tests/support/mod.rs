@@ -334,6 +334,7 @@ impl TargetDescriptionXmlOverride for FakeMachine {
 pub struct Wire {
     stream: TcpStream,
     pub received: Arc<Mutex<Vec<u8>>>,
+    pub sent: Arc<Mutex<Vec<u8>>>,
     written: usize,
     die_after: Option<usize>,
 }
@@ -347,6 +348,9 @@ impl Connection for Wire {
             let _ = Write::flush(&mut self.stream);
             let _ = self.stream.shutdown(Shutdown::Both);
             return Err(std::io::Error::other("fake QEMU died"));
+        }
+        if let Ok(mut s) = self.sent.lock() {
+            s.push(byte);
         }
         Write::write_all(&mut self.stream, &[byte])
     }
@@ -437,6 +441,7 @@ impl Default for Options {
 pub struct Fake {
     pub addr: String,
     pub received: Arc<Mutex<Vec<u8>>>,
+    pub sent: Arc<Mutex<Vec<u8>>>,
     pub handle: JoinHandle<Option<FakeMachine>>,
 }
 
@@ -446,11 +451,14 @@ impl Fake {
         let addr = listener.local_addr().expect("local addr").to_string();
         let received = Arc::new(Mutex::new(Vec::new()));
         let rec = Arc::clone(&received);
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let snt = Arc::clone(&sent);
         let handle = thread::spawn(move || {
             let (stream, _) = listener.accept().ok()?;
             let wire = Wire {
                 stream,
                 received: rec,
+                sent: snt,
                 written: 0,
                 die_after: opts.die_after,
             };
@@ -476,6 +484,7 @@ impl Fake {
         Fake {
             addr,
             received,
+            sent,
             handle,
         }
     }
@@ -483,6 +492,11 @@ impl Fake {
     /// Everything the client sent, as text.
     pub fn received(&self) -> String {
         String::from_utf8_lossy(&self.received.lock().expect("wire log")).into_owned()
+    }
+
+    /// Everything the fake sent, as text.
+    pub fn sent(&self) -> String {
+        String::from_utf8_lossy(&self.sent.lock().expect("wire log")).into_owned()
     }
 
     /// The `m` requests the client made, as (address, length).
