@@ -1,11 +1,9 @@
 //! The kernel boots to a shell from fs.img, survives `usertests -q`, and
 //! its shell runs a pipeline whose answer the host computes independently.
 //!
-//! The `bench_*` test (ignored by default) measures boot-to-prompt and
-//! `usertests -q` wall time; `cargo test --release -p kinspect --test
-//! usertests -- --ignored --nocapture` runs it.
+//! `benches/usertests.rs` times the same boot and `usertests -q`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kinspect_testkit::{root, Machine};
 
@@ -105,19 +103,4 @@ fn shell_pipeline_counts_match_the_host() {
 fn grep_helper_counts_like_xv6() {
     let (l, w, c) = grep_wc(b"a xv6 b\nno\n  xv6\nxv6 tail-without-newline", b"xv6");
     assert_eq!((l, w, c), (2, 4, 14));
-}
-
-/// Boot-to-prompt and `usertests -q` wall times, printed for the record.
-#[test]
-#[ignore = "a benchmark: run with --ignored --nocapture"]
-fn bench_boot_and_usertests() {
-    let t0 = Instant::now();
-    let mut m = boot_to_shell();
-    let boot = t0.elapsed();
-    let t1 = Instant::now();
-    let out = run(&mut m, "usertests -q", USERTESTS_TIMEOUT);
-    let tests = t1.elapsed();
-    assert!(out.contains("ALL TESTS PASSED"), "{out}");
-    println!("bench: boot to first prompt: {:.2} s", boot.as_secs_f64());
-    println!("bench: usertests -q: {:.1} s", tests.as_secs_f64());
 }
