@@ -661,6 +661,7 @@ mod tests {
         let before = nfree();
         mappages(pt, VirtAddr(0x4000_2000), PGSIZE, pa, rwu()).unwrap();
         assert_eq!(before - nfree(), 2, "one level-1 and one level-0 page");
+        // SAFETY: walk returned a PTE inside a page-table page of fake RAM.
         let pte = unsafe { *walk(pt, VirtAddr(0x4000_2abc), false).unwrap() };
         assert_eq!(pte.pa(), pa);
         assert_eq!(pte.flags(), rwu() | PteFlags::V);
@@ -670,6 +671,7 @@ mod tests {
             Some(PhysAddr(pa.0 + 0xabc))
         );
         // The intermediate entries are pointers (V only).
+        // SAFETY: pt is a root page in fake RAM.
         let root = unsafe { &*pt };
         assert!(root.entries[1].is_table());
         assert!(walkaddr(pt, VirtAddr(0x4000_3000)).is_none());
@@ -835,6 +837,7 @@ mod tests {
         let p = kvmcreate(kernel, VirtAddr(kstack(1)), stack1).unwrap();
         assert_eq!(before - nfree(), 3, "root + private level 1 + level 0");
         assert_eq!(kvmpa(p, VirtAddr(0x8000_0000)), Some(low));
+        // SAFETY: both are root pages in fake RAM.
         assert_eq!(unsafe { (*p).entries[2] }, unsafe { (*kernel).entries[2] });
         assert_eq!(kvmpa(p, VirtAddr(TRAMPOLINE)), Some(tramp));
         assert_eq!(kvmpa(p, VirtAddr(kstack(1))), Some(stack1));
