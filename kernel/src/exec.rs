@@ -35,12 +35,15 @@ pub struct ElfHdr {
     pub phnum: u16,
 }
 
+/// Little-endian u16 at byte `o` of `b` (which must be long enough).
 fn u16_at(b: &[u8], o: usize) -> u16 {
     u16::from_le_bytes([b[o], b[o + 1]])
 }
+/// Little-endian u32 at byte `o` of `b`.
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
+/// Little-endian u64 at byte `o` of `b`.
 fn u64_at(b: &[u8], o: usize) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[o..o + 8]);

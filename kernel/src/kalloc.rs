@@ -189,6 +189,7 @@ fn the_kmem() -> *mut Kmem {
     &raw mut kmem
 }
 
+/// On the host: this test thread's fake-RAM allocator.
 #[cfg(test)]
 fn the_kmem() -> *mut Kmem {
     testing::current()

@@ -4,11 +4,13 @@
 use crate::memlayout::*;
 use crate::proc::cpuid;
 
+/// Write a 32-bit PLIC register.
 fn write32(addr: u64, v: u32) {
     // SAFETY: addr is a PLIC register, mapped R/W in the kernel page table.
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
 }
 
+/// Read a 32-bit PLIC register.
 fn read32(addr: u64) -> u32 {
     // SAFETY: as in write32.
     unsafe { core::ptr::read_volatile(addr as *const u32) }

@@ -317,6 +317,7 @@ pub fn set_name(dst: &mut [u8; 16], src: &[u8]) {
     dst[n..].fill(0);
 }
 
+/// Hand out the next process id (1, 2, ...).
 fn allocpid() -> i32 {
     let mut next = NEXTPID.lock();
     let pid = *next;

@@ -8,19 +8,24 @@ use crate::trap::{ticks_chan, TICKS};
 /// -1 as the user sees it in a0.
 pub const ERR: u64 = u64::MAX;
 
+/// exit(status): never returns.
 pub fn sys_exit() -> u64 {
     proc::exit(argint(0))
 }
 
+/// getpid(): the caller's pid.
 pub fn sys_getpid() -> u64 {
     // SAFETY: the pid of the current process does not change under it.
     unsafe { (*myproc()).pid as u64 }
 }
 
+/// fork(): the child's pid in the parent, 0 in the child, -1 on failure.
 pub fn sys_fork() -> u64 {
     proc::fork() as i64 as u64
 }
 
+/// wait(&status): a zombie child's pid (status stored unless the address
+/// is 0), or -1 with no children.
 pub fn sys_wait() -> u64 {
     proc::wait(argaddr(0)) as i64 as u64
 }
@@ -50,6 +55,7 @@ pub fn sys_sleep() -> u64 {
     0
 }
 
+/// kill(pid): 0, or -1 if there is no such process.
 pub fn sys_kill() -> u64 {
     proc::kill(argint(0)) as i64 as u64
 }

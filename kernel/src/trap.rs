@@ -101,6 +101,7 @@ extern "C" {
 fn kernelvec_addr() -> u64 {
     kernelvec as *const () as u64
 }
+/// Host builds have no kernelvec.
 #[cfg(not(target_arch = "riscv64"))]
 fn kernelvec_addr() -> u64 {
     0

@@ -22,12 +22,14 @@ const LSR: u64 = 5; // line status register
 const LSR_RX_READY: u8 = 1 << 0; // input is waiting to be read from RHR
 const LSR_TX_IDLE: u8 = 1 << 5; // THR can accept another character to send
 
+/// Read UART register `reg`.
 fn read_reg(reg: u64) -> u8 {
     // SAFETY: UART0 is a device register block, identity-mapped in the
     // kernel page table (and accessed before paging with satp = 0).
     unsafe { core::ptr::read_volatile((UART0 + reg) as *const u8) }
 }
 
+/// Write UART register `reg`.
 fn write_reg(reg: u64, v: u8) {
     // SAFETY: as in read_reg.
     unsafe { core::ptr::write_volatile((UART0 + reg) as *mut u8, v) }

@@ -536,6 +536,8 @@ pub fn vmprint_to(w: &mut dyn Write, pagetable: *const PageTable) -> fmt::Result
     vmprint_level(w, pagetable, 1)
 }
 
+/// Print the valid entries of page-table page `pt` at `depth` (1 = root)
+/// and recurse into lower levels.
 fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::Result {
     for i in 0..512 {
         // SAFETY: pt is a page-table page (the root, or from a non-leaf PTE).
