@@ -202,6 +202,11 @@ impl Session {
         self.state
     }
 
+    /// Why the machine is gone, once a `W`/`X` stop reply said so.
+    pub fn exited(&self) -> Option<&str> {
+        self.exited.as_deref()
+    }
+
     pub fn features(&self) -> &Features {
         &self.features
     }
@@ -609,7 +614,7 @@ impl Session {
     }
 
     /// Wait up to `timeout` for a running machine to stop by itself (a
-    /// breakpoint). `Ok(None)` if it is still running.
+    /// breakpoint). `Ok(None)` if it is still running; a zero timeout polls.
     pub fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReply>> {
         if self.state == RunState::Halted {
             return Err(Error::State("the machine is not running".into()));

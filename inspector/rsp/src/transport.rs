@@ -124,12 +124,11 @@ impl Transport {
         during: &str,
     ) -> Result<std::result::Result<usize, TimedOut>> {
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Err(TimedOut));
-            }
-            // A zero duration would mean "block forever".
-            let left = left.max(Duration::from_millis(1));
+            // At least one attempt, even past the deadline (a poll); a zero
+            // duration would mean "block forever".
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             self.stream
                 .set_read_timeout(Some(left))
                 .map_err(|e| Error::Io {
@@ -151,7 +150,9 @@ impl Transport {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    continue
+                    if Instant::now() >= deadline {
+                        return Ok(Err(TimedOut));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                     return Err(Error::Disconnected {

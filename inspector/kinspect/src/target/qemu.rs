@@ -217,7 +217,19 @@ impl Target for QemuTarget {
             .map_err(target_error)
     }
 
+    /// Halted or running; a running machine is polled for a stop it
+    /// reported by itself (a breakpoint), and one that exited is an error.
     fn run_state(&mut self) -> Result<RunState> {
+        if self.session.state() == RspRunState::Running {
+            self.session
+                .wait_for_stop(std::time::Duration::ZERO)
+                .map_err(target_error)?;
+        }
+        if let Some(why) = self.session.exited() {
+            return Err(TargetError::Disconnected(format!(
+                "the machine has exited ({why})"
+            )));
+        }
         Ok(match self.session.state() {
             RspRunState::Running => RunState::Running,
             RspRunState::Halted => RunState::Halted,
