@@ -6,6 +6,7 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     if target.starts_with("riscv64") {
         println!("cargo:rustc-link-arg-bins=-T{dir}/kernel.ld");
+        println!("cargo:rustc-link-arg-bins=--build-id=sha1");
     }
     println!("cargo:rerun-if-changed=kernel.ld");
     println!("cargo:rerun-if-changed=build.rs");
