@@ -218,6 +218,25 @@ fn a_stub_that_dies_mid_packet_is_an_error_not_a_hang() {
 }
 
 #[test]
+fn a_corrupted_reply_is_refused_with_a_nack_not_delivered() {
+    // gdbstub does not resend on '-' (it hangs up), so the read must fail
+    // cleanly rather than return the damaged bytes.
+    let fake = Fake::start(Options {
+        corrupt_after: Some(400),
+        ..Options::default()
+    });
+    let mut s = Session::connect(&fake.addr, &opts()).unwrap();
+    let mut buf = [0u8; 256];
+    let e = s.read_memory(RAM_BASE, &mut buf).unwrap_err();
+    assert!(matches!(e, Error::Disconnected { .. }), "{e}");
+    let wire = fake.received();
+    assert!(
+        wire.ends_with('-'),
+        "the client answered the bad packet with '-': {wire}"
+    );
+}
+
+#[test]
 fn something_that_is_not_a_gdb_stub_is_named_as_such() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();

@@ -337,13 +337,19 @@ pub struct Wire {
     pub sent: Arc<Mutex<Vec<u8>>>,
     written: usize,
     die_after: Option<usize>,
+    /// Flip the first hex digit written after this many bytes (once).
+    corrupt_after: Option<usize>,
 }
 
 impl Connection for Wire {
     type Error = std::io::Error;
 
-    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+    fn write(&mut self, mut byte: u8) -> Result<(), Self::Error> {
         self.written += 1;
+        if self.corrupt_after.is_some_and(|n| self.written > n) && byte.is_ascii_hexdigit() {
+            byte = if byte == b'0' { b'1' } else { b'0' };
+            self.corrupt_after = None;
+        }
         if self.die_after.is_some_and(|n| self.written > n) {
             let _ = Write::flush(&mut self.stream);
             let _ = self.stream.shutdown(Shutdown::Both);
@@ -423,6 +429,7 @@ pub struct Options {
     pub packet_size: usize,
     pub monitor_lines: usize,
     pub die_after: Option<usize>,
+    pub corrupt_after: Option<usize>,
 }
 
 impl Default for Options {
@@ -433,6 +440,7 @@ impl Default for Options {
             packet_size: 4096,
             monitor_lines: 3,
             die_after: None,
+            corrupt_after: None,
         }
     }
 }
@@ -461,6 +469,7 @@ impl Fake {
                 sent: snt,
                 written: 0,
                 die_after: opts.die_after,
+                corrupt_after: opts.corrupt_after,
             };
             let mut m = FakeMachine {
                 ram: ram_image(opts.ram_len),
