@@ -159,22 +159,26 @@ impl Session {
                 },
                 e => e,
             })?;
-        if reply.is_empty() {
-            return Err(Error::Unsupported("qSupported".into()));
-        }
-        let features = Features::parse(&reply)?;
         // QEMU's stop reply for the attach, if it stopped a running guest,
         // precedes the `+` of our first packet.
         let mut was_running = false;
+        let mut exited = None;
         while let Some(stop) = client.take_stop() {
             was_running = true;
             if matches!(stop, StopReply::Exited(_) | StopReply::Terminated(_)) {
-                return Err(Error::Exited(format!("{stop:?}")));
+                exited = Some(format!("{stop:?}"));
             }
         }
-        Ok(Session {
+        // From here on the session exists, so a failure below still
+        // resumes a guest that was running (Drop).
+        let mut session = Session {
             client,
-            features,
+            features: Features {
+                packet_size: DEFAULT_PACKET_SIZE,
+                // We asked for it; QEMU keeps it on once any client did.
+                multiprocess: true,
+                ..Features::default()
+            },
             was_running,
             state: RunState::Halted,
             resume_on_finish: was_running,
@@ -182,9 +186,17 @@ impl Session {
             registers: None,
             selected: None,
             breakpoints: BTreeSet::new(),
-            exited: None,
+            exited,
             finished: false,
-        })
+        };
+        if let Some(why) = &session.exited {
+            return Err(Error::Exited(why.clone()));
+        }
+        if reply.is_empty() {
+            return Err(Error::Unsupported("qSupported".into()));
+        }
+        session.features = Features::parse(&reply)?;
+        Ok(session)
     }
 
     /// The address connected to.
