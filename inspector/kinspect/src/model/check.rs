@@ -1,0 +1,472 @@
+//! Consistency checks over a halted kernel, for `kinspect check`.
+//!
+//! Each check states an xv6 invariant and reports every object that
+//! breaks it as a [`Finding`]: severity, the object, the evidence read
+//! from memory, and why it matters. The checks read nothing themselves:
+//! they look at a [`KernelState`] and a [`PhysMap`] (which holds the
+//! walks of every page table and the free list).
+
+use std::collections::HashMap;
+
+use kinspect_sv39::pte::{R, U, W, X};
+use kinspect_sv39::{Pte, Ram};
+use serde::Serialize;
+
+use super::owner::{perms, Owner, TableOf, Walked};
+use super::{va_in, Kernel, KernelState, PhysCache, PhysMap, Result};
+
+/// How bad a finding is. `Error` makes `kinspect check` exit non-zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One broken (or noteworthy) thing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// Which check (`kstack-mapped`, `guard-unmapped`, ...).
+    pub check: &'static str,
+    /// The object: `pid 3 (sh, slot 2) kernel stack 0x3fffffb000`.
+    pub object: String,
+    /// What memory says.
+    pub evidence: String,
+    /// Why it matters.
+    pub why: &'static str,
+}
+
+/// kalloc's numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KallocStats {
+    /// Pages on the free list (as far as the walk got).
+    pub free_pages: usize,
+    pub free_bytes: u64,
+    /// The kernel's own count, when it keeps one.
+    pub nfree: Option<u64>,
+    /// Pages between `end` and the top of RAM (what kalloc manages).
+    pub managed_pages: Option<u64>,
+}
+
+/// The checks and their one-line descriptions, in the order they run.
+pub const CHECKS: [(&str, &str); 11] = [
+    ("tables", "every page table walks cleanly (no cycles, no pointers outside RAM, no reserved encodings)"),
+    ("kstack-mapped", "each live process's kernel stack is mapped R W, not U, not X, in the kernel page table it runs on"),
+    ("guard-unmapped", "the page below each kernel stack is unmapped"),
+    ("trampoline", "TRAMPOLINE maps the `trampoline` page R X (not W, not U) in every page table"),
+    ("trapframe", "TRAPFRAME maps the process's own trapframe R W, not U, in its user page table"),
+    ("kpt-equals-kernel", "each per-process kernel page table equals kernel_pagetable apart from kernel stacks (and a documented user mirror)"),
+    ("freelist", "the free list is bounded, inside RAM, page-aligned and without cycles"),
+    ("free-in-use", "no page on the free list is a page-table page, kernel stack, trapframe or mapped user page"),
+    ("user-shared", "no physical page is mapped by two processes' user page tables"),
+    ("user-wx", "no user page is writable and executable at once"),
+    ("nfree", "the kernel's own free-page count equals the free list's length"),
+];
+
+struct Out {
+    findings: Vec<Finding>,
+}
+
+impl Out {
+    fn push(
+        &mut self,
+        severity: Severity,
+        check: &'static str,
+        object: String,
+        evidence: String,
+        why: &'static str,
+    ) {
+        self.findings.push(Finding {
+            severity,
+            check,
+            object,
+            evidence,
+            why,
+        });
+    }
+}
+
+/// Differences listed per table before the rest is counted.
+const MAX_DIFFS: usize = 8;
+
+fn who(p: &super::Proc) -> String {
+    format!("pid {} ({}, slot {})", p.pid, p.name, p.slot)
+}
+
+/// Run every check. `phys` is only read for pages the map has not seen.
+pub fn run(
+    kernel: &Kernel<'_>,
+    phys: &mut PhysCache<'_>,
+    state: &KernelState,
+    map: &PhysMap,
+    ram: Ram,
+) -> Result<(Vec<Finding>, KallocStats)> {
+    let mut out = Out {
+        findings: Vec::new(),
+    };
+    let prof = &kernel.profile;
+
+    // tables
+    for (of, f) in map.walk_findings() {
+        out.push(
+            Severity::Error,
+            "tables",
+            of.to_string(),
+            f.to_string(),
+            "the MMU would fault or read garbage where the kernel expects a mapping",
+        );
+    }
+
+    // kstack-mapped, guard-unmapped
+    for p in state.live() {
+        let ks = kernel.kstack(phys, state, p, ram)?;
+        let table = if p.kpagetable.is_some_and(|k| k != 0) {
+            format!("its kernel page table {:#x}", ks.table)
+        } else {
+            format!("kernel_pagetable {:#x}", ks.table)
+        };
+        match ks.pte {
+            None => out.push(
+                Severity::Error,
+                "kstack-mapped",
+                format!("{} kernel stack {:#x}", who(p), p.kstack),
+                format!("not mapped in {table}"),
+                "the process faults as soon as it enters the kernel (trap, swtch)",
+            ),
+            Some(pte) if !(pte.has(R) && pte.has(W)) || pte.has(U) || pte.has(X) => out.push(
+                Severity::Error,
+                "kstack-mapped",
+                format!("{} kernel stack {:#x}", who(p), p.kstack),
+                format!(
+                    "mapped {} (pte {:#018x}) in {table}; expected rw--",
+                    perms(pte),
+                    pte.0
+                ),
+                "a kernel stack must be writable, never executable, and never reachable from user mode",
+            ),
+            Some(_) => {}
+        }
+        if ks.guard_mapped {
+            let g = va_in(phys, ks.table, ks.guard_va, ram)?;
+            let evidence = match g {
+                Some((pa, pte)) => format!(
+                    "mapped to {pa:#x} ({}, pte {:#018x}) in {table}",
+                    perms(pte),
+                    pte.0
+                ),
+                None => format!("mapped in {table}"),
+            };
+            out.push(
+                Severity::Error,
+                "guard-unmapped",
+                format!("{} guard page {:#x}", who(p), ks.guard_va),
+                evidence,
+                "a kernel stack overflow would silently overwrite that page instead of faulting",
+            );
+        }
+    }
+
+    // trampoline
+    let tramp_pa = kernel.syms.global("trampoline").ok().map(|g| g.addr);
+    for w in &map.walks {
+        let object = format!("{} {:#x}", w.of, w.root);
+        match leaf_at(w, prof.trampoline) {
+            None => out.push(
+                Severity::Error,
+                "trampoline",
+                object,
+                format!("TRAMPOLINE {:#x} is not mapped", prof.trampoline),
+                "traps into and out of the kernel switch page tables while running on this page",
+            ),
+            Some((pa, pte)) => {
+                let bad_perm = !pte.has(R) || !pte.has(X) || pte.has(W) || pte.has(U);
+                let bad_pa = tramp_pa.is_some_and(|t| t != pa);
+                if bad_perm || bad_pa {
+                    out.push(
+                        Severity::Error,
+                        "trampoline",
+                        object,
+                        format!(
+                            "TRAMPOLINE maps {pa:#x} {}{}",
+                            perms(pte),
+                            tramp_pa
+                                .map(|t| format!("; `trampoline` is at {t:#x}, expected r-x-"))
+                                .unwrap_or_else(|| "; expected r-x-".into())
+                        ),
+                        "traps into and out of the kernel switch page tables while running on this page",
+                    );
+                }
+            }
+        }
+    }
+
+    // trapframe
+    for p in state.live() {
+        let Some(w) = map.walk_of(TableOf::User {
+            slot: p.slot,
+            pid: p.pid,
+        }) else {
+            continue;
+        };
+        let tf = p.trapframe.unwrap_or(0);
+        let object = format!("{} TRAPFRAME {:#x}", who(p), prof.trapframe);
+        match leaf_at(w, prof.trapframe) {
+            None => out.push(
+                Severity::Error,
+                "trapframe",
+                object,
+                "not mapped in its user page table".into(),
+                "uservec saves the user registers through this mapping",
+            ),
+            Some((pa, pte)) => {
+                if pa != tf || !pte.has(R) || !pte.has(W) || pte.has(U) {
+                    out.push(
+                        Severity::Error,
+                        "trapframe",
+                        object,
+                        format!(
+                            "maps {pa:#x} {}; its trapframe is {tf:#x}, expected rw--",
+                            perms(pte)
+                        ),
+                        "uservec would save this process's registers into another page",
+                    );
+                }
+            }
+        }
+    }
+
+    // kpt-equals-kernel
+    if let Some(kw) = map.walk_of(TableOf::Kernel) {
+        let kernel_leaves = leaf_map(kw);
+        let kstacks: std::collections::HashSet<u64> =
+            state.procs.iter().map(|p| p.kstack).collect();
+        for p in state.live() {
+            let of = TableOf::ProcKernel {
+                slot: p.slot,
+                pid: p.pid,
+            };
+            let Some(w) = map.walk_of(of) else { continue };
+            let mine = leaf_map(w);
+            let user = map
+                .walk_of(TableOf::User {
+                    slot: p.slot,
+                    pid: p.pid,
+                })
+                .map(leaf_map)
+                .unwrap_or_default();
+            let mut diffs = Vec::new();
+            for (va, (pa, size, flags)) in &mine {
+                match kernel_leaves.get(va) {
+                    Some(k) if k == &(*pa, *size, *flags) => {}
+                    _ if *va == p.kstack => {}
+                    _ if *va < prof.user_mirror_below
+                        && user.get(va).is_some_and(|u| u.0 == *pa) => {}
+                    Some((kpa, _, kf)) => diffs.push(format!(
+                        "{va:#x} -> {pa:#x} {} here, -> {kpa:#x} {} in kernel_pagetable",
+                        letters(*flags),
+                        letters(*kf)
+                    )),
+                    None => diffs.push(format!(
+                        "{va:#x} -> {pa:#x} {} here, unmapped in kernel_pagetable",
+                        letters(*flags)
+                    )),
+                }
+            }
+            for (va, (pa, _, flags)) in &kernel_leaves {
+                if !mine.contains_key(va) && !(kstacks.contains(va) && *va != p.kstack) {
+                    diffs.push(format!(
+                        "{va:#x} -> {pa:#x} {} in kernel_pagetable, unmapped here",
+                        letters(*flags)
+                    ));
+                }
+            }
+            if !diffs.is_empty() {
+                diffs.sort();
+                let n = diffs.len();
+                let mut evidence = diffs[..n.min(MAX_DIFFS)].join("; ");
+                if n > MAX_DIFFS {
+                    evidence.push_str(&format!("; ... {} more", n - MAX_DIFFS));
+                }
+                out.push(
+                    Severity::Error,
+                    "kpt-equals-kernel",
+                    format!("{} kernel page table {:#x}", who(p), w.root),
+                    format!("{n} page(s) differ: {evidence}"),
+                    "in the kernel this process sees a different memory map than every other hart",
+                );
+            }
+        }
+    }
+
+    // freelist, free-in-use, nfree
+    let mut stats = KallocStats {
+        free_pages: 0,
+        free_bytes: 0,
+        nfree: None,
+        managed_pages: None,
+    };
+    if let Some(fl) = &map.free {
+        stats.free_pages = fl.pages.len();
+        stats.free_bytes = fl.pages.len() as u64 * 4096;
+        stats.nfree = fl.nfree;
+        if let Some(end) = kernel.syms.global("end").ok().map(|g| g.addr) {
+            let top = ram.base.saturating_add(ram.size);
+            stats.managed_pages = Some(top.saturating_sub((end + 4095) & !4095) / 4096);
+        }
+        if let Some(problem) = &fl.problem {
+            out.push(
+                Severity::Error,
+                "freelist",
+                format!("kmem.freelist (head {:#x})", fl.head),
+                format!("after {} pages: {problem}", fl.pages.len()),
+                "kalloc would hand out a page that is not free, or loop forever",
+            );
+        }
+        for &pa in &fl.pages {
+            let in_use: Vec<String> = map
+                .owners(pa)
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Owner::PageTable { .. }
+                            | Owner::KernelStack { .. }
+                            | Owner::Trapframe { .. }
+                            | Owner::UserPage { .. }
+                            | Owner::KernelText { .. }
+                            | Owner::KernelData { .. }
+                    )
+                })
+                .map(|o| o.to_string())
+                .collect();
+            if !in_use.is_empty() {
+                out.push(
+                    Severity::Error,
+                    "free-in-use",
+                    format!("free page {pa:#x}"),
+                    format!("on kmem.freelist and also {}", in_use.join(", ")),
+                    "kalloc will hand this page out again while it is still in use: two owners will overwrite each other",
+                );
+            }
+        }
+        if let (Some(n), None) = (fl.nfree, &fl.problem) {
+            if n != fl.pages.len() as u64 {
+                out.push(
+                    Severity::Warning,
+                    "nfree",
+                    "kmem".into(),
+                    format!(
+                        "kmem.nfree is {n}, the free list has {} pages",
+                        fl.pages.len()
+                    ),
+                    "the allocator's bookkeeping disagrees with its list",
+                );
+            }
+        }
+    }
+
+    // user-shared, user-wx
+    let mut users: HashMap<u64, Vec<(i64, u64, Pte)>> = HashMap::new();
+    for w in &map.walks {
+        let TableOf::User { pid, .. } = w.of else {
+            continue;
+        };
+        let mut wx = Vec::new();
+        for leaf in w.walk.leaves().filter(|l| l.pte.has(U)) {
+            users
+                .entry(leaf.pa)
+                .or_default()
+                .push((pid, leaf.va, leaf.pte));
+            if leaf.pte.has(W) && leaf.pte.has(X) {
+                wx.push(leaf.va);
+            }
+        }
+        if !wx.is_empty() {
+            let shown: Vec<String> = wx
+                .iter()
+                .take(MAX_DIFFS)
+                .map(|v| format!("{v:#x}"))
+                .collect();
+            out.push(
+                Severity::Warning,
+                "user-wx",
+                format!("{} {:#x}", w.of, w.root),
+                format!(
+                    "{} user page(s) mapped rwxu: {}{}",
+                    wx.len(),
+                    shown.join(" "),
+                    if wx.len() > MAX_DIFFS { " ..." } else { "" }
+                ),
+                "a page both writable and executable lets a buffer overflow become code",
+            );
+        }
+    }
+    let mut shared: Vec<(u64, Vec<(i64, u64, Pte)>)> = users
+        .into_iter()
+        .filter(|(_, v)| {
+            let mut pids: Vec<i64> = v.iter().map(|x| x.0).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            pids.len() > 1
+        })
+        .collect();
+    shared.sort_by_key(|(pa, _)| *pa);
+    for (pa, v) in shared {
+        let writable = v.iter().any(|(_, _, pte)| pte.has(W));
+        let by: Vec<String> = v
+            .iter()
+            .map(|(pid, va, pte)| format!("pid {pid} at {va:#x} {}", perms(*pte)))
+            .collect();
+        out.push(
+            if writable {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            "user-shared",
+            format!("physical page {pa:#x}"),
+            format!("mapped by {}", by.join(", ")),
+            if writable {
+                "one process can write another's memory (xv6 never shares user pages)"
+            } else {
+                "xv6 never shares user pages (a copy-on-write kernel may, read-only)"
+            },
+        );
+    }
+
+    out.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    Ok((out.findings, stats))
+}
+
+/// The leaf mapping `va` in a walked table: (pa of va, pte).
+fn leaf_at(w: &Walked, va: u64) -> Option<(u64, Pte)> {
+    w.walk
+        .leaves()
+        .find(|l| va >= l.va && va - l.va < l.size)
+        .map(|l| (l.pa + (va - l.va), l.pte))
+}
+
+/// Leaves by va: (pa, size, permission bits R W X U G). A and D are
+/// left out: the hardware sets them as it goes.
+fn leaf_map(w: &Walked) -> HashMap<u64, (u64, u64, u64)> {
+    w.walk
+        .leaves()
+        .map(|l| (l.va, (l.pa, l.size, l.pte.0 & 0x3e)))
+        .collect()
+}
+
+fn letters(flags: u64) -> String {
+    perms(Pte(flags))
+}

@@ -1,0 +1,332 @@
+//! Reading the target for the model: a page cache over physical memory
+//! and the kernel's virtual address space on top of it.
+//!
+//! A model read happens while the machine is halted, so every page read
+//! once is kept for the rest of the command: the process table, shared
+//! page-table pages walked from 64 roots and the free list each cost one
+//! read per page, and the picture they give is one consistent instant.
+//!
+//! A long walk of small reads (the free list: 8 bytes from each of ~32000
+//! pages) is slow over the gdb stub, one round trip per link. For that
+//! case [`PhysCache::try_ram_dump`] asks QEMU's monitor to `pmemsave` RAM
+//! into a temporary file (about 0.4 s for 128 MiB) and serves small reads
+//! from it. It only works when QEMU runs on this machine (the file must
+//! appear here); the dump is checked against a read through the stub and
+//! deleted when the cache is dropped. Otherwise reads stay on the stub.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use kinspect_sv39::{translate, PhysRead, Ram, ReadError, StepOutcome};
+use kinspect_symbols::{Memory, MemoryError};
+
+use crate::target::{Target, TargetError};
+
+const PAGE: u64 = 4096;
+
+/// Physical memory through a [`Target`], cached by 4 KiB page.
+///
+/// Unreadable memory is remembered as unreadable; any other target error
+/// (the connection went away) is kept in [`PhysCache::fatal`] so the
+/// command can report it with its own exit code.
+pub struct PhysCache<'t> {
+    target: &'t mut dyn Target,
+    pages: HashMap<u64, Option<Box<[u8]>>>,
+    /// The first transport failure, if any.
+    pub fatal: Option<TargetError>,
+    /// Pages read from the target (for measurements).
+    pub reads: usize,
+    dump: Option<RamDump>,
+    dump_tried: bool,
+}
+
+/// RAM saved by QEMU's `pmemsave` into a file on this machine.
+struct RamDump {
+    base: u64,
+    size: u64,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for RamDump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl<'t> PhysCache<'t> {
+    pub fn new(target: &'t mut dyn Target) -> PhysCache<'t> {
+        PhysCache {
+            target,
+            pages: HashMap::new(),
+            fatal: None,
+            reads: 0,
+            dump: None,
+            dump_tried: false,
+        }
+    }
+
+    /// Ask QEMU's monitor to save RAM into a temporary file here, so that
+    /// many small reads cost no round trips. Tried once; `false` when the
+    /// target has no monitor, QEMU is on another machine, or the dump does
+    /// not match what the stub reads at `check_pa` (8 bytes).
+    pub fn try_ram_dump(&mut self, ram: Ram, check_pa: u64) -> bool {
+        if self.dump_tried {
+            return self.dump.is_some();
+        }
+        self.dump_tried = true;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("kinspect-ram-{}-{nanos}.bin", std::process::id()));
+        let Some(text) = path.to_str().filter(|t| !t.contains('"')) else {
+            return false;
+        };
+        let cmd = format!("pmemsave {:#x} {:#x} \"{text}\"", ram.base, ram.size);
+        let Some(monitor) = self.target.monitor() else {
+            return false;
+        };
+        if monitor.monitor(&cmd).is_err() {
+            let _ = std::fs::remove_file(&path);
+            return false;
+        }
+        let Ok(file) = File::open(&path) else {
+            return false;
+        };
+        let dump = RamDump {
+            base: ram.base,
+            size: ram.size,
+            file,
+            path,
+        };
+        let complete = dump.file.metadata().is_ok_and(|m| m.len() == ram.size);
+        let mut from_stub = [0u8; 8];
+        let mut from_dump = [0u8; 8];
+        let same = self.target.read_phys(check_pa, &mut from_stub).is_ok()
+            && dump_read(&dump, check_pa, &mut from_dump)
+            && from_stub == from_dump;
+        if complete && same {
+            self.dump = Some(dump);
+        }
+        self.dump.is_some()
+    }
+
+    /// The target underneath (for registers and CSRs).
+    pub fn target(&mut self) -> &mut dyn Target {
+        self.target
+    }
+
+    /// Forget what was read (after the machine ran or memory was written).
+    pub fn clear(&mut self) {
+        self.pages.clear();
+    }
+
+    /// Read pages `first..first+count` that are not cached yet, in runs of
+    /// consecutive missing pages, one target read per run (a run that
+    /// fails is retried page by page so one bad page does not hide the rest).
+    fn fill(&mut self, first: u64, count: u64) -> Result<(), TargetError> {
+        let mut i = 0;
+        while i < count {
+            let pa = first + i * PAGE;
+            if self.pages.contains_key(&pa) {
+                i += 1;
+                continue;
+            }
+            let mut n = 1;
+            while i + n < count && !self.pages.contains_key(&(pa + n * PAGE)) {
+                n += 1;
+            }
+            let mut buf = vec![0u8; (n * PAGE) as usize];
+            match self.target.read_phys(pa, &mut buf) {
+                Ok(()) => {
+                    self.reads += n as usize;
+                    for (k, chunk) in buf.chunks_exact(PAGE as usize).enumerate() {
+                        self.pages.insert(pa + k as u64 * PAGE, Some(chunk.into()));
+                    }
+                }
+                Err(TargetError::Memory { .. }) if n > 1 => {
+                    for k in 0..n {
+                        let p = pa + k * PAGE;
+                        let mut one = vec![0u8; PAGE as usize];
+                        match self.target.read_phys(p, &mut one) {
+                            Ok(()) => {
+                                self.reads += 1;
+                                self.pages.insert(p, Some(one.into()));
+                            }
+                            Err(TargetError::Memory { .. }) => {
+                                self.pages.insert(p, None);
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(TargetError::Memory { .. }) => {
+                    self.pages.insert(pa, None);
+                }
+                Err(e) => return Err(e),
+            }
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Fill `buf` from physical `pa`. `Err(None)`: unreadable memory;
+    /// `Err(Some(e))`: the transport failed.
+    pub fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let end = pa.checked_add(buf.len() as u64).ok_or(None)?;
+        let first = pa & !(PAGE - 1);
+        let count = (end - first).div_ceil(PAGE);
+        if let Err(e) = self.fill(first, count) {
+            return Err(Some(e));
+        }
+        let mut done = 0usize;
+        while done < buf.len() {
+            let a = pa + done as u64;
+            let page = a & !(PAGE - 1);
+            let off = (a - page) as usize;
+            let n = (PAGE as usize - off).min(buf.len() - done);
+            match self.pages.get(&page) {
+                Some(Some(bytes)) => buf[done..done + n].copy_from_slice(&bytes[off..off + n]),
+                _ => return Err(None),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Read a few bytes inside one page without caching the page (a
+    /// free-list link: one small read instead of a whole page).
+    pub fn peek(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
+        let page = pa & !(PAGE - 1);
+        let fits = (pa - page)
+            .checked_add(buf.len() as u64)
+            .is_some_and(|e| e <= PAGE);
+        if !fits || self.pages.contains_key(&page) {
+            return self.read(pa, buf);
+        }
+        if let Some(d) = &self.dump {
+            if dump_read(d, pa, buf) {
+                return Ok(());
+            }
+        }
+        match self.target.read_phys(pa, buf) {
+            Ok(()) => Ok(()),
+            Err(TargetError::Memory { .. }) => Err(None),
+            Err(e) => Err(Some(e)),
+        }
+    }
+
+    /// A little-endian u64 at physical `pa`.
+    pub fn u64(&mut self, pa: u64) -> Result<u64, Option<TargetError>> {
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// Read from the dump if `pa..pa+len` lies inside it.
+fn dump_read(d: &RamDump, pa: u64, buf: &mut [u8]) -> bool {
+    let Some(off) = pa.checked_sub(d.base) else {
+        return false;
+    };
+    let inside = off
+        .checked_add(buf.len() as u64)
+        .is_some_and(|end| end <= d.size);
+    inside && d.file.read_exact_at(buf, off).is_ok()
+}
+
+impl PhysRead for PhysCache<'_> {
+    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        match PhysCache::read(self, pa, buf) {
+            Ok(()) => Ok(()),
+            Err(None) => Err(ReadError::Unreadable(format!(
+                "cannot read {} bytes of physical memory at {pa:#x}",
+                buf.len()
+            ))),
+            Err(Some(e)) => {
+                let msg = e.to_string();
+                if self.fatal.is_none() {
+                    self.fatal = Some(e);
+                }
+                Err(ReadError::Fatal(msg))
+            }
+        }
+    }
+}
+
+/// The kernel's virtual address space for the symbol layer: addresses
+/// inside RAM are read physically (xv6 maps RAM at its own address, and
+/// the kernel's globals are linked there), anything else (a kernel stack
+/// at the top of the address space) is translated through `root`.
+pub struct KernelMemory<'c, 't> {
+    pub phys: &'c mut PhysCache<'t>,
+    pub ram: Ram,
+    /// The page table for addresses outside RAM (`kernel_pagetable`, or
+    /// a process's kernel page table); `None`: only RAM is readable.
+    pub root: Option<u64>,
+}
+
+impl KernelMemory<'_, '_> {
+    fn pa_of(&mut self, va: u64) -> Result<u64, String> {
+        let in_ram = va >= self.ram.base && va - self.ram.base < self.ram.size;
+        if in_ram {
+            return Ok(va);
+        }
+        let Some(root) = self.root else {
+            return Err("outside RAM and no kernel page table to translate it".into());
+        };
+        match translate(self.phys, root, va, self.ram) {
+            Ok(t) => match t.outcome {
+                StepOutcome::Mapped { pa, .. } => Ok(pa),
+                StepOutcome::Fault { level, reason } => Err(format!(
+                    "not mapped in the page table at {root:#x} (level {level}: {reason})"
+                )),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Memory for KernelMemory<'_, '_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let len = buf.len();
+        let err = |why: String| MemoryError { addr, len, why };
+        // Page by page: consecutive virtual pages need not be consecutive
+        // physical ones.
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = addr
+                .checked_add(done as u64)
+                .ok_or_else(|| err("address overflow".into()))?;
+            let n = ((PAGE - (va & (PAGE - 1))) as usize).min(buf.len() - done);
+            let pa = self.pa_of(va).map_err(err)?;
+            // Within RAM the mapping is the identity: read the rest at once.
+            let n = if pa == va {
+                let ram_end = self.ram.base.saturating_add(self.ram.size);
+                ((ram_end.saturating_sub(va)) as usize).min(buf.len() - done)
+            } else {
+                n
+            };
+            match self.phys.read(pa, &mut buf[done..done + n]) {
+                Ok(()) => {}
+                Err(None) => return Err(err(format!("physical memory at {pa:#x} is unreadable"))),
+                Err(Some(e)) => {
+                    let msg = e.to_string();
+                    if self.phys.fatal.is_none() {
+                        self.phys.fatal = Some(e);
+                    }
+                    return Err(err(msg));
+                }
+            }
+            done += n.max(1);
+        }
+        Ok(())
+    }
+}

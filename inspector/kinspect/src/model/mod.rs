@@ -1,0 +1,417 @@
+//! The kernel-objects model: process slots, harts, kernel stacks, page-table
+//! roots, the free list and "who owns this physical page", read from a
+//! live or saved machine and found by DWARF name and field only.
+//!
+//! It sits between the [`Target`](crate::target::Target) (physical memory,
+//! halted) plus the symbol layer (`kinspect-symbols`: the ELF's DWARF) and
+//! the views (`procs`, `check`, `translate --pid`, the TUI, post-mortems):
+//!
+//! ```text
+//!  kernel.elf ─► kinspect_symbols::Symbols ─┐
+//!                         Profile (names) ──┼─► Kernel::new ─► Kernel
+//!  Target ─► PhysCache (pages, read once) ──┘         │
+//!                                                     ├─ read_state ─► KernelState { procs, cpus, kernel_pagetable }
+//!                                                     ├─ kstack      ─► Kstack { pa, flags, guard_mapped }
+//!                                                     ├─ select      ─► Table (root + what it is) for --pid/--kernel-pt/--kernel
+//!                                                     ├─ free_list   ─► FreeList { pages, problem }
+//!                                                     └─ PhysMap::build ─► owners(pa): kernel text/data, kstack,
+//!                                                          trapframe, page-table page, user page, free
+//! ```
+//!
+//! Using it (the TUI and post-mortem views do exactly this):
+//!
+//! ```no_run
+//! # use kinspect::model::{Kernel, PhysCache, PhysMap, Profile};
+//! # fn f(syms: &kinspect_symbols::Symbols, target: &mut dyn kinspect::target::Target)
+//! #   -> Result<(), kinspect::model::ModelError> {
+//! let kernel = Kernel::new(syms, Profile::default())?;
+//! let mut phys = PhysCache::new(target);                 // halted: one consistent picture
+//! let ram = kinspect_sv39::Ram::default();
+//! let state = kernel.read_state(&mut phys, ram)?;        // one bulk read of proc[] and cpus[]
+//! for p in state.live() {
+//!     let ks = kernel.kstack(&mut phys, &state, p, ram)?; // kstack PA, guard page
+//!     println!("{} {} {} {:?} {:?}", p.pid, p.state.name(), p.name, ks.pa, state.hart_of(p.slot));
+//! }
+//! let map = PhysMap::build(&kernel, &mut phys, &state, ram)?;
+//! for owner in map.owners(0x87f6_a000) { println!("{owner}"); }
+//! # Ok(()) }
+//! ```
+//!
+//! Rules: no offsets or sizes are hard-coded (the two memlayout constants
+//! TRAMPOLINE and TRAPFRAME come from the [`Profile`]); every loop over
+//! target data is bounded; nothing here panics on what it reads; the
+//! transport failing is an error ([`ModelError::Target`]), a strange
+//! kernel is a finding.
+
+pub mod check;
+pub mod kalloc;
+pub mod mem;
+pub mod owner;
+pub mod profile;
+pub mod state;
+
+use kinspect_sv39::{translate, Pte, Ram, StepOutcome, WalkLimits};
+use kinspect_symbols::{SymbolError, Symbols, TypeId, TypeKind, Value};
+use serde::Serialize;
+
+use crate::target::TargetError;
+
+pub use kalloc::{FreeList, FreeListProblem};
+pub use mem::{KernelMemory, PhysCache};
+pub use owner::{Owner, PhysMap, TableOf};
+pub use profile::Profile;
+pub use state::{Cpu, KernelState, Proc, ProcState};
+
+/// Why the model could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The ELF lacks what the model needs (no DWARF, no `proc`, ...).
+    #[error("{0}")]
+    Symbols(String),
+    /// The target failed (connection lost, ...).
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// Kernel memory could not be read or makes no sense.
+    #[error("{0}")]
+    Kernel(String),
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+fn sym_err(what: &str, e: SymbolError) -> ModelError {
+    ModelError::Symbols(format!("{what}: {e}"))
+}
+
+/// An array global's element type and length.
+struct ArrayInfo {
+    addr: u64,
+    ty: TypeId,
+    element: TypeId,
+    len: u64,
+    element_size: u64,
+}
+
+fn array_global(syms: &Symbols, name: &str) -> Result<ArrayInfo> {
+    if !syms.has_debug_info() {
+        return Err(ModelError::Symbols(format!(
+            "{} has no DWARF debug info, which the kernel model needs: build the kernel with gcc -g / debug = 2",
+            syms.file_name()
+        )));
+    }
+    let g = syms
+        .global(name)
+        .map_err(|e| sym_err(&format!("the kernel's `{name}`"), e))?;
+    let ty = g.ty.ok_or_else(|| {
+        ModelError::Symbols(format!(
+            "`{name}` has no DWARF type in {} (build the kernel with debug info: gcc -g / debug = 2)",
+            syms.file_name()
+        ))
+    })?;
+    let t = syms.resolve(ty).map_err(|e| sym_err(name, e))?;
+    let TypeKind::Array { element, len } = t.kind else {
+        return Err(ModelError::Symbols(format!(
+            "`{name}` is a `{}`, not an array",
+            syms.type_name(ty)
+        )));
+    };
+    let len = len.ok_or_else(|| ModelError::Symbols(format!("`{name}` has no length")))?;
+    let element_size = syms.size_of(element).map_err(|e| sym_err(name, e))?;
+    Ok(ArrayInfo {
+        addr: g.addr,
+        ty,
+        element,
+        len,
+        element_size,
+    })
+}
+
+/// The kernel's objects as one kernel's DWARF describes them. Cheap to
+/// build: it resolves names and types, it reads no memory.
+pub struct Kernel<'s> {
+    pub syms: &'s Symbols,
+    pub profile: Profile,
+    proc: ArrayInfo,
+    cpus: Option<ArrayInfo>,
+    kernel_pagetable: (u64, TypeId),
+    /// The per-process kernel page-table field this kernel has.
+    kpagetable_field: Option<String>,
+}
+
+impl<'s> Kernel<'s> {
+    /// Find `proc`, `cpus`, `kernel_pagetable` and the per-process kernel
+    /// page-table field (the first of the profile's names `struct proc`
+    /// has). `proc` and `kernel_pagetable` are required.
+    pub fn new(syms: &'s Symbols, profile: Profile) -> Result<Kernel<'s>> {
+        let proc = array_global(syms, &profile.proc)?;
+        for field in ["state", "pid", "kstack", "pagetable", "name"] {
+            syms.member(proc.element, field)
+                .map_err(|e| sym_err(&format!("`{}[]`", profile.proc), e))?;
+        }
+        let cpus = array_global(syms, &profile.cpus).ok();
+        let kpt = syms
+            .global(&profile.kernel_pagetable)
+            .map_err(|e| sym_err("the kernel's root page table", e))?;
+        let kpt_ty = kpt.ty.ok_or_else(|| {
+            ModelError::Symbols(format!("`{}` has no DWARF type", profile.kernel_pagetable))
+        })?;
+        let kpagetable_field = profile
+            .kpagetable_fields
+            .iter()
+            .find(|f| syms.member(proc.element, f).is_ok())
+            .cloned();
+        if profile.kpagetable_fields.len() == 1 && kpagetable_field.is_none() {
+            // Named explicitly (--kpt-field) but not there: say so.
+            if let Err(e) = syms.member(proc.element, &profile.kpagetable_fields[0]) {
+                return Err(sym_err("--kpt-field", e));
+            }
+        }
+        Ok(Kernel {
+            syms,
+            profile,
+            proc,
+            cpus,
+            kernel_pagetable: (kpt.addr, kpt_ty),
+            kpagetable_field,
+        })
+    }
+
+    /// NPROC, from the array's DWARF length.
+    pub fn nproc(&self) -> u64 {
+        self.proc.len
+    }
+
+    /// The per-process kernel page-table field, if this kernel has one.
+    pub fn kpagetable_field(&self) -> Option<&str> {
+        self.kpagetable_field.as_deref()
+    }
+
+    fn mem<'c, 't>(&self, phys: &'c mut PhysCache<'t>, ram: Ram) -> KernelMemory<'c, 't> {
+        KernelMemory {
+            phys,
+            ram,
+            root: None,
+        }
+    }
+
+    fn load(&self, phys: &mut PhysCache<'_>, ram: Ram, addr: u64, ty: TypeId) -> Result<Value> {
+        let mut mem = self.mem(phys, ram);
+        let r = self.syms.load(&mut mem, addr, ty);
+        if let Some(e) = phys.fatal.take() {
+            return Err(ModelError::Target(e));
+        }
+        r.map_err(|e| ModelError::Kernel(e.to_string()))
+    }
+
+    /// Read `kernel_pagetable`, all of `proc[]` (one read) and `cpus[]`.
+    pub fn read_state(&self, phys: &mut PhysCache<'_>, ram: Ram) -> Result<KernelState> {
+        let (kaddr, kty) = self.kernel_pagetable;
+        let kernel_pagetable = self
+            .load(phys, ram, kaddr, kty)?
+            .as_u64()
+            .map_err(|e| ModelError::Kernel(format!("`kernel_pagetable`: {e}")))?;
+        let table = self.load(phys, ram, self.proc.addr, self.proc.ty)?;
+        let mut procs = Vec::with_capacity(table.items().len());
+        for (slot, v) in table.items().iter().enumerate() {
+            procs.push(self.decode_proc(slot, v)?);
+        }
+        let mut cpus = Vec::new();
+        if let Some(c) = &self.cpus {
+            let arr = self.load(phys, ram, c.addr, c.ty)?;
+            for (hart, v) in arr.items().iter().enumerate() {
+                let proc = state::opt_u64(v, "proc").unwrap_or(0);
+                cpus.push(Cpu {
+                    hart,
+                    proc,
+                    slot: state::slot_of(self.proc.addr, self.proc.element_size, procs.len(), proc),
+                    noff: state::opt_i64(v, "noff"),
+                    intena: state::opt_i64(v, "intena"),
+                });
+            }
+        }
+        Ok(KernelState {
+            procs,
+            cpus,
+            kernel_pagetable,
+            kpagetable_field: self.kpagetable_field.clone(),
+            proc_base: self.proc.addr,
+            proc_size: self.proc.element_size,
+        })
+    }
+
+    fn decode_proc(&self, slot: usize, v: &Value) -> Result<Proc> {
+        let need = |f: &str| -> Result<&Value> {
+            v.field(f)
+                .map_err(|e| ModelError::Kernel(format!("proc[{slot}]: {e}")))
+        };
+        let num = |f: &str| -> Result<u64> {
+            need(f)?
+                .as_u64()
+                .map_err(|e| ModelError::Kernel(format!("proc[{slot}].{f}: {e}")))
+        };
+        let parent = state::opt_u64(v, "parent").unwrap_or(0);
+        let context = v.field("context").ok();
+        Ok(Proc {
+            slot,
+            addr: self.proc.addr + slot as u64 * self.proc.element_size,
+            state: ProcState::from_value(need("state")?),
+            pid: need("pid")?.as_i64().unwrap_or(-1),
+            name: need("name")?.as_cstr().unwrap_or_default(),
+            parent,
+            parent_slot: state::slot_of(
+                self.proc.addr,
+                self.proc.element_size,
+                self.proc.len as usize,
+                parent,
+            ),
+            kstack: num("kstack")?,
+            sz: state::opt_u64(v, "sz"),
+            pagetable: num("pagetable")?,
+            kpagetable: self
+                .kpagetable_field
+                .as_deref()
+                .and_then(|f| state::opt_u64(v, f)),
+            trapframe: state::opt_u64(v, "trapframe"),
+            context_ra: context.and_then(|c| state::opt_u64(c, "ra")),
+            context_sp: context.and_then(|c| state::opt_u64(c, "sp")),
+            chan: state::opt_u64(v, "chan"),
+            killed: v.field("killed").ok().and_then(|k| k.as_bool().ok()),
+            xstate: state::opt_i64(v, "xstate"),
+        })
+    }
+
+    /// Where a process's kernel stack is: translated through the table
+    /// the process runs on in the kernel, and whether the guard page
+    /// below it is mapped.
+    pub fn kstack(
+        &self,
+        phys: &mut PhysCache<'_>,
+        state: &KernelState,
+        p: &Proc,
+        ram: Ram,
+    ) -> Result<Kstack> {
+        let table = state.kernel_table_of(p);
+        let stack = va_in(phys, table, p.kstack, ram)?;
+        let guard_va = p.kstack.wrapping_sub(4096);
+        let guard = va_in(phys, table, guard_va, ram)?;
+        Ok(Kstack {
+            va: p.kstack,
+            table,
+            pa: stack.map(|(pa, _)| pa),
+            pte: stack.map(|(_, pte)| pte),
+            guard_va,
+            guard_mapped: guard.is_some(),
+        })
+    }
+
+    /// The page table `--pid N [--kernel-pt]` or `--kernel` names.
+    pub fn select(&self, state: &KernelState, sel: TableSel) -> Result<Table> {
+        match sel {
+            TableSel::Kernel => Ok(Table {
+                root: state.kernel_pagetable,
+                of: TableOf::Kernel,
+                describe: format!("kernel_pagetable {:#x}", state.kernel_pagetable),
+            }),
+            TableSel::User { pid } | TableSel::ProcKernel { pid } => {
+                let p = state.by_pid(pid).ok_or_else(|| {
+                    let pids: Vec<String> = state.live().map(|p| p.pid.to_string()).collect();
+                    ModelError::Kernel(format!(
+                        "no process with pid {pid} (live pids: {})",
+                        if pids.is_empty() {
+                            "none".to_string()
+                        } else {
+                            pids.join(" ")
+                        }
+                    ))
+                })?;
+                let who = format!("pid {} ({}, slot {})", p.pid, p.name, p.slot);
+                if matches!(sel, TableSel::User { .. }) {
+                    if p.pagetable == 0 {
+                        return Err(ModelError::Kernel(format!(
+                            "{who} has no user page table (pagetable is 0)"
+                        )));
+                    }
+                    return Ok(Table {
+                        root: p.pagetable,
+                        of: TableOf::User { slot: p.slot, pid },
+                        describe: format!("{who} user page table {:#x}", p.pagetable),
+                    });
+                }
+                match (self.kpagetable_field(), p.kpagetable) {
+                    (Some(f), Some(k)) if k != 0 => Ok(Table {
+                        root: k,
+                        of: TableOf::ProcKernel { slot: p.slot, pid },
+                        describe: format!("{who} kernel page table ({f}) {k:#x}"),
+                    }),
+                    (Some(f), _) => Err(ModelError::Kernel(format!(
+                        "{who} has no kernel page table yet ({f} is 0)"
+                    ))),
+                    (None, _) => Ok(Table {
+                        root: state.kernel_pagetable,
+                        of: TableOf::Kernel,
+                        describe: format!(
+                            "kernel_pagetable {:#x} (this kernel has no per-process kernel page table; {who} runs on it)",
+                            state.kernel_pagetable
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Walk limits for this RAM.
+    pub fn limits(ram: Ram) -> WalkLimits {
+        WalkLimits {
+            ram,
+            ..WalkLimits::default()
+        }
+    }
+}
+
+/// Which kernel page table a selector names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableSel {
+    /// `--kernel`: `kernel_pagetable`.
+    Kernel,
+    /// `--pid N`: that process's user page table.
+    User { pid: i64 },
+    /// `--pid N --kernel-pt`: its kernel page table.
+    ProcKernel { pid: i64 },
+}
+
+/// A page table the model resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Table {
+    pub root: u64,
+    pub of: TableOf,
+    /// One line: `pid 3 (sh, slot 2) user page table 0x87f4e000`.
+    pub describe: String,
+}
+
+/// A kernel stack, as its process's kernel page table maps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Kstack {
+    pub va: u64,
+    /// The table it was translated through.
+    pub table: u64,
+    /// Physical address; `None` when not mapped.
+    pub pa: Option<u64>,
+    /// The leaf PTE.
+    pub pte: Option<Pte>,
+    pub guard_va: u64,
+    pub guard_mapped: bool,
+}
+
+/// Translate `va` through `root`: `Some((pa, leaf pte))` or `None` when
+/// the hart would fault. Only a transport failure is an error.
+pub fn va_in(phys: &mut PhysCache<'_>, root: u64, va: u64, ram: Ram) -> Result<Option<(u64, Pte)>> {
+    match translate(phys, root, va, ram) {
+        Ok(t) => Ok(match t.outcome {
+            StepOutcome::Mapped { pa, pte, .. } => Some((pa, pte)),
+            StepOutcome::Fault { .. } => None,
+        }),
+        Err(e) => match phys.fatal.take() {
+            Some(t) => Err(ModelError::Target(t)),
+            None => Err(ModelError::Kernel(e.to_string())),
+        },
+    }
+}
