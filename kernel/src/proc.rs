@@ -966,3 +966,50 @@ pub fn procdump() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_states_have_xv6s_values_and_procdump_names() {
+        // C xv6: enum procstate { UNUSED, USED, SLEEPING, RUNNABLE, RUNNING, ZOMBIE }.
+        let all = [
+            (ProcState::Unused, 0, "unused"),
+            (ProcState::Used, 1, "used"),
+            (ProcState::Sleeping, 2, "sleep "),
+            (ProcState::Runnable, 3, "runble"),
+            (ProcState::Running, 4, "run   "),
+            (ProcState::Zombie, 5, "zombie"),
+        ];
+        for (s, v, name) in all {
+            assert_eq!(s as u32, v);
+            assert_eq!(s.name(), name);
+        }
+        assert_eq!(core::mem::size_of::<ProcState>(), 4);
+    }
+
+    #[test]
+    fn names_are_truncated_and_nul_padded() {
+        let mut n = [0xffu8; 16];
+        set_name(&mut n, b"usertests");
+        assert_eq!(&n[..10], b"usertests\0");
+        assert!(n[9..].iter().all(|&c| c == 0));
+        assert_eq!(name_str(&n), "usertests");
+        set_name(&mut n, b"a_name_longer_than_sixteen");
+        assert_eq!(n[15], 0, "always NUL-terminated");
+        assert_eq!(name_str(&n), "a_name_longer_t");
+        set_name(&mut n, b"sh\0junk");
+        assert_eq!(name_str(&n), "sh");
+        assert_eq!(name_str(&[0xff, 0xfe, 0]), "???");
+    }
+
+    #[test]
+    fn fresh_slots_are_unused_and_empty() {
+        let p = Proc::new();
+        assert_eq!(p.state, ProcState::Unused);
+        assert!(p.pagetable.is_null() && p.kpagetable.is_null() && p.trapframe.is_null());
+        assert!(p.ofile.iter().all(|f| f.is_null()));
+        assert_eq!(p.lock.name, "proc");
+    }
+}
