@@ -800,6 +800,35 @@ mod tests {
     }
 
     #[test]
+    fn per_process_kernel_table_out_of_memory_leaks_nothing() {
+        let _ram = FakeRam::new(16);
+        let kernel = uvmcreate().unwrap();
+        let tramp = kalloc().unwrap();
+        let stack = kalloc().unwrap();
+        kvmmap(
+            kernel,
+            VirtAddr(TRAMPOLINE),
+            tramp,
+            PGSIZE,
+            PteFlags::R | PteFlags::X,
+        );
+        // Leave exactly 0, 1 and 2 free pages: kvmcreate needs 3.
+        for spare in 0..3 {
+            let mut hog = std::vec::Vec::new();
+            while nfree() > spare {
+                hog.push(kalloc().unwrap());
+            }
+            assert!(kvmcreate(kernel, VirtAddr(kstack(0)), stack).is_none());
+            assert_eq!(nfree(), spare, "kvmcreate leaked on failure");
+            for pa in hog {
+                kfree(pa);
+            }
+        }
+        let p = kvmcreate(kernel, VirtAddr(kstack(0)), stack).unwrap();
+        kvmfree(p);
+    }
+
+    #[test]
     fn per_process_kernel_table_shares_all_but_the_top() {
         let _ram = FakeRam::new(64);
         let kernel = uvmcreate().unwrap();
