@@ -29,6 +29,9 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 3;
     /// `translate`: the address does not translate (the hart would fault).
     pub const NO_TRANSLATION: i32 = 4;
+    /// `--snapshot`/`serve`: the snapshot is damaged, truncated, not a
+    /// snapshot, or of another kernel build than the ELF.
+    pub const BAD_SNAPSHOT: i32 = 6;
 }
 
 /// Why a command failed; each renders as one line and maps to an exit code.
@@ -42,6 +45,9 @@ pub enum Error {
     NoTranslation(String),
     #[error("{0}")]
     Failed(String),
+    /// A snapshot file that cannot be used (see `exit::BAD_SNAPSHOT`).
+    #[error("{0}")]
+    Snapshot(String),
     /// stdout was closed by its reader: stop quietly.
     #[error("output closed")]
     OutputClosed,
@@ -54,6 +60,7 @@ impl Error {
             Error::Unreachable(_) => exit::UNREACHABLE,
             Error::NoTranslation(_) => exit::NO_TRANSLATION,
             Error::Failed(_) => exit::FAILURE,
+            Error::Snapshot(_) => exit::BAD_SNAPSHOT,
             Error::OutputClosed => exit::OK,
         }
     }
@@ -139,6 +146,11 @@ pub struct Cli {
     /// outside RAM are reported, never followed.
     #[arg(long, global = true, value_name = "MIB", default_value_t = 128)]
     pub ram_mib: u64,
+
+    /// Read the machine from a snapshot file (`kinspect snapshot`) or a
+    /// QEMU `dump-guest-memory` ELF core instead of QEMU's gdb stub.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -253,6 +265,39 @@ its flags, and where and why the walk stopped.")]
         #[arg(long)]
         explain: bool,
     },
+    /// Save the halted machine (RAM, every hart's registers and CSRs, the
+    /// kernel's identity) to a snapshot file.
+    #[command(after_help = "\
+  kinspect snapshot -o crash.kisnap
+  kinspect --snapshot crash.kisnap maps --hart 0     any read-only command, offline
+  kinspect serve crash.kisnap                        to gdb
+
+The format is in docs/snapshots.md. A snapshot is refused (exit 6) by a
+kinspect whose --elf is another kernel build.")]
+    Snapshot {
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Deflate level, 0 (store) to 9 (smallest).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        level: u32,
+    },
+
+    /// Serve a snapshot or QEMU ELF core to gdb (GDB remote protocol).
+    #[command(after_help = "\
+  kinspect serve crash.kisnap --port 1235
+  gdb-multiarch target/kernel/kernel.elf -ex 'target remote :1235'
+
+Harts are threads; memory is virtual through the selected hart's satp
+(our own Sv39 walk), or physical after `monitor phys on`. `monitor help`
+lists the kinspect views gdb can run (`monitor maps --hart 0`).")]
+    Serve {
+        /// A .kisnap snapshot or a QEMU ELF core.
+        file: PathBuf,
+        /// TCP port on 127.0.0.1 (0: any free port, printed).
+        #[arg(long, value_name = "N", default_value_t = 1235)]
+        port: u16,
+    },
 }
 
 impl Command {
@@ -330,6 +375,12 @@ pub fn run_on(
             select,
             explain,
         } => commands::translate::run(&mut ctx, select, va, *explain),
+        Command::Snapshot { output, level } => {
+            crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
+        }
+        Command::Serve { .. } => Err(Error::BadInput(
+            "serve reads its file itself: kinspect serve FILE".into(),
+        )),
     }
 }
 
@@ -393,6 +444,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut warn = std::io::stderr();
     let r = if cli.command.offline() {
         run_on(&cli, None, &mut out, &mut warn)
+    } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {
+        r
     } else {
         match commands::connect(&cli.gdb) {
             Ok(mut session) => {

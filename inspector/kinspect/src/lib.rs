@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod commands;
 pub mod model;
+pub mod serve;
+pub mod snapshot;
 pub mod target;

@@ -7,8 +7,10 @@
 //! snapshot returns `None`, so a command that needs to run the machine
 //! knows before it starts.
 
+pub mod elfcore;
 pub mod memory;
 pub mod qemu;
+pub mod snapshot;
 
 use std::fmt;
 
