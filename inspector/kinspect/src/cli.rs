@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{self, symbols::Symbols, Ctx};
+use crate::model::Profile;
 use crate::target::{Target, TargetError};
 
 /// Process exit codes. Documented in `kinspect --help` and docs/commands/.
@@ -29,6 +30,8 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 3;
     /// `translate`: the address does not translate (the hart would fault).
     pub const NO_TRANSLATION: i32 = 4;
+    /// `check`: at least one finding of severity error.
+    pub const FINDINGS: i32 = 5;
     /// `--snapshot`/`serve`: the snapshot is damaged, truncated, not a
     /// snapshot, or of another kernel build than the ELF.
     pub const BAD_SNAPSHOT: i32 = 6;
@@ -45,6 +48,9 @@ pub enum Error {
     NoTranslation(String),
     #[error("{0}")]
     Failed(String),
+    /// `check` found errors in the kernel (the report is already printed).
+    #[error("{0}")]
+    Findings(String),
     /// A snapshot file that cannot be used (see `exit::BAD_SNAPSHOT`).
     #[error("{0}")]
     Snapshot(String),
@@ -60,6 +66,7 @@ impl Error {
             Error::Unreachable(_) => exit::UNREACHABLE,
             Error::NoTranslation(_) => exit::NO_TRANSLATION,
             Error::Failed(_) => exit::FAILURE,
+            Error::Findings(_) => exit::FINDINGS,
             Error::Snapshot(_) => exit::BAD_SNAPSHOT,
             Error::OutputClosed => exit::OK,
         }
@@ -113,7 +120,8 @@ Exit codes:
   1  the target answered but reading it failed
   2  bad input (usage, numbers, unknown symbol or hart)
   3  cannot reach the target (nothing on --gdb, connection lost, time-out)
-  4  translate: the address does not translate";
+  4  translate: the address does not translate
+  5  check: the kernel has at least one error-severity finding";
 
 /// Inspect an xv6-style RISC-V kernel running under QEMU.
 ///
@@ -147,6 +155,16 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MIB", default_value_t = 128)]
     pub ram_mib: u64,
 
+    /// The kernel profile: which names the process model looks for
+    /// (auto, xv6-riscv, kinspect-kernel, pgtbl-lab).
+    #[arg(long, global = true, value_name = "NAME", default_value = "auto")]
+    pub profile: String,
+
+    /// The per-process kernel page-table field of `struct proc` (pgtbl-lab
+    /// kernels name it variously), or `none` [default: the profile's names].
+    #[arg(long, global = true, value_name = "FIELD")]
+    pub kpt_field: Option<String>,
+
     /// Read the machine from a snapshot file (`kinspect snapshot`) or a
     /// QEMU `dump-guest-memory` ELF core instead of QEMU's gdb stub.
     #[arg(long, global = true, value_name = "FILE")]
@@ -158,17 +176,27 @@ pub struct Cli {
 
 /// Which page table a command walks. At most one; default: hart 0's satp.
 #[derive(Debug, Clone, Default, Args)]
-#[group(multiple = false)]
 pub struct Select {
     /// The page table hart N translates through (its live satp).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["satp", "root", "pid", "kernel"])]
     pub hart: Option<usize>,
     /// The page table a satp value names (e.g. a process's, from the kernel).
-    #[arg(long, value_name = "VALUE", value_parser = parse_u64_arg)]
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64_arg, conflicts_with_all = ["root", "pid", "kernel"])]
     pub satp: Option<u64>,
-    /// The page table whose root page is at this physical address.
-    #[arg(long, value_name = "PA", value_parser = parse_u64_arg)]
-    pub root: Option<u64>,
+    /// The page table whose root page is at this physical address (a
+    /// number or a symbol expression such as `proc[3].pagetable`).
+    #[arg(long, value_name = "PA", conflicts_with_all = ["pid", "kernel"])]
+    pub root: Option<String>,
+    /// The user page table of the process with this pid (from `proc[]`).
+    #[arg(long, value_name = "N", conflicts_with = "kernel")]
+    pub pid: Option<i64>,
+    /// With --pid: that process's kernel page table (`kernel_pagetable`
+    /// when the kernel has no per-process one).
+    #[arg(long, requires = "pid")]
+    pub kernel_pt: bool,
+    /// The kernel's page table, `kernel_pagetable`.
+    #[arg(long)]
+    pub kernel: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +293,44 @@ its flags, and where and why the walk stopped.")]
         #[arg(long)]
         explain: bool,
     },
+
+    /// The process table, read from the kernel's `proc[]` by DWARF name.
+    #[command(after_help = "\
+One line per process: slot, pid, state, name, parent pid, the hart running
+it (from cpus[]), its kernel stack's virtual and physical address (through
+the kernel page table it runs on) and whether the guard page below is
+unmapped, the user page-table root, the per-process kernel page-table root
+when the kernel has one, size, trapframe, the saved context's ra and sp,
+what it sleeps on, and whether it was killed. The machine is halted for
+one read of the whole table and resumed afterwards if it was running.
+
+  kinspect procs
+  kinspect procs --all            UNUSED slots too
+  kinspect --json procs
+
+The per-process kernel page-table field is found by name (kpagetable,
+kernel_pagetable, k_pagetable, kernelpt, kpt); name it with --kpt-field.")]
+    Procs {
+        /// Show UNUSED slots too.
+        #[arg(long)]
+        all: bool,
+    },
+
+    /// Consistency checks over the live kernel's processes, page tables
+    /// and free list.
+    #[command(after_help = "\
+Each finding has a severity (error, warning, info), the object, the
+evidence read from memory and why it matters. Checks: kernel stacks mapped
+R W (not U, not X) in the table each process runs on in the kernel; guard
+pages unmapped; TRAMPOLINE mapped R X to `trampoline` in every page table;
+TRAPFRAME mapping the process's own trapframe; per-process kernel page
+tables equal to kernel_pagetable apart from kernel stacks; the free list
+bounded, in RAM, aligned, without cycles and holding no page in use;
+no user page shared between processes or writable and executable.
+kalloc's statistics come with it.
+
+Exit code 5 when there is at least one error-severity finding.")]
+    Check,
     /// Save the halted machine (RAM, every hart's registers and CSRs, the
     /// kernel's identity) to a snapshot file.
     #[command(after_help = "\
@@ -340,6 +406,17 @@ fn load_symbols(cli: &Cli) -> Result<Option<Symbols>> {
     }
 }
 
+/// The ELF through the DWARF layer (for the kernel model and symbol
+/// expressions): `--elf` must open, the default path may be missing.
+fn load_debug(cli: &Cli) -> Result<Option<kinspect_symbols::Symbols>> {
+    match &cli.elf {
+        Some(p) => kinspect_symbols::Symbols::open(p)
+            .map(Some)
+            .map_err(|e| Error::BadInput(e.to_string())),
+        None => Ok(kinspect_symbols::Symbols::open("target/kernel/kernel.elf").ok()),
+    }
+}
+
 /// Run a parsed command on `target`.
 pub fn run_on(
     cli: &Cli,
@@ -348,6 +425,17 @@ pub fn run_on(
     warn: &mut dyn Write,
 ) -> Result<()> {
     let symbols = load_symbols(cli)?;
+    let debug = load_debug(cli)?;
+    let mut profile = Profile::builtin(&cli.profile).ok_or_else(|| {
+        Error::BadInput(format!(
+            "no profile `{}` (built in: {})",
+            cli.profile,
+            Profile::BUILTIN.join(", ")
+        ))
+    })?;
+    if let Some(f) = &cli.kpt_field {
+        profile = profile.with_kpt_field(f);
+    }
     // Re-borrow to shorten the trait object's lifetime to this call's.
     #[allow(clippy::needless_match)]
     let target: Option<&mut dyn Target> = match target {
@@ -357,6 +445,8 @@ pub fn run_on(
     let mut ctx = Ctx {
         target,
         symbols: symbols.as_ref(),
+        debug: debug.as_ref(),
+        profile,
         json: cli.json,
         ram: kinspect_sv39::Ram {
             base: 0x8000_0000,
@@ -375,6 +465,8 @@ pub fn run_on(
             select,
             explain,
         } => commands::translate::run(&mut ctx, select, va, *explain),
+        Command::Procs { all } => commands::procs::run(&mut ctx, *all),
+        Command::Check => commands::check::run(&mut ctx),
         Command::Snapshot { output, level } => {
             crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
         }

@@ -1,4 +1,5 @@
-//! The one-shot commands: `satp`, `regs`, `maps`, `vmprint`, `translate`.
+//! The one-shot commands: `satp`, `regs`, `maps`, `vmprint`, `translate`,
+//! `procs`, `check`.
 //!
 //! Each command is a module with a `run(&mut Ctx, ...)` function that reads
 //! the machine through `&mut dyn Target` (live QEMU, snapshot or a crafted
@@ -7,7 +8,9 @@
 //! table) go to `ctx.warn`. Commands never open connections themselves:
 //! [`crate::cli`] does, through [`connect`].
 
+pub mod check;
 pub mod maps;
+pub mod procs;
 pub mod regs;
 pub mod satp;
 pub mod symbols;
@@ -20,6 +23,7 @@ use kinspect_sv39::{Finding, PhysRead, Ram, ReadError, Satp, SatpMode};
 use serde::Serialize;
 
 use crate::cli::{parse_u64, Error, Result, Select};
+use crate::model::{self, Kernel, KernelState, ModelError, PhysCache, Profile, TableSel};
 use crate::target::qemu::QemuTarget;
 use crate::target::{Csr, Hart, Target, TargetError};
 use symbols::Symbols;
@@ -32,6 +36,11 @@ pub struct Ctx<'a> {
     /// `None` only for commands that run offline (`satp VALUE`).
     pub target: Option<&'a mut dyn Target>,
     pub symbols: Option<&'a Symbols>,
+    /// The same ELF through the DWARF layer: the kernel model and symbol
+    /// expressions need it.
+    pub debug: Option<&'a kinspect_symbols::Symbols>,
+    /// The names the kernel model looks for (`--profile`, `--kpt-field`).
+    pub profile: Profile,
     pub json: bool,
     pub ram: Ram,
     pub out: &'a mut dyn Write,
@@ -158,11 +167,17 @@ pub struct Root {
     pub mode: SatpMode,
     /// The root page table's physical address.
     pub root: u64,
+    /// What the kernel says this table is (`--pid`, `--kernel`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 impl Root {
     /// One line for headers: `hart 0 satp 0x8000000000087fff (Sv39, root 0x87fff000)`.
     pub fn describe(&self) -> String {
+        if let Some(t) = &self.table {
+            return t.clone();
+        }
         let mut s = String::new();
         if let Some(h) = self.hart {
             s.push_str(&format!("hart {h} "));
@@ -178,9 +193,35 @@ impl Root {
     }
 }
 
-/// Resolve `--hart/--satp/--root` (default: hart 0) to a root table.
+/// Resolve `--hart/--satp/--root/--pid [--kernel-pt]/--kernel` (default:
+/// hart 0) to a root table.
 pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
-    if let Some(root) = select.root {
+    let sel = match (select.pid, select.kernel) {
+        (Some(pid), _) if select.kernel_pt => Some(TableSel::ProcKernel { pid }),
+        (Some(pid), _) => Some(TableSel::User { pid }),
+        (None, true) => Some(TableSel::Kernel),
+        (None, false) => None,
+    };
+    if let Some(sel) = sel {
+        let debug = need_debug(ctx, "--pid and --kernel")?;
+        let kernel = Kernel::new(debug, ctx.profile.clone()).map_err(model_error)?;
+        let ram = ctx.ram;
+        let mut phys = PhysCache::new(ctx.target()?);
+        let state = kernel.read_state(&mut phys, ram).map_err(model_error)?;
+        let t = kernel.select(&state, sel).map_err(|e| match e {
+            ModelError::Kernel(m) => Error::BadInput(m),
+            e => model_error(e),
+        })?;
+        return Ok(Root {
+            hart: None,
+            satp: None,
+            mode: SatpMode::Sv39,
+            root: t.root,
+            table: Some(t.describe),
+        });
+    }
+    if let Some(text) = &select.root {
+        let root = parse_va(ctx, text)?;
         if root % 4096 != 0 {
             return Err(Error::BadInput(format!(
                 "--root {root:#x} is not page-aligned (a table page starts at a multiple of 0x1000)"
@@ -191,6 +232,7 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
             satp: None,
             mode: SatpMode::Sv39,
             root,
+            table: None,
         });
     }
     let (hart, value) = match select.satp {
@@ -207,7 +249,38 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
         satp: Some(value),
         mode: s.mode(),
         root: s.root_pa(),
+        table: None,
     })
+}
+
+/// The DWARF symbols, or the error saying `what` needs them.
+pub fn need_debug<'a>(ctx: &Ctx<'a>, what: &str) -> Result<&'a kinspect_symbols::Symbols> {
+    ctx.debug.ok_or_else(|| {
+        Error::BadInput(format!(
+            "{what} need the kernel ELF with debug info (give --elf PATH; default target/kernel/kernel.elf)"
+        ))
+    })
+}
+
+/// The model's errors in the CLI's words and exit codes.
+pub fn model_error(e: ModelError) -> Error {
+    match e {
+        ModelError::Symbols(m) => Error::BadInput(m),
+        ModelError::Target(t) => Error::from(t),
+        ModelError::Kernel(m) => Error::Failed(m),
+    }
+}
+
+/// The kernel model and one consistent read of its state.
+pub fn read_kernel<'s>(
+    debug: &'s kinspect_symbols::Symbols,
+    profile: &Profile,
+    phys: &mut PhysCache<'_>,
+    ram: Ram,
+) -> Result<(Kernel<'s>, KernelState)> {
+    let kernel = Kernel::new(debug, profile.clone()).map_err(model_error)?;
+    let state = kernel.read_state(phys, ram).map_err(model_error)?;
+    Ok((kernel, state))
 }
 
 /// Require Sv39 (Bare is handled by each command first).
@@ -225,11 +298,38 @@ pub fn require_sv39(root: &Root) -> Result<()> {
     }
 }
 
-/// A virtual address argument: a number, or a symbol (`name`, `name+0x10`)
-/// when an ELF is loaded.
-pub fn parse_va(ctx: &Ctx<'_>, s: &str) -> Result<u64> {
+/// A virtual address argument: a number, or a symbol expression
+/// (`kernelvec`, `etext+0x10`, `proc[3].kstack`, `cpus[1].proc->pid`)
+/// evaluated over the target's kernel memory when an ELF is loaded.
+pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
     if let Ok(v) = parse_u64(s) {
         return Ok(v);
+    }
+    if let Some(debug) = ctx.debug {
+        let ram = ctx.ram;
+        let profile = ctx.profile.clone();
+        let Some(target) = ctx.target.as_deref_mut() else {
+            return debug
+                .eval_address(s, &mut kinspect_symbols::NoMemory)
+                .map_err(|e| Error::BadInput(format!("`{s}`: {e}")));
+        };
+        let mut phys = PhysCache::new(target);
+        // Addresses outside RAM (a kernel stack) go through kernel_pagetable.
+        let root = debug
+            .global(&profile.kernel_pagetable)
+            .ok()
+            .and_then(|g| phys.u64(g.addr).ok())
+            .filter(|r| *r != 0);
+        let mut mem = model::KernelMemory {
+            phys: &mut phys,
+            ram,
+            root,
+        };
+        let r = debug.eval_address(s, &mut mem);
+        if let Some(fatal) = phys.fatal.take() {
+            return Err(Error::from(fatal));
+        }
+        return r.map_err(|e| Error::BadInput(format!("`{s}`: {e}")));
     }
     let (name, off) = match s.split_once('+') {
         Some((n, o)) => (n.trim(), parse_u64(o).map_err(Error::BadInput)?),

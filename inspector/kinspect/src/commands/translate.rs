@@ -11,8 +11,9 @@ use kinspect_sv39::va::vpn;
 use kinspect_sv39::{translate, PteKind, SatpMode, StepOutcome, Translation};
 use serde::Serialize;
 
-use super::{parse_va, require_sv39, resolve_root, Ctx, Root, TargetMem};
+use super::{parse_va, read_kernel, require_sv39, resolve_root, Ctx, Root, TargetMem};
 use crate::cli::{Error, Result, Select};
+use crate::model::{ModelError, Owner, PhysCache, PhysMap};
 
 /// `--json` output of `translate`.
 #[derive(Debug, Serialize)]
@@ -25,6 +26,41 @@ pub struct TranslateJson {
     /// The walk: steps (level, table, index, pte_addr, pte, kind,
     /// problems) and outcome (mapped or fault with level and reason).
     pub translation: Option<Translation>,
+    /// What the physical page is, from the kernel model (needs the ELF
+    /// with debug info): kernel text/data, kernel stack, trapframe,
+    /// page-table page, user page, free page.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owner: Vec<Owner>,
+}
+
+/// The owners of `pa` from the kernel model; empty when there is no ELF
+/// with debug info or the kernel's objects cannot be read (translation
+/// itself does not need them). The free list is walked only when nothing
+/// else claims the page.
+fn owner_of(ctx: &mut Ctx<'_>, pa: u64) -> Result<Vec<Owner>> {
+    let Some(debug) = ctx.debug else {
+        return Ok(Vec::new());
+    };
+    let ram = ctx.ram;
+    let profile = ctx.profile.clone();
+    let mut phys = PhysCache::new(ctx.target()?);
+    let Ok((kernel, state)) = read_kernel(debug, &profile, &mut phys, ram) else {
+        return Ok(Vec::new());
+    };
+    let mut map = match PhysMap::build_with(&kernel, &mut phys, &state, ram, false) {
+        Ok(m) => m,
+        Err(ModelError::Target(t)) => return Err(Error::from(t)),
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut owners = map.owners(pa);
+    if owners == [Owner::Allocated] {
+        match map.add_free_list(&kernel, &mut phys, ram) {
+            Ok(()) => owners = map.owners(pa),
+            Err(ModelError::Target(t)) => return Err(Error::from(t)),
+            Err(_) => {}
+        }
+    }
+    Ok(owners)
 }
 
 fn size_name(size: u64) -> String {
@@ -100,6 +136,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
                 va,
                 pa: Some(va),
                 translation: None,
+                owner: Vec::new(),
             });
         }
         writeln!(
@@ -124,15 +161,27 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
         ))),
         StepOutcome::Mapped { .. } => None,
     };
+    let owner = match t.pa() {
+        Some(pa) => owner_of(ctx, pa)?,
+        None => Vec::new(),
+    };
+    let page_line = (!owner.is_empty()).then(|| {
+        let names: Vec<String> = owner.iter().map(|o| o.to_string()).collect();
+        format!("   page: {}", names.join("; "))
+    });
     if ctx.json {
         ctx.json(&TranslateJson {
             root,
             va,
             pa: t.pa(),
             translation: Some(t),
+            owner,
         })?;
     } else if want_explain {
         explain(ctx, &root, &t)?;
+        if let Some(l) = &page_line {
+            writeln!(ctx.out, "{l}")?;
+        }
     } else if let StepOutcome::Mapped {
         pa, page_size, pte, ..
     } = &t.outcome
@@ -148,6 +197,9 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
             size_name(*page_size),
             pte.attr_letters()
         )?;
+        if let Some(l) = &page_line {
+            writeln!(ctx.out, "{l}")?;
+        }
     }
     match fault {
         Some(e) => Err(e),

@@ -98,6 +98,9 @@ impl Out {
     }
 }
 
+/// (pid, va, pte) of a user page.
+type UserMapping = (i64, u64, Pte);
+
 /// Differences listed per table before the rest is counted.
 const MAX_DIFFS: usize = 8;
 
@@ -267,8 +270,16 @@ pub fn run(
                 .map(leaf_map)
                 .unwrap_or_default();
             let mut diffs = Vec::new();
+            let mut others = Vec::new();
             for (va, (pa, size, flags)) in &mine {
                 match kernel_leaves.get(va) {
+                    Some(k)
+                        if k == &(*pa, *size, *flags)
+                            && *va != p.kstack
+                            && kstacks.contains(va) =>
+                    {
+                        others.push(format!("{va:#x} -> {pa:#x}"));
+                    }
                     Some(k) if k == &(*pa, *size, *flags) => {}
                     _ if *va == p.kstack => {}
                     _ if *va < prof.user_mirror_below
@@ -285,12 +296,28 @@ pub fn run(
                 }
             }
             for (va, (pa, _, flags)) in &kernel_leaves {
-                if !mine.contains_key(va) && !(kstacks.contains(va) && *va != p.kstack) {
+                let another_stack = kstacks.contains(va) && *va != p.kstack;
+                if !mine.contains_key(va) && !another_stack {
                     diffs.push(format!(
                         "{va:#x} -> {pa:#x} {} in kernel_pagetable, unmapped here",
                         letters(*flags)
                     ));
                 }
+            }
+            if !others.is_empty() {
+                others.sort();
+                let n = others.len();
+                out.push(
+                    Severity::Warning,
+                    "kpt-equals-kernel",
+                    format!("{} kernel page table {:#x}", who(p), w.root),
+                    format!(
+                        "maps {n} other slot(s)' kernel stack(s): {}{}",
+                        others[..n.min(MAX_DIFFS)].join("; "),
+                        if n > MAX_DIFFS { "; ..." } else { "" }
+                    ),
+                    "in the kernel this process can overwrite other processes' kernel stacks",
+                );
             }
             if !diffs.is_empty() {
                 diffs.sort();
@@ -378,7 +405,7 @@ pub fn run(
     }
 
     // user-shared, user-wx
-    let mut users: HashMap<u64, Vec<(i64, u64, Pte)>> = HashMap::new();
+    let mut users: HashMap<u64, Vec<UserMapping>> = HashMap::new();
     for w in &map.walks {
         let TableOf::User { pid, .. } = w.of else {
             continue;
@@ -413,7 +440,7 @@ pub fn run(
             );
         }
     }
-    let mut shared: Vec<(u64, Vec<(i64, u64, Pte)>)> = users
+    let mut shared: Vec<(u64, Vec<UserMapping>)> = users
         .into_iter()
         .filter(|(_, v)| {
             let mut pids: Vec<i64> = v.iter().map(|x| x.0).collect();
@@ -446,7 +473,7 @@ pub fn run(
         );
     }
 
-    out.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok((out.findings, stats))
 }
 

@@ -1,0 +1,290 @@
+//! `kinspect procs` and the page-table selectors on a fake C xv6 machine
+//! (tests/fixtures/xv6_c.elf, gcc -g): everything found by DWARF name,
+//! compared with what the builder wrote at gcc's own offsets.
+
+mod model_common;
+
+use model_common::*;
+
+const ELF: &str = "xv6_c.elf";
+
+fn procs_json(b: &mut Builder, elf: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--json", "procs"];
+    args.extend_from_slice(extra);
+    let r = run(b, elf, &args);
+    assert_eq!(r.code, 0, "stderr: {}", r.err);
+    serde_json::from_str(&r.out).unwrap()
+}
+
+#[test]
+fn procs_lists_the_live_slots_with_what_the_kernel_wrote() {
+    let mut b = scene(ELF);
+    let v = procs_json(&mut b, ELF, &[]);
+    assert_eq!(v["nproc"], 64);
+    assert_eq!(v["kpagetable_field"], serde_json::Value::Null);
+    assert_eq!(v["kernel_pagetable"], b.made.kernel_pagetable);
+    let procs = v["procs"].as_array().unwrap();
+    let got: Vec<(u64, i64, &str, &str)> = procs
+        .iter()
+        .map(|p| {
+            (
+                p["slot"].as_u64().unwrap(),
+                p["pid"].as_i64().unwrap(),
+                p["state"].as_str().unwrap(),
+                p["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 1, "SLEEPING", "init"),
+            (1, 2, "SLEEPING", "sh"),
+            (2, 3, "RUNNING", "cat"),
+            (5, 4, "ZOMBIE", "zombie")
+        ]
+    );
+    for p in procs {
+        let slot = p["slot"].as_u64().unwrap();
+        assert_eq!(p["kstack"], kstack_va(slot));
+        assert_eq!(p["kstack_pa"], b.made.kstack_pa[&slot], "slot {slot}");
+        assert_eq!(p["kstack_table"], b.made.kernel_pagetable);
+        assert_eq!(p["guard_unmapped"], true);
+        let (root, _, tf, _) = b.made.user[&slot];
+        assert_eq!(p["pagetable"], root);
+        assert_eq!(p["trapframe"], tf);
+        assert_eq!(p["kpagetable"], serde_json::Value::Null);
+        assert_eq!(p["sz"], 4 * PG);
+        assert_eq!(p["context_ra_symbol"], "sched+0x10");
+        assert_eq!(p["killed"], false);
+    }
+    assert_eq!(procs[0]["ppid"], serde_json::Value::Null);
+    assert_eq!(procs[1]["ppid"], 1);
+    assert_eq!(procs[2]["ppid"], 2);
+    assert_eq!(procs[2]["hart"], 1);
+    assert_eq!(procs[0]["hart"], serde_json::Value::Null);
+    assert_eq!(procs[0]["chan_symbol"], "&proc[0]");
+    assert_eq!(procs[1]["chan_symbol"], "ticks");
+}
+
+#[test]
+fn procs_all_shows_every_slot_and_text_has_one_line_each() {
+    let mut b = scene(ELF);
+    let v = procs_json(&mut b, ELF, &["--all"]);
+    assert_eq!(v["procs"].as_array().unwrap().len(), 64);
+    assert_eq!(v["procs"][3]["state"], "UNUSED");
+    let r = run(&mut b, ELF, &["procs"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let lines: Vec<&str> = r.out.lines().collect();
+    assert!(lines[0].starts_with("SLOT  PID  STATE"), "{}", r.out);
+    assert!(!lines[0].contains("KPAGETABLE"), "{}", r.out);
+    assert_eq!(lines.len(), 1 + 4 + 1, "{}", r.out);
+    assert!(lines[3].contains("RUNNING") && lines[3].contains("cat"));
+    assert!(lines[5].starts_with("4 of 64 slots in use"), "{}", r.out);
+}
+
+#[test]
+fn a_guard_page_mapped_and_a_stack_unmapped_show_in_procs() {
+    let mut b = scene(ELF);
+    let kroot = b.made.kernel_pagetable;
+    // slot 1's guard page mapped, slot 2's stack unmapped
+    let g = b.pte_addr(kroot, kstack_va(1) - PG);
+    b.w64(g, pte(0x8700_0000, V | R | W));
+    let s = b.pte_addr(kroot, kstack_va(2));
+    b.w64(s, 0);
+    let v = procs_json(&mut b, ELF, &[]);
+    assert_eq!(v["procs"][1]["guard_unmapped"], false);
+    assert_eq!(v["procs"][2]["kstack_pa"], serde_json::Value::Null);
+    let r = run(&mut b, ELF, &["procs"]);
+    assert!(
+        r.out.contains("UNMAPPED") && r.out.contains("MAPPED"),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
+fn pid_selectors_pick_the_processs_tables() {
+    let mut b = scene(ELF);
+    let (root, _, tf, text) = b.made.user[&1];
+    // --pid: the user page table
+    let r = run(&mut b, ELF, &["--json", "maps", "--pid", "2"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["root"], root);
+    assert!(v["table"]
+        .as_str()
+        .unwrap()
+        .contains("pid 2 (sh, slot 1) user page table"));
+    assert_eq!(v["ranges"][0]["pa"], text);
+    let r = run(&mut b, ELF, &["translate", "--pid", "2", "0x3fffffe000"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(&format!("{tf:#018x}")), "{}", r.out);
+    // --pid --kernel-pt on a kernel without per-process tables: kernel_pagetable
+    let r = run(
+        &mut b,
+        ELF,
+        &["--json", "vmprint", "--pid", "2", "--kernel-pt"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["root"], b.made.kernel_pagetable);
+    assert!(v["table"]
+        .as_str()
+        .unwrap()
+        .contains("no per-process kernel page table"));
+    // --kernel
+    let r = run(&mut b, ELF, &["--json", "maps", "--kernel"]);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["root"], b.made.kernel_pagetable);
+    // an unknown pid is bad input naming the live ones
+    let r = run(&mut b, ELF, &["maps", "--pid", "9"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.err,
+        "kinspect: no process with pid 9 (live pids: 1 2 3 4)\n"
+    );
+    // --kernel-pt needs --pid; --pid and --hart exclude each other
+    assert_eq!(run(&mut b, ELF, &["maps", "--kernel-pt"]).code, 2);
+    assert_eq!(
+        run(&mut b, ELF, &["maps", "--pid", "1", "--hart", "0"]).code,
+        2
+    );
+}
+
+#[test]
+fn symbol_expressions_as_addresses() {
+    let mut b = scene(ELF);
+    let ks = b.made.kstack_pa[&2];
+    let r = run(
+        &mut b,
+        ELF,
+        &["translate", "proc[2].kstack", "--pid", "3", "--kernel-pt"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(
+        r.out
+            .starts_with(&format!("{:#018x} -> {ks:#018x}", kstack_va(2))),
+        "{}",
+        r.out
+    );
+    assert!(
+        r.out.contains("kernel stack of pid 3 (slot 2)"),
+        "{}",
+        r.out
+    );
+    // cpus[1].proc->kstack follows a pointer read from the target
+    let r = run(
+        &mut b,
+        ELF,
+        &["--json", "translate", "cpus[1].proc->kstack", "--kernel"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["va"], kstack_va(2));
+    assert_eq!(v["pa"], ks);
+    assert_eq!(v["owner"][0]["kind"], "kernel_stack");
+    // --root takes an expression too
+    let (root, _, _, _) = b.made.user[&0];
+    let r = run(
+        &mut b,
+        ELF,
+        &["--json", "maps", "--root", "proc[0].pagetable"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["root"], root);
+    // errors name the part that failed
+    let r = run(&mut b, ELF, &["translate", "proc[2].kstak"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err.starts_with(
+            "kinspect: `proc[2].kstak`: no field `kstak` in `struct proc` (fields: lock, state,"
+        ),
+        "{}",
+        r.err
+    );
+    let r = run(&mut b, ELF, &["translate", "cpus[0].proc->kstack"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("`cpus[0].proc` is null"), "{}", r.err);
+}
+
+#[test]
+fn the_lab_kernels_field_is_configurable() {
+    const LAB: &str = "xv6_lab.elf";
+    let mut b = scene(LAB);
+    // its name is not one kinspect guesses: no per-process tables found
+    let v = procs_json(&mut b, LAB, &[]);
+    assert_eq!(v["kpagetable_field"], serde_json::Value::Null);
+    // named: found, and kernel stacks are translated through it
+    let v = procs_json(&mut b, LAB, &["--kpt-field", "kernelpt_root"]);
+    assert_eq!(v["kpagetable_field"], "kernelpt_root");
+    for p in v["procs"].as_array().unwrap() {
+        let slot = p["slot"].as_u64().unwrap();
+        let (_, kpt, _, _) = b.made.user[&slot];
+        assert_ne!(kpt, 0);
+        assert_eq!(p["kpagetable"], kpt);
+        assert_eq!(p["kstack_table"], kpt);
+        assert_eq!(p["kstack_pa"], b.made.kstack_pa[&slot]);
+    }
+    let r = run(
+        &mut b,
+        LAB,
+        &[
+            "--kpt-field",
+            "kernelpt_root",
+            "--json",
+            "vmprint",
+            "--pid",
+            "3",
+            "--kernel-pt",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["root"], b.made.user[&2].1);
+    // a wrong name is bad input listing the fields there are
+    let r = run(&mut b, LAB, &["--kpt-field", "kpt", "procs"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err.contains("no field `kpt` in `struct proc`") && r.err.contains("kernelpt_root"),
+        "{}",
+        r.err
+    );
+}
+
+#[test]
+fn no_debug_info_or_no_elf_is_one_line() {
+    let mut b = scene(ELF);
+    let mut full = vec!["kinspect", "procs"];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kinspect::cli::run_args_on(&full, &mut b.t, &mut out, &mut err);
+    assert_eq!(code, 2);
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        "kinspect: procs need the kernel ELF with debug info (give --elf PATH; default target/kernel/kernel.elf)\n"
+    );
+    // an ELF without DWARF: the stripped fixture
+    let dir = std::env::temp_dir().join(format!("kinspect-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stripped = dir.join("stripped.elf");
+    let st = std::process::Command::new("riscv64-linux-gnu-strip")
+        .arg("-g")
+        .arg(fixture(ELF))
+        .arg("-o")
+        .arg(&stripped)
+        .status();
+    if st.map(|s| s.success()).unwrap_or(false) {
+        let p = stripped.to_str().unwrap().to_string();
+        full = vec!["kinspect", "--elf", &p, "procs"];
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = kinspect::cli::run_args_on(&full, &mut b.t, &mut out, &mut err);
+        assert_eq!(code, 2);
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("has no DWARF debug info"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+    } else {
+        eprintln!("riscv64-linux-gnu-strip not installed: skipping the stripped-ELF case");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
