@@ -125,10 +125,22 @@ pub fn qemu(out: &Outputs, gdb: Option<u16>, smp: u32) -> Result<()> {
     run_checked(&mut m.command(), "QEMU")
 }
 
-/// The main job: build everything, boot the kernel and look at it.
+/// The main job: build the kernel and kinspect, boot the kernel under QEMU
+/// with xv6's command line, and put the user inside kinspect's TUI looking
+/// at it (`kinspect launch`: the console is its Console tab).
 pub fn run() -> Result<()> {
     let out = build_all()?;
-    qemu(&out, None, 3)
+    deps::ensure(&[deps::QEMU])?;
+    let mut cmd = cargo();
+    cmd.current_dir(paths::root())
+        .args(["run", "--quiet", "--release", "-p", "kinspect", "--"])
+        .arg("--elf")
+        .arg(&out.kernel_elf)
+        .arg("launch")
+        .arg("--fs-img")
+        .arg(&out.fs_img);
+    eprintln!("xtask: building kinspect, then: kinspect launch (? in it lists every key)");
+    run_checked(&mut cmd, "kinspect launch")
 }
 
 /// gdb-multiarch with the kinspect views, attached to a QEMU gdb stub.

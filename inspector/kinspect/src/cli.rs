@@ -364,6 +364,35 @@ lists the kinspect views gdb can run (`monitor maps --hart 0`).")]
         #[arg(long, value_name = "N", default_value_t = 1235)]
         port: u16,
     },
+
+    /// The TUI: attach to a running kernel through QEMU's gdb stub (--gdb).
+    #[command(after_help = "\
+A full-screen view of the machine: harts and their privilege, processes,
+their page tables (expand level by level), maps, registers, memory and
+the frame-pointer backtrace. Keys: c continue, h halt, s step, Tab move,
+Enter expand, / filter, : command (translate, goto, vmprint, break), ? help,
+q quit (leave the guest running or halted). See docs/tui.md.
+
+  kinspect --gdb localhost:1234 attach")]
+    Attach,
+
+    /// Start QEMU with the kernel (xv6's command line) and attach the TUI.
+    #[command(after_help = "\
+Starts qemu-system-riscv64 exactly as xv6-riscv does, with a gdb stub on a
+free port; the guest's console is the TUI's Console tab (i to type into it,
+Esc to leave it). Builds nothing: run `cargo xtask build` first, or simply
+`cargo xtask run`, which builds and then launches.
+
+  kinspect launch
+  kinspect --elf path/to/kernel.elf launch --fs-img path/to/fs.img")]
+    Launch {
+        /// The file-system image [default: fs.img beside the kernel ELF].
+        #[arg(long, value_name = "PATH")]
+        fs_img: Option<PathBuf>,
+        /// Harts (QEMU's -smp).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        smp: u32,
+    },
 }
 
 impl Command {
@@ -473,6 +502,9 @@ pub fn run_on(
         Command::Serve { .. } => Err(Error::BadInput(
             "serve reads its file itself: kinspect serve FILE".into(),
         )),
+        Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
+            "attach and launch run the TUI in a terminal (kinspect attach)".into(),
+        )),
     }
 }
 
@@ -534,7 +566,23 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut warn = std::io::stderr();
-    let r = if cli.command.offline() {
+    let r = if let Command::Launch { fs_img, smp } = &cli.command {
+        let kernel = cli
+            .elf
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("target/kernel/kernel.elf"));
+        let fs_img = fs_img
+            .clone()
+            .unwrap_or_else(|| kernel.with_file_name("fs.img"));
+        let opts = crate::tui::LaunchOptions {
+            kernel,
+            fs_img,
+            smp: *smp,
+        };
+        crate::tui::launch(&cli, &opts)
+    } else if let Command::Attach = &cli.command {
+        crate::tui::attach(&cli)
+    } else if cli.command.offline() {
         run_on(&cli, None, &mut out, &mut warn)
     } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {
         r

@@ -9,3 +9,4 @@ pub mod model;
 pub mod serve;
 pub mod snapshot;
 pub mod target;
+pub mod tui;

@@ -1,0 +1,208 @@
+//! The guest's serial console, for `kinspect launch`.
+//!
+//! [`Qemu`] starts QEMU with xv6-riscv's command line
+//! (`kinspect_qemu::VirtMachine`) on a free gdb port with its stdio piped:
+//! a thread reads QEMU's stdout into a channel, and keys typed in the
+//! console pane are written to its stdin. [`ConsoleBuf`] turns the byte
+//! stream into lines the console pane shows (the kernel echoes what is
+//! typed, as a terminal would).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use kinspect_qemu::{free_tcp_port, VirtMachine};
+
+/// The most lines the console keeps.
+pub const MAX_LINES: usize = 5000;
+
+/// Console output as lines.
+#[derive(Clone, Debug, Default)]
+pub struct ConsoleBuf {
+    pub lines: Vec<String>,
+    /// The line being written (no newline yet).
+    pub current: String,
+    /// Bytes received in all.
+    pub total: usize,
+}
+
+impl ConsoleBuf {
+    /// Add bytes from the guest: `\n` ends a line, `\r` is dropped (the
+    /// UART sends `\r\n`), backspace erases, other control bytes are shown
+    /// as `^X`.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len();
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    let line = std::mem::take(&mut self.current);
+                    self.lines.push(line);
+                    if self.lines.len() > MAX_LINES {
+                        let extra = self.lines.len() - MAX_LINES;
+                        self.lines.drain(..extra);
+                    }
+                }
+                b'\r' => {}
+                0x08 | 0x7f => {
+                    self.current.pop();
+                }
+                b'\t' => self.current.push_str("    "),
+                0..=0x1f => {
+                    self.current.push('^');
+                    self.current.push((b + b'@') as char);
+                }
+                _ => self.current.push(b as char),
+            }
+        }
+    }
+
+    /// The last `n` lines, the unfinished one included.
+    pub fn tail(&self, n: usize, scroll: usize) -> Vec<&str> {
+        let mut all: Vec<&str> = self.lines.iter().map(String::as_str).collect();
+        all.push(&self.current);
+        let end = all.len().saturating_sub(scroll);
+        let start = end.saturating_sub(n);
+        all[start..end].to_vec()
+    }
+}
+
+/// A QEMU that `kinspect launch` started and owns.
+pub struct Qemu {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    pub gdb_port: u16,
+    pub output: Receiver<Vec<u8>>,
+    pub command_line: String,
+}
+
+impl Qemu {
+    /// Start QEMU for `kernel` and `fs_img` with a gdb stub on a free port,
+    /// and wait until the stub accepts connections.
+    pub fn start(kernel: &Path, fs_img: &Path, smp: u32) -> Result<Qemu, String> {
+        for p in [kernel, fs_img] {
+            if !p.exists() {
+                return Err(format!(
+                    "{} is missing: run `cargo xtask build` first (or give --elf / --fs-img)",
+                    p.display()
+                ));
+            }
+        }
+        let mut last = String::new();
+        // The free port can be taken between our probe and QEMU's bind.
+        for _ in 0..3 {
+            match Qemu::try_start(kernel, fs_img, smp) {
+                Ok(q) => return Ok(q),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn try_start(kernel: &Path, fs_img: &Path, smp: u32) -> Result<Qemu, String> {
+        let port = free_tcp_port().map_err(|e| format!("no free TCP port: {e}"))?;
+        let mut vm = VirtMachine::new(kernel, fs_img);
+        vm.smp = smp;
+        vm.gdb_port = Some(port);
+        let command_line = vm.display();
+        let mut child = vm
+            .command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", kinspect_qemu::QEMU))?;
+        let (tx, rx) = channel();
+        if let Some(mut out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match out.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if tx.send(buf[..n].to_vec()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // Give QEMU a moment to fail on a bad argument or a taken port;
+        // the caller then connects to the stub with retries. (No probe
+        // connection: QEMU pauses the guest whenever a gdb client connects.)
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(e) = child.stderr.as_mut() {
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(format!("QEMU exited at start ({status}): {}", err.trim()));
+        }
+        let stdin = child.stdin.take();
+        if let Some(mut e) = child.stderr.take() {
+            // Drain stderr so QEMU never blocks on it.
+            std::thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = e.read_to_end(&mut sink);
+            });
+        }
+        Ok(Qemu {
+            child: Some(child),
+            stdin,
+            gdb_port: port,
+            output: rx,
+            command_line,
+        })
+    }
+
+    /// Type bytes into the guest's console.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| "QEMU's console is closed".to_string())?;
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("writing to QEMU's console: {e}"))
+    }
+
+    /// Whether QEMU has exited (and how).
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(s))) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Kill QEMU (by its PID, through the child handle) and reap it.
+    pub fn kill(&mut self) {
+        self.stdin = None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Leave QEMU running on its own: close our end of its console and
+    /// forget the child (its gdb stub stays open for another attach).
+    pub fn release(mut self) -> u32 {
+        self.stdin = None;
+        let pid = self.pid();
+        self.child = None;
+        pid
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        // Dropped without release(): nobody wants it any more.
+        self.kill();
+    }
+}

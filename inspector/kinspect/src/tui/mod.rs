@@ -1,0 +1,304 @@
+//! `kinspect attach` and `kinspect launch`: the TUI a person debugs in.
+//!
+//! ```text
+//!  terminal ──keys, mouse──▶ App (state) ──Request──▶ worker thread ──▶ Target (gdb stub)
+//!      ▲                       │   ▲                        │
+//!      └──── view::draw ◀──────┘   └────────Reply───────────┘
+//!  QEMU stdout ──bytes──▶ console pane      console keys ──▶ QEMU stdin  (launch)
+//! ```
+//!
+//! The UI thread only draws and reacts; the [`worker`] owns the target, so
+//! a slow or dead gdb stub never freezes the screen. The views show the
+//! last halted state ([`snapshot`]) and mark it stale while the guest runs.
+//! `launch` starts QEMU itself ([`console::Qemu`]) with xv6-riscv's command
+//! line on a free gdb port, pipes its serial console into the console tab,
+//! and then attaches like `attach`. See `docs/tui.md`.
+
+pub mod app;
+pub mod console;
+pub mod procs;
+pub mod snapshot;
+pub mod view;
+pub mod worker;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
+use kinspect_sv39::Ram;
+use kinspect_symbols::Symbols;
+
+use app::App;
+use console::Qemu;
+use worker::{Leave, QemuBackend, Reply, Request, Worker};
+
+use crate::cli::{Cli, Error, Result};
+
+/// What `launch` needs beyond the global options.
+#[derive(Clone, Debug)]
+pub struct LaunchOptions {
+    pub kernel: PathBuf,
+    pub fs_img: PathBuf,
+    pub smp: u32,
+}
+
+/// Open the kernel ELF for the TUI: `--elf` must load; the default path
+/// may be missing (no process table then).
+pub fn open_symbols(elf: Option<&Path>) -> Result<Option<Arc<Symbols>>> {
+    let (path, must) = match elf {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("target/kernel/kernel.elf"), false),
+    };
+    if !must && !path.exists() {
+        return Ok(None);
+    }
+    match Symbols::open(&path) {
+        Ok(s) => {
+            // Build the DWARF index now, before the first frame needs it.
+            if let Err(e) = s.index_now() {
+                if must {
+                    return Err(Error::BadInput(format!("{}: {e}", path.display())));
+                }
+            }
+            Ok(Some(Arc::new(s)))
+        }
+        Err(e) if must => Err(Error::BadInput(e.to_string())),
+        Err(_) => Ok(None),
+    }
+}
+
+fn ram(cli: &Cli) -> Ram {
+    Ram {
+        base: 0x8000_0000,
+        size: cli.ram_mib.saturating_mul(1 << 20),
+    }
+}
+
+fn need_terminal() -> Result<()> {
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        Ok(())
+    } else {
+        Err(Error::BadInput(
+            "attach and launch draw a full-screen TUI and need a terminal (for scripts use the one-shot commands: regs, maps, vmprint, translate)".into(),
+        ))
+    }
+}
+
+fn normalize(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("localhost{addr}")
+    } else {
+        addr.to_string()
+    }
+}
+
+/// `kinspect attach`.
+pub fn attach(cli: &Cli) -> Result<()> {
+    need_terminal()?;
+    let symbols = open_symbols(cli.elf.as_deref())?;
+    let addr = normalize(&cli.gdb);
+    let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
+    let worker = Worker::new(Box::new(backend), symbols.clone(), ram(cli));
+    let app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
+    let leave = run_ui(app, worker, None)?;
+    if leave == Leave::Halted {
+        eprintln!("kinspect: left the guest halted; `kinspect --gdb {addr} attach` comes back");
+    }
+    Ok(())
+}
+
+/// `kinspect launch`: start QEMU, then attach.
+pub fn launch(cli: &Cli, opts: &LaunchOptions) -> Result<()> {
+    need_terminal()?;
+    let symbols = open_symbols(Some(&opts.kernel))?;
+    let mut qemu = Qemu::start(&opts.kernel, &opts.fs_img, opts.smp).map_err(Error::Failed)?;
+    let addr = format!("localhost:{}", qemu.gdb_port);
+    // QEMU opens its stub a moment after it starts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let backend = loop {
+        match QemuBackend::connect(&addr) {
+            Ok(b) => break b,
+            Err(e) => {
+                if let Some(status) = qemu.exited() {
+                    return Err(Error::Failed(format!(
+                        "QEMU exited ({status}) before kinspect could attach"
+                    )));
+                }
+                if Instant::now() > deadline {
+                    qemu.kill();
+                    return Err(Error::from(e));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    let worker = Worker::new(Box::new(backend), symbols.clone(), ram(cli));
+    let app = App::new(format!("QEMU pid {} gdb {addr}", qemu.pid()), symbols, true);
+    let cmd = qemu.command_line.clone();
+    let r = run_ui(app, worker, Some(&mut qemu));
+    match r {
+        Ok(Leave::Kill) | Err(_) => {
+            qemu.kill();
+            r.map(|_| ())
+        }
+        Ok(leave) => {
+            let pid = qemu.release();
+            let how = if leave == Leave::Halted {
+                "halted"
+            } else {
+                "running"
+            };
+            eprintln!("kinspect: QEMU (pid {pid}) left {how}: {cmd}");
+            eprintln!("kinspect: `kinspect --gdb {addr} attach` comes back; `kill {pid}` stops it");
+            Ok(())
+        }
+    }
+}
+
+/// Restores the terminal however the UI ends (panics included).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+/// Drain what the worker and QEMU sent; true if anything changed.
+fn pump(app: &mut App, replies: &Receiver<Reply>, qemu: &mut Option<&mut Qemu>) -> bool {
+    let mut changed = false;
+    loop {
+        match replies.try_recv() {
+            Ok(r) => {
+                app.apply(r);
+                changed = true;
+            }
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Disconnected) => {
+                if app.lost.is_none() {
+                    app.lost = Some("the worker thread ended".into());
+                    changed = true;
+                }
+                break;
+            }
+        }
+    }
+    if let Some(q) = qemu.as_deref_mut() {
+        let mut n = 0;
+        while let Ok(b) = q.output.try_recv() {
+            app.console_bytes(&b);
+            changed = true;
+            n += 1;
+            if n > 256 {
+                break;
+            }
+        }
+        if app.lost.is_none() {
+            if let Some(status) = q.exited() {
+                app.lost = Some(format!("QEMU exited ({status})"));
+                app.running = false;
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+fn flush(app: &mut App, requests: &Sender<Request>, qemu: &mut Option<&mut Qemu>) {
+    for r in app.outbox.drain(..) {
+        let _ = requests.send(r);
+    }
+    if !app.console_out.is_empty() {
+        let bytes = std::mem::take(&mut app.console_out);
+        if let Some(q) = qemu.as_deref_mut() {
+            if let Err(e) = q.send(&bytes) {
+                app.message = e;
+                app.message_is_error = true;
+            }
+        }
+    }
+}
+
+/// The event loop. Returns how the user chose to leave the guest.
+fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Result<Leave> {
+    app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let (req_tx, req_rx) = channel::<Request>();
+    let (rep_tx, rep_rx) = channel::<Reply>();
+    let handle = std::thread::Builder::new()
+        .name("kinspect-target".into())
+        .spawn(move || {
+            for r in worker.attach() {
+                if rep_tx.send(r).is_err() {
+                    return;
+                }
+            }
+            worker.run(req_rx, rep_tx);
+        })
+        .map_err(|e| Error::Failed(format!("cannot start the worker thread: {e}")))?;
+
+    let mut terminal = ratatui::init();
+    let _guard = TerminalGuard;
+    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    let mut dirty = true;
+    let leave = loop {
+        dirty |= pump(&mut app, &rep_rx, &mut qemu);
+        app.tick();
+        flush(&mut app, &req_tx, &mut qemu);
+        // Redraw on change, and twice a second for the stale-age clock.
+        if dirty || last_draw.elapsed() > Duration::from_millis(500) {
+            terminal
+                .draw(|f| view::draw(f, &mut app))
+                .map_err(|e| Error::Failed(format!("drawing: {e}")))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        if let Some(l) = app.quit {
+            break l;
+        }
+        if event::poll(Duration::from_millis(30)).unwrap_or(false) {
+            match event::read() {
+                Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
+                Ok(Event::Mouse(m)) => app.on_mouse(m),
+                _ => {}
+            }
+            dirty = true;
+        }
+    };
+    // Leave the guest as asked; bounded wait for the worker to confirm.
+    let how = if leave == Leave::Halted {
+        Leave::Halted
+    } else {
+        Leave::Running
+    };
+    let _ = req_tx.send(Request::Finish(how));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut result = Ok(());
+    while Instant::now() < deadline {
+        match rep_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Reply::Finished(r)) => {
+                result = r;
+                break;
+            }
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    drop(req_tx);
+    if handle.is_finished() {
+        let _ = handle.join();
+    }
+    drop(_guard);
+    drop(terminal);
+    if let Err(e) = result {
+        if app.lost.is_none() && leave != Leave::Kill {
+            eprintln!("kinspect: leaving the guest: {e}");
+        }
+    }
+    Ok(leave)
+}

@@ -1,0 +1,345 @@
+//! What the TUI shows of a halted machine, read in one go by the worker.
+//!
+//! A [`Snapshot`] holds every hart's registers and CSRs, the process table
+//! and the kernel's globals the status bar needs; page-table walks and
+//! memory are read on demand (they cost more). All of it is plain data, so
+//! the UI thread renders it without touching the target, and keeps showing
+//! it (marked stale) while the guest runs.
+//!
+//! Kernel virtual addresses are read through [`KernelMem`]: addresses in
+//! RAM are direct-mapped (xv6's `kvmmake` maps KERNBASE..PHYSTOP one to
+//! one), anything else (kernel stacks, the trampoline) is translated by our
+//! own Sv39 walk through a page table, never by the gdb stub.
+
+use std::time::SystemTime;
+
+use kinspect_sv39::{translate, Ram, Satp, SatpMode};
+use kinspect_symbols::{MemoryError, Symbols};
+
+use super::procs::{read_procs, ProcRow};
+use crate::commands::TargetMem;
+use crate::model::ModelError;
+use crate::target::{Csr, GeneralRegs, Hart, Target, TargetError};
+
+/// One hart at the moment of the snapshot.
+#[derive(Clone, Debug)]
+pub struct HartSnap {
+    pub hart: Hart,
+    pub regs: GeneralRegs,
+    /// Every CSR kinspect reads; `None` where the backend has no value.
+    pub csrs: Vec<(Csr, Option<u64>)>,
+    /// The frame-pointer chain, innermost first (empty in user mode).
+    pub backtrace: Backtrace,
+}
+
+impl HartSnap {
+    pub fn csr(&self, c: Csr) -> Option<u64> {
+        self.csrs
+            .iter()
+            .find(|(k, _)| *k == c)
+            .and_then(|(_, v)| *v)
+    }
+
+    /// 0 U, 1 S, 3 M.
+    pub fn privilege(&self) -> Option<u64> {
+        self.csr(Csr::Priv)
+    }
+}
+
+/// One frame of a frame-pointer walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRow {
+    pub pc: u64,
+    /// The frame pointer (s0) of this frame, when known.
+    pub fp: Option<u64>,
+    /// `func+0xoff`.
+    pub symbol: Option<String>,
+    /// `file:line` of the call site.
+    pub line: Option<String>,
+}
+
+/// The result of a frame-pointer walk, with why it ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backtrace {
+    pub frames: Vec<FrameRow>,
+    pub end: String,
+}
+
+/// The machine, halted.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// When it was read (wall clock, for "stale since").
+    pub taken: SystemTime,
+    pub harts: Vec<HartSnap>,
+    /// The process table, or why it could not be read (no ELF, no DWARF).
+    pub procs: Result<Vec<ProcRow>, String>,
+    /// `kernel_pagetable`, the root the idle harts run on.
+    pub kernel_pagetable: Option<u64>,
+    /// The kernel's panic message once it has panicked.
+    pub panic: Option<String>,
+}
+
+/// Kernel virtual memory for symbol expressions and the memory view.
+pub struct KernelMem<'a> {
+    pub target: &'a mut dyn Target,
+    /// The page table to translate non-direct-mapped addresses through.
+    pub root: Option<u64>,
+    pub ram: Ram,
+    /// A transport failure met while reading (the connection is gone).
+    pub fatal: Option<TargetError>,
+}
+
+impl KernelMem<'_> {
+    /// The physical address of `va`, or why there is none.
+    pub fn to_phys(&mut self, va: u64) -> Result<u64, String> {
+        if va >= self.ram.base && va < self.ram.base.saturating_add(self.ram.size) {
+            return Ok(va);
+        }
+        let Some(root) = self.root else {
+            return Err(format!(
+                "{va:#x} is outside the direct map and there is no page table to translate it"
+            ));
+        };
+        let ram = self.ram;
+        let mut mem = TargetMem {
+            target: &mut *self.target,
+            fatal: None,
+        };
+        let t = translate(&mut mem, root, va, ram);
+        if let Some(e) = mem.fatal.take() {
+            let msg = e.to_string();
+            self.fatal = Some(e);
+            return Err(msg);
+        }
+        match t {
+            Ok(t) => t
+                .pa()
+                .ok_or_else(|| format!("{va:#x} is not mapped by the page table at {root:#x}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl kinspect_symbols::Memory for KernelMem<'_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = addr.wrapping_add(done as u64);
+            let in_page = (4096 - (va % 4096)) as usize;
+            let n = in_page.min(buf.len() - done);
+            let err = |why: String| MemoryError {
+                addr: va,
+                len: n,
+                why,
+            };
+            let pa = self.to_phys(va).map_err(err)?;
+            if let Err(e) = self.target.read_phys(pa, &mut buf[done..done + n]) {
+                let msg = e.to_string();
+                if !matches!(e, TargetError::Memory { .. }) {
+                    self.fatal = Some(e);
+                }
+                return Err(err(msg));
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// Is this a failure of the connection (as opposed to of the data)?
+pub fn is_lost(e: &TargetError) -> bool {
+    matches!(
+        e,
+        TargetError::Disconnected(_) | TargetError::Unreachable { .. } | TargetError::Timeout(_)
+    )
+}
+
+/// `func+0xoff` for an address.
+pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
+    let (name, off) = syms?.symbolize(addr)?;
+    Some(if off == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+{off:#x}")
+    })
+}
+
+/// `file:line` of the code at `addr` (the outermost, non-inlined frame).
+fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
+    let frames = syms?.lines(addr).ok()?;
+    let f = frames.last()?;
+    let file = f.file.as_deref()?;
+    // Keep the path from the crate's directory on (`kernel/src/proc.rs`).
+    let short = match file.find("kernel/") {
+        Some(i) => &file[i..],
+        None => file.rsplit('/').next().unwrap_or(file),
+    };
+    Some(match f.line {
+        Some(l) => format!("{short}:{l}"),
+        None => short.to_string(),
+    })
+}
+
+/// The most frames a frame-pointer walk follows.
+pub const MAX_FRAMES: usize = 32;
+
+/// Follow the frame-pointer chain of a hart in supervisor mode: the
+/// kernel is built with frame pointers, so `s0` points just above a record
+/// holding the return address at `s0-8` and the caller's `s0` at `s0-16`
+/// (`kernelvec` builds the same record with `sepc`). The walk stops at a
+/// zero or misaligned frame pointer, a frame pointer that does not grow,
+/// a return address outside the kernel's code, or after [`MAX_FRAMES`].
+pub fn backtrace(
+    target: &mut dyn Target,
+    syms: Option<&Symbols>,
+    ram: Ram,
+    regs: &GeneralRegs,
+    satp: Option<u64>,
+    privilege: Option<u64>,
+) -> Result<Backtrace, TargetError> {
+    let mut bt = Backtrace::default();
+    if privilege == Some(0) {
+        bt.end = format!(
+            "the hart is in user mode (pc {:#x}); the kernel's frame chain starts at the next trap",
+            regs.pc
+        );
+        return Ok(bt);
+    }
+    let in_code = |a: u64| syms.is_some_and(|s| s.symbolize(a).is_some());
+    bt.frames.push(FrameRow {
+        pc: regs.pc,
+        fp: Some(regs.x[8]),
+        symbol: symbolize(syms, regs.pc),
+        line: source_line(syms, regs.pc),
+    });
+    let root = satp
+        .map(Satp)
+        .filter(|s| s.mode() == SatpMode::Sv39)
+        .map(|s| s.root_pa());
+    let mut mem = KernelMem {
+        target,
+        root,
+        ram,
+        fatal: None,
+    };
+    let mut fp = regs.x[8];
+    for i in 0..=MAX_FRAMES {
+        if i == MAX_FRAMES {
+            bt.end = format!("stopped after {MAX_FRAMES} frames");
+            break;
+        }
+        if fp == 0 || fp % 8 != 0 {
+            bt.end = format!("frame pointer {fp:#x}: end of the chain");
+            break;
+        }
+        let mut rec = [0u8; 16];
+        let base = fp.wrapping_sub(16);
+        if let Err(e) = kinspect_symbols::Memory::read(&mut mem, base, &mut rec) {
+            if let Some(f) = mem.fatal.take() {
+                return Err(f);
+            }
+            bt.end = format!("cannot read the frame record at {base:#x}: {}", e.why);
+            break;
+        }
+        let prev = u64::from_le_bytes(rec[0..8].try_into().unwrap_or([0; 8]));
+        let ra = u64::from_le_bytes(rec[8..16].try_into().unwrap_or([0; 8]));
+        if ra == 0 {
+            bt.end = "return address 0: end of the chain".into();
+            break;
+        }
+        if !in_code(ra) {
+            bt.end = format!("return address {ra:#x} is not in the kernel's code: stopped");
+            break;
+        }
+        // The call instruction is just before the return address.
+        let call = ra.wrapping_sub(2);
+        bt.frames.push(FrameRow {
+            pc: ra,
+            fp: Some(prev),
+            symbol: symbolize(syms, ra),
+            line: source_line(syms, call),
+        });
+        if prev == 0 {
+            bt.end = "the caller's frame pointer is 0: end of the chain".into();
+            break;
+        }
+        if prev <= fp {
+            bt.end = format!("caller's frame pointer {prev:#x} does not grow: stopped");
+            break;
+        }
+        fp = prev;
+    }
+    Ok(bt)
+}
+
+/// Read everything the views need from a halted machine.
+pub fn read_snapshot(
+    target: &mut dyn Target,
+    syms: Option<&Symbols>,
+    ram: Ram,
+) -> Result<Snapshot, TargetError> {
+    let harts = target.harts()?;
+    let mut snaps = Vec::with_capacity(harts.len());
+    for h in harts {
+        let regs = target.regs(h)?;
+        let mut csrs = Vec::with_capacity(Csr::ALL.len());
+        for c in Csr::ALL {
+            match target.csr(h, c) {
+                Ok(v) => csrs.push((c, Some(v))),
+                Err(e) if is_lost(&e) => return Err(e),
+                Err(_) => csrs.push((c, None)),
+            }
+        }
+        let get = |c: Csr| csrs.iter().find(|(k, _)| *k == c).and_then(|(_, v)| *v);
+        let (satp, privilege) = (get(Csr::Satp), get(Csr::Priv));
+        let backtrace = backtrace(target, syms, ram, &regs, satp, privilege)?;
+        snaps.push(HartSnap {
+            hart: h,
+            regs,
+            csrs,
+            backtrace,
+        });
+    }
+    let mut snap = Snapshot {
+        taken: SystemTime::now(),
+        harts: snaps,
+        procs: Err("no kernel ELF: give --elf to see processes".into()),
+        kernel_pagetable: None,
+        panic: None,
+    };
+    if let Some(syms) = syms {
+        match read_procs(syms, &mut *target, ram) {
+            Ok((procs, kpt)) => {
+                snap.procs = Ok(procs);
+                snap.kernel_pagetable = Some(kpt).filter(|a| *a != 0);
+            }
+            Err(ModelError::Target(e)) if is_lost(&e) => return Err(e),
+            Err(e) => snap.procs = Err(format!("process table: {e}")),
+        }
+        let mut mem = KernelMem {
+            target,
+            root: snap.kernel_pagetable,
+            ram,
+            fatal: None,
+        };
+        let panicked = syms
+            .load_global(&mut mem, "panicked")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if panicked != 0 {
+            let msg = syms
+                .load_global(&mut mem, "panicmsg")
+                .and_then(|v| v.as_cstr())
+                .unwrap_or_default();
+            snap.panic = Some(if msg.is_empty() {
+                "the kernel panicked".into()
+            } else {
+                msg
+            });
+        }
+        if let Some(e) = mem.fatal.take() {
+            return Err(e);
+        }
+    }
+    Ok(snap)
+}

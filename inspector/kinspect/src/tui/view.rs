@@ -1,0 +1,839 @@
+//! Drawing the [`App`] with ratatui: status bar, process table, the
+//! detail tabs, the command line, and the overlays (help, quit, pop-ups).
+//!
+//! Pure functions of the state: rendering tests draw into ratatui's
+//! `TestBackend` and compare the text with snapshot files. Colours are
+//! only a second channel: every state is also spelt out in words, and
+//! `NO_COLOR` turns colours off (bold and reverse video stay).
+
+use std::time::Duration;
+
+use kinspect_sv39::info_mem;
+use kinspect_sv39::pte::{A, D, G, R, U, W, X};
+use kinspect_sv39::{PteKind, Satp, WalkEntry};
+use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
+use crate::commands::regs::{priv_name, scause_name, sstatus_names, ABI};
+use crate::target::Csr;
+
+/// Styles, with or without colour.
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+    fn selected(&self, focused: bool) -> Style {
+        if focused {
+            Style::default().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    }
+    fn bar(&self) -> Style {
+        if self.color {
+            Style::default().bg(Color::Blue).fg(Color::White)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED)
+        }
+    }
+    fn state(&self, running: bool) -> Style {
+        let s = self.bold();
+        if !self.color {
+            return s;
+        }
+        if running {
+            s.fg(Color::Black).bg(Color::Green)
+        } else {
+            s.fg(Color::Black).bg(Color::Yellow)
+        }
+    }
+    fn error(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        }
+    }
+    fn dim(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+}
+
+fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{}.{}s", s, d.subsec_millis() / 100)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// One page-table entry as text (used for filtering too).
+pub fn pt_line_text(e: &WalkEntry) -> String {
+    let size = match (e.kind(), e.level) {
+        (PteKind::Leaf, 2) => " 1G superpage",
+        (PteKind::Leaf, 1) => " 2M superpage",
+        _ => "",
+    };
+    format!(
+        "{}{}: pte {:#018x} pa {:#018x} va {:#x} {}{size}",
+        " ..".repeat(3 - e.level),
+        e.index,
+        e.pte.0,
+        e.pte.pa(),
+        e.va,
+        e.pte.attr_letters()
+    )
+}
+
+/// The Maps tab's lines (header first), filtered.
+pub fn maps_lines(app: &App) -> Vec<String> {
+    let Some((root, _)) = app.shown_root() else {
+        return Vec::new();
+    };
+    let Some(WalkState::Done(w)) = app.walks.get(&root) else {
+        return Vec::new();
+    };
+    let f = app.filter.get("maps").cloned().unwrap_or_default();
+    let mut out: Vec<String> = info_mem::HEADER.lines().map(String::from).collect();
+    out.extend(
+        info_mem::ranges(w)
+            .iter()
+            .map(|r| r.line())
+            .filter(|l| f.is_empty() || l.contains(&f)),
+    );
+    out
+}
+
+/// The Registers tab's lines for the selected hart.
+pub fn regs_lines(app: &App) -> Vec<String> {
+    let Some(h) = app.hart_snap() else {
+        return Vec::new();
+    };
+    let syms = app.symbols.as_deref();
+    let sym = |a: u64| super::snapshot::symbolize(syms, a).unwrap_or_default();
+    let mut out = vec![format!(
+        "hart {}  priv {}   pc {:#018x}  {}",
+        h.hart,
+        h.privilege().map(priv_name).unwrap_or("?"),
+        h.regs.pc,
+        sym(h.regs.pc)
+    )];
+    for i in (1..32).step_by(2) {
+        let a = format!("{:<4}{:#018x}", ABI[i], h.regs.x[i]);
+        let b = if i + 1 < 32 {
+            format!("{:<4}{:#018x}", ABI[i + 1], h.regs.x[i + 1])
+        } else {
+            String::new()
+        };
+        let note = if i == 1 {
+            format!("  ra = {}", sym(h.regs.x[1]))
+        } else {
+            String::new()
+        };
+        out.push(format!("{a}   {b}{note}").trim_end().to_string());
+    }
+    for (c, v) in &h.csrs {
+        if *c == Csr::Priv {
+            continue;
+        }
+        let Some(v) = v else {
+            out.push(format!("{:<9} unavailable", c.name()));
+            continue;
+        };
+        let decoded = match c {
+            Csr::Satp => {
+                let s = Satp(*v);
+                format!("{} asid {} root {:#x}", s.mode(), s.asid(), s.root_pa())
+            }
+            Csr::Sstatus => sstatus_names(*v),
+            Csr::Scause => scause_name(*v),
+            Csr::Sepc => sym(*v),
+            Csr::Stvec => sym(*v & !3),
+            _ => String::new(),
+        };
+        out.push(
+            format!("{:<9} {:#018x}  {decoded}", c.name(), v)
+                .trim_end()
+                .to_string(),
+        );
+    }
+    out
+}
+
+fn flags_spans(t: &Theme, pte: kinspect_sv39::Pte) -> Vec<Span<'static>> {
+    let bits = [
+        (R, 'r', Color::Green),
+        (W, 'w', Color::Red),
+        (X, 'x', Color::Magenta),
+        (U, 'u', Color::Cyan),
+        (G, 'g', Color::Blue),
+        (A, 'a', Color::Yellow),
+        (D, 'd', Color::Yellow),
+    ];
+    bits.iter()
+        .map(|&(b, c, col)| {
+            if pte.has(b) {
+                Span::styled(c.to_string(), t.fg(col).add_modifier(Modifier::BOLD))
+            } else {
+                Span::styled("-", t.dim())
+            }
+        })
+        .collect()
+}
+
+/// Draw everything.
+pub fn draw(f: &mut Frame, app: &mut App) {
+    let t = Theme {
+        color: !app.no_color,
+    };
+    let area = f.area();
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Length(2),
+            Constraint::Min(6),
+            Constraint::Length(1),
+        ])
+        .split(area);
+    draw_status(f, app, &t, rows[0]);
+    let body = rows[1];
+    let (procs_area, detail_area) = if body.width >= 130 {
+        let c = Layout::default()
+            .direction(Direction::Horizontal)
+            .constraints([Constraint::Length(62), Constraint::Min(40)])
+            .split(body);
+        (c[0], c[1])
+    } else {
+        let n = app.visible_procs().len() as u16;
+        let h = (n + 3).clamp(5, (body.height / 2).max(5));
+        let c = Layout::default()
+            .direction(Direction::Vertical)
+            .constraints([Constraint::Length(h), Constraint::Min(4)])
+            .split(body);
+        (c[0], c[1])
+    };
+    draw_procs(f, app, &t, procs_area);
+    draw_detail(f, app, &t, detail_area);
+    draw_bottom(f, app, &t, rows[2]);
+    if app.help {
+        draw_help(f, app, &t, area);
+    }
+    if let Some(p) = &app.popup {
+        let title = format!(" {} (Esc closes, j/k scroll) ", p.title);
+        let lines: Vec<Line> = p
+            .lines
+            .iter()
+            .skip(p.scroll)
+            .map(|l| Line::raw(l.clone()))
+            .collect();
+        let r = centered(
+            area,
+            90,
+            (p.lines.len() as u16 + 2).min(area.height.saturating_sub(2)),
+        );
+        f.render_widget(Clear, r);
+        f.render_widget(
+            Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
+            r,
+        );
+    }
+    if app.quit_dialog {
+        let mut lines = vec![
+            Line::styled("Quit kinspect. Leave the guest:", t.bold()),
+            Line::raw(""),
+            Line::raw("  r   running"),
+            Line::raw("  h   halted"),
+        ];
+        if app.launched {
+            lines.push(Line::raw("  k   kill QEMU"));
+        }
+        lines.push(Line::raw("  Esc stay here"));
+        let r = centered(area, 40, lines.len() as u16 + 2);
+        f.render_widget(Clear, r);
+        f.render_widget(
+            Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" quit ")),
+            r,
+        );
+    }
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let state = if app.lost.is_some() {
+        Span::styled(
+            " CONNECTION LOST ",
+            t.error().add_modifier(Modifier::REVERSED),
+        )
+    } else if app.snapshot.is_none() {
+        Span::styled(" ATTACHING ", t.state(false))
+    } else if app.running {
+        Span::styled(" RUNNING ", t.state(true))
+    } else {
+        Span::styled(" HALTED ", t.state(false))
+    };
+    let mut l1 = vec![
+        Span::styled(" kinspect ", t.bar().add_modifier(Modifier::BOLD)),
+        Span::raw(" "),
+        state,
+        Span::raw(format!(" {} ", app.target_name)),
+    ];
+    if let Some(d) = app.stale_for() {
+        l1.push(Span::styled(
+            format!(" views from {} ago ", age(d)),
+            t.dim(),
+        ));
+    }
+    if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
+        l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
+    }
+    l1.push(Span::styled(" ? help  q quit", t.dim()));
+    let mut l2 = Vec::new();
+    if let Some(s) = &app.snapshot {
+        for h in &s.harts {
+            let sel = h.hart == app.hart;
+            let p = h.privilege().map(priv_name).unwrap_or("?");
+            let txt = format!(
+                "{}hart{} {p}{} ",
+                if sel { "▸" } else { " " },
+                h.hart,
+                if app.running { " run" } else { "" }
+            );
+            l2.push(Span::styled(
+                txt,
+                if sel { t.bold() } else { Style::default() },
+            ));
+        }
+        if let Some(h) = app.hart_snap() {
+            match h.csr(Csr::Satp) {
+                Some(v) => {
+                    let s = Satp(v);
+                    l2.push(Span::raw(format!(
+                        "│ satp {v:#018x} {} asid {} root {:#x}",
+                        s.mode(),
+                        s.asid(),
+                        s.root_pa()
+                    )));
+                }
+                None => l2.push(Span::raw("│ satp unavailable")),
+            }
+        }
+    }
+    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+}
+
+fn stale_tag(app: &App) -> String {
+    match app.stale_for() {
+        Some(d) => format!(" [stale {}] ", age(d)),
+        None => String::new(),
+    }
+}
+
+fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
+    let focused = app.focus == Focus::Procs;
+    let filter = app.filter.get("procs").filter(|s| !s.is_empty());
+    let title = format!(
+        " Processes{}{}{} ",
+        if app.show_all_slots {
+            " (all slots)"
+        } else {
+            ""
+        },
+        filter.map(|f| format!(" /{f}")).unwrap_or_default(),
+        stale_tag(app)
+    );
+    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+        title,
+        if focused { t.bold() } else { Style::default() },
+    ));
+    app.hits.procs = area;
+    app.hits.procs_first_row = area.y + 2;
+    let procs = match app.snapshot.as_ref().map(|s| &s.procs) {
+        None => {
+            f.render_widget(Paragraph::new("reading the machine…").block(block), area);
+            return;
+        }
+        Some(Err(e)) => {
+            f.render_widget(
+                Paragraph::new(e.clone())
+                    .wrap(Wrap { trim: true })
+                    .block(block),
+                area,
+            );
+            return;
+        }
+        Some(Ok(_)) => app.visible_procs(),
+    };
+    let rows: Vec<Row> = procs
+        .iter()
+        .map(|p| {
+            let st = match p.state.as_str() {
+                "running" => t.fg(Color::Green),
+                "runnable" => t.fg(Color::Cyan),
+                "zombie" => t.fg(Color::Red),
+                "unused" => t.dim(),
+                _ => Style::default(),
+            };
+            Row::new(vec![
+                Span::raw(p.slot.to_string()),
+                Span::raw(p.pid.to_string()),
+                Span::styled(p.state.clone(), st),
+                Span::raw(p.name.clone()),
+                Span::raw(format!("{:#x}", p.kstack)),
+                Span::raw(p.hart.map(|h| h.to_string()).unwrap_or_else(|| "-".into())),
+            ])
+        })
+        .collect();
+    let empty = rows.is_empty();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(4),
+            Constraint::Length(4),
+            Constraint::Length(9),
+            Constraint::Length(16),
+            Constraint::Length(13),
+            Constraint::Length(4),
+        ],
+    )
+    .header(Row::new(vec!["slot", "pid", "state", "name", "kstack", "hart"]).style(t.bold()))
+    .row_highlight_style(t.selected(focused))
+    .block(block);
+    let mut st = TableState::default();
+    if !empty {
+        st.select(Some(app.cursor_of("procs")));
+    }
+    f.render_stateful_widget(table, area, &mut st);
+    app.hits.procs_offset = st.offset();
+    if empty {
+        let inner = Rect {
+            x: area.x + 1,
+            y: area.y + 2,
+            width: area.width.saturating_sub(2),
+            height: 1,
+        };
+        f.render_widget(
+            Paragraph::new(if filter.is_some() {
+                "no process matches the filter"
+            } else {
+                "no process yet (all slots unused; a shows them)"
+            }),
+            inner,
+        );
+    }
+}
+
+fn tab_title_line(app: &mut App, t: &Theme, area: Rect) -> Line<'static> {
+    let mut spans = vec![Span::raw(" ")];
+    let mut x = area.x + 2;
+    app.hits.tabs.clear();
+    for (i, tab) in app.tabs().into_iter().enumerate() {
+        let label = format!("{} {}", i + 1, tab.title());
+        let w = label.chars().count() as u16;
+        app.hits.tabs.push((tab, x, x + w));
+        let st = if tab == app.tab {
+            t.selected(app.focus != Focus::Procs)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            t.dim()
+        };
+        spans.push(Span::styled(label, st));
+        spans.push(Span::raw(" │ "));
+        x += w + 3;
+    }
+    spans.pop();
+    spans.push(Span::raw(" "));
+    let tag = stale_tag(app);
+    if !tag.is_empty() {
+        spans.push(Span::styled(tag, t.dim()));
+    }
+    Line::from(spans)
+}
+
+/// A list with a cursor: scroll so the cursor stays visible.
+fn window(len: usize, cursor: usize, height: usize) -> usize {
+    if height == 0 || cursor < height {
+        0
+    } else {
+        (cursor + 1 - height).min(len.saturating_sub(height))
+    }
+}
+
+fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
+    let title = tab_title_line(app, t, area);
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    app.hits.detail = area;
+    app.hits.detail_first_row = inner.y + 1;
+    app.hits.detail_offset = 0;
+    let focused = app.focus == Focus::Detail;
+    let h = inner.height as usize;
+    match app.tab {
+        Tab::PageTable => draw_pt(f, app, t, inner, focused),
+        Tab::Maps => {
+            let Some((root, what)) = app.shown_root() else {
+                f.render_widget(Paragraph::new("no page table: satp is Bare"), inner);
+                return;
+            };
+            let head = Line::styled(
+                format!("{what}, root {root:#x}: ranges as QEMU's `info mem` prints them"),
+                t.bold(),
+            );
+            let lines = maps_lines(app);
+            let body: Vec<Line> = if let Some(msg) = walk_note(app, root) {
+                vec![head, Line::raw(msg)]
+            } else {
+                let cur = app.cursor_of("maps");
+                let off = window(lines.len(), cur, h.saturating_sub(1));
+                app.hits.detail_offset = off;
+                let mut v = vec![head];
+                v.extend(
+                    lines
+                        .iter()
+                        .enumerate()
+                        .skip(off)
+                        .take(h.saturating_sub(1))
+                        .map(|(i, l)| {
+                            if i == cur && focused {
+                                Line::styled(l.clone(), t.selected(true))
+                            } else if i == 0 {
+                                Line::styled(l.clone(), t.dim())
+                            } else {
+                                Line::raw(l.clone())
+                            }
+                        }),
+                );
+                v
+            };
+            f.render_widget(Paragraph::new(body), inner);
+        }
+        Tab::Regs => {
+            let lines = regs_lines(app);
+            let cur = app.cursor_of("regs");
+            let off = window(lines.len(), cur, h);
+            let body: Vec<Line> = lines
+                .into_iter()
+                .enumerate()
+                .skip(off)
+                .take(h)
+                .map(|(i, l)| {
+                    if i == cur && focused {
+                        Line::styled(l, t.selected(true))
+                    } else if i == 0 {
+                        Line::styled(l, t.bold())
+                    } else {
+                        Line::raw(l)
+                    }
+                })
+                .collect();
+            f.render_widget(Paragraph::new(body), inner);
+        }
+        Tab::Memory => draw_mem(f, app, t, inner),
+        Tab::Backtrace => {
+            let Some(hs) = app.hart_snap() else {
+                return;
+            };
+            let mut lines = vec![Line::styled(
+                format!(
+                    "hart {}: frame-pointer chain (s0), innermost first",
+                    hs.hart
+                ),
+                t.bold(),
+            )];
+            for (i, fr) in hs.backtrace.frames.iter().enumerate() {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
+                    Span::styled(
+                        fr.symbol.clone().unwrap_or_else(|| "??".into()),
+                        t.fg(Color::Yellow),
+                    ),
+                    Span::styled(
+                        fr.line
+                            .as_ref()
+                            .map(|l| format!("  {l}"))
+                            .unwrap_or_default(),
+                        t.dim(),
+                    ),
+                ]));
+            }
+            lines.push(Line::styled(format!("({})", hs.backtrace.end), t.dim()));
+            let cur = app.cursor_of("bt");
+            let off = window(lines.len(), cur, h);
+            f.render_widget(
+                Paragraph::new(lines.into_iter().skip(off).collect::<Vec<_>>()),
+                inner,
+            );
+        }
+        Tab::Console => {
+            let con = app.focus == Focus::Console;
+            let mut lines: Vec<Line> = Vec::new();
+            let body_h = h.saturating_sub(1);
+            lines.extend(
+                app.console
+                    .tail(body_h, app.console_scroll)
+                    .into_iter()
+                    .map(|l| Line::raw(l.to_string())),
+            );
+            let hint = if con {
+                Line::styled(
+                    "typing goes to the guest — Esc or Ctrl-] leaves",
+                    t.state(true),
+                )
+            } else {
+                Line::styled("i or Enter: type to the guest", t.dim())
+            };
+            let mut v = vec![hint];
+            v.extend(lines);
+            f.render_widget(Paragraph::new(v), inner);
+        }
+    }
+}
+
+/// A message instead of a walk's result (pending, failed).
+fn walk_note(app: &App, root: u64) -> Option<String> {
+    match app.walks.get(&root) {
+        None | Some(WalkState::Pending) => Some(
+            app.busy
+                .clone()
+                .unwrap_or_else(|| "walking the page table…".into()),
+        ),
+        Some(WalkState::Failed(e)) => Some(format!("cannot walk it: {e}")),
+        Some(WalkState::Done(_)) => None,
+    }
+}
+
+fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
+    let Some((root, what)) = app.shown_root() else {
+        f.render_widget(Paragraph::new("no page table: satp is Bare"), area);
+        return;
+    };
+    let other = if app.kernel_table { "user" } else { "kernel" };
+    let head = Line::from(vec![
+        Span::styled(format!("{what}, root {root:#x}"), t.bold()),
+        Span::styled(format!("  (u: {other})"), t.dim()),
+    ]);
+    let Some(WalkState::Done(w)) = app.walks.get(&root).cloned() else {
+        let note = walk_note(app, root).unwrap_or_default();
+        f.render_widget(Paragraph::new(vec![head, Line::raw(note)]), area);
+        return;
+    };
+    let rows = app.pt_rows(root, &w);
+    let h = area.height.saturating_sub(1) as usize;
+    let cur = app.cursor_of("pt").min(rows.len().saturating_sub(1));
+    let off = window(rows.len(), cur, h);
+    app.hits.detail_offset = off;
+    let mut lines = vec![head];
+    for (n, &i) in rows.iter().enumerate().skip(off).take(h) {
+        let e = &w.entries[i];
+        let table = e.kind() == PteKind::Pointer;
+        let marker = if table {
+            if app.expanded.contains(&(root, e.level, e.va)) {
+                "▾"
+            } else {
+                "▸"
+            }
+        } else {
+            " "
+        };
+        let mut spans = vec![Span::raw(format!(
+            "{marker}{}{}: ",
+            " ..".repeat(3 - e.level),
+            e.index
+        ))];
+        // The raw PTE where there is room for it (vmprint prints it).
+        if area.width >= 96 {
+            spans.push(Span::raw(format!("pte {:#018x} ", e.pte.0)));
+        }
+        spans.push(Span::raw(format!("pa {:#x} ", e.pte.pa())));
+        if table {
+            spans.push(Span::styled("table", t.dim()));
+        } else {
+            spans.extend(flags_spans(t, e.pte));
+            spans.push(Span::raw(format!(" va {:#x}", e.va)));
+            match e.level {
+                2 => spans.push(Span::styled(
+                    " 1G superpage",
+                    t.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+                )),
+                1 => spans.push(Span::styled(
+                    " 2M superpage",
+                    t.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+                )),
+                _ => {}
+            }
+        }
+        let mut line = Line::from(spans);
+        if n == cur && focused {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    if rows.is_empty() {
+        lines.push(Line::raw(
+            if app.filter.get("pt").is_some_and(|f| !f.is_empty()) {
+                "no entry matches the filter"
+            } else {
+                "no valid entries"
+            },
+        ));
+    }
+    if !w.findings.is_empty() && lines.len() < h {
+        lines.push(Line::styled(
+            format!("{} findings: {}", w.findings.len(), w.findings[0]),
+            t.error(),
+        ));
+    }
+    f.render_widget(Paragraph::new(lines), area);
+}
+
+fn draw_mem(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
+    let per = if area.width >= 86 { 16 } else { 8 };
+    let m = &app.mem;
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            format!(
+                "{:#x}{}",
+                m.addr,
+                if m.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", m.label)
+                }
+            ),
+            t.bold(),
+        ),
+        Span::styled("  g: go to an address or expression, j/k scroll", t.dim()),
+    ])];
+    if m.pending && !m.loaded {
+        lines.push(Line::raw("reading…"));
+    }
+    if let Some(n) = &m.note {
+        lines.push(Line::styled(n.clone(), t.error()));
+    }
+    let rows = area.height.saturating_sub(lines.len() as u16) as usize;
+    for (r, chunk) in m.bytes.chunks(per).take(rows).enumerate() {
+        let addr = m.addr.wrapping_add((r * per) as u64);
+        let mut hex = String::new();
+        let mut ascii = String::new();
+        for (i, b) in chunk.iter().enumerate() {
+            if i == 8 {
+                hex.push(' ');
+            }
+            match b {
+                Some(b) => {
+                    hex.push_str(&format!("{b:02x} "));
+                    ascii.push(if b.is_ascii_graphic() || *b == b' ' {
+                        *b as char
+                    } else {
+                        '.'
+                    });
+                }
+                None => {
+                    hex.push_str("?? ");
+                    ascii.push('?');
+                }
+            }
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("{addr:016x}  "), t.dim()),
+            Span::raw(hex),
+            Span::styled(format!("|{ascii}|"), t.fg(Color::Cyan)),
+        ]));
+    }
+    f.render_widget(Paragraph::new(lines), area);
+}
+
+fn draw_bottom(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let line = if let Some(inp) = &app.input {
+        let p = if app.input_is_filter { "/" } else { ":" };
+        Line::from(vec![
+            Span::styled(p, t.bold()),
+            Span::raw(inp.text.clone()),
+            Span::styled("█", t.dim()),
+        ])
+    } else if !app.message.is_empty() {
+        let st = if app.message_is_error {
+            t.error()
+        } else {
+            Style::default()
+        };
+        Line::styled(app.message.clone(), st)
+    } else if let Some(b) = &app.busy {
+        Line::styled(b.clone(), t.dim())
+    } else if app.focus == Focus::Console {
+        Line::styled("console: keys go to the guest; Esc leaves", t.dim())
+    } else {
+        let hint = if app.running {
+            "h halt  r refresh  Tab move  1-6 tabs  : command  / filter  ? help  q quit"
+        } else {
+            "c continue  s step  Enter expand  Tab move  1-6 tabs  : command  ? help  q quit"
+        };
+        Line::styled(hint, t.dim())
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_help(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
+    let mut lines = vec![Line::styled("Keys", t.bold())];
+    for (k, what) in KEYS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {k:<16}"), t.bold()),
+            Span::raw(*what),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("Commands (after :)", t.bold()));
+    for (c, a, what) in COMMANDS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<16}", format!("{c} {a}")), t.bold()),
+            Span::raw(*what),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "In the console pane every key goes to the guest; Esc or Ctrl-] leaves it.",
+        t.dim(),
+    ));
+    let h = area.height.saturating_sub(2);
+    let r = centered(area, 96, h);
+    let lines: Vec<Line> = lines.into_iter().skip(app.help_scroll).collect();
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" help: any key closes, j/k scroll "),
+        ),
+        r,
+    );
+}

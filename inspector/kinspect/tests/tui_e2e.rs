@@ -1,0 +1,221 @@
+//! End to end: the real `kinspect launch` in a real terminal (tmux) against
+//! the real kernel under the real QEMU. Every step is asserted from what
+//! `tmux capture-pane -p` shows, as a person would see it: the process
+//! table lists init and sh, a command typed into the console pane runs in
+//! the guest's shell, halt, a page-table entry expands, a symbol
+//! translates from the command line, and quitting kills QEMU.
+//!
+//! Waits are bounded; the tmux session and QEMU are killed by name and PID
+//! at the end whatever happens.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+    qemu_pid: Option<u32>,
+    dir: PathBuf,
+}
+
+impl Tmux {
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs (apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", &self.session, "-l", text]);
+    }
+
+    /// Wait until `pred` holds for the screen; the screen on time-out is
+    /// in the panic message.
+    fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let err = std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default();
+                panic!("timed out waiting for {what}; the screen:\n{s}\nstderr:\n{err}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+        if let Some(pid) = self.qemu_pid {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A process-table row: `slot pid state name`.
+fn has_proc(screen: &str, name: &str) -> bool {
+    screen.lines().any(|l| {
+        let cols: Vec<&str> = l
+            .trim_matches(|c| c == '│' || c == ' ')
+            .split_whitespace()
+            .collect();
+        cols.len() >= 4 && cols[3] == name && cols[0].parse::<u32>().is_ok()
+    })
+}
+
+#[test]
+fn launch_type_halt_expand_translate_quit() {
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let elf = kinspect_testkit::kernel_elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Our own copy of the disk: QEMU locks the image it writes.
+    let img = dir.join("fs.img");
+    std::fs::copy(kinspect_testkit::fs_img(), &img).expect("copy fs.img");
+    let mut t = Tmux {
+        session: format!("kinspect-e2e-{}", std::process::id()),
+        qemu_pid: None,
+        dir: dir.clone(),
+    };
+    let shell = format!(
+        "{bin} --elf {} launch --fs-img {} 2>{}; echo kinspect-exited-$?; sleep 120",
+        elf.display(),
+        img.display(),
+        dir.join("stderr").display()
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &t.session,
+            "-x",
+            "100",
+            "-y",
+            "32",
+            &shell,
+        ])
+        .status()
+        .expect("tmux runs (apt-get install tmux)");
+    assert!(ok.success(), "tmux new-session failed");
+
+    // 1. The process table shows init and sh (follow mode refreshes it
+    // once the shell's prompt has been printed).
+    let s = t.wait(
+        "init and sh in the process table",
+        Duration::from_secs(90),
+        |s| has_proc(s, "init") && has_proc(s, "sh"),
+    );
+    let pid = s
+        .split("QEMU pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<u32>().ok());
+    t.qemu_pid = pid;
+    assert!(pid.is_some(), "the status bar names QEMU's pid:\n{s}");
+    assert!(s.contains("RUNNING"), "the guest runs after launch:\n{s}");
+
+    // 2. Type a shell command into the console pane and see its output.
+    t.keys(&["6"]);
+    t.keys(&["i"]);
+    t.wait("the console pane", Duration::from_secs(10), |s| {
+        s.contains("typing goes to the guest")
+    });
+    t.type_text("echo tui-says-hello");
+    t.keys(&["Enter"]);
+    t.wait("the command's output", Duration::from_secs(30), |s| {
+        s.lines()
+            .any(|l| l.trim_matches(|c| c == '│' || c == ' ') == "tui-says-hello")
+    });
+    t.keys(&["Escape"]);
+    t.wait("the console left", Duration::from_secs(10), |s| {
+        !s.contains("typing goes to the guest")
+    });
+
+    // 3. Halt.
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+
+    // 4. Expand the first entry of the page table.
+    t.keys(&["1"]);
+    let before = t.wait("the page table", Duration::from_secs(20), |s| {
+        s.contains("user page table of pid") && s.contains("▸ ..0: pte")
+    });
+    assert!(!before.contains(" .. ..0: pte"), "{before}");
+    t.keys(&["Enter"]);
+    t.wait("an expanded level-1 entry", Duration::from_secs(20), |s| {
+        s.contains("▾ ..0: pte") && s.contains(" .. ..0: pte")
+    });
+
+    // 5. Translate a symbol expression from the command line, through
+    // init's own kernel page table (u), which maps the trampoline and only
+    // its own kernel stack (docs/kernel-contract.md). KSTACK(i) is xv6's
+    // TRAMPOLINE - (i+1)*2*PGSIZE.
+    t.keys(&["u"]);
+    t.wait("init's kernel page table", Duration::from_secs(20), |s| {
+        s.contains("kernel page table of pid 1 `init`")
+    });
+    t.keys(&[":"]);
+    t.type_text("translate proc[0].kstack");
+    t.keys(&["Enter"]);
+    t.wait("the translation", Duration::from_secs(20), |s| {
+        s.contains("translate proc[0].kstack = 0x0000003fffffd000")
+            && s.contains("=> proc[0].kstack = 0x3fffffd000 -> 0x8")
+    });
+    t.keys(&["Escape"]);
+    t.wait("the pop-up closed", Duration::from_secs(10), |s| {
+        !s.contains("Esc closes")
+    });
+    t.keys(&[":"]);
+    t.type_text("translate proc[1].kstack");
+    t.keys(&["Enter"]);
+    t.wait("sh's stack is not in init's kernel page table", Duration::from_secs(20), |s| {
+        s.contains("=> proc[1].kstack = 0x3fffffb000: page fault at level 0")
+    });
+    t.keys(&["Escape"]);
+    t.wait("the pop-up closed", Duration::from_secs(10), |s| {
+        !s.contains("Esc closes")
+    });
+
+    // 6. Quit, killing QEMU.
+    t.keys(&["q"]);
+    t.wait("the quit dialog", Duration::from_secs(10), |s| {
+        s.contains("kill QEMU")
+    });
+    t.keys(&["k"]);
+    t.wait("kinspect to exit", Duration::from_secs(20), |s| {
+        s.contains("kinspect-exited-0")
+    });
+    let pid = t.qemu_pid.expect("pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU (pid {pid}) still runs after `kill QEMU`"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,487 @@
+//! Rendering tests of every TUI view, drawn into ratatui's `TestBackend`
+//! over a crafted `MemoryTarget` laid out like the real kernel: process
+//! slots and `cpus[]` written at the addresses and field offsets the
+//! kernel's DWARF gives, page tables with superpages, three harts (one in
+//! user mode). The worker runs synchronously ([`Worker::handle`]), so the
+//! frames are deterministic; each is compared with a snapshot file in
+//! tests/snapshots/ (reviewed by eye once, then kept).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use kinspect::target::memory::{HartState, MemoryTarget};
+use kinspect::target::Csr;
+use kinspect::tui::app::{App, Tab};
+use kinspect::tui::view;
+use kinspect::tui::worker::{MemoryBackend, Request, Worker};
+use kinspect_sv39::Ram;
+use kinspect_symbols::Symbols;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const V: u64 = 1;
+const R: u64 = 2;
+const W: u64 = 4;
+const X: u64 = 8;
+const U: u64 = 16;
+const G: u64 = 32;
+const A: u64 = 64;
+const D: u64 = 128;
+
+fn pte(pa: u64, flags: u64) -> u64 {
+    ((pa >> 12) << 10) | flags
+}
+
+// Physical pages of the crafted page tables.
+const USER_ROOT: u64 = 0x87f0_0000;
+const USER_L1: u64 = 0x87f0_1000;
+const USER_L0: u64 = 0x87f0_2000;
+const USER_TOP_L1: u64 = 0x87f0_3000;
+const USER_TOP_L0: u64 = 0x87f0_4000;
+const KERN_ROOT: u64 = 0x87f0_5000;
+const KERN_TOP_L1: u64 = 0x87f0_6000;
+const KERN_TOP_L0: u64 = 0x87f0_7000;
+const KSTACK1_PA: u64 = 0x87f2_0000;
+const BOOT_STACK: u64 = 0x87ff_0000;
+
+fn symbols() -> Arc<Symbols> {
+    let elf = kinspect_testkit::kernel_elf();
+    Arc::new(Symbols::open(&elf).expect("the kernel ELF loads"))
+}
+
+fn zero_global(t: &mut MemoryTarget, syms: &Symbols, name: &str) -> u64 {
+    let g = syms.global(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let size = g.size.unwrap_or(8) as usize;
+    t.mem.write(g.addr, &vec![0u8; size]);
+    g.addr
+}
+
+/// A machine with init (slot 0, sleeping), sh (slot 1, running on hart 1
+/// in user mode) and a zombie (slot 2), hart 0 in the scheduler.
+fn machine(syms: &Symbols) -> MemoryTarget {
+    let mut t = MemoryTarget {
+        name: "crafted machine".into(),
+        ..MemoryTarget::default()
+    };
+    let proc_base = zero_global(&mut t, syms, "proc");
+    let cpus_base = zero_global(&mut t, syms, "cpus");
+    let kpt = zero_global(&mut t, syms, "kernel_pagetable");
+    zero_global(&mut t, syms, "panicked");
+    zero_global(&mut t, syms, "panicmsg");
+    t.mem.write_u64(kpt, KERN_ROOT);
+
+    let proc_t = syms.type_named("Proc").expect("Proc type");
+    let cpu_t = syms.type_named("Cpu").expect("Cpu type");
+    let psize = syms.size_of(proc_t).expect("sizeof Proc");
+    let csize = syms.size_of(cpu_t).expect("sizeof Cpu");
+    let off = |f: &str| syms.field_offset(proc_t, f).expect(f).0;
+    let procs = [
+        (0u64, 1i32, 2u32, "init", USER_ROOT),
+        (1, 2, 4, "sh", USER_ROOT),
+        (2, 3, 5, "ls", 0),
+    ];
+    for (slot, pid, state, name, pt) in procs {
+        let p = proc_base + slot * psize;
+        t.mem.write(p + off("state"), &state.to_le_bytes());
+        t.mem.write(p + off("pid"), &pid.to_le_bytes());
+        let mut n = [0u8; 16];
+        n[..name.len()].copy_from_slice(name.as_bytes());
+        t.mem.write(p + off("name"), &n);
+        t.mem.write_u64(p + off("sz"), 0x4000);
+        t.mem.write_u64(p + off("pagetable"), pt);
+        t.mem.write_u64(p + off("kpagetable"), KERN_ROOT);
+    }
+    // Every slot keeps its kernel stack for life: KSTACK(i).
+    for slot in 0..64u64 {
+        let kstack = 0x3f_ffff_f000 - (slot + 1) * 2 * 4096;
+        t.mem
+            .write_u64(proc_base + slot * psize + off("kstack"), kstack);
+    }
+    // cpus[1].proc = &proc[1]
+    let cpu_proc = syms.field_offset(cpu_t, "proc").expect("Cpu.proc").0;
+    t.mem
+        .write_u64(cpus_base + csize + cpu_proc, proc_base + psize);
+
+    // The user page table: text and data at 0, a 2 MiB superpage at
+    // 0x200000, trapframe and trampoline at the top.
+    t.mem.write(USER_ROOT, &[0; 4096]);
+    t.mem.write(USER_L1, &[0; 4096]);
+    t.mem.write(USER_L0, &[0; 4096]);
+    t.mem.write(USER_TOP_L1, &[0; 4096]);
+    t.mem.write(USER_TOP_L0, &[0; 4096]);
+    t.mem.write_u64(USER_ROOT, pte(USER_L1, V));
+    t.mem.write_u64(USER_L1, pte(USER_L0, V));
+    t.mem
+        .write_u64(USER_L0, pte(0x87f1_0000, V | R | X | U | A));
+    t.mem
+        .write_u64(USER_L0 + 8, pte(0x87f1_1000, V | R | W | U | A | D));
+    t.mem
+        .write_u64(USER_L1 + 8, pte(0x87e0_0000, V | R | W | U | A | D));
+    t.mem.write_u64(USER_ROOT + 255 * 8, pte(USER_TOP_L1, V));
+    t.mem.write_u64(USER_TOP_L1 + 511 * 8, pte(USER_TOP_L0, V));
+    t.mem
+        .write_u64(USER_TOP_L0 + 510 * 8, pte(0x87f1_2000, V | R | W | A | D));
+    t.mem
+        .write_u64(USER_TOP_L0 + 511 * 8, pte(0x8000_c000, V | R | X | A));
+
+    // The kernel page table: RAM as one 1 GiB superpage (direct map),
+    // the trampoline and one kernel stack at the top.
+    t.mem.write(KERN_ROOT, &[0; 4096]);
+    t.mem.write(KERN_TOP_L1, &[0; 4096]);
+    t.mem.write(KERN_TOP_L0, &[0; 4096]);
+    t.mem.write_u64(
+        KERN_ROOT + 2 * 8,
+        pte(0x8000_0000, V | R | W | X | G | A | D),
+    );
+    t.mem.write_u64(KERN_ROOT + 255 * 8, pte(KERN_TOP_L1, V));
+    t.mem.write_u64(KERN_TOP_L1 + 511 * 8, pte(KERN_TOP_L0, V));
+    t.mem
+        .write_u64(KERN_TOP_L0 + 511 * 8, pte(0x8000_c000, V | R | X | A));
+    t.mem
+        .write_u64(KERN_TOP_L0 + 507 * 8, pte(KSTACK1_PA, V | R | W | A | D));
+    let mut stack = vec![0u8; 4096];
+    stack[..16].copy_from_slice(b"kstack of sh!\0\0\0");
+    t.mem.write(KSTACK1_PA, &stack);
+
+    // Hart 0 in the scheduler, with one frame record below its s0.
+    let sched = syms.global("scheduler").expect("scheduler").addr;
+    let main = syms.global("main").expect("main").addr;
+    t.mem.write(BOOT_STACK - 4096, &[0; 4096]);
+    t.mem.write_u64(BOOT_STACK - 8, main + 0x40); // ra
+    t.mem.write_u64(BOOT_STACK - 16, 0); // caller's s0: end
+    let kern_satp = (8u64 << 60) | (KERN_ROOT >> 12);
+    let user_satp = (8u64 << 60) | (USER_ROOT >> 12);
+    for h in 0..3u64 {
+        let mut hs = HartState::default();
+        let user = h == 1;
+        hs.regs.pc = if user { 0x1c } else { sched + 0x20 };
+        hs.regs.x[1] = main + 0x40;
+        hs.regs.x[2] = BOOT_STACK - 0x20 - h * 0x100;
+        hs.regs.x[8] = if user { 0x3fe0 } else { BOOT_STACK };
+        hs.regs.x[10] = h;
+        let satp = if user { user_satp } else { kern_satp };
+        for (c, v) in [
+            (Csr::Satp, satp),
+            (
+                Csr::Sstatus,
+                if user {
+                    0x8000_0002_0000_6020
+                } else {
+                    0x8000_0002_0000_6122
+                },
+            ),
+            (Csr::Sepc, 0x1c),
+            (Csr::Scause, 8),
+            (Csr::Stval, 0),
+            (Csr::Stvec, sched),
+            (Csr::Sscratch, 0),
+            (Csr::Sie, 0x222),
+            (Csr::Sip, 0x20),
+            (Csr::Priv, if user { 0 } else { 1 }),
+        ] {
+            hs.csrs.insert(c, v);
+        }
+        t.harts.push(hs);
+    }
+    t
+}
+
+struct Rig {
+    app: App,
+    worker: Worker,
+}
+
+impl Rig {
+    fn new(launched: bool) -> Rig {
+        let syms = symbols();
+        let t = machine(&syms);
+        let mut worker = Worker::new(
+            Box::new(MemoryBackend(t)),
+            Some(syms.clone()),
+            Ram::default(),
+        );
+        let mut app = App::new("crafted machine".into(), Some(syms), launched);
+        for r in worker.attach() {
+            app.apply(r);
+        }
+        let mut rig = Rig { app, worker };
+        rig.settle();
+        // Ages are shown relative to a frozen clock.
+        let taken = rig.app.snapshot.as_ref().expect("a snapshot").taken;
+        rig.app.now = Some(taken + Duration::from_millis(3200));
+        rig
+    }
+
+    /// Run what the app asked for until it asks for nothing more.
+    fn settle(&mut self) {
+        for _ in 0..20 {
+            self.app.tick();
+            let reqs: Vec<Request> = self.app.outbox.drain(..).collect();
+            if reqs.is_empty() {
+                return;
+            }
+            for r in reqs {
+                for rep in self.worker.handle(r) {
+                    self.app.apply(rep);
+                }
+            }
+        }
+        panic!("the app kept asking");
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+        self.settle();
+    }
+
+    fn keys(&mut self, s: &str) {
+        for c in s.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        self.key(KeyCode::Char(':'));
+        self.keys(line);
+        self.key(KeyCode::Enter);
+    }
+
+    /// The screen with what depends on the kernel build (code addresses,
+    /// source line numbers) replaced by names, so the snapshot files only
+    /// change when the TUI does.
+    fn screen(&mut self, w: u16, h: u16) -> String {
+        let raw = self.raw_screen(w, h);
+        let syms = self.app.symbols.clone().expect("symbols");
+        let mut s = raw;
+        for (name, off) in [("scheduler", 0x20u64), ("main", 0x40), ("scheduler", 0)] {
+            let a = syms.global(name).expect(name).addr + off;
+            s = s.replace(&format!("{a:#018x}"), &format!("<{name}+{off:#x}>"));
+        }
+        redact_lines(&s)
+    }
+
+    fn raw_screen(&mut self, w: u16, h: u16) -> String {
+        let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        term.draw(|f| view::draw(f, &mut self.app)).expect("draw");
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..h {
+            let mut line = String::new();
+            for x in 0..w {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `proc.rs:709` becomes `proc.rs:N`.
+fn redact_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(".rs:") {
+        out.push_str(&rest[..i + 4]);
+        rest = &rest[i + 4..];
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0 {
+            out.push('N');
+            rest = &rest[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn process_table_and_page_table_at_80x24() {
+    let mut r = Rig::new(false);
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("init") && s.contains("sh") && s.contains("ls"),
+        "{s}"
+    );
+    assert!(s.contains("HALTED"), "{s}");
+    insta::assert_snapshot!("page_table_80x24", s);
+}
+
+#[test]
+fn expanding_the_page_table_level_by_level() {
+    let mut r = Rig::new(false);
+    r.key(KeyCode::Enter); // focus the detail area
+    r.key(KeyCode::Enter); // expand root entry 0
+    r.key(KeyCode::Down);
+    r.key(KeyCode::Enter); // expand its level-1 entry 0
+    let s = r.screen(80, 24);
+    assert!(s.contains("2M superpage"), "{s}");
+    assert!(s.contains(" .. .. ..1: "), "{s}");
+    insta::assert_snapshot!("page_table_expanded_80x24", s);
+    // Fold again, then the kernel table with its 1 GiB superpage.
+    r.key(KeyCode::Up);
+    r.key(KeyCode::Enter);
+    r.key(KeyCode::Char('u'));
+    let s = r.screen(80, 24);
+    assert!(s.contains("kernel page table of pid 1"), "{s}");
+    assert!(s.contains("1G superpage"), "{s}");
+    insta::assert_snapshot!("kernel_page_table_80x24", s);
+}
+
+#[test]
+fn maps_registers_memory_backtrace_tabs() {
+    let mut r = Rig::new(false);
+    r.key(KeyCode::Char('2'));
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("0000000000200000 0000000087e00000 0000000000200000 rw-u-ad"),
+        "{s}"
+    );
+    insta::assert_snapshot!("maps_80x24", s);
+
+    r.key(KeyCode::Char('3'));
+    let s = r.screen(80, 24);
+    assert!(s.contains("scheduler+0x20"), "{s}");
+    assert!(s.contains("Sv39 asid 0 root 0x87f05000"), "{s}");
+    insta::assert_snapshot!("registers_80x24", s);
+
+    r.key(KeyCode::Char('t')); // hart 1, in user mode
+    r.key(KeyCode::Char('5'));
+    let s = r.screen(80, 24);
+    assert!(s.contains("user mode"), "{s}");
+    r.key(KeyCode::Char('t'));
+    r.key(KeyCode::Char('t')); // back to hart 0
+    let s = r.screen(80, 24);
+    assert!(s.contains("#0") && s.contains("scheduler+0x20"), "{s}");
+    assert!(s.contains("#1") && s.contains("main+0x40"), "{s}");
+    insta::assert_snapshot!("backtrace_80x24", s);
+
+    // Memory at sh's kernel stack, through the kernel page table.
+    r.command("proc 1");
+    r.command("goto proc[1].kstack");
+    let s = r.screen(80, 24);
+    assert!(s.contains("|kstack o|"), "{s}");
+    insta::assert_snapshot!("memory_80x24", s);
+}
+
+#[test]
+fn command_line_translates_and_completes() {
+    let mut r = Rig::new(false);
+    r.command("proc 1");
+    r.key(KeyCode::Char('u'));
+    r.command("translate proc[1].kstack");
+    let s = r.screen(100, 30);
+    assert!(s.contains("-> 0x87f20000"), "{s}");
+    insta::assert_snapshot!("translate_popup_100x30", s);
+    r.key(KeyCode::Esc);
+    // Completion of symbol names.
+    r.key(KeyCode::Char(':'));
+    r.keys("goto kernel_pag");
+    r.key(KeyCode::Tab);
+    assert_eq!(
+        r.app.input.as_ref().map(|i| i.text.as_str()),
+        Some("goto kernel_pagetable")
+    );
+    r.key(KeyCode::Esc);
+    // Completion of a struct's fields.
+    r.key(KeyCode::Char(':'));
+    r.keys("translate proc[0].kst");
+    r.key(KeyCode::Tab);
+    assert_eq!(
+        r.app.input.as_ref().map(|i| i.text.as_str()),
+        Some("translate proc[0].kstack")
+    );
+    r.key(KeyCode::Esc);
+    // History.
+    r.key(KeyCode::Char(':'));
+    r.key(KeyCode::Up);
+    assert_eq!(
+        r.app.input.as_ref().map(|i| i.text.as_str()),
+        Some("translate proc[1].kstack")
+    );
+    r.key(KeyCode::Esc);
+    r.command("vmprint");
+    let s = r.screen(100, 30);
+    assert!(s.contains("page table 0x0000000087f05000"), "{s}");
+    r.key(KeyCode::Esc);
+    r.command("frobnicate");
+    assert!(r.screen(80, 24).contains("unknown command `frobnicate`"));
+}
+
+#[test]
+fn filter_help_quit_and_a_wide_terminal() {
+    let mut r = Rig::new(true);
+    r.key(KeyCode::Char('/'));
+    r.keys("zomb");
+    r.key(KeyCode::Enter);
+    let s = r.screen(80, 24);
+    assert!(s.contains("ls") && !s.contains("init  "), "{s}");
+    r.key(KeyCode::Esc);
+    r.key(KeyCode::Char('?'));
+    let s = r.screen(100, 40);
+    for (k, _) in kinspect::tui::app::KEYS {
+        assert!(s.contains(k), "help lists `{k}`:\n{s}");
+    }
+    insta::assert_snapshot!("help_100x40", s);
+    r.key(KeyCode::Esc);
+    r.key(KeyCode::Char('q'));
+    let s = r.screen(80, 24);
+    assert!(s.contains("kill QEMU"), "{s}");
+    insta::assert_snapshot!("quit_dialog_80x24", s);
+    r.key(KeyCode::Esc);
+    assert!(r.app.quit.is_none());
+    r.app
+        .console_bytes(b"xv6 kernel is booting\r\n\r\ninit: starting sh\r\n$ ");
+    r.key(KeyCode::Char('6'));
+    let s = r.screen(160, 40);
+    assert!(s.contains("init: starting sh"), "{s}");
+    insta::assert_snapshot!("console_wide_160x40", s);
+}
+
+#[test]
+fn running_guest_shows_stale_views() {
+    let mut r = Rig::new(false);
+    r.app.running = true;
+    let s = r.screen(80, 24);
+    assert!(s.contains("RUNNING"), "{s}");
+    assert!(s.contains("[stale 3.2s]"), "{s}");
+    insta::assert_snapshot!("stale_80x24", s);
+    // A crafted machine cannot run: continue is refused with a reason.
+    r.app.running = false;
+    r.key(KeyCode::Char('c'));
+    assert!(r.app.message.contains("cannot run"), "{}", r.app.message);
+}
+
+#[test]
+fn lost_connection_is_shown() {
+    let mut r = Rig::new(false);
+    r.app.apply(kinspect::tui::worker::Reply::Lost(
+        "connection lost: QEMU exited".into(),
+    ));
+    let s = r.screen(80, 24);
+    assert!(s.contains("CONNECTION LOST"), "{s}");
+    assert!(s.contains("press R to reconnect"), "{s}");
+}
+
+#[test]
+fn no_color_means_no_colour() {
+    let mut r = Rig::new(false);
+    r.app.no_color = true;
+    let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    for cell in buf.content() {
+        assert_eq!(cell.fg, ratatui::style::Color::Reset);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+    r.app.no_color = false;
+    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    let coloured = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset);
+    assert!(coloured, "colours are on without NO_COLOR");
+    assert_eq!(r.app.tab, Tab::PageTable);
+}
