@@ -6,6 +6,9 @@
 //!
 //! Each 512-byte `write` is one log transaction, so after recovery every
 //! stressfs file must be a whole number of writes long, all of it `a`s.
+//!
+//! `FS_CRASH_KERNEL=path` runs the crash test against another kernel ELF
+//! (a deliberately broken one, to see this test fail).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ impl Qemu {
     fn boot(img: &Path) -> Qemu {
         let mut child = Command::new("qemu-system-riscv64")
             .args(["-machine", "virt", "-bios", "none", "-kernel"])
-            .arg(kernel_elf())
+            .arg(std::env::var_os("FS_CRASH_KERNEL").map_or_else(kernel_elf, PathBuf::from))
             .args(["-m", "128M", "-smp", "3", "-nographic"])
             .args(["-global", "virtio-mmio.force-legacy=false", "-drive"])
             .arg(format!("file={},if=none,format=raw,id=x0", img.display()))
@@ -360,7 +363,7 @@ fn fsck_catches_a_corrupt_bitmap() {
 #[test]
 fn power_loss_during_writes_leaves_a_consistent_disk() {
     // Several crash points: right as the writers start, and a little later.
-    for (round, delay_ms) in [0u64, 40, 120].into_iter().enumerate() {
+    for (round, delay_ms) in [0u64, 20, 40, 80, 120, 200].into_iter().enumerate() {
         let path = temp_image(&format!("r{round}"));
         let mut q = Qemu::boot(&path);
         q.wait_count("$ ", 1, Duration::from_secs(60));
