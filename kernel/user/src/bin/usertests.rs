@@ -70,6 +70,8 @@ const QUICK: &[Entry] = tests![
     createtest,
     dirtest,
     exectest,
+    fdtest,
+    fstattest,
     pipe1,
     pipebig,
     killstatus,
@@ -865,6 +867,119 @@ fn exectest(s: &str) {
     unlink("echo-ok");
     if &buf[..2] != b"OK" {
         fail!(s, "wrong output");
+    }
+    close(fd);
+}
+
+/// File descriptors: the lowest free one is used, NOFILE (16) is the
+/// limit, dup shares the offset, close frees, bad descriptors fail.
+fn fdtest(s: &str) {
+    mkfile(s, "fdtest", b"0123456789");
+    let mut fds = Vec::new();
+    loop {
+        let fd = open("fdtest", O_RDONLY);
+        if fd < 0 {
+            break;
+        }
+        fds.push(fd);
+        if fds.len() > 64 {
+            fail!(s, "open never ran out of descriptors");
+        }
+    }
+    // 0, 1 and 2 are the console.
+    if fds.len() != 16 - 3 || fds[0] != 3 || fds[fds.len() - 1] != 15 {
+        fail!(s, "got descriptors {:?}, expected 3..=15", fds);
+    }
+    if dup(0) != -1 {
+        fail!(s, "dup succeeded with every descriptor in use");
+    }
+    close(7);
+    if open("fdtest", O_RDONLY) != 7 {
+        fail!(s, "the lowest free descriptor (7) was not reused");
+    }
+    for &fd in &fds {
+        close(fd);
+    }
+    let fd = open("fdtest", O_RDONLY);
+    let fd2 = dup(fd);
+    if fd != 3 || fd2 != 4 {
+        fail!(s, "open/dup gave {} and {}, expected 3 and 4", fd, fd2);
+    }
+    let mut buf = [0u8; 4];
+    read(fd, &mut buf);
+    if read(fd2, &mut buf) != 4 || &buf != b"4567" {
+        fail!(s, "dup does not share the file offset");
+    }
+    close(fd);
+    if read(fd2, &mut buf) != 2 || &buf[..2] != b"89" {
+        fail!(s, "closing the original broke the duplicate");
+    }
+    close(fd2);
+    for bad in [-1, 16, 100, 3] {
+        if read(bad, &mut buf) != -1 || write(bad, b"x") != -1 || close(bad) != -1 {
+            fail!(
+                s,
+                "descriptor {} is not open, yet a call on it succeeded",
+                bad
+            );
+        }
+        let mut st = Stat::default();
+        if fstat(bad, &mut st) != -1 || dup(bad) != -1 {
+            fail!(s, "fstat or dup of closed descriptor {} succeeded", bad);
+        }
+    }
+    // Read-only and write-only descriptors refuse the other direction.
+    let fd = open("fdtest", O_RDONLY);
+    if write(fd, b"x") != -1 {
+        fail!(s, "write to an O_RDONLY descriptor succeeded");
+    }
+    close(fd);
+    let fd = open("fdtest", O_WRONLY);
+    if read(fd, &mut buf) != -1 {
+        fail!(s, "read from an O_WRONLY descriptor succeeded");
+    }
+    close(fd);
+    unlink("fdtest");
+}
+
+/// fstat reports xv6's type, link count and size, and they change as
+/// the file does.
+fn fstattest(s: &str) {
+    unlink("st1");
+    unlink("st2");
+    mkfile(s, "st1", &[b'x'; 1500]);
+    let mut st = Stat::default();
+    let fd = open("st1", O_RDONLY);
+    if fstat(fd, &mut st) != 0 || st.typ != T_FILE || st.nlink != 1 || st.size != 1500 {
+        fail!(s, "fstat(st1) = {:?}", st);
+    }
+    let ino = st.ino;
+    link("st1", "st2");
+    fstat(fd, &mut st);
+    if st.nlink != 2 || st.ino != ino {
+        fail!(s, "after link: {:?}", st);
+    }
+    unlink("st1");
+    fstat(fd, &mut st);
+    if st.nlink != 1 {
+        fail!(s, "after unlink: {:?}", st);
+    }
+    close(fd);
+    let fd = open("st2", O_WRONLY | O_TRUNC);
+    fstat(fd, &mut st);
+    if st.size != 0 || st.ino != ino {
+        fail!(s, "after O_TRUNC: {:?}", st);
+    }
+    close(fd);
+    unlink("st2");
+    let fd = open(".", O_RDONLY);
+    if fstat(fd, &mut st) != 0 || st.typ != T_DIR || st.size % 16 != 0 {
+        fail!(s, "fstat(.) = {:?}", st);
+    }
+    close(fd);
+    let fd = open("console", O_RDWR);
+    if fstat(fd, &mut st) != 0 || st.typ != T_DEVICE {
+        fail!(s, "fstat(console) = {:?}", st);
     }
     close(fd);
 }
