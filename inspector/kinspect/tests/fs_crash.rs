@@ -333,10 +333,21 @@ fn check_stressfs_files(img: &Image) -> Vec<u32> {
     sizes
 }
 
-fn temp_image(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("fs-crash-{}-{tag}.img", std::process::id()));
-    std::fs::copy(fs_img(), &p).expect("copying fs.img");
-    p
+/// A private copy of fs.img, removed when dropped (also when a check fails).
+struct TempImage(PathBuf);
+
+impl TempImage {
+    fn new(tag: &str) -> TempImage {
+        let p = std::env::temp_dir().join(format!("fs-crash-{}-{tag}.img", std::process::id()));
+        std::fs::copy(fs_img(), &p).expect("copying fs.img");
+        TempImage(p)
+    }
+}
+
+impl Drop for TempImage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[test]
@@ -364,7 +375,8 @@ fn fsck_catches_a_corrupt_bitmap() {
 fn power_loss_during_writes_leaves_a_consistent_disk() {
     // Several crash points: right as the writers start, and a little later.
     for (round, delay_ms) in [0u64, 20, 40, 80, 120, 200].into_iter().enumerate() {
-        let path = temp_image(&format!("r{round}"));
+        let tmp = TempImage::new(&format!("r{round}"));
+        let path = tmp.0.clone();
         let mut q = Qemu::boot(&path);
         q.wait_count("$ ", 1, Duration::from_secs(60));
         q.send("stressfs\n");
@@ -399,6 +411,5 @@ fn power_loss_during_writes_leaves_a_consistent_disk() {
             after, sizes,
             "the kernel's recovery disagrees with the host's replay"
         );
-        std::fs::remove_file(&path).unwrap();
     }
 }
