@@ -163,6 +163,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("vmprint", "", "the shown page table as xv6's vmprint tree"),
     ("break", "SYMBOL", "a breakpoint (then c to run to it)"),
+    ("delete", "", "remove every breakpoint"),
     ("hart", "N", "select hart N"),
     ("proc", "SLOT", "select process slot SLOT"),
     ("continue", "", "let the guest run"),
@@ -197,6 +198,8 @@ pub struct App {
     pub walks: HashMap<u64, WalkState>,
     /// Expanded page-table entries: (root, level, va).
     pub expanded: HashSet<(u64, usize, u64)>,
+    /// `e` was pressed while the walk was still on its way.
+    pub expand_all_pending: bool,
     /// Cursor in the detail tab's list, per tab.
     pub cursor: HashMap<&'static str, usize>,
     pub mem: MemView,
@@ -266,6 +269,7 @@ impl App {
             kernel_table: false,
             walks: HashMap::new(),
             expanded: HashSet::new(),
+            expand_all_pending: false,
             cursor: HashMap::new(),
             mem: MemView::default(),
             console: ConsoleBuf::default(),
@@ -459,6 +463,7 @@ impl App {
             return;
         };
         let Some(WalkState::Done(w)) = self.walks.get(&root).cloned() else {
+            self.expand_all_pending = all == Some(true);
             return;
         };
         match all {
@@ -534,6 +539,10 @@ impl App {
                         Err(e) => WalkState::Failed(e),
                     },
                 );
+                if self.expand_all_pending && self.shown_root().map(|r| r.0) == Some(root) {
+                    self.expand_all_pending = false;
+                    self.toggle_pt(Some(true));
+                }
             }
             Reply::Mem {
                 addr,
@@ -559,6 +568,20 @@ impl App {
                     scroll: 0,
                 });
             }
+            Reply::SelectHart(h) => {
+                self.hart = h;
+                // And the process it runs, if any.
+                let on = self
+                    .visible_procs()
+                    .iter()
+                    .find(|p| p.hart == Some(h))
+                    .map(|p| p.slot);
+                if on.is_some() {
+                    self.slot = on;
+                    self.sync_proc_cursor();
+                    self.mem.loaded = false;
+                }
+            }
             Reply::Message(m) => {
                 self.busy = None;
                 self.say(m);
@@ -573,6 +596,7 @@ impl App {
                 self.busy = None;
                 self.mem.pending = false;
                 self.lost = Some(why.clone());
+                let why = why.strip_prefix("connection lost: ").unwrap_or(&why);
                 self.error(format!("connection lost: {why} — press R to reconnect"));
             }
             Reply::Finished(r) => {
@@ -777,6 +801,9 @@ impl App {
             return;
         }
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // A message lasts until the next key.
+        self.message.clear();
+        self.message_is_error = false;
         match k.code {
             KeyCode::Char('c') if ctrl => self.halt(),
             KeyCode::Char('q') => self.quit_dialog = true,
@@ -1158,6 +1185,7 @@ impl App {
                 }
                 self.send(Request::Break(arg.to_string()), "setting a breakpoint…");
             }
+            "delete" => self.send(Request::Delete, "removing breakpoints…"),
             "hart" => match arg.parse::<usize>() {
                 Ok(h) => self.select_hart(h),
                 Err(_) => need_arg(self, "a hart number"),

@@ -246,9 +246,13 @@ pub fn draw(f: &mut Frame, app: &mut App) {
             .skip(p.scroll)
             .map(|l| Line::raw(l.clone()))
             .collect();
+        let widest = p.lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16;
+        let w = (widest + 2)
+            .max(title.chars().count() as u16 + 4)
+            .min(area.width.saturating_sub(2));
         let r = centered(
             area,
-            90,
+            w,
             (p.lines.len() as u16 + 2).min(area.height.saturating_sub(2)),
         );
         f.render_widget(Clear, r);

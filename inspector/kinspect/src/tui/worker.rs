@@ -71,6 +71,8 @@ pub enum Request {
     },
     /// A breakpoint at a symbol expression.
     Break(String),
+    /// Remove every breakpoint.
+    Delete,
     Reconnect,
     Finish(Leave),
 }
@@ -94,6 +96,8 @@ pub enum Reply {
         title: String,
         lines: Vec<String>,
     },
+    /// Look at this hart (the one that hit a breakpoint).
+    SelectHart(Hart),
     /// One line for the message bar.
     Message(String),
     Error(String),
@@ -117,6 +121,14 @@ pub trait Backend: Send {
     fn breakpoint(&mut self, _addr: u64) -> Result<(), String> {
         Err("this target cannot run, so it has no breakpoints".into())
     }
+    /// The addresses of the breakpoints this session set.
+    fn breakpoints(&self) -> Vec<u64> {
+        Vec::new()
+    }
+    /// Remove every breakpoint this session set; how many there were.
+    fn clear_breakpoints(&mut self) -> Result<usize, String> {
+        Ok(0)
+    }
     /// While running: wait up to `wait` for the guest to stop by itself.
     fn poll_stop(&mut self, _wait: Duration) -> Result<bool, TargetError> {
         Ok(false)
@@ -134,6 +146,8 @@ pub trait Backend: Send {
 pub struct QemuBackend {
     addr: String,
     target: Option<QemuTarget>,
+    /// Breakpoints we set (the session removes them on detach too).
+    breakpoints: Vec<u64>,
 }
 
 impl QemuBackend {
@@ -142,6 +156,7 @@ impl QemuBackend {
         Ok(QemuBackend {
             addr: addr.to_string(),
             target: Some(target),
+            breakpoints: Vec::new(),
         })
     }
 
@@ -165,7 +180,26 @@ impl Backend for QemuBackend {
         let q = self.qemu().map_err(|e| e.to_string())?;
         q.session()
             .insert_breakpoint(addr, 4)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if !self.breakpoints.contains(&addr) {
+            self.breakpoints.push(addr);
+        }
+        Ok(())
+    }
+
+    fn breakpoints(&self) -> Vec<u64> {
+        self.breakpoints.clone()
+    }
+
+    fn clear_breakpoints(&mut self) -> Result<usize, String> {
+        let bps = std::mem::take(&mut self.breakpoints);
+        let q = self.qemu().map_err(|e| e.to_string())?;
+        for a in &bps {
+            q.session()
+                .remove_breakpoint(*a, 4)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(bps.len())
     }
 
     fn poll_stop(&mut self, wait: Duration) -> Result<bool, TargetError> {
@@ -182,6 +216,7 @@ impl Backend for QemuBackend {
     fn reconnect(&mut self) -> Result<(), TargetError> {
         // Let go of the old session quietly; it is broken anyway.
         self.target = None;
+        self.breakpoints.clear();
         self.target = Some(QemuTarget::connect(&self.addr)?);
         Ok(())
     }
@@ -461,6 +496,32 @@ impl Worker {
                 Err(e) => e,
             },
             Request::Break(expr) => self.breakpoint(&expr),
+            Request::Delete => {
+                let was = self.running;
+                let mut out = Vec::new();
+                if was {
+                    out.extend(
+                        self.control("halt to remove breakpoints", |t| match t.control() {
+                            Some(c) => c.halt(),
+                            None => Ok(()),
+                        }),
+                    );
+                    if !out.is_empty() {
+                        return out;
+                    }
+                }
+                match self.backend.clear_breakpoints() {
+                    Ok(n) => out.push(Reply::Message(format!("{n} breakpoint(s) removed"))),
+                    Err(e) => out.push(Reply::Error(format!("delete: {e}"))),
+                }
+                if was {
+                    out.extend(self.control("resume", |t| match t.control() {
+                        Some(c) => c.resume(),
+                        None => Ok(()),
+                    }));
+                }
+                out
+            }
             Request::Reconnect => match self.backend.reconnect() {
                 Ok(()) => {
                     self.lost = false;
@@ -708,11 +769,32 @@ impl Worker {
             Ok(false) => Vec::new(),
             Ok(true) => {
                 self.running = false;
-                let mut out = vec![
-                    Reply::Running(false),
-                    Reply::Message("the guest stopped (breakpoint)".into()),
-                ];
-                out.extend(self.snapshot());
+                let mut out = vec![Reply::Running(false)];
+                let snap = self.snapshot();
+                // The hart that hit a breakpoint is the one to look at.
+                let bps = self.backend.breakpoints();
+                let hit = snap.iter().find_map(|r| match r {
+                    Reply::Snapshot(s) => {
+                        s.harts.iter().find(|h| bps.contains(&h.regs.pc)).map(|h| {
+                            (
+                                h.hart,
+                                super::snapshot::symbolize(self.symbols.as_deref(), h.regs.pc)
+                                    .unwrap_or_else(|| format!("{:#x}", h.regs.pc)),
+                            )
+                        })
+                    }
+                    _ => None,
+                });
+                out.extend(snap);
+                match hit {
+                    Some((h, at)) => {
+                        out.push(Reply::SelectHart(h));
+                        out.push(Reply::Message(format!(
+                            "hart {h} hit the breakpoint at {at}"
+                        )));
+                    }
+                    None => out.push(Reply::Message("the guest stopped".into())),
+                }
                 out
             }
             Err(e) => self.fail("waiting for the guest", e),
