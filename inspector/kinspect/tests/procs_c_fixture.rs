@@ -288,3 +288,20 @@ fn no_debug_info_or_no_elf_is_one_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_machine_running_another_build_is_refused_not_misread() {
+    let mut b = scene(ELF);
+    let sleep = sym(&b.syms, "sleep");
+    let mut code = [0u8; 4];
+    b.t.mem.read(sleep, &mut code).unwrap();
+    code[0] ^= 0xff;
+    b.t.mem.write(sleep, &code);
+    let r = run(&mut b, ELF, &["procs"]);
+    assert_eq!(r.code, 2, "{}", r.out);
+    assert_eq!(
+        r.err,
+        format!("kinspect: the running kernel is not xv6_c.elf: the code of `sleep` at {sleep:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF\n")
+    );
+    assert!(r.out.is_empty());
+}

@@ -82,6 +82,10 @@ fn sym_err(what: &str, e: SymbolError) -> ModelError {
     ModelError::Symbols(format!("{what}: {e}"))
 }
 
+/// Functions whose code depends on `struct proc`'s layout, compared with
+/// the ELF to make sure the running kernel is the one described.
+const IDENTITY_FUNCTIONS: [&str; 5] = ["procdump", "allocproc", "freeproc", "scheduler", "sleep"];
+
 /// An array global's element type and length.
 struct ArrayInfo {
     addr: u64,
@@ -202,8 +206,44 @@ impl<'s> Kernel<'s> {
         r.map_err(|e| ModelError::Kernel(e.to_string()))
     }
 
-    /// Read `kernel_pagetable`, all of `proc[]` (one read) and `cpus[]`.
+    /// Check that the machine runs the kernel this ELF describes, before
+    /// trusting its layouts: the code of a few functions that touch the
+    /// process table (procdump, allocproc, scheduler, ... whichever the
+    /// ELF has, up to 4 KiB each) must be byte for byte what the ELF says.
+    /// A kernel rebuilt since QEMU started fails here instead of printing
+    /// garbage. Unreadable memory is not a mismatch (nothing to compare).
+    pub fn verify_image(&self, phys: &mut PhysCache<'_>) -> Result<()> {
+        let mut image = self.syms.file_memory();
+        for name in IDENTITY_FUNCTIONS {
+            let Some(sym) = self.syms.elf_symbol(name) else {
+                continue;
+            };
+            let len = sym.size.clamp(1, 4096) as usize;
+            let mut want = vec![0u8; len];
+            if kinspect_symbols::Memory::read(&mut image, sym.addr, &mut want).is_err() {
+                continue;
+            }
+            let mut have = vec![0u8; len];
+            match phys.read(sym.addr, &mut have) {
+                Ok(()) => {}
+                Err(None) => continue,
+                Err(Some(e)) => return Err(ModelError::Target(e)),
+            }
+            if have != want {
+                return Err(ModelError::Symbols(format!(
+                    "the running kernel is not {}: the code of `{name}` at {:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF",
+                    self.syms.file_name(),
+                    sym.addr
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read `kernel_pagetable`, all of `proc[]` (one read) and `cpus[]`,
+    /// after [`Kernel::verify_image`].
     pub fn read_state(&self, phys: &mut PhysCache<'_>, ram: Ram) -> Result<KernelState> {
+        self.verify_image(phys)?;
         let (kaddr, kty) = self.kernel_pagetable;
         let kernel_pagetable = self
             .load(phys, ram, kaddr, kty)?

@@ -359,17 +359,26 @@ fn kernel_symbolizer(
     // The symbol table is small; copy what symbolize needs.
     let mut table: Vec<(u64, u64, String)> = syms
         .elf_symbols()
-        .filter(|s| s.size > 0)
+        .filter(|s| !s.demangled.is_empty() && !s.demangled.starts_with(".L"))
         .map(|s| (s.addr, s.size, s.demangled.clone()))
         .collect();
     table.sort();
     Box::new(move |addr| {
         let i = table.partition_point(|(a, _, _)| *a <= addr);
-        table[..i]
+        let before = &table[..i];
+        // A sized symbol that covers it, else a label (`trampoline`) on
+        // the same page.
+        before
             .iter()
             .rev()
             .take(64)
-            .find(|(a, size, _)| addr < a.saturating_add(*size))
+            .find(|(a, size, _)| *size > 0 && addr < a.saturating_add(*size))
+            .or_else(|| {
+                before
+                    .iter()
+                    .rev()
+                    .find(|(a, size, _)| *size == 0 && addr - a < 4096)
+            })
             .map(|(a, _, n)| {
                 if addr == *a {
                     n.clone()

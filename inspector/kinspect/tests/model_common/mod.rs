@@ -147,11 +147,17 @@ impl Builder {
             name: format!("fake C xv6 ({elf})"),
             ..MemoryTarget::default()
         };
-        // The image: zeroes up to `end` (the tables are in .bss).
+        // The image as the loader places it (code and data; .bss zero),
+        // zeroes elsewhere up to `end`.
         let end = (sym(&syms, "end") + PG - 1) & !(PG - 1);
+        let mut image = syms.file_memory();
         let mut a = 0x8000_0000;
         while a < end {
-            t.mem.write(a, &[0u8; PG as usize]);
+            let mut page = [0u8; PG as usize];
+            for (i, chunk) in page.chunks_mut(8).enumerate() {
+                let _ = kinspect_symbols::Memory::read(&mut image, a + 8 * i as u64, chunk);
+            }
+            t.mem.write(a, &page);
             a += PG;
         }
         Builder {
