@@ -145,7 +145,12 @@ fn pid_selectors_pick_the_processs_tables() {
         "kinspect: no process with pid 9 (live pids: 1 2 3 4)\n"
     );
     // --kernel-pt needs --pid; --pid and --hart exclude each other
-    assert_eq!(run(&mut b, ELF, &["maps", "--kernel-pt"]).code, 2);
+    let r = run(&mut b, ELF, &["maps", "--kernel-pt"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.err,
+        "kinspect: --kernel-pt needs --pid N: whose kernel page table? (--kernel is kernel_pagetable)\n"
+    );
     assert_eq!(
         run(&mut b, ELF, &["maps", "--pid", "1", "--hart", "0"]).code,
         2

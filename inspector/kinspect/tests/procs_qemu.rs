@@ -130,3 +130,43 @@ fn pid_selectors_and_expressions_on_the_real_kernel() {
     // and QEMU agrees about the user table on the trapframe
     let _ = &mut m;
 }
+
+#[test]
+fn a_running_process_is_on_the_hart_whose_satp_is_its_table() {
+    let mut m = kinspect_testkit::Machine::start();
+    m.wait_for("$ ", T);
+    m.send(b"usertests\n"); // busy for a long while: processes run on every hart
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut confirmed = 0;
+    for _ in 0..40 {
+        m.pause();
+        let v = json(&m, &["procs"]);
+        let kroot = v["kernel_pagetable"].as_u64().unwrap();
+        for p in v["procs"].as_array().unwrap() {
+            let Some(h) = p["hart"].as_u64() else {
+                continue;
+            };
+            // cpus[h].proc names it: the kernel marks it RUNNING first
+            assert_eq!(p["state"], "RUNNING", "{p:#}");
+            let root = (satp_of(&mut m, h as u32) & ((1 << 44) - 1)) << 12;
+            let own = [p["pagetable"].as_u64(), p["kpagetable"].as_u64()];
+            assert!(
+                own.contains(&Some(root)) || root == kroot,
+                "hart {h} runs pid {} but its satp names table {root:#x}: {p:#}",
+                p["pid"]
+            );
+            if own.contains(&Some(root)) {
+                confirmed += 1;
+            }
+        }
+        m.resume();
+        if confirmed >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        confirmed >= 3,
+        "saw only {confirmed} running processes on their harts' page tables"
+    );
+}

@@ -196,6 +196,12 @@ impl Root {
 /// Resolve `--hart/--satp/--root/--pid [--kernel-pt]/--kernel` (default:
 /// hart 0) to a root table.
 pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
+    if select.kernel_pt && select.pid.is_none() {
+        return Err(Error::BadInput(
+            "--kernel-pt needs --pid N: whose kernel page table? (--kernel is kernel_pagetable)"
+                .into(),
+        ));
+    }
     let sel = match (select.pid, select.kernel) {
         (Some(pid), _) if select.kernel_pt => Some(TableSel::ProcKernel { pid }),
         (Some(pid), _) => Some(TableSel::User { pid }),
