@@ -192,7 +192,7 @@ pub struct Select {
     pub pid: Option<i64>,
     /// With --pid: that process's kernel page table (`kernel_pagetable`
     /// when the kernel has no per-process one).
-    #[arg(long)]
+    #[arg(long, requires = "pid")]
     pub kernel_pt: bool,
     /// The kernel's page table, `kernel_pagetable`.
     #[arg(long)]
@@ -393,6 +393,39 @@ Esc to leave it). Builds nothing: run `cargo xtask build` first, or simply
         #[arg(long, value_name = "N", default_value_t = 3)]
         smp: u32,
     },
+    /// Explain a panicked kernel: message, harts, processes, backtraces,
+    /// and what the page tables say about remap, kvmpa, uvmunmap, freewalk
+    /// and kernel page faults.
+    #[command(after_help = "\
+  kinspect report                          the live machine (halted while read)
+  kinspect --snapshot crash.kisnap report  a saved one
+  kinspect report --report crash.md        also write Markdown (or .json)
+
+See docs/postmortem.md.")]
+    Report {
+        /// Also write the report to FILE (.md Markdown, .json JSON, else text).
+        #[arg(long = "report", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// md, json or text [default: from FILE's extension].
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
+
+    /// Wait for the kernel to panic (a breakpoint on `panic`), then report.
+    #[command(after_help = "\
+  kinspect watch --report crash.md
+A kernel that has already panicked is reported at once.")]
+    Watch {
+        /// Also write the report to FILE (.md Markdown, .json JSON, else text).
+        #[arg(long = "report", value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// md, json or text [default: from FILE's extension].
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 86400)]
+        timeout: u64,
+    },
 }
 
 impl Command {
@@ -499,6 +532,12 @@ pub fn run_on(
         Command::Snapshot { output, level } => {
             crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
         }
+        Command::Report { file, format } => {
+            crate::postmortem::watch::run_report(&mut ctx, cli, file.as_deref(), format.as_deref())
+        }
+        Command::Watch { .. } => Err(Error::BadInput(
+            "watch needs a live QEMU (not --snapshot): kinspect --gdb HOST:PORT watch".into(),
+        )),
         Command::Serve { .. } => Err(Error::BadInput(
             "serve reads its file itself: kinspect serve FILE".into(),
         )),

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod model;
+pub mod postmortem;
 pub mod serve;
 pub mod snapshot;
 pub mod target;

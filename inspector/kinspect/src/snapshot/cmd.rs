@@ -81,6 +81,23 @@ pub fn main_hook(cli: &Cli, out: &mut dyn Write, warn: &mut dyn Write) -> Option
             crate::serve::serve(cli, t, elf, port, out, warn)
         }));
     }
+    if let Command::Watch {
+        file,
+        format,
+        timeout,
+    } = &cli.command
+    {
+        if cli.snapshot.is_none() {
+            return Some(crate::postmortem::watch::watch(
+                cli,
+                file.as_deref(),
+                format.as_deref(),
+                *timeout,
+                out,
+                warn,
+            ));
+        }
+    }
     let path = cli.snapshot.as_ref()?;
     Some(open(cli, path, warn).and_then(|mut t| cli::run_on(cli, Some(&mut t), out, warn)))
 }

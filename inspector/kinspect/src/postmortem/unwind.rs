@@ -1,0 +1,239 @@
+//! Backtraces of a halted hart: DWARF CFI from the kernel's `.debug_frame`
+//! (through gimli) where a function has it, the frame-pointer chain where
+//! it does not.
+//!
+//! The kernel keeps frame pointers (`s0` points above a record of `ra` at
+//! `s0 - 8` and the caller's `s0` at `s0 - 16`), but the precompiled
+//! `core` it links does not, so `core::panicking::panic_fmt` would hide
+//! its caller from a pure frame-pointer walk; its CFI row says where it
+//! saved `ra` and `s0`. Every frame's callee-saved registers are restored
+//! as the CFI says, so a later step can read locals kept in them.
+//! Stack memory is read virtually through the hart's page table (kernel
+//! stacks live high, at `KSTACK(i)`), with our own Sv39 walk.
+
+use gimli::{
+    BaseAddresses, CfaRule, DebugFrame, LittleEndian, Register, RegisterRule, UnwindContext,
+    UnwindSection,
+};
+use kinspect_sv39::{translate, Ram, StepOutcome};
+use serde::Serialize;
+
+use crate::commands::TargetMem;
+use crate::target::Target;
+
+/// At most this many frames (a corrupt stack cannot loop us forever).
+pub const MAX_FRAMES: usize = 48;
+
+/// How a frame's caller was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum How {
+    /// The hart's own pc.
+    Pc,
+    /// The caller's registers from the DWARF CFI row of this frame's pc.
+    Cfi,
+    /// From the frame-pointer record (no CFI for this pc).
+    FramePointer,
+}
+
+/// One physical frame: a pc and the registers as they were in it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RawFrame {
+    pub pc: u64,
+    pub sp: u64,
+    /// How this frame was reached from the one inside it.
+    pub how: How,
+    /// x0..x31 as known in this frame (`None`: not recoverable).
+    #[serde(skip)]
+    pub regs: [Option<u64>; 32],
+}
+
+/// Reads a hart's virtual memory through its satp root.
+pub struct VirtMem<'a> {
+    pub target: &'a mut dyn Target,
+    /// Sv39 root, or `None` for Bare (virtual = physical).
+    pub root: Option<u64>,
+    pub ram: Ram,
+}
+
+impl VirtMem<'_> {
+    pub fn phys(&mut self, va: u64) -> Option<u64> {
+        let Some(root) = self.root else {
+            return Some(va);
+        };
+        let ram = self.ram;
+        let mut mem = TargetMem {
+            target: &mut *self.target,
+            fatal: None,
+        };
+        match translate(&mut mem, root, va, ram).ok()?.outcome {
+            StepOutcome::Mapped { pa, .. } => Some(pa),
+            StepOutcome::Fault { .. } => None,
+        }
+    }
+
+    /// A little-endian u64 at any `va` (the two pages may differ).
+    pub fn read_u64(&mut self, va: u64) -> Option<u64> {
+        let mut b = [0u8; 8];
+        for (i, byte) in b.iter_mut().enumerate() {
+            let a = va.checked_add(i as u64)?;
+            let pa = self.phys(a)?;
+            let mut one = [0u8];
+            self.target.read_phys(pa, &mut one).ok()?;
+            *byte = one[0];
+        }
+        Some(u64::from_le_bytes(b))
+    }
+
+    pub fn u64(&mut self, va: u64) -> Option<u64> {
+        if va % 8 != 0 {
+            return None;
+        }
+        let pa = self.phys(va)?;
+        self.target.read_phys_u64(pa).ok()
+    }
+}
+
+/// The CFI of one ELF.
+pub struct Cfi {
+    data: Vec<u8>,
+}
+
+impl Cfi {
+    /// `.debug_frame` of the ELF in `bytes`; `None` if it has none.
+    pub fn from_elf(bytes: &[u8]) -> Option<Cfi> {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(bytes).ok()?;
+        let sec = file.section_by_name(".debug_frame")?;
+        Some(Cfi {
+            data: sec.uncompressed_data().ok()?.into_owned(),
+        })
+    }
+
+    /// The caller's registers from `regs` at `pc` (`lookup` is the address
+    /// to find the row for: pc - 1 for return addresses).
+    fn step(
+        &self,
+        lookup: u64,
+        regs: &[Option<u64>; 32],
+        mem: &mut VirtMem<'_>,
+    ) -> Option<[Option<u64>; 32]> {
+        let mut frame = DebugFrame::new(&self.data, LittleEndian);
+        frame.set_address_size(8);
+        let bases = BaseAddresses::default();
+        let mut ctx = Box::new(UnwindContext::new());
+        let row = frame
+            .unwind_info_for_address(&bases, &mut ctx, lookup, DebugFrame::cie_from_offset)
+            .ok()?;
+        let cfa = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => {
+                let base = (*regs.get(register.0 as usize)?)?;
+                base.checked_add_signed(*offset)?
+            }
+            CfaRule::Expression(_) => return None,
+        };
+        let mut out = *regs;
+        for (r, slot) in out.iter_mut().enumerate().skip(1) {
+            let rule = row.register(Register(r as u16));
+            *slot = match rule {
+                RegisterRule::Undefined => {
+                    // Caller-saved registers are not known in the caller;
+                    // callee-saved ones without a rule keep their value.
+                    if is_callee_saved(r) {
+                        regs[r]
+                    } else {
+                        None
+                    }
+                }
+                RegisterRule::SameValue => regs[r],
+                RegisterRule::Offset(n) => mem.u64(cfa.checked_add_signed(n)?),
+                RegisterRule::ValOffset(n) => cfa.checked_add_signed(n),
+                RegisterRule::Register(o) => regs.get(o.0 as usize).copied().flatten(),
+                _ => None,
+            };
+        }
+        // sp of the caller is the CFA.
+        out[2] = Some(cfa);
+        Some(out)
+    }
+}
+
+fn is_callee_saved(r: usize) -> bool {
+    matches!(r, 2 | 8 | 9 | 18..=27)
+}
+
+/// Unwind from `regs`/`pc`. `is_code` says whether an address is kernel
+/// code (the walk stops at the first return address that is not).
+pub fn unwind(
+    regs: &[u64; 32],
+    pc: u64,
+    cfi: Option<&Cfi>,
+    mem: &mut VirtMem<'_>,
+    is_code: &dyn Fn(u64) -> bool,
+) -> (Vec<RawFrame>, String) {
+    let mut cur: [Option<u64>; 32] = [None; 32];
+    for (d, s) in cur.iter_mut().zip(regs) {
+        *d = Some(*s);
+    }
+    cur[0] = Some(0);
+    let mut frames = vec![RawFrame {
+        pc,
+        sp: regs[2],
+        how: How::Pc,
+        regs: cur,
+    }];
+    let mut pc = pc;
+    let mut first = true;
+    let end = loop {
+        if frames.len() >= MAX_FRAMES {
+            break format!("stopped after {MAX_FRAMES} frames");
+        }
+        let lookup = if first { pc } else { pc.wrapping_sub(1) };
+        first = false;
+        let (next, how) = match cfi.and_then(|c| c.step(lookup, &cur, mem)) {
+            Some(n) => (n, How::Cfi),
+            None => {
+                // The frame-pointer record.
+                let Some(fp) = cur[8] else {
+                    break "no frame pointer to follow".into();
+                };
+                let (Some(ra), Some(prev)) =
+                    (mem.u64(fp.wrapping_sub(8)), mem.u64(fp.wrapping_sub(16)))
+                else {
+                    break format!("the frame record at s0 {fp:#x} is unreadable");
+                };
+                let mut n = cur;
+                n[1] = Some(ra);
+                n[8] = Some(prev);
+                n[2] = Some(fp);
+                (n, How::FramePointer)
+            }
+        };
+        let Some(ra) = next[1] else {
+            break "the return address is not recoverable".into();
+        };
+        if ra == 0 {
+            break "the chain ends (ra = 0: uservec clears it on entry from user mode)".into();
+        }
+        if !is_code(ra) {
+            break format!("the return address {ra:#x} is not kernel code");
+        }
+        let sp = next[2].unwrap_or(0);
+        let prev_sp = frames.last().map(|f| f.sp).unwrap_or(0);
+        if sp < prev_sp {
+            break format!("the stack pointer went down ({sp:#x} < {prev_sp:#x}): corrupt stack");
+        }
+        if ra == pc {
+            break "the frame repeats itself".into();
+        }
+        pc = ra;
+        cur = next;
+        frames.push(RawFrame {
+            pc,
+            sp,
+            how,
+            regs: cur,
+        });
+    };
+    (frames, end)
+}

@@ -1,0 +1,202 @@
+//! `kinspect report` (explain the panic of a halted machine or snapshot)
+//! and `kinspect watch` (wait for the panic on a live machine, then report).
+//!
+//! `watch` puts a breakpoint on the kernel's panic entry point `panic`
+//! (our kernel and C xv6 both have one), lets the machine run, and when a
+//! hart stops there lets `panic` finish its bookkeeping for a moment
+//! (`panicmsg`, `panicked`), halts the machine and reports. A kernel found
+//! already panicked (`panicked` = 1) is reported at once.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kinspect_rsp::StopReply;
+use kinspect_sv39::Ram;
+
+use super::report::{build, PanicReport};
+use crate::cli::{Cli, Error, Result};
+use crate::commands::Ctx;
+use crate::model::Profile;
+use crate::snapshot::cmd::elf_path;
+use crate::target::qemu::QemuTarget;
+use crate::target::Target;
+
+/// How `--report FILE` is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+/// `--format`, else the file's extension (`.md`, `.json`), else text.
+pub fn format_for(file: Option<&Path>, format: Option<&str>) -> Result<Format> {
+    let f = match format {
+        Some(f) => f.to_string(),
+        None => file
+            .and_then(|p| p.extension())
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_else(|| "text".into()),
+    };
+    match f.as_str() {
+        "md" | "markdown" => Ok(Format::Markdown),
+        "json" => Ok(Format::Json),
+        "txt" | "text" => Ok(Format::Text),
+        other => Err(Error::BadInput(format!(
+            "report format `{other}`: use md, json or text"
+        ))),
+    }
+}
+
+fn render(r: &PanicReport, f: Format) -> Result<String> {
+    Ok(match f {
+        Format::Text => r.text(),
+        Format::Markdown => r.markdown(),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(r)
+                .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+/// Print the report (text, or JSON with --json) and write `file` if asked.
+fn emit(
+    r: &PanicReport,
+    json: bool,
+    file: Option<&Path>,
+    format: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let fmt = format_for(file, format)?;
+    write!(
+        out,
+        "{}",
+        render(r, if json { Format::Json } else { Format::Text })?
+    )?;
+    if let Some(p) = file {
+        std::fs::write(p, render(r, fmt)?)
+            .map_err(|e| Error::Failed(format!("writing {}: {e}", p.display())))?;
+        if !json {
+            writeln!(out, "report written to {}", p.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn elf_bytes(cli: &Cli) -> Result<(PathBuf, Vec<u8>)> {
+    let p = elf_path(cli).ok_or_else(|| {
+        Error::BadInput("a report needs the kernel ELF (--elf, or target/kernel/kernel.elf)".into())
+    })?;
+    let b = std::fs::read(&p)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", p.display())))?;
+    Ok((p, b))
+}
+
+/// `kinspect report`: the machine behind ctx (live and halted, or a snapshot).
+pub fn run_report(
+    ctx: &mut Ctx<'_>,
+    cli: &Cli,
+    file: Option<&Path>,
+    format: Option<&str>,
+) -> Result<()> {
+    let (_, bytes) = elf_bytes(cli)?;
+    let syms = ctx.debug.ok_or_else(|| {
+        Error::BadInput("a report needs the kernel ELF with DWARF (--elf)".into())
+    })?;
+    let profile = ctx.profile.clone();
+    let ram = ctx.ram;
+    let json = ctx.json;
+    let r = build(ctx.target()?, syms, &bytes, profile, ram)?;
+    emit(&r, json, file, format, ctx.out)
+}
+
+/// `kinspect watch`: wait for a panic on the live machine, then report.
+pub fn watch(
+    cli: &Cli,
+    file: Option<&Path>,
+    format: Option<&str>,
+    timeout: u64,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<()> {
+    format_for(file, format)?;
+    let (path, bytes) = elf_bytes(cli)?;
+    let syms =
+        kinspect_symbols::Symbols::open(&path).map_err(|e| Error::BadInput(e.to_string()))?;
+    let profile = Profile::builtin(&cli.profile)
+        .ok_or_else(|| Error::BadInput(format!("no profile `{}`", cli.profile)))?;
+    let ram = Ram {
+        base: 0x8000_0000,
+        size: cli.ram_mib.saturating_mul(1 << 20),
+    };
+    let panic_at = syms.elf_symbol("panic").map(|s| s.addr).ok_or_else(|| {
+        Error::BadInput(format!(
+            "{} has no `panic` function to break on",
+            path.display()
+        ))
+    })?;
+    let panicked_at = syms.elf_symbol("panicked").map(|s| s.addr);
+    let addr = if cli.gdb.starts_with(':') {
+        format!("localhost{}", cli.gdb)
+    } else {
+        cli.gdb.clone()
+    };
+    let mut t = QemuTarget::connect(&addr)?;
+    let already = match panicked_at {
+        Some(a) => {
+            let mut b = [0u8; 4];
+            t.read_phys(a, &mut b)?;
+            i32::from_le_bytes(b) != 0
+        }
+        None => false,
+    };
+    if already {
+        writeln!(
+            warn,
+            "kinspect: the kernel had already panicked (panicked = 1)"
+        )?;
+    } else {
+        writeln!(
+            warn,
+            "kinspect: watching for a panic (breakpoint on panic at {panic_at:#x}); Ctrl-C to stop"
+        )?;
+        let s = t.session();
+        s.insert_breakpoint(panic_at, 4)
+            .map_err(|e| Error::Failed(e.to_string()))?;
+        s.resume().map_err(|e| Error::Failed(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        loop {
+            if Instant::now() >= deadline {
+                let _ = s.halt();
+                let _ = s.remove_breakpoint(panic_at, 4);
+                let _ = t.finish();
+                return Err(Error::Failed(format!("no panic within {timeout} s")));
+            }
+            match s.wait_for_stop(Duration::from_millis(500)) {
+                Ok(None) => continue,
+                Ok(Some(StopReply::Signal { .. })) => break,
+                Ok(Some(other)) => {
+                    return Err(Error::Unreachable(format!(
+                        "the machine stopped without a panic: {other:?}"
+                    )))
+                }
+                Err(e) => return Err(Error::Unreachable(e.to_string())),
+            }
+        }
+        // Stopped at panic's entry: let it record the message and spin.
+        s.remove_breakpoint(panic_at, 4)
+            .map_err(|e| Error::Failed(e.to_string()))?;
+        s.resume().map_err(|e| Error::Failed(e.to_string()))?;
+        std::thread::sleep(Duration::from_millis(300));
+        s.halt().map_err(|e| Error::Failed(e.to_string()))?;
+        writeln!(warn, "kinspect: a hart entered panic")?;
+    }
+    let r = build(&mut t, &syms, &bytes, profile, ram)?;
+    emit(&r, cli.json, file, format, out)?;
+    // Put the machine back as found (a panicked kernel keeps spinning).
+    t.finish()?;
+    Ok(())
+}
