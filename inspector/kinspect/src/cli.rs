@@ -192,7 +192,7 @@ pub struct Select {
     pub pid: Option<i64>,
     /// With --pid: that process's kernel page table (`kernel_pagetable`
     /// when the kernel has no per-process one).
-    #[arg(long, requires = "pid")]
+    #[arg(long)]
     pub kernel_pt: bool,
     /// The kernel's page table, `kernel_pagetable`.
     #[arg(long)]
