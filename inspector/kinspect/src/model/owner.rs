@@ -6,7 +6,9 @@
 //! each live process's user table and per-process kernel table) and the
 //! free list once, then answers [`PhysMap::owners`] from memory. A page
 //! can have several owners; that is how `check` finds a mapped page on
-//! the free list.
+//! the free list. At most 2^18 user pages are recorded (eight times the
+//! RAM of `-m 128M`): a corrupt table of user gigapages is cut there
+//! instead of exhausting the host.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -206,6 +208,8 @@ impl PhysMap {
                 ));
             }
         }
+        // User pages recorded at most (RAM has 32768 pages at -m 128M).
+        let mut user_budget: u64 = 1 << 18;
         for (of, root) in tables {
             if root == 0 {
                 continue;
@@ -228,8 +232,11 @@ impl PhysMap {
             if let TableOf::User { slot, pid } = of {
                 for leaf in w.leaves() {
                     if leaf.pte.has(kinspect_sv39::pte::U) {
-                        // Each 4 KiB page of a (rare) user superpage.
-                        let pages = (leaf.size / 4096).min(512 * 512);
+                        // Each 4 KiB page of a (rare) user superpage, within
+                        // a budget that a corrupt table full of gigapages
+                        // cannot exhaust.
+                        let pages = (leaf.size / 4096).min(user_budget);
+                        user_budget -= pages;
                         for k in 0..pages {
                             add(
                                 &mut owners,
