@@ -61,7 +61,7 @@ pub struct KallocStats {
 }
 
 /// The checks and their one-line descriptions, in the order they run.
-pub const CHECKS: [(&str, &str); 11] = [
+pub const CHECKS: [(&str, &str); 12] = [
     ("tables", "every page table walks cleanly (no cycles, no pointers outside RAM, no reserved encodings)"),
     ("kstack-mapped", "each live process's kernel stack is mapped R W, not U, not X, in the kernel page table it runs on"),
     ("guard-unmapped", "the page below each kernel stack is unmapped"),
@@ -72,6 +72,7 @@ pub const CHECKS: [(&str, &str); 11] = [
     ("free-in-use", "no page on the free list is a page-table page, kernel stack, trapframe or mapped user page"),
     ("user-shared", "no physical page is mapped by two processes' user page tables"),
     ("user-wx", "no user page is writable and executable at once"),
+    ("user-maps-kernel", "no user page (U) is kernel text or data, a page-table page, a kernel stack or a trapframe"),
     ("nfree", "the kernel's own free-page count equals the free list's length"),
 ];
 
@@ -411,7 +412,35 @@ pub fn run(
             continue;
         };
         let mut wx = Vec::new();
+        let mut exposed = Vec::new();
         for leaf in w.walk.leaves().filter(|l| l.pte.has(U)) {
+            // The pages of the leaf (a superpage's first 512 at most).
+            for k in 0..(leaf.size / 4096).min(512) {
+                let pa = leaf.pa + k * 4096;
+                let kernel: Vec<String> = map
+                    .owners(pa)
+                    .iter()
+                    .filter(|o| {
+                        matches!(
+                            o,
+                            Owner::PageTable { .. }
+                                | Owner::KernelStack { .. }
+                                | Owner::Trapframe { .. }
+                                | Owner::KernelText { .. }
+                                | Owner::KernelData { .. }
+                        )
+                    })
+                    .map(|o| o.to_string())
+                    .collect();
+                if !kernel.is_empty() && exposed.len() < MAX_DIFFS {
+                    exposed.push(format!(
+                        "{:#x} -> {pa:#x} {} is {}",
+                        leaf.va + k * 4096,
+                        perms(leaf.pte),
+                        kernel.join(", ")
+                    ));
+                }
+            }
             users
                 .entry(leaf.pa)
                 .or_default()
@@ -419,6 +448,15 @@ pub fn run(
             if leaf.pte.has(W) && leaf.pte.has(X) {
                 wx.push(leaf.va);
             }
+        }
+        if !exposed.is_empty() {
+            out.push(
+                Severity::Error,
+                "user-maps-kernel",
+                format!("{} {:#x}", w.of, w.root),
+                exposed.join("; "),
+                "user code can read (or write) the kernel's own memory through this mapping",
+            );
         }
         if !wx.is_empty() {
             let shown: Vec<String> = wx

@@ -176,7 +176,8 @@ impl PhysMap {
         let addr = |n: &str| syms.global(n).ok().map(|g| g.addr);
         let base = addr("_entry")
             .or_else(|| addr("_start"))
-            .unwrap_or(ram.base);
+            .unwrap_or(ram.base)
+            & !0xfff;
         let etext = addr("etext");
         let end = addr("end");
         let text = etext.map(|e| (base, e));
