@@ -105,3 +105,49 @@ fn this_kernels_objects_are_found_by_name() {
         syms.size_of(syms.type_named("Proc").unwrap()).unwrap()
     );
 }
+
+#[test]
+fn the_committed_fixtures_rebuild_from_their_source() {
+    let have_gcc = std::process::Command::new("riscv64-linux-gnu-gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_gcc {
+        eprintln!("riscv64-linux-gnu-gcc not installed: skipping the fixture rebuild");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("kinspect-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = std::process::Command::new("sh")
+        .arg(fixture("build.sh"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for elf in [
+        "xv6_c.elf",
+        "xv6_lab.elf",
+        "xv6_c_nproc256.elf",
+        "xv6_c_nproc1024.elf",
+    ] {
+        let fresh = Symbols::open(dir.join(elf)).unwrap();
+        let committed = Symbols::open(fixture(elf)).unwrap();
+        // same layout as the committed file (gcc's offsetof table)
+        assert_eq!(
+            format!("{:?}", layout(&fresh)),
+            format!("{:?}", layout(&committed)),
+            "{elf}"
+        );
+        let k = Kernel::new(
+            &fresh,
+            Profile::default().with_kpt_field(if elf == "xv6_lab.elf" {
+                "kernelpt_root"
+            } else {
+                "none"
+            }),
+        )
+        .unwrap();
+        assert_eq!(k.nproc(), layout(&fresh).nproc, "{elf}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
