@@ -32,7 +32,15 @@ fn functions(r: &Value, hart: u64) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["function"].as_str().unwrap().rsplit("::").next().unwrap().to_string())
+        .map(|f| {
+            f["function"]
+                .as_str()
+                .unwrap()
+                .rsplit("::")
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -58,10 +66,21 @@ fn report_after(kind: &str, console: &str) -> (Machine, Value, String) {
     std::thread::sleep(Duration::from_millis(300));
     let elf = kernel_elf();
     let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .args(["--gdb", &m.gdb_addr(), "--elf", elf.to_str().unwrap(), "--json", "report"])
+        .args([
+            "--gdb",
+            &m.gdb_addr(),
+            "--elf",
+            elf.to_str().unwrap(),
+            "--json",
+            "report",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     (m, r, con[mark..].to_string())
 }
@@ -72,7 +91,16 @@ fn watch_catches_remap_and_explains_it() {
     let elf = kernel_elf();
     let file = std::env::temp_dir().join(format!("kinspect-watch-{}.json", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .args(["--gdb", &m.gdb_addr(), "--elf", elf.to_str().unwrap(), "watch", "--timeout", "60", "--report"])
+        .args([
+            "--gdb",
+            &m.gdb_addr(),
+            "--elf",
+            elf.to_str().unwrap(),
+            "watch",
+            "--timeout",
+            "60",
+            "--report",
+        ])
         .arg(&file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,16 +135,46 @@ fn watch_catches_remap_and_explains_it() {
     assert_eq!(d["va"], 0, "{d}");
     let f = facts(&r);
     let h = r["panicking_hart"].as_u64().unwrap();
-    let hart = r["harts"].as_array().unwrap().iter().find(|x| x["hart"] == h).unwrap();
+    let hart = r["harts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["hart"] == h)
+        .unwrap();
     let pid = hart["pid"].as_i64().unwrap();
-    assert!(hart["process"].as_str().unwrap().contains("(kfault)"), "{hart}");
-    assert!(d["table"][1].as_str().unwrap().contains(&format!("pid {pid} (kfault)'s user page table")), "{d}");
-    assert!(f.contains(&format!("owned by: user page of pid {pid}")) && f.contains("at va 0x0"), "{f}");
+    assert!(
+        hart["process"].as_str().unwrap().contains("(kfault)"),
+        "{hart}"
+    );
+    assert!(
+        d["table"][1]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {pid} (kfault)'s user page table")),
+        "{d}"
+    );
+    assert!(
+        f.contains(&format!("owned by: user page of pid {pid}")) && f.contains("at va 0x0"),
+        "{f}"
+    );
     let fns = functions(&r, h);
-    for want in ["panic", "mappages", "uvmalloc", "sys_kdebug", "syscall", "usertrap"] {
+    for want in [
+        "panic",
+        "mappages",
+        "uvmalloc",
+        "sys_kdebug",
+        "syscall",
+        "usertrap",
+    ] {
         assert!(fns.iter().any(|f| f == want), "{want} missing from {fns:?}");
     }
-    assert!(d["cause"].as_str().unwrap().starts_with("a user region grown over an existing mapping"), "{d}");
+    assert!(
+        d["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("a user region grown over an existing mapping"),
+        "{d}"
+    );
     // The terminal got the same report as text.
     assert!(text.starts_with("panic: remap"), "{text}");
 }
@@ -126,21 +184,47 @@ fn remap_of_a_kernel_stack_names_the_stack() {
     let (_m, r, _) = report_after("remap-kstack", "panic: remap");
     let d = &r["diagnosis"];
     let h = r["panicking_hart"].as_u64().unwrap();
-    let hart = r["harts"].as_array().unwrap().iter().find(|x| x["hart"] == h).unwrap();
+    let hart = r["harts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["hart"] == h)
+        .unwrap();
     let pid = hart["pid"].as_i64().unwrap();
     let f = facts(&r);
-    assert!(f.contains(&format!("owned by: kernel stack of pid {pid}")), "{f}");
-    assert!(d["table"][1].as_str().unwrap().contains("kernel page table"), "{d}");
+    assert!(
+        f.contains(&format!("owned by: kernel stack of pid {pid}")),
+        "{f}"
+    );
+    assert!(
+        d["table"][1]
+            .as_str()
+            .unwrap()
+            .contains("kernel page table"),
+        "{d}"
+    );
     // KSTACK(i) = TRAMPOLINE - (i+1)*2*PGSIZE.
     let va = d["va"].as_u64().unwrap();
     assert_eq!((0x3f_ffff_f000 - va) % 0x2000, 0, "{va:#x} is not a KSTACK");
-    assert!(d["cause"].as_str().unwrap().starts_with("a kernel stack mapped twice"), "{d}");
+    assert!(
+        d["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("a kernel stack mapped twice"),
+        "{d}"
+    );
 }
 
 #[test]
 fn kvmpa_uvmunmap_freewalk_and_page_fault_are_explained() {
     let (_m, r, con) = report_after("kvmpa", "panic: kvmpa: 0x");
-    let va = con.split("kvmpa: 0x").nth(1).unwrap().split_whitespace().next().unwrap();
+    let va = con
+        .split("kvmpa: 0x")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let va = u64::from_str_radix(va, 16).unwrap();
     assert_eq!(r["diagnosis"]["va"], va, "{}", r["diagnosis"]);
     assert!(facts(&r).contains("unmapped guard page"), "{}", facts(&r));
@@ -148,20 +232,38 @@ fn kvmpa_uvmunmap_freewalk_and_page_fault_are_explained() {
     let (_m, r, _) = report_after("uvmunmap", "panic: uvmunmap: not mapped");
     let f = facts(&r);
     assert!(f.contains("is beyond it"), "{f}");
-    let h = r["panicking_hart"].as_u64().unwrap_or_else(|| panic!("{r:#}"));
+    let h = r["panicking_hart"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{r:#}"));
     let fns = functions(&r, h);
-    assert!(fns.iter().any(|f| f == "uvmunmap") && fns.iter().any(|f| f == "uvmdealloc"), "{fns:?}");
+    assert!(
+        fns.iter().any(|f| f == "uvmunmap") && fns.iter().any(|f| f == "uvmdealloc"),
+        "{fns:?}"
+    );
 
     let (_m, r, _) = report_after("freewalk", "panic: freewalk: leaf");
-    assert!(facts(&r).contains("leaf entries still there: [0]"), "{}", facts(&r));
+    assert!(
+        facts(&r).contains("leaf entries still there: [0]"),
+        "{}",
+        facts(&r)
+    );
 
     let (_m, r, con) = report_after("pagefault", "panic: kerneltrap");
     // The kernel's own console line is the oracle for the CSRs.
-    let stval = con.split("stval=0x").nth(1).unwrap().split_whitespace().next().unwrap();
+    let stval = con
+        .split("stval=0x")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
     let stval = u64::from_str_radix(stval, 16).unwrap();
     assert_eq!(r["diagnosis"]["va"], stval);
     let f = facts(&r);
     assert!(f.contains("scause 0xd: load page fault"), "{f}");
-    assert!(f.contains("sys_kdebug") || f.contains("read_volatile"), "{f}");
+    assert!(
+        f.contains("sys_kdebug") || f.contains("read_volatile"),
+        "{f}"
+    );
     assert!(f.contains("unmapped guard page"), "{f}");
 }

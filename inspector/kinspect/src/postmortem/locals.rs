@@ -208,7 +208,11 @@ fn scan(
                 let Some(name) = name_of(dwarf, unit, &entry, 0) else {
                     continue;
                 };
-                let value = location_value(dwarf, unit, &entry, gimli::DW_AT_location, pc, fb, f);
+                let value = location_value(dwarf, unit, &entry, gimli::DW_AT_location, pc, fb, f)
+                    .map(|v| match type_size(unit, &entry) {
+                        Some(n @ 1..=7) => v & ((1u64 << (8 * n)) - 1),
+                        _ => v,
+                    });
                 out.push(Local {
                     function: function.to_string(),
                     name,
@@ -220,6 +224,26 @@ fn scan(
         }
     }
     Ok(())
+}
+
+/// The byte size of a variable's type (through typedefs and qualifiers),
+/// so an `i32` kept in a 64-bit register shows as 32 bits.
+fn type_size(unit: &Unit<R<'_>>, entry: &gimli::DebuggingInformationEntry<R<'_>>) -> Option<u64> {
+    let mut at = match entry.attr_value(gimli::DW_AT_type).ok()?? {
+        AttributeValue::UnitRef(o) => o,
+        _ => return None,
+    };
+    for _ in 0..8 {
+        let e = unit.entry(at).ok()?;
+        if let Some(v) = e.attr_value(gimli::DW_AT_byte_size).ok()? {
+            return v.udata_value();
+        }
+        at = match e.attr_value(gimli::DW_AT_type).ok()?? {
+            AttributeValue::UnitRef(o) => o,
+            _ => return None,
+        };
+    }
+    None
 }
 
 /// DW_AT_frame_base as a plain register (DW_OP_regN), when the general

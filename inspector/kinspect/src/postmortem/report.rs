@@ -22,6 +22,10 @@ pub struct FrameReport {
     pub inlined: bool,
     /// How the frame was found: pc, cfi, frame_pointer.
     pub how: How,
+    /// Parameters and variables of this function at this pc (panicking
+    /// hart only); `value` null = optimised out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub locals: Vec<super::locals::Local>,
 }
 
 /// One hart at the time of the report.
@@ -110,6 +114,7 @@ fn frames_of(syms: &Symbols, raw: &[RawFrame]) -> Vec<FrameReport> {
                 line: None,
                 inlined: false,
                 how: f.how,
+                locals: Vec::new(),
             });
             continue;
         }
@@ -122,6 +127,7 @@ fn frames_of(syms: &Symbols, raw: &[RawFrame]) -> Vec<FrameReport> {
                 line: l.line,
                 inlined: j + 1 < n,
                 how: f.how,
+                locals: Vec::new(),
             });
         }
     }
@@ -226,10 +232,30 @@ pub fn build(
             };
             unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code)
         };
-        let frames = frames_of(syms, &raw);
+        let mut frames = frames_of(syms, &raw);
         let in_panic = frames.iter().any(|f| {
             short(&f.function) == "panic" && f.function.contains("printf") || f.function == "panic"
         });
+        if in_panic {
+            // Arguments and locals of every frame of the panicking hart.
+            for (i, rf) in raw.iter().enumerate() {
+                let lookup = if i == 0 { rf.pc } else { rf.pc.wrapping_sub(1) };
+                let cfa = raw.get(i + 1).map(|n| n.sp);
+                let mut mem = VirtMem {
+                    target: &mut *target,
+                    root: root.unwrap_or(None),
+                    ram,
+                };
+                let locals = super::locals::locals_at(elf_bytes, lookup, &rf.regs, cfa, &mut mem);
+                for fr in frames.iter_mut().filter(|f| f.pc == rf.pc) {
+                    fr.locals = locals
+                        .iter()
+                        .filter(|l| short(&l.function) == short(&fr.function))
+                        .cloned()
+                        .collect();
+                }
+            }
+        }
         if in_panic && panicking_hart.is_none() {
             panicking_hart = Some(h);
         }
@@ -351,15 +377,11 @@ impl PanicReport {
             for f in &d.facts {
                 let _ = writeln!(s, "{}{f}", if md { "- " } else { "  " });
             }
-            let _ = writeln!(
-                s,
-                "\n{}likely cause: {}",
-                if md { "**" } else { "" },
-                d.cause
-            );
-            if md {
-                s.push_str("**\n");
-            }
+            let _ = if md {
+                writeln!(s, "\n**likely cause:** {}", d.cause)
+            } else {
+                writeln!(s, "\nlikely cause: {}", d.cause)
+            };
         }
         for h in &self.harts {
             let _ = writeln!(
@@ -399,6 +421,17 @@ impl PanicReport {
                     loc,
                     if f.inlined { " (inlined)" } else { "" }
                 );
+                if !f.locals.is_empty() {
+                    let vals: Vec<String> = f
+                        .locals
+                        .iter()
+                        .map(|l| match l.value {
+                            Some(v) => format!("{} = {v:#x}", l.name),
+                            None => format!("{} = <optimised out>", l.name),
+                        })
+                        .collect();
+                    let _ = writeln!(s, "        {}", vals.join(", "));
+                }
             }
             let _ = writeln!(s, "  ({})", h.chain_end);
             s.push_str(code);
