@@ -321,7 +321,8 @@ fn a_user_table_full_of_gigapages_is_bounded_work() {
     let e = errors(&v);
     assert!(
         e.iter().any(|x| x.0 == "user-maps-kernel"
-            && x.2.starts_with("0x80000000 -> 0x80000000 r--u is kernel text")),
+            && x.2
+                .starts_with("0x80000000 -> 0x80000000 r--u is kernel text")),
         "{e:?}"
     );
 }
