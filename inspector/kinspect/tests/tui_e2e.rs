@@ -192,9 +192,11 @@ fn launch_type_halt_expand_translate_quit() {
     t.keys(&[":"]);
     t.type_text("translate proc[1].kstack");
     t.keys(&["Enter"]);
-    t.wait("sh's stack is not in init's kernel page table", Duration::from_secs(20), |s| {
-        s.contains("=> proc[1].kstack = 0x3fffffb000: page fault at level 0")
-    });
+    t.wait(
+        "sh's stack is not in init's kernel page table",
+        Duration::from_secs(20),
+        |s| s.contains("=> proc[1].kstack = 0x3fffffb000: page fault at level 0"),
+    );
     t.keys(&["Escape"]);
     t.wait("the pop-up closed", Duration::from_secs(10), |s| {
         !s.contains("Esc closes")

@@ -212,6 +212,20 @@ pub fn backtrace(
         symbol: symbolize(syms, regs.pc),
         line: source_line(syms, regs.pc),
     });
+    // At a function's first instruction (a breakpoint on it) the function
+    // has not pushed its frame record yet: s0 is still its caller's, whose
+    // record names the caller's caller. The caller is in ra.
+    let at_entry = syms
+        .and_then(|s| s.symbolize(regs.pc))
+        .is_some_and(|(_, off)| off == 0);
+    if at_entry && in_code(regs.x[1]) {
+        bt.frames.push(FrameRow {
+            pc: regs.x[1],
+            fp: None,
+            symbol: symbolize(syms, regs.x[1]),
+            line: source_line(syms, regs.x[1].wrapping_sub(2)),
+        });
+    }
     let root = satp
         .map(Satp)
         .filter(|s| s.mode() == SatpMode::Sv39)

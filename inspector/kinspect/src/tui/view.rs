@@ -311,16 +311,21 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
         state,
         Span::raw(format!(" {} ", app.target_name)),
     ];
+    let wide = area.width >= 100;
     if let Some(d) = app.stale_for() {
-        l1.push(Span::styled(
-            format!(" views from {} ago ", age(d)),
-            t.dim(),
-        ));
+        let txt = if wide {
+            format!(" views from {} ago ", age(d))
+        } else {
+            format!(" stale {} ", age(d))
+        };
+        l1.push(Span::styled(txt, t.dim()));
     }
     if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
         l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
     }
-    l1.push(Span::styled(" ? help  q quit", t.dim()));
+    if wide {
+        l1.push(Span::styled(" ? help  q quit", t.dim()));
+    }
     let mut l2 = Vec::new();
     if let Some(s) = &app.snapshot {
         for h in &s.harts {
@@ -330,7 +335,7 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
                 "{}hart{} {p}{} ",
                 if sel { "▸" } else { " " },
                 h.hart,
-                if app.running { " run" } else { "" }
+                if app.running && wide { " run" } else { "" }
             );
             l2.push(Span::styled(
                 txt,
@@ -341,8 +346,13 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
             match h.csr(Csr::Satp) {
                 Some(v) => {
                     let s = Satp(v);
+                    let value = if area.width >= 90 {
+                        format!(" {v:#018x}")
+                    } else {
+                        String::new()
+                    };
                     l2.push(Span::raw(format!(
-                        "│ satp {v:#018x} {} asid {} root {:#x}",
+                        "│ satp{value} {} asid {} root {:#x}",
                         s.mode(),
                         s.asid(),
                         s.root_pa()
