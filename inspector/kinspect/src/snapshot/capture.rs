@@ -158,3 +158,47 @@ pub fn capture(target: &mut dyn Target, opts: &Options) -> Result<(Snapshot, Ram
         via,
     ))
 }
+
+/// A target that remembers which physical pages were read through it:
+/// run the commands a fixture must support through it, then
+/// [`capture`] with `pages: Some(recording.pages)` keeps just those.
+pub struct Recording<'a> {
+    pub inner: &'a mut dyn Target,
+    pub pages: BTreeSet<u64>,
+}
+
+impl Target for Recording<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn harts(&mut self) -> crate::target::Result<Vec<crate::target::Hart>> {
+        self.inner.harts()
+    }
+
+    fn read_phys(&mut self, pa: u64, buf: &mut [u8]) -> crate::target::Result<()> {
+        self.inner.read_phys(pa, buf)?;
+        let end = pa.saturating_add(buf.len() as u64);
+        let mut p = pa & !(PAGE - 1);
+        while p < end {
+            self.pages.insert(p);
+            p += PAGE;
+        }
+        Ok(())
+    }
+
+    fn regs(
+        &mut self,
+        hart: crate::target::Hart,
+    ) -> crate::target::Result<crate::target::GeneralRegs> {
+        self.inner.regs(hart)
+    }
+
+    fn csr(&mut self, hart: crate::target::Hart, csr: Csr) -> crate::target::Result<u64> {
+        self.inner.csr(hart, csr)
+    }
+
+    fn run_state(&mut self) -> crate::target::Result<crate::target::RunState> {
+        self.inner.run_state()
+    }
+}
