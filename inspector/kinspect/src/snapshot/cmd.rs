@@ -46,6 +46,9 @@ pub fn open(cli: &Cli, path: &Path, warn: &mut dyn Write) -> Result<SnapshotTarg
             .check_kernel(&path.display().to_string(), &elf.display().to_string(), &id)?;
     }
     if t.meta().format == elfcore::FORMAT {
+        if let Some(elf) = &elf {
+            check_core_build_id(&mut t, path, elf)?;
+        }
         let va = elf
             .as_deref()
             .and_then(|e| crate::commands::symbols::Symbols::load(e).ok())
@@ -68,6 +71,39 @@ pub fn open(cli: &Cli, path: &Path, warn: &mut dyn Write) -> Result<SnapshotTarg
         }
     }
     Ok(t)
+}
+
+/// A QEMU core carries no identity of its own, but a kernel that loads its
+/// GNU build-id note into RAM (symbol `build_id`: namesz, descsz, type,
+/// "GNU\0", then the id at `build_id + 16`; docs/kernel-contract.md)
+/// carries it in the core's memory: compare that with the ELF's note.
+fn check_core_build_id(t: &mut SnapshotTarget, path: &Path, elf: &Path) -> Result<()> {
+    use crate::target::Target;
+    let Ok(id) = identity::of_elf_file(elf) else {
+        return Ok(());
+    };
+    let Some(want) = id.build_id else {
+        return Ok(());
+    };
+    let Some(addr) = crate::commands::symbols::Symbols::load(elf)
+        .ok()
+        .and_then(|s| s.lookup("build_id"))
+    else {
+        return Ok(());
+    };
+    let mut got = vec![0u8; want.len() / 2];
+    if t.read_phys(addr.wrapping_add(16), &mut got).is_err() {
+        return Ok(());
+    }
+    let got: String = got.iter().map(|b| format!("{b:02x}")).collect();
+    if got != want {
+        return Err(Error::Snapshot(format!(
+            "{} holds a kernel with build id {got}, but {} has build id {want}: pass the kernel it was taken of with --elf",
+            path.display(),
+            elf.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Called by `cli::main` before connecting: `Some` when the command runs
