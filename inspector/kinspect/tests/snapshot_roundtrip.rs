@@ -248,5 +248,14 @@ fn qemu_elf_core_opens_with_live_registers_and_recovered_satp() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(live, off);
     assert!(live.lines().count() > 100, "{live}");
+    // A core cut short is one line and exit 6.
+    let bytes = std::fs::read(&core).unwrap();
+    let cut = tmp("cut.core");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let (code, out, err) = kinspect(&["--snapshot", cut.to_str().unwrap(), "--elf", elf, "satp"]);
+    assert_eq!(code, BAD_SNAPSHOT, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("truncated"), "{err}");
+    let _ = std::fs::remove_file(&cut);
     let _ = std::fs::remove_file(&core);
 }

@@ -224,7 +224,8 @@ pub fn unwind(
             break format!("the stack pointer went down ({sp:#x} < {prev_sp:#x}): corrupt stack");
         }
         if ra == pc {
-            break "the frame repeats itself".into();
+            // _entry calls main with the boot stack's first frame record.
+            break "the frame repeats itself (the boot stack's first frame)".into();
         }
         pc = ra;
         cur = next;
