@@ -121,7 +121,8 @@ Exit codes:
   2  bad input (usage, numbers, unknown symbol or hart)
   3  cannot reach the target (nothing on --gdb, connection lost, time-out)
   4  translate: the address does not translate
-  5  check: the kernel has at least one error-severity finding";
+  5  check: the kernel has at least one error-severity finding
+  6  --snapshot/serve: the file is damaged, not a snapshot, or of another kernel";
 
 /// Inspect an xv6-style RISC-V kernel running under QEMU.
 ///
