@@ -32,8 +32,11 @@ const SECTION_HEADER_LEN: usize = 24;
 const FLAG_DEFLATE: u32 = 1;
 /// At most this many sections (bounded parsing of damaged files).
 const MAX_SECTIONS: u32 = 64;
-/// At most this much memory in one region (16 GiB).
-const MAX_REGION_PAGES: u64 = 1 << 22;
+/// At most this much memory in one region (4 GiB).
+const MAX_REGION_PAGES: u64 = 1 << 20;
+/// At most this many bytes inflated from one section (a region of
+/// MAX_REGION_PAGES raw pages and its header): a deflate bomb stops here.
+const MAX_INFLATED: u64 = 16 + MAX_REGION_PAGES * (1 + PAGE);
 
 /// Page kinds in a `RAM ` section.
 pub mod kind {
@@ -206,6 +209,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Snapshot, SnapshotError> {
         let payload = if flags & FLAG_DEFLATE != 0 {
             let mut v = Vec::new();
             DeflateDecoder::new(stored)
+                .take(MAX_INFLATED)
                 .read_to_end(&mut v)
                 .map_err(|e| corrupt(format!("the {name} section does not inflate: {e}")))?;
             v

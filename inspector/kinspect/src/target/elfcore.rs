@@ -24,8 +24,8 @@ pub const FORMAT: &str = "QEMU dump-guest-memory ELF core";
 const PRSTATUS_PID: usize = 32;
 const PRSTATUS_REGS: usize = 112;
 const PRSTATUS_LEN: usize = PRSTATUS_REGS + 32 * 8;
-/// At most this much RAM in one core (bounded allocation for damaged files).
-const MAX_LOAD: u64 = 16 << 30;
+/// At most this much RAM in one PT_LOAD (bounded allocation for damaged files).
+const MAX_LOAD: u64 = 4 << 30;
 
 /// Does `bytes` start like an ELF file?
 pub fn is_elf(bytes: &[u8]) -> bool {
