@@ -30,7 +30,7 @@ fn ms(d: Duration) -> String {
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument would be ignored.
     let mut m = Machine::start();
-    m.wait_for("hart 2 starting", Duration::from_secs(60));
+    m.wait_for("$ ", Duration::from_secs(60));
     m.pause();
     let addr = m.gdb_addr();
     let runs = 15;

@@ -35,7 +35,9 @@ fn text(b: &[u8]) -> String {
 
 fn booted() -> Machine {
     let mut m = Machine::start();
-    m.wait_for("hart 2 starting", BOOT);
+    // The shell prompt, not "hart 2 starting": a hart prints that line before
+    // it loads satp (as xv6 does), so its satp may still be 0 right after.
+    m.wait_for("$ ", BOOT);
     m.pause();
     m
 }
@@ -140,7 +142,9 @@ fn translate_agrees_with_gva2gpa() {
 #[test]
 fn a_running_machine_is_left_running() {
     let mut m = Machine::start();
-    m.wait_for("hart 2 starting", BOOT);
+    // The shell prompt, not "hart 2 starting": a hart prints that line before
+    // it loads satp (as xv6 does), so its satp may still be 0 right after.
+    m.wait_for("$ ", BOOT);
     let out = kinspect(&m, &["satp"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let status = m.hmp(0, "info status");
