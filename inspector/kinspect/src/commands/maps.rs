@@ -7,10 +7,10 @@
 //! hart N line for line. Findings about the table go to stderr.
 
 use kinspect_sv39::info_mem::{self, Range};
-use kinspect_sv39::{walk, Finding, SatpMode, WalkLimits};
+use kinspect_sv39::{Finding, SatpMode};
 use serde::Serialize;
 
-use super::{require_sv39, resolve_root, Ctx, Root, TargetMem};
+use super::{require_sv39, resolve_root, walk_root, Ctx, Root};
 use crate::cli::{Error, Result, Select};
 
 /// `--json` output of `maps`.
@@ -75,18 +75,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, filter: &[String]) -> Result<()> 
         return Ok(());
     }
     require_sv39(&root)?;
-    let limits = WalkLimits {
-        ram: ctx.ram,
-        ..WalkLimits::default()
-    };
-    let mut mem = TargetMem {
-        target: ctx.target()?,
-        fatal: None,
-    };
-    let w = match walk(&mut mem, root.root, limits) {
-        Ok(w) => w,
-        Err(e) => return Err(mem.error(e)),
-    };
+    let w = walk_root(ctx, root.root)?;
     let ranges: Vec<Range> = info_mem::ranges(&w)
         .into_iter()
         .filter(|r| terms.iter().all(|t| r.has(t.letter) == t.set))

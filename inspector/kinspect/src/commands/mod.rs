@@ -147,6 +147,23 @@ impl PhysRead for TargetMem<'_> {
     }
 }
 
+/// Walk the page table at `root` over the target's physical memory, every
+/// level, bounded by the RAM the command was told about (`--ram-mib`).
+pub fn walk_root(ctx: &mut Ctx<'_>, root: u64) -> Result<kinspect_sv39::Walk> {
+    let limits = kinspect_sv39::WalkLimits {
+        ram: ctx.ram,
+        ..kinspect_sv39::WalkLimits::default()
+    };
+    let mut mem = TargetMem {
+        target: ctx.target()?,
+        fatal: None,
+    };
+    match kinspect_sv39::walk(&mut mem, root, limits) {
+        Ok(w) => Ok(w),
+        Err(e) => Err(mem.error(e)),
+    }
+}
+
 impl TargetMem<'_> {
     /// Turn a walk's fatal read error back into the target's error.
     pub fn error(&mut self, e: ReadError) -> Error {

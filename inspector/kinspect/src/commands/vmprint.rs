@@ -4,10 +4,10 @@
 //! `--va`, the virtual address the entry starts at), values as xv6's `%p`.
 
 use kinspect_sv39::vmprint::{self, Label};
-use kinspect_sv39::{walk, Finding, WalkEntry, WalkLimits};
+use kinspect_sv39::{Finding, WalkEntry};
 use serde::Serialize;
 
-use super::{require_sv39, resolve_root, Ctx, Root, TargetMem};
+use super::{require_sv39, resolve_root, walk_root, Ctx, Root};
 use crate::cli::{Result, Select};
 
 /// `--json` output of `vmprint`.
@@ -24,18 +24,7 @@ pub struct VmprintJson {
 pub fn run(ctx: &mut Ctx<'_>, select: &Select, va: bool) -> Result<()> {
     let root = resolve_root(ctx, select)?;
     require_sv39(&root)?;
-    let limits = WalkLimits {
-        ram: ctx.ram,
-        ..WalkLimits::default()
-    };
-    let mut mem = TargetMem {
-        target: ctx.target()?,
-        fatal: None,
-    };
-    let w = match walk(&mut mem, root.root, limits) {
-        Ok(w) => w,
-        Err(e) => return Err(mem.error(e)),
-    };
+    let w = walk_root(ctx, root.root)?;
     if ctx.json {
         return ctx.json(&VmprintJson {
             root,
