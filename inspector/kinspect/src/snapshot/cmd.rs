@@ -55,9 +55,25 @@ pub fn open(cli: &Cli, path: &Path, warn: &mut dyn Write) -> Result<SnapshotTarg
             .and_then(|s| s.lookup("kernel_pagetable"));
         match va {
             Some(va) => {
-                let note = elfcore::recover_satp(&mut t, va).map_err(|e| {
+                let mut note = elfcore::recover_satp(&mut t, va).map_err(|e| {
                     Error::Snapshot(format!("{}: {e}", path.display()))
                 })?;
+                let debug = elf
+                    .as_deref()
+                    .and_then(|e| kinspect_symbols::Symbols::open(e).ok());
+                let profile = crate::model::Profile::builtin(&cli.profile);
+                if let (Some(debug), Some(profile)) = (debug, profile) {
+                    let ram = kinspect_sv39::Ram {
+                        base: 0x8000_0000,
+                        size: cli.ram_mib.saturating_mul(1 << 20),
+                    };
+                    let refined = elfcore::refine_satp(&mut t, &debug, profile, ram);
+                    if !refined.is_empty() {
+                        note.push_str("; except ");
+                        note.push_str(&refined.join(", "));
+                    }
+                }
+                t.snapshot_mut().meta.notes = vec![note.clone()];
                 writeln!(warn, "kinspect: note: {note}")?;
             }
             None => writeln!(

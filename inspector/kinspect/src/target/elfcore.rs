@@ -158,9 +158,63 @@ pub fn recover_satp(
     for h in &mut target.snapshot_mut().harts {
         h.csrs.insert("satp".into(), satp);
     }
-    let note = format!(
-        "QEMU ELF core: no CSRs saved; every hart's satp is taken from kernel_pagetable ({root:#x}), priv/sstatus/scause are unknown"
-    );
-    target.snapshot_mut().meta.notes = vec![note.clone()];
-    Ok(note)
+    Ok(format!(
+        "QEMU ELF core: no CSRs saved (priv/sstatus/scause are unknown); every hart's satp is taken from kernel_pagetable ({root:#x})"
+    ))
+}
+
+/// Refine [`recover_satp`] from the process table: a hart whose
+/// `cpus[h].proc` is set and whose pc is in the kernel (at or above
+/// `kernbase`) was translating through that process's kernel page table
+/// (`kpagetable`, when the kernel has one); one whose pc is below it, in
+/// user mode, through the process's user table. Returns one note per hart
+/// changed, saying where its satp came from.
+pub fn refine_satp(
+    target: &mut super::snapshot::SnapshotTarget,
+    syms: &kinspect_symbols::Symbols,
+    profile: crate::model::Profile,
+    ram: kinspect_sv39::Ram,
+) -> Vec<String> {
+    use crate::model::{Kernel, PhysCache};
+    let Ok(kernel) = Kernel::new(syms, profile) else {
+        return Vec::new();
+    };
+    let state = {
+        let mut phys = PhysCache::new(&mut *target);
+        match kernel.read_state(&mut phys, ram) {
+            Ok(s) => s,
+            Err(_) => return Vec::new(),
+        }
+    };
+    let mut notes = Vec::new();
+    for h in &mut target.snapshot_mut().harts {
+        let Some(slot) = state
+            .cpus
+            .iter()
+            .find(|c| c.hart == h.hart)
+            .and_then(|c| c.slot)
+        else {
+            continue;
+        };
+        let Some(p) = state.procs.iter().find(|p| p.slot == slot) else {
+            continue;
+        };
+        let (root, what) = if h.pc >= ram.base {
+            match p.kpagetable {
+                Some(k) if k != 0 => (k, "kernel page table"),
+                _ => continue,
+            }
+        } else {
+            (p.pagetable, "user page table")
+        };
+        if root == 0 || root % PAGE != 0 {
+            continue;
+        }
+        h.csrs.insert("satp".into(), (8u64 << 60) | (root >> 12));
+        notes.push(format!(
+            "hart {} from pid {} ({})'s {what} {root:#x} (cpus[{}].proc, pc {:#x})",
+            h.hart, p.pid, p.name, h.hart, h.pc
+        ));
+    }
+    notes
 }
