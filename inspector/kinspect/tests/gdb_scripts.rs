@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kinspect_testkit::{gdb_batch, parse_procdump, Machine};
+use kinspect_testkit::{gdb_batch, Machine};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -49,23 +49,11 @@ fn kmaps_equals_qemus_info_mem_on_every_hart() {
 
 #[test]
 fn kprocs_matches_the_kernels_own_process_list() {
-    let mut m = Machine::start();
-    m.wait_for("$ ", T);
-    let mark = m.console_len();
-    m.send(b"cat &\n"); // a background cat sleeps reading the console
-    m.wait_for_after(mark, "$ ", T);
-    // Let the background child reach its sleep.
-    std::thread::sleep(Duration::from_millis(500));
-    let mark = m.console_len();
-    m.send(&[0x10]); // Ctrl-P
-    m.wait_for_after(mark, "cat", T);
-    std::thread::sleep(Duration::from_millis(300));
-    let console = m.console();
-    let listed = parse_procdump(&console[mark..]);
+    let mut m = Machine::shell_with_background_cats(1);
+    let listed = m.procdump();
     assert!(
         listed.len() >= 3,
-        "Ctrl-P listed too few processes:\n{}",
-        &console[mark..]
+        "Ctrl-P listed too few processes: {listed:?}"
     );
     m.pause();
     let out = gdb_batch(&m.gdb_addr(), &["kprocs"]);
@@ -81,13 +69,7 @@ fn kprocs_matches_the_kernels_own_process_list() {
             ))
         })
         .collect();
-    assert_eq!(
-        rows,
-        listed,
-        "kprocs:\n{}\nCtrl-P:\n{}",
-        out[0],
-        &console[mark..]
-    );
+    assert_eq!(rows, listed, "kprocs:\n{}\nCtrl-P: {listed:?}", out[0]);
 }
 
 #[test]

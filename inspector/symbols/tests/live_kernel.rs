@@ -7,12 +7,8 @@
 //! so this checks the symbol layer alone. xv6's kernel data is
 //! identity-mapped, so a global's link address is its physical address.
 
-use std::time::Duration;
-
 use kinspect_symbols::{Memory, MemoryError, Symbols};
-use kinspect_testkit::{parse_procdump, root, Machine};
-
-const T: Duration = Duration::from_secs(60);
+use kinspect_testkit::{root, Machine};
 
 /// Physical memory through QEMU's `xp` monitor command.
 struct MonitorMemory<'a>(&'a mut Machine);
@@ -77,22 +73,11 @@ fn process_table_read_through_dwarf_matches_ctrl_p() {
         return;
     }
     let syms = Symbols::open(&elf).unwrap();
-    let mut m = Machine::start();
-    m.wait_for("$ ", T);
-    let mark = m.console_len();
-    m.send(b"cat &\n"); // a background cat sleeps reading the console
-    m.wait_for_after(mark, "$ ", T);
-    std::thread::sleep(Duration::from_millis(500));
-    let mark = m.console_len();
-    m.send(&[0x10]); // Ctrl-P
-    m.wait_for_after(mark, "cat", T);
-    std::thread::sleep(Duration::from_millis(300));
-    let console = m.console();
-    let listed = parse_procdump(&console[mark..]);
+    let mut m = Machine::shell_with_background_cats(1);
+    let listed = m.procdump();
     assert!(
         listed.len() >= 3,
-        "Ctrl-P listed too few processes:\n{}",
-        &console[mark..]
+        "Ctrl-P listed too few processes: {listed:?}"
     );
     m.pause();
 
@@ -116,12 +101,7 @@ fn process_table_read_through_dwarf_matches_ctrl_p() {
             p.field("name").unwrap().as_cstr().unwrap(),
         ));
     }
-    assert_eq!(
-        ours,
-        listed,
-        "proc[] via DWARF vs Ctrl-P:\n{}",
-        &console[mark..]
-    );
+    assert_eq!(ours, listed, "proc[] via DWARF vs Ctrl-P");
 
     // Expressions over live memory: the first process's name and parent.
     let init = syms.eval_address("&proc[0]", &mut mem).unwrap();

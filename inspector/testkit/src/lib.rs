@@ -299,6 +299,50 @@ impl Machine {
         self.qmp_execute(serde_json::json!({"execute": "cont"}));
     }
 
+    /// Boot (xv6's defaults) to the shell prompt and start `cats`
+    /// background `cat`s: each sleeps reading the console, so the process
+    /// table holds init, sh and them, all sleeping, until the test is done.
+    pub fn shell_with_background_cats(cats: usize) -> Machine {
+        let timeout = Duration::from_secs(90);
+        let mut m = Machine::start();
+        m.wait_for("$ ", timeout);
+        for _ in 0..cats {
+            let mark = m.console_len();
+            m.send(b"cat &\n");
+            m.wait_for_after(mark, "$ ", timeout);
+        }
+        // Let the last child get from fork to its read.
+        thread::sleep(Duration::from_millis(500));
+        m
+    }
+
+    /// Press Ctrl-P and return the kernel's own process list
+    /// (`pid state name`), read once the console has gone quiet.
+    pub fn procdump(&mut self) -> Vec<(i64, String, String)> {
+        let mark = self.console_len();
+        self.send(&[0x10]);
+        self.wait_quiet(mark, Duration::from_millis(300), Duration::from_secs(10));
+        parse_procdump(&self.console()[mark..])
+    }
+
+    /// Wait until the console has printed something after byte `from` and
+    /// then nothing for `quiet`; gives up after `timeout`.
+    pub fn wait_quiet(&self, from: usize, quiet: Duration, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut last = self.console_len();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+            let now = self.console_len();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if now > from && since.elapsed() >= quiet {
+                return;
+            }
+        }
+    }
+
     /// Wait for QEMU to exit by itself (the test finisher, a kill from a
     /// test); returns its exit code or `None` on time-out.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {

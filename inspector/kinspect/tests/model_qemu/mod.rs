@@ -8,7 +8,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use kinspect_testkit::{gdb_batch, kernel_elf, parse_procdump, root, Machine};
+use kinspect_testkit::{gdb_batch, kernel_elf, root, Machine};
 
 pub const T: Duration = Duration::from_secs(90);
 
@@ -100,20 +100,8 @@ pub fn satp_of(m: &mut Machine, cpu: u32) -> u64 {
 /// Boot to the shell, start `n` background cats, press Ctrl-P and pause:
 /// returns the kernel's own list.
 pub fn boot_with_cats(n: usize) -> (Machine, Vec<(i64, String, String)>) {
-    let mut m = Machine::start();
-    m.wait_for("$ ", T);
-    for _ in 0..n {
-        let mark = m.console_len();
-        m.send(b"cat &\n"); // a background cat sleeps reading the console
-        m.wait_for_after(mark, "$ ", T);
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let mark = m.console_len();
-    m.send(&[0x10]); // Ctrl-P
-    m.wait_for_after(mark, "cat", T);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut m = Machine::shell_with_background_cats(n);
+    let listed = m.procdump();
     m.pause();
-    let console = m.console();
-    let listed = parse_procdump(&console[mark..]);
     (m, listed)
 }
