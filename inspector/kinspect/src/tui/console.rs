@@ -106,8 +106,11 @@ impl Qemu {
         vm.smp = smp;
         vm.gdb_port = Some(port);
         let command_line = vm.display();
-        let mut child = vm
-            .command()
+        let mut cmd = vm.command();
+        // Its own process group: closing the terminal (or tmux killing the
+        // pane) must not take down a QEMU the user chose to leave running.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
