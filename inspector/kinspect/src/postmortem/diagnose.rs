@@ -243,6 +243,50 @@ pub fn diagnose(
                     format!("a page table reused without clearing: {name} already maps {va:#x}")
                 };
             }
+            (None, Some(va)) => {
+                // The VA survived (an inlined mappages keeps it) but the table
+                // did not: say what the VA is and what the kernel's own table
+                // maps there, which is what every table that shares the
+                // kernel's entries holds too.
+                d.va = Some(va);
+                d.facts.push(format!("the VA being mapped: {va:#x}"));
+                d.facts
+                    .push("the page table it was going into is optimised out at this pc".into());
+                let is_trampoline = va & !(PGSIZE - 1) == profile.trampoline;
+                if is_trampoline {
+                    d.facts.push(format!("{va:#x} is TRAMPOLINE"));
+                }
+                if let Some(k) = kstack_note(state, va) {
+                    d.facts.push(k);
+                }
+                if let Some(s) = state.filter(|s| s.kernel_pagetable != 0) {
+                    let kpt = s.kernel_pagetable;
+                    match pte_of(target, kpt, va, ram) {
+                        Some((pa, pte)) => {
+                            let owners = phys_map(target, syms, profile, s, ram)
+                                .map(|m| m.owners(pa & !(PGSIZE - 1)))
+                                .unwrap_or_default();
+                            d.facts.push(format!(
+                                "in kernel_pagetable {kpt:#x}, {va:#x} is already mapped: PTE {:#018x} ({}) -> {pa:#x}, a page owned by: {}",
+                                pte.0,
+                                pte.attr_letters(),
+                                owners_text(&owners)
+                            ));
+                        }
+                        None => d.facts.push(format!(
+                            "{va:#x} is not mapped in kernel_pagetable {kpt:#x}"
+                        )),
+                    }
+                }
+                d.cause = if is_trampoline {
+                    format!("the trampoline mapped twice: the table being built already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", chain("mappages").split(" <- ").next().unwrap_or("its caller"))
+                } else if kstack_note(state, va).is_some_and(|k| k.contains("kernel stack KSTACK"))
+                {
+                    format!("a kernel stack mapped twice: {va:#x} is a kernel stack, already mapped in the table being built (as if mapped both at boot and again in allocproc)")
+                } else {
+                    format!("a mapping made twice: the table being built already maps {va:#x}")
+                };
+            }
             _ => {
                 d.facts.push("the VA and the table are optimised out at this pc (mappages keeps them in registers the unwinder could not recover)".into());
                 d.cause = "a mapping made twice; without the VA kinspect cannot say which".into();
