@@ -485,3 +485,46 @@ fn no_color_means_no_colour() {
     assert!(coloured, "colours are on without NO_COLOR");
     assert_eq!(r.app.tab, Tab::PageTable);
 }
+
+#[test]
+fn mouse_selects_a_process_and_a_tab() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    let mut r = Rig::new(false);
+    r.screen(80, 24); // lays out the panes the clicks land on
+    let click = |column: u16, row: u16| MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    let row = r.app.hits.procs_first_row + 1;
+    r.app.on_mouse(click(10, row));
+    r.settle();
+    assert_eq!(r.app.slot, Some(1), "the second row is slot 1");
+    let (_, x, _) = *r
+        .app
+        .hits
+        .tabs
+        .iter()
+        .find(|(t, _, _)| *t == Tab::Maps)
+        .expect("a Maps tab title");
+    let y = r.app.hits.detail.y;
+    r.app.on_mouse(click(x + 1, y));
+    r.settle();
+    assert_eq!(r.app.tab, Tab::Maps);
+    let s = r.screen(80, 24);
+    assert!(s.contains("user page table of pid 2 `sh`"), "{s}");
+}
+
+#[test]
+fn attach_without_a_terminal_is_one_line_and_exit_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .args(["--gdb", "localhost:1", "attach"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kinspect");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("need a terminal"), "{err}");
+}

@@ -209,3 +209,31 @@ impl Drop for Qemu {
         self.kill();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_from_the_uart() {
+        let mut c = ConsoleBuf::default();
+        c.push(b"xv6 kernel is booting\r\n\r\n$ ls\x08 \x08s\r\n");
+        assert_eq!(c.lines, ["xv6 kernel is booting", "", "$ ls"]);
+        assert_eq!(c.current, "");
+        c.push(b"\x10tab\there");
+        assert_eq!(c.current, "^Ptab    here");
+        assert_eq!(c.tail(2, 0), ["$ ls", "^Ptab    here"]);
+        assert_eq!(c.tail(2, 1), ["", "$ ls"]);
+        assert_eq!(c.tail(10, 100), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn keeps_a_bounded_history() {
+        let mut c = ConsoleBuf::default();
+        for i in 0..(MAX_LINES + 10) {
+            c.push(format!("{i}\n").as_bytes());
+        }
+        assert_eq!(c.lines.len(), MAX_LINES);
+        assert_eq!(c.lines[0], "10");
+    }
+}

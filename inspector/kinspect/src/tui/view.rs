@@ -167,6 +167,15 @@ pub fn regs_lines(app: &App) -> Vec<String> {
             }
             Csr::Sstatus => sstatus_names(*v),
             Csr::Scause => scause_name(*v),
+            Csr::Sie | Csr::Sip => {
+                let suffix = if *c == Csr::Sie { "IE" } else { "IP" };
+                let names: Vec<String> = [(1, "SS"), (5, "ST"), (9, "SE"), (13, "LCOF")]
+                    .iter()
+                    .filter(|(bit, _)| v >> bit & 1 != 0)
+                    .map(|(_, n)| format!("{n}{suffix}"))
+                    .collect();
+                names.join(" ")
+            }
             Csr::Sepc => sym(*v),
             Csr::Stvec => sym(*v & !3),
             _ => String::new(),
