@@ -20,9 +20,11 @@
 //! | `kvmpa` | `kvmpa: 0x...` | `kvmpa` of the guard page under this process's kernel stack finds no mapping |
 //! | `uvmunmap` | `uvmunmap: not mapped` | `uvmdealloc` shrinks from one page past `sz`, so `uvmunmap` meets an invalid PTE |
 //! | `freewalk` | `freewalk: leaf` | `uvmfree(pt, 0)` of a page table that still maps a page |
+//! | `remap-trampoline` | `remap` | a new kernel page table copies every root entry of `kernel_pagetable` (the trampoline's gigabyte too), then `mappages` maps TRAMPOLINE again: the per-process kernel page table lab's classic |
 //! | `pagefault` | `kerneltrap` | a load from the guard page under the kernel stack: scause 13, stval = the guard page |
 
 use crate::kalloc::kzalloc;
+use crate::memlayout::TRAMPOLINE;
 use crate::proc::myproc;
 use crate::riscv::{pg_round_up, PhysAddr, PteFlags, VirtAddr, PGSIZE};
 use crate::syscall::argint;
@@ -48,6 +50,9 @@ pub const KDEBUG_UVMUNMAP: i32 = 5;
 pub const KDEBUG_FREEWALK: i32 = 6;
 /// Kernel load page fault on the kernel-stack guard page (`kerneltrap`).
 pub const KDEBUG_PAGEFAULT: i32 = 7;
+
+/// Panic `remap`: a table sharing the kernel's top entry maps TRAMPOLINE again.
+pub const KDEBUG_REMAP_TRAMPOLINE: i32 = 8;
 
 /// 1 once `kdebug(KDEBUG_ENABLE)` ran since boot (unmangled, so kinspect
 /// and gdb can show it: `p kdebug_enabled`).
@@ -128,6 +133,27 @@ pub fn sys_kdebug() -> u64 {
                 if vm::mappages(pt, VirtAddr(0), PGSIZE, page, PteFlags::R | PteFlags::U).is_ok() {
                     vm::uvmfree(pt, 0);
                 }
+            }
+        }
+        KDEBUG_REMAP_TRAMPOLINE => {
+            // The pgtbl lab's classic: build a per-process kernel page
+            // table by copying every root entry of the kernel's (the
+            // trampoline's gigabyte included), then map the trampoline
+            // into it as if it were empty there.
+            let kernel = vm::kernel_pagetable_root();
+            let tramp = vm::kvmpa(kernel, VirtAddr(TRAMPOLINE));
+            if let (Some(pt), Some(tramp)) = (vm::uvmcreate(), tramp) {
+                for i in 0..512 {
+                    // SAFETY: both are live page-table roots; pt is ours.
+                    unsafe { (*pt).entries[i] = (*kernel).entries[i] };
+                }
+                let _ = vm::mappages(
+                    pt,
+                    VirtAddr(TRAMPOLINE),
+                    PGSIZE,
+                    tramp,
+                    PteFlags::R | PteFlags::X,
+                );
             }
         }
         KDEBUG_PAGEFAULT => {

@@ -216,6 +216,22 @@ fn remap_of_a_kernel_stack_names_the_stack() {
 }
 
 #[test]
+fn remap_of_the_trampoline_names_the_shared_top_entry() {
+    let (_m, r, _) = report_after("remap-trampoline", "panic: remap");
+    let d = &r["diagnosis"];
+    assert_eq!(d["va"].as_u64(), Some(0x3f_ffff_f000), "{d}");
+    let f = facts(&r);
+    assert!(f.contains("owned by: kernel text"), "{f}");
+    assert!(
+        d["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("the trampoline mapped twice"),
+        "{d}"
+    );
+}
+
+#[test]
 fn kvmpa_uvmunmap_freewalk_and_page_fault_are_explained() {
     let (_m, r, con) = report_after("kvmpa", "panic: kvmpa: 0x");
     let va = con

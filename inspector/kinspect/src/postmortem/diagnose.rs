@@ -195,6 +195,7 @@ pub fn diagnose(
                 }
             }
         }
+        let trampoline = profile.trampoline;
         match (pt, va) {
             (Some(pt), Some(va)) => {
                 let name = table_name(state, pt);
@@ -222,7 +223,9 @@ pub fn diagnose(
                     d.facts.push(k);
                 }
                 let callers = callers(report, hart, "mappages");
-                d.cause = if owners
+                d.cause = if va & !(PGSIZE - 1) == trampoline {
+                    format!("the trampoline mapped twice: {name} already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", callers.first().map(String::as_str).unwrap_or("its caller"))
+                } else if owners
                     .iter()
                     .any(|o| matches!(o, Owner::KernelStack { .. }))
                     || kstack_note(state, va).is_some_and(|k| k.contains("kernel stack KSTACK"))
@@ -252,7 +255,7 @@ pub fn diagnose(
                 d.facts.push(format!("the VA being mapped: {va:#x}"));
                 d.facts
                     .push("the page table it was going into is optimised out at this pc".into());
-                let is_trampoline = va & !(PGSIZE - 1) == profile.trampoline;
+                let is_trampoline = va & !(PGSIZE - 1) == trampoline;
                 if is_trampoline {
                     d.facts.push(format!("{va:#x} is TRAMPOLINE"));
                 }

@@ -3,7 +3,8 @@
 //! `kfault enable` releases the safety catch of the kernel-debugging system
 //! call `kdebug` (number 30, kernel/src/sysdebug.rs) until the next boot;
 //! `kfault KIND` then provokes one panic through the kernel's real code:
-//! remap, remap-kstack, kvmpa, uvmunmap, freewalk, pagefault.
+//! remap, remap-kstack, kvmpa, uvmunmap, freewalk, pagefault,
+//! remap-trampoline.
 //! `kfault status` prints whether it is enabled. See docs/kernel-contract.md.
 
 #![no_std]
@@ -17,13 +18,14 @@ entry!(main);
 const SYS_KDEBUG: usize = 30;
 
 /// The kinds, in the kernel's operation order (op = index + 2).
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "remap",
     "remap-kstack",
     "kvmpa",
     "uvmunmap",
     "freewalk",
     "pagefault",
+    "remap-trampoline",
 ];
 
 fn kdebug(op: i32) -> i32 {
@@ -32,7 +34,7 @@ fn kdebug(op: i32) -> i32 {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: kfault enable | status | remap | remap-kstack | kvmpa | uvmunmap | freewalk | pagefault");
+    eprintln!("usage: kfault enable | status | remap | remap-kstack | kvmpa | uvmunmap | freewalk | pagefault | remap-trampoline");
     exit(1)
 }
 
