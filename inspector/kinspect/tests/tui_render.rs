@@ -43,6 +43,9 @@ const KERN_ROOT: u64 = 0x87f0_5000;
 const KERN_TOP_L1: u64 = 0x87f0_6000;
 const KERN_TOP_L0: u64 = 0x87f0_7000;
 const KSTACK1_PA: u64 = 0x87f2_0000;
+const KSTACK0_PA: u64 = 0x87f2_1000;
+/// KSTACK(0): init's kernel stack page.
+const KSTACK0: u64 = 0x3f_ffff_d000;
 const BOOT_STACK: u64 = 0x87ff_0000;
 
 fn symbols() -> Arc<Symbols> {
@@ -143,6 +146,21 @@ fn machine(syms: &Symbols) -> MemoryTarget {
     let mut stack = vec![0u8; 4096];
     stack[..16].copy_from_slice(b"kstack of sh!\0\0\0");
     t.mem.write(KSTACK1_PA, &stack);
+
+    // init (slot 0) sleeps: swtch saved ra (in sched) and s0 in its
+    // context; one frame record on its kernel stack names sleep.
+    t.mem
+        .write_u64(KERN_TOP_L0 + 509 * 8, pte(KSTACK0_PA, V | R | W | A | D));
+    t.mem.write(KSTACK0_PA, &[0; 4096]);
+    let sched_fn = syms.global("sched").expect("sched").addr;
+    let sleep_fn = syms.global("sleep").expect("sleep").addr;
+    let s0 = KSTACK0 + 0x1000 - 0x20;
+    t.mem
+        .write_u64(proc_base + off("context.ra"), sched_fn + 0x10);
+    t.mem.write_u64(proc_base + off("context.s0"), s0);
+    t.mem
+        .write_u64(KSTACK0_PA + (s0 - KSTACK0) - 8, sleep_fn + 0x30); // ra
+    t.mem.write_u64(KSTACK0_PA + (s0 - KSTACK0) - 16, 0); // caller's s0
 
     // Hart 0 in the scheduler, with one frame record below its s0.
     let sched = syms.global("scheduler").expect("scheduler").addr;
@@ -254,7 +272,13 @@ impl Rig {
         let raw = self.raw_screen(w, h);
         let syms = self.app.symbols.clone().expect("symbols");
         let mut s = raw;
-        for (name, off) in [("scheduler", 0x20u64), ("main", 0x40), ("scheduler", 0)] {
+        for (name, off) in [
+            ("scheduler", 0x20u64),
+            ("main", 0x40),
+            ("scheduler", 0),
+            ("sched", 0x10),
+            ("sleep", 0x30),
+        ] {
             let a = syms.global(name).expect(name).addr + off;
             s = s.replace(&format!("{a:#018x}"), &format!("<{name}+{off:#x}>"));
         }
@@ -354,6 +378,12 @@ fn maps_registers_memory_backtrace_tabs() {
     let s = r.screen(80, 24);
     assert!(s.contains("#0") && s.contains("scheduler+0x20"), "{s}");
     assert!(s.contains("#1") && s.contains("main+0x40"), "{s}");
+    // init is not on a hart: its chain from the context swtch saved.
+    assert!(
+        s.contains("pid 1 `init` (sleeping): its saved context"),
+        "{s}"
+    );
+    assert!(s.contains("sched+0x10") && s.contains("sleep+0x30"), "{s}");
     insta::assert_snapshot!("backtrace_80x24", s);
 
     // Memory at sh's kernel stack, through the kernel page table.

@@ -203,6 +203,8 @@ pub struct App {
     /// Cursor in the detail tab's list, per tab.
     pub cursor: HashMap<&'static str, usize>,
     pub mem: MemView,
+    /// Chains of processes not on a hart, from their saved context.
+    pub proc_backtraces: HashMap<usize, Option<Result<super::snapshot::Backtrace, String>>>,
     pub console: ConsoleBuf,
     pub console_scroll: usize,
     /// Follow mode (launch): refresh when the console goes quiet.
@@ -272,6 +274,7 @@ impl App {
             expand_all_pending: false,
             cursor: HashMap::new(),
             mem: MemView::default(),
+            proc_backtraces: HashMap::new(),
             console: ConsoleBuf::default(),
             console_scroll: 0,
             follow: launched,
@@ -504,6 +507,7 @@ impl App {
             Reply::Snapshot(s) => {
                 self.busy = None;
                 self.walks.clear();
+                self.proc_backtraces.clear();
                 self.mem.loaded = false;
                 self.mem.pending = false;
                 if self.hart >= s.harts.len() {
@@ -568,6 +572,10 @@ impl App {
                     scroll: 0,
                 });
             }
+            Reply::ProcBacktrace(slot, bt) => {
+                self.busy = None;
+                self.proc_backtraces.insert(slot, Some(bt));
+            }
             Reply::SelectHart(h) => {
                 self.hart = h;
                 // And the process it runs, if any.
@@ -625,6 +633,20 @@ impl App {
                 if let std::collections::hash_map::Entry::Vacant(e) = self.walks.entry(root) {
                     e.insert(WalkState::Pending);
                     self.send(Request::Walk(root), "walking the page table…");
+                }
+            }
+        }
+        if self.tab == Tab::Backtrace {
+            let want = self
+                .selected_proc()
+                .filter(|p| p.hart.is_none() && !p.unused())
+                .map(|p| p.slot);
+            if let Some(slot) = want {
+                if let std::collections::hash_map::Entry::Vacant(e) =
+                    self.proc_backtraces.entry(slot)
+                {
+                    e.insert(None);
+                    self.send(Request::ProcBacktrace(slot), "reading the saved context…");
                 }
             }
         }

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
 use kinspect_sv39::Ram;
 use kinspect_symbols::Symbols;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use app::App;
 use console::Qemu;
@@ -168,6 +170,43 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Leave now, from a helper thread: put the terminal back, kill the QEMU
+/// `launch` started, exit.
+fn bail(qemu_pid: Option<u32>, why: &str, code: i32) -> ! {
+    // Not through `std::io::stdout()`: the UI thread may hold its lock
+    // forever (writing to a terminal that is gone).
+    let _ = crossterm::terminal::disable_raw_mode();
+    let reset = b"\x1b[?1006l\x1b[?1015l\x1b[?1003l\x1b[?1002l\x1b[?1000l\x1b[?1049l\x1b[?25h";
+    // SAFETY: writes `reset.len()` bytes from a live buffer to fd 1; the
+    // result is ignored (the terminal may be gone).
+    unsafe {
+        libc::write(1, reset.as_ptr().cast(), reset.len());
+    }
+    if let Some(pid) = qemu_pid.and_then(|p| libc::pid_t::try_from(p).ok()) {
+        // SAFETY: kill(2) takes no pointers; `pid` is the QEMU this process
+        // spawned and has not reaped (it is still our child).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    eprintln!("kinspect: {why}");
+    std::process::exit(code);
+}
+
+/// Whether the terminal on stdin has hung up (its other side closed).
+fn terminal_hung_up() -> bool {
+    let mut fds = [libc::pollfd {
+        fd: 0,
+        events: 0,
+        revents: 0,
+    }];
+    // SAFETY: `fds` is a valid array of one pollfd for the whole call;
+    // events 0 asks only for the conditions poll always reports (hang-up,
+    // error), so no input is consumed.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    n > 0 && fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
 /// Drain what the worker and QEMU sent; true if anything changed.
 fn pump(app: &mut App, replies: &Receiver<Reply>, qemu: &mut Option<&mut Qemu>) -> bool {
     let mut changed = false;
@@ -225,6 +264,7 @@ fn flush(app: &mut App, requests: &Sender<Request>, qemu: &mut Option<&mut Qemu>
 
 /// The event loop. Returns how the user chose to leave the guest.
 fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Result<Leave> {
+    let qemu_pid = qemu.as_deref().map(|q| q.pid()).filter(|p| *p != 0);
     app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let (req_tx, req_rx) = channel::<Request>();
     let (rep_tx, rep_rx) = channel::<Reply>();
@@ -240,6 +280,27 @@ fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Resu
         })
         .map_err(|e| Error::Failed(format!("cannot start the worker thread: {e}")))?;
 
+    // A closed terminal (SIGHUP) or a kill (SIGTERM, SIGINT) ends kinspect
+    // at once, whatever the UI thread is doing (crossterm's poll can spin
+    // on a terminal that is gone): the terminal is put back, and `launch`
+    // kills the QEMU it started, which runs in its own process group and
+    // would otherwise outlive us.
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .map_err(|e| Error::Failed(format!("cannot watch for signals: {e}")))?;
+    let signal_handle = signals.handle();
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            bail(qemu_pid, &format!("stopped by signal {sig}"), 128 + sig);
+        }
+    });
+    // The terminal can also vanish without a signal reaching us (tmux
+    // killing the pane): its fd then reports a hang-up.
+    std::thread::spawn(move || loop {
+        if terminal_hung_up() {
+            bail(qemu_pid, "the terminal is gone", 129);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
     let mut terminal = ratatui::init();
     let _guard = TerminalGuard;
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
@@ -260,13 +321,24 @@ fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Resu
         if let Some(l) = app.quit {
             break l;
         }
-        if event::poll(Duration::from_millis(30)).unwrap_or(false) {
-            match event::read() {
-                Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
-                Ok(Event::Mouse(m)) => app.on_mouse(m),
-                _ => {}
+        // The terminal gone (its reads fail) ends the UI like a signal.
+        let gone = if app.launched {
+            Leave::Kill
+        } else {
+            Leave::Running
+        };
+        match event::poll(Duration::from_millis(30)) {
+            Ok(true) => {
+                match event::read() {
+                    Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => app.on_key(k),
+                    Ok(Event::Mouse(m)) => app.on_mouse(m),
+                    Ok(_) => {}
+                    Err(_) => break gone,
+                }
+                dirty = true;
             }
-            dirty = true;
+            Ok(false) => {}
+            Err(_) => break gone,
         }
     };
     // Leave the guest as asked; bounded wait for the worker to confirm.
@@ -289,6 +361,7 @@ fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Resu
             Err(_) => break,
         }
     }
+    signal_handle.close();
     drop(req_tx);
     if handle.is_finished() {
         let _ = handle.join();

@@ -205,7 +205,13 @@ pub fn backtrace(
         );
         return Ok(bt);
     }
-    let in_code = |a: u64| syms.is_some_and(|s| s.symbolize(a).is_some());
+    // The kernel's text: from the start of RAM (where `_entry` is loaded)
+    // up to `etext`; without `etext`, anything a symbol covers.
+    let etext = syms.and_then(|s| s.global("etext").ok()).map(|g| g.addr);
+    let in_code = |a: u64| match etext {
+        Some(end) => a >= ram.base && a < end,
+        None => syms.is_some_and(|s| s.symbolize(a).is_some()),
+    };
     bt.frames.push(FrameRow {
         pc: regs.pc,
         fp: Some(regs.x[8]),
@@ -284,6 +290,68 @@ pub fn backtrace(
         fp = prev;
     }
     Ok(bt)
+}
+
+/// The chain of a process that is not on a hart: `swtch` saved its `ra`,
+/// `sp` and `s0` in `proc[slot].context`, so the walk starts at the saved
+/// `ra` (inside `sched`) with the saved `s0`, through the page table its
+/// kernel stack is mapped in (its own kernel table, else
+/// `kernel_pagetable`). The outer `Result` fails only when the connection
+/// does; the inner one says why there is no chain.
+pub fn saved_context_backtrace(
+    target: &mut dyn Target,
+    syms: &Symbols,
+    ram: Ram,
+    slot: usize,
+) -> Result<Result<Backtrace, String>, TargetError> {
+    let mut mem = KernelMem {
+        target: &mut *target,
+        root: None,
+        ram,
+        fatal: None,
+    };
+    let kpt = syms
+        .load_global(&mut mem, "kernel_pagetable")
+        .and_then(|v| v.as_addr())
+        .ok();
+    // A read that fails because the connection is gone, or because the
+    // kernel has no such field.
+    enum Fail {
+        Lost(TargetError),
+        Data(String),
+    }
+    let mut field = |f: &str| -> Result<u64, Fail> {
+        let r = syms.eval_address(&format!("proc[{slot}].{f}"), &mut mem);
+        if let Some(e) = mem.fatal.take() {
+            return Err(Fail::Lost(e));
+        }
+        r.map_err(|e| Fail::Data(e.to_string()))
+    };
+    let ra = field("context.ra");
+    let s0 = field("context.s0");
+    let kpagetable = match field("kpagetable") {
+        Ok(k) => Some(k).filter(|k| *k != 0),
+        Err(Fail::Lost(e)) => return Err(e),
+        Err(Fail::Data(_)) => None,
+    };
+    let (ra, s0) = match (ra, s0) {
+        (Ok(ra), Ok(s0)) => (ra, s0),
+        (Err(Fail::Lost(e)), _) | (_, Err(Fail::Lost(e))) => return Err(e),
+        (Err(Fail::Data(e)), _) | (_, Err(Fail::Data(e))) => {
+            return Ok(Err(format!("cannot read proc[{slot}].context: {e}")))
+        }
+    };
+    if ra == 0 {
+        return Ok(Err(format!(
+            "proc[{slot}].context is empty: the process has not been switched away from yet"
+        )));
+    }
+    let root = kpagetable.or(kpt).filter(|r| *r != 0);
+    let satp = root.map(|r| (8u64 << 60) | (r >> 12));
+    let mut x = [0u64; 32];
+    x[8] = s0;
+    let regs = GeneralRegs { x, pc: ra };
+    backtrace(target, Some(syms), ram, &regs, satp, Some(1)).map(Ok)
 }
 
 /// Read everything the views need from a halted machine.

@@ -610,6 +610,44 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                 ]));
             }
             lines.push(Line::styled(format!("({})", hs.backtrace.end), t.dim()));
+            // The selected process, when it is not on a hart: where it
+            // stopped, from the registers swtch saved.
+            if let Some(p) = app
+                .selected_proc()
+                .filter(|p| p.hart.is_none() && !p.unused())
+            {
+                lines.push(Line::raw(""));
+                lines.push(Line::styled(
+                    format!(
+                        "pid {} `{}` ({}): its saved context (swtch), innermost first",
+                        p.pid, p.name, p.state
+                    ),
+                    t.bold(),
+                ));
+                match app.proc_backtraces.get(&p.slot) {
+                    None | Some(None) => lines.push(Line::raw("reading…")),
+                    Some(Some(Err(e))) => lines.push(Line::styled(e.clone(), t.dim())),
+                    Some(Some(Ok(bt))) => {
+                        for (i, fr) in bt.frames.iter().enumerate() {
+                            lines.push(Line::from(vec![
+                                Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
+                                Span::styled(
+                                    fr.symbol.clone().unwrap_or_else(|| "??".into()),
+                                    t.fg(Color::Yellow),
+                                ),
+                                Span::styled(
+                                    fr.line
+                                        .as_ref()
+                                        .map(|l| format!("  {l}"))
+                                        .unwrap_or_default(),
+                                    t.dim(),
+                                ),
+                            ]));
+                        }
+                        lines.push(Line::styled(format!("({})", bt.end), t.dim()));
+                    }
+                }
+            }
             let cur = app.cursor_of("bt");
             let off = window(lines.len(), cur, h);
             f.render_widget(

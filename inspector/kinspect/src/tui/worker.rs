@@ -73,6 +73,9 @@ pub enum Request {
     Break(String),
     /// Remove every breakpoint.
     Delete,
+    /// The frame-pointer chain of a process that is not running, from the
+    /// registers `swtch` saved in its `context`.
+    ProcBacktrace(usize),
     Reconnect,
     Finish(Leave),
 }
@@ -96,6 +99,8 @@ pub enum Reply {
         title: String,
         lines: Vec<String>,
     },
+    /// A process's chain from its saved context (or why there is none).
+    ProcBacktrace(usize, Result<super::snapshot::Backtrace, String>),
     /// Look at this hart (the one that hit a breakpoint).
     SelectHart(Hart),
     /// One line for the message bar.
@@ -391,6 +396,7 @@ impl Worker {
                 | Request::Goto { .. }
                 | Request::Translate { .. }
                 | Request::Vmprint { .. }
+                | Request::ProcBacktrace(_)
         );
         if reads && self.running {
             // The target halts to be read; put the guest back running after.
@@ -496,6 +502,7 @@ impl Worker {
                 Err(e) => e,
             },
             Request::Break(expr) => self.breakpoint(&expr),
+            Request::ProcBacktrace(slot) => self.proc_backtrace(slot),
             Request::Delete => {
                 let was = self.running;
                 let mut out = Vec::new();
@@ -727,6 +734,25 @@ impl Worker {
                 lines,
             },
         ]
+    }
+
+    fn proc_backtrace(&mut self, slot: usize) -> Vec<Reply> {
+        let Some(syms) = self.symbols.clone() else {
+            return vec![Reply::ProcBacktrace(
+                slot,
+                Err("no kernel ELF to find the process's context".into()),
+            )];
+        };
+        let ram = self.ram;
+        let t = match self.backend.target() {
+            Ok(t) => t,
+            Err(e) => return self.fail("reading a saved context", e),
+        };
+        let r = super::snapshot::saved_context_backtrace(t, &syms, ram, slot);
+        match r {
+            Ok(bt) => vec![Reply::ProcBacktrace(slot, bt)],
+            Err(e) => self.fail("reading a saved context", e),
+        }
     }
 
     fn breakpoint(&mut self, expr: &str) -> Vec<Reply> {
