@@ -7,7 +7,8 @@
 # The commands read the kernel's structures through gdb's own symbol and
 # type information (no hard-coded offsets) and walk Sv39 page tables over
 # *physical* memory, as kinspect does: QEMU's `Qqemu.PhyMemMode:1` is set
-# for the walk and always restored to its previous value. Kernel globals
+# for the walk and always restored to its previous value (against
+# `kinspect serve`, its `monitor phys on` does the same). Kernel globals
 # live in xv6's identity-mapped region (KERNBASE..PHYSTOP), so their
 # addresses are physical addresses too.
 #
@@ -58,16 +59,37 @@ def _packet(text):
 
 
 class PhysicalMode:
-    """`with PhysicalMode():` reads physical memory; the previous mode is restored."""
+    """`with PhysicalMode():` reads physical memory; the previous mode is restored.
+
+    QEMU's stub has `Qqemu.PhyMemMode`. `kinspect serve` (a snapshot served
+    to gdb) has `monitor phys on|off` instead, and says which mode it is in
+    under `monitor help`."""
 
     def __enter__(self):
-        self.previous = _packet("qqemu.PhyMemMode") or "0"
-        if _packet("Qqemu.PhyMemMode:1") != "OK":
-            raise KinspectError("this gdb stub has no physical-memory mode (Qqemu.PhyMemMode): is it QEMU?")
-        return self
+        self.kind = None
+        reply = _packet("qqemu.PhyMemMode")
+        if reply in ("0", "1"):
+            self.kind = "qemu"
+            self.previous = reply
+            if _packet("Qqemu.PhyMemMode:1") != "OK":
+                raise KinspectError("QEMU refused Qqemu.PhyMemMode:1")
+            return self
+        try:
+            about = gdb.execute("monitor help", to_string=True)
+        except gdb.error:
+            about = ""
+        if "kinspect serving" in about:
+            self.kind = "kinspect"
+            self.previous = "on" if "(now physical)" in about else "off"
+            gdb.execute("monitor phys on", to_string=True)
+            return self
+        raise KinspectError("this gdb stub has no physical-memory mode (neither QEMU's Qqemu.PhyMemMode nor kinspect serve's monitor phys)")
 
     def __exit__(self, *exc):
-        _packet("Qqemu.PhyMemMode:" + self.previous)
+        if self.kind == "qemu":
+            _packet("Qqemu.PhyMemMode:" + self.previous)
+        elif self.kind == "kinspect":
+            gdb.execute("monitor phys " + self.previous, to_string=True)
         return False
 
 

@@ -388,10 +388,26 @@ impl Drop for Machine {
 /// Each command's output is returned separately (split on markers the
 /// helper echoes between commands). Panics if gdb cannot be run.
 pub fn gdb_batch(gdb_addr: &str, commands: &[&str]) -> Vec<String> {
+    gdb_batch_with(&kernel_elf(), gdb_addr, commands)
+}
+
+/// [`gdb_batch`] with another kernel ELF than target/kernel/kernel.elf
+/// (a C xv6 fixture, say).
+pub fn gdb_batch_with(elf: &Path, gdb_addr: &str, commands: &[&str]) -> Vec<String> {
     const MARK: &str = "@@kinspect-test-mark@@";
     let mut cmd = std::process::Command::new("gdb-multiarch");
     cmd.current_dir(root())
-        .args(["-nx", "-batch", "-x", "gdb-scripts/gdbinit"])
+        .args([
+            "-nx",
+            "-batch",
+            "-ex",
+            "set architecture riscv:rv64",
+            "-ex",
+            "set confirm off",
+        ])
+        .arg("-ex")
+        .arg(format!("file {}", elf.display()))
+        .args(["-ex", "source gdb-scripts/kinspect.py"])
         .arg("-ex")
         .arg(format!("target remote {gdb_addr}"));
     for c in commands {
