@@ -159,10 +159,13 @@ fn launch_type_halt_expand_translate_quit() {
         s.contains(" HALTED ")
     });
 
-    // 4. Expand the first entry of the page table.
+    // 4. Select init (slot 0) and expand the first entry of its page table.
+    t.keys(&[":"]);
+    t.type_text("proc 0");
+    t.keys(&["Enter"]);
     t.keys(&["1"]);
     let before = t.wait("the page table", Duration::from_secs(20), |s| {
-        s.contains("user page table of pid") && s.contains("▸ ..0: pte")
+        s.contains("user page table of pid 1 `init`") && s.contains("▸ ..0: pte")
     });
     assert!(!before.contains(" .. ..0: pte"), "{before}");
     t.keys(&["Enter"]);
