@@ -236,10 +236,6 @@ pub struct App {
     pub now: Option<SystemTime>,
 }
 
-fn key_is(k: &KeyEvent, c: char) -> bool {
-    k.code == KeyCode::Char(c) && !k.modifiers.contains(KeyModifiers::CONTROL)
-}
-
 impl App {
     pub fn new(target_name: String, symbols: Option<Arc<Symbols>>, launched: bool) -> App {
         let mut symbol_names: Vec<String> = Vec::new();
@@ -1349,13 +1345,5 @@ impl App {
         let taken = self.snapshot.as_ref()?.taken;
         let now = self.now.unwrap_or_else(SystemTime::now);
         Some(now.duration_since(taken).unwrap_or_default())
-    }
-
-    pub fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    pub fn is_char(k: &KeyEvent, c: char) -> bool {
-        key_is(k, c)
     }
 }

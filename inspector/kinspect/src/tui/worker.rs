@@ -23,7 +23,7 @@ use super::snapshot::{is_lost, read_snapshot, KernelMem, Snapshot};
 use crate::commands::TargetMem;
 use crate::target::memory::MemoryTarget;
 use crate::target::qemu::QemuTarget;
-use crate::target::{Hart, RunState, Target, TargetError};
+use crate::target::{Control as _, Hart, RunState, Target, TargetError};
 
 /// How to leave the guest on quit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,8 +242,6 @@ impl Backend for QemuBackend {
         r.and(done).map_err(|e| e.to_string())
     }
 }
-
-use crate::target::Control as _;
 
 /// A crafted or saved machine: it reads but never runs.
 pub struct MemoryBackend(pub MemoryTarget);
