@@ -192,7 +192,7 @@ fn qemu_elf_core_opens_with_live_registers_and_recovered_satp() {
         assert_eq!(live["pc"], off["pc"], "hart {h}");
         assert_eq!(live["gprs"], off["gprs"], "hart {h}");
     }
-    // satp recovered from kernel_pagetable, read independently by QEMU.
+    // kernel_pagetable, read independently by QEMU.
     let sym = {
         use object::{Object, ObjectSymbol};
         let data = std::fs::read(elf).unwrap();
@@ -223,9 +223,30 @@ fn qemu_elf_core_opens_with_live_registers_and_recovered_satp() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for h in v.as_array().unwrap() {
-        assert_eq!(h["root"].as_u64().unwrap(), root, "{out}");
+    // Each hart's recovered root is the table that hart really had in satp
+    // (read live from the paused machine): kernel_pagetable on an idle
+    // hart, the process's own table on a hart that was running one.
+    let (code, live, err) = kinspect(&["--gdb", &gdb, "--elf", elf, "--json", "satp"]);
+    assert_eq!(code, 0, "{err}");
+    let live: serde_json::Value = serde_json::from_str(&live).unwrap();
+    let harts = v.as_array().unwrap();
+    assert_eq!(harts.len(), 3, "{out}");
+    for (h, l) in harts.iter().zip(live.as_array().unwrap()) {
+        let recovered = h["root"].as_u64().unwrap();
+        let real = l["root"].as_u64().unwrap();
+        assert_eq!(
+            recovered, real,
+            "hart {}: recovered {out}\nlive {live}",
+            h["hart"]
+        );
     }
+    assert!(
+        live.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["root"].as_u64() == Some(root)),
+        "no hart is on kernel_pagetable {root:#x}: {live}"
+    );
     // The kernel page table walks the same from the core and live.
     let (_, live, _) = kinspect(&[
         "--gdb",
