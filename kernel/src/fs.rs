@@ -8,113 +8,21 @@
 //! This file contains the low-level file system manipulation routines.
 //! The (higher-level) system call implementations are in sysfile.rs.
 //!
-//! The on-disk format is xv6-riscv's exactly (what `mkfs` writes):
+//! The on-disk format is xv6-riscv's exactly, defined in `abi/fs_format.rs`
+//! (which `mkfs` compiles too) and re-exported here:
 //! ```text
 //! [ boot block | super block | log | inode blocks | free bit map | data blocks ]
 //! ```
 
+use crate::abi::stat::{Stat, T_DIR};
 use crate::bio::{bread, brelse, Buf, KernelCell};
 use crate::log::{initlog, log_write};
 use crate::param::{NINODE, ROOTDEV};
 use crate::proc::{either_copyin, either_copyout, myproc};
 use crate::sleeplock::Sleeplock;
 use crate::spinlock::Spinlock;
-use crate::stat::{Stat, T_DIR};
 
-/// Root i-number.
-pub const ROOTINO: u32 = 1;
-/// Block size.
-pub const BSIZE: usize = 1024;
-pub const FSMAGIC: u32 = 0x1020_3040;
-pub const NDIRECT: usize = 12;
-pub const NINDIRECT: usize = BSIZE / 4;
-pub const MAXFILE: usize = NDIRECT + NINDIRECT;
-/// Size of an on-disk inode.
-const DINODE_SIZE: usize = 64;
-/// Inodes per block.
-pub const IPB: u32 = (BSIZE / DINODE_SIZE) as u32;
-/// Bitmap bits per block.
-pub const BPB: u32 = (BSIZE * 8) as u32;
-/// Directory is a file containing a sequence of dirent structures.
-pub const DIRSIZ: usize = 14;
-/// Size of a directory entry on disk.
-pub const DIRENT_SIZE: u32 = 16;
-
-/// Disk layout:
-/// `[ boot block | super block | log | inode blocks | free bit map | data blocks ]`
-///
-/// mkfs computes the super block and builds an initial file system. The
-/// super block describes the disk layout.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SuperBlock {
-    /// Must be FSMAGIC.
-    pub magic: u32,
-    /// Size of file system image (blocks).
-    pub size: u32,
-    /// Number of data blocks.
-    pub nblocks: u32,
-    /// Number of inodes.
-    pub ninodes: u32,
-    /// Number of log blocks.
-    pub nlog: u32,
-    /// Block number of first log block.
-    pub logstart: u32,
-    /// Block number of first inode block.
-    pub inodestart: u32,
-    /// Block number of first free map block.
-    pub bmapstart: u32,
-}
-
-impl SuperBlock {
-    /// Block containing inode i.
-    pub fn iblock(&self, i: u32) -> u32 {
-        i / IPB + self.inodestart
-    }
-    /// Block of free map containing bit for block b.
-    pub fn bblock(&self, b: u32) -> u32 {
-        b / BPB + self.bmapstart
-    }
-}
-
-/// On-disk inode structure.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Dinode {
-    /// File type (0 = free).
-    pub typ: i16,
-    /// Major device number (T_DEVICE only).
-    pub major: i16,
-    /// Minor device number (T_DEVICE only).
-    pub minor: i16,
-    /// Number of links to inode in file system.
-    pub nlink: i16,
-    /// Size of file (bytes).
-    pub size: u32,
-    /// Data block addresses.
-    pub addrs: [u32; NDIRECT + 1],
-}
-
-const _: () = assert!(core::mem::size_of::<Dinode>() == DINODE_SIZE);
-
-/// A directory entry on disk.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Dirent {
-    pub inum: u16,
-    pub name: [u8; DIRSIZ],
-}
-
-impl Dirent {
-    fn as_bytes(&self) -> &[u8] {
-        // SAFETY: repr(C), 16 bytes without padding.
-        unsafe { core::slice::from_raw_parts(self as *const Dirent as *const u8, 16) }
-    }
-    fn as_bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above; any bytes are a valid Dirent.
-        unsafe { core::slice::from_raw_parts_mut(self as *mut Dirent as *mut u8, 16) }
-    }
-}
+pub use crate::abi::fs_format::*;
 
 /// In-memory copy of an inode (xv6's `struct inode`).
 #[repr(C)]

@@ -22,6 +22,7 @@
 #[macro_use]
 pub mod printf;
 
+pub mod abi;
 pub mod bio;
 pub mod console;
 pub mod exec;
@@ -39,7 +40,6 @@ pub mod riscv;
 pub mod sleeplock;
 pub mod spinlock;
 pub mod start;
-pub mod stat;
 pub mod swtch;
 pub mod syscall;
 pub mod sysdebug;

@@ -2,33 +2,14 @@
 //!
 //! The user ABI is xv6-riscv's: the number in a7, arguments in a0..a5, the
 //! result in a0 (-1 as u64 on error). Numbers are xv6's, `fork` 1 to
-//! `close` 21. To add a system call, give it a number here and a row in
-//! [`syscall_fn`].
+//! `close` 21, defined in `abi/syscalls.rs` (shared with the user library)
+//! and re-exported here. To add a system call, give it a number there and a
+//! row in [`syscall_fn`].
 
 use crate::proc::myproc;
 use crate::vm::{copyin, copyinstr};
 
-pub const SYS_FORK: usize = 1;
-pub const SYS_EXIT: usize = 2;
-pub const SYS_WAIT: usize = 3;
-pub const SYS_PIPE: usize = 4;
-pub const SYS_READ: usize = 5;
-pub const SYS_KILL: usize = 6;
-pub const SYS_EXEC: usize = 7;
-pub const SYS_FSTAT: usize = 8;
-pub const SYS_CHDIR: usize = 9;
-pub const SYS_DUP: usize = 10;
-pub const SYS_GETPID: usize = 11;
-pub const SYS_SBRK: usize = 12;
-pub const SYS_SLEEP: usize = 13;
-pub const SYS_UPTIME: usize = 14;
-pub const SYS_OPEN: usize = 15;
-pub const SYS_WRITE: usize = 16;
-pub const SYS_MKNOD: usize = 17;
-pub const SYS_UNLINK: usize = 18;
-pub const SYS_LINK: usize = 19;
-pub const SYS_MKDIR: usize = 20;
-pub const SYS_CLOSE: usize = 21;
+pub use crate::abi::syscalls::*;
 
 /// Fetch the u64 at `addr` from the current process. None if `addr` is
 /// outside the process's memory.

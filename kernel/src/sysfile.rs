@@ -4,6 +4,7 @@
 //! syscall.rs's table dispatches here; each function reads its arguments
 //! from the trapframe and returns the value for a0 (`u64::MAX` is -1).
 
+use crate::abi::stat::{T_DEVICE, T_DIR, T_FILE};
 use crate::file::{filealloc, fileclose, filedup, fileread, filestat, filewrite, FdType, File};
 use crate::fs::{
     dirlink, dirlookup, ialloc, ilock, iput, iunlock, iunlockput, iupdate, name_len, namei,
@@ -13,15 +14,10 @@ use crate::log::{begin_op, end_op};
 use crate::param::{MAXPATH, NDEV, NOFILE};
 use crate::pipe::pipealloc;
 use crate::proc::myproc;
-use crate::stat::{T_DEVICE, T_DIR, T_FILE};
 use crate::syscall::{argaddr, argint, argstr};
 
 /// Open flags (xv6's fcntl.h).
-pub const O_RDONLY: i32 = 0x000;
-pub const O_WRONLY: i32 = 0x001;
-pub const O_RDWR: i32 = 0x002;
-pub const O_CREATE: i32 = 0x200;
-pub const O_TRUNC: i32 = 0x400;
+pub use crate::abi::fcntl::*;
 
 const ERR: u64 = u64::MAX;
 

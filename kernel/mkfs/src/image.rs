@@ -134,7 +134,7 @@ impl Image {
         self.disk[o..o + DINODE_SIZE].copy_from_slice(&d.to_bytes());
     }
 
-    fn ialloc(&mut self, typ: u16) -> Result<u32, Error> {
+    fn ialloc(&mut self, typ: i16) -> Result<u32, Error> {
         if self.freeinode >= NINODES {
             return Err(Error::OutOfInodes);
         }

@@ -1,15 +1,18 @@
 //! The on-disk format, xv6-riscv's exactly (`kernel/fs.h`, `kernel/param.h`).
 //!
-//! The kernel's `fs.rs` reads what these constants describe; a disk made
-//! here boots a stock xv6-riscv kernel too.
+//! The constants and structs are the kernel's own, `kernel/src/abi/fs_format.rs`
+//! (re-exported here); this file adds mkfs's sizes (param.h) and the
+//! little-endian encoding of the superblock, inodes and directory entries.
+//! A disk made here boots a stock xv6-riscv kernel too.
 //!
 //! ```text
 //! block: 0      1       2 .. 31   32 .. 44      45       46 .. 1999
 //!       [boot | super | log     | inode blocks | bitmap | data      ]
 //! ```
 
-/// Block size in bytes.
-pub const BSIZE: usize = 1024;
+pub use crate::abi::fs_format::*;
+pub use crate::abi::stat::{T_DIR, T_FILE};
+
 /// Size of the file system image in blocks.
 pub const FSSIZE: u32 = 2000;
 /// Max data blocks any one file-system operation writes.
@@ -18,45 +21,6 @@ pub const MAXOPBLOCKS: u32 = 10;
 pub const LOGSIZE: u32 = MAXOPBLOCKS * 3;
 /// Number of inodes.
 pub const NINODES: u32 = 200;
-/// The superblock's magic number.
-pub const FSMAGIC: u32 = 0x1020_3040;
-/// Direct block addresses in an inode.
-pub const NDIRECT: usize = 12;
-/// Block addresses in the indirect block.
-pub const NINDIRECT: usize = BSIZE / 4;
-/// Largest file, in blocks.
-pub const MAXFILE: usize = NDIRECT + NINDIRECT;
-/// Size of an on-disk inode (`struct dinode`).
-pub const DINODE_SIZE: usize = 64;
-/// Inodes per block.
-pub const IPB: u32 = (BSIZE / DINODE_SIZE) as u32;
-/// Bitmap bits per block.
-pub const BPB: u32 = (BSIZE * 8) as u32;
-/// Length of a name in a directory entry (not NUL-terminated when full).
-pub const DIRSIZ: usize = 14;
-/// Size of a directory entry (`ushort inum; char name[DIRSIZ]`).
-pub const DIRENT_SIZE: usize = 2 + DIRSIZ;
-/// The root directory's inode number.
-pub const ROOTINO: u32 = 1;
-
-/// Inode types (`kernel/stat.h`).
-pub const T_DIR: u16 = 1;
-pub const T_FILE: u16 = 2;
-#[allow(dead_code)]
-pub const T_DEVICE: u16 = 3;
-
-/// `struct superblock`: seven little-endian u32s at the start of block 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SuperBlock {
-    pub magic: u32,
-    pub size: u32,
-    pub nblocks: u32,
-    pub ninodes: u32,
-    pub nlog: u32,
-    pub logstart: u32,
-    pub inodestart: u32,
-    pub bmapstart: u32,
-}
 
 impl SuperBlock {
     /// The layout mkfs.c computes for FSSIZE, NINODES and LOGSIZE.
@@ -101,18 +65,6 @@ impl SuperBlock {
     }
 }
 
-/// `struct dinode`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Dinode {
-    pub typ: u16,
-    pub major: u16,
-    pub minor: u16,
-    pub nlink: u16,
-    pub size: u32,
-    /// NDIRECT direct block numbers, then the indirect block's.
-    pub addrs: [u32; NDIRECT + 1],
-}
-
 impl Dinode {
     pub fn to_bytes(self) -> [u8; DINODE_SIZE] {
         let mut b = [0u8; DINODE_SIZE];
@@ -128,17 +80,17 @@ impl Dinode {
     }
 
     pub fn from_bytes(b: &[u8; DINODE_SIZE]) -> Dinode {
-        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let i16_at = |o: usize| i16::from_le_bytes([b[o], b[o + 1]]);
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let mut addrs = [0u32; NDIRECT + 1];
         for (i, a) in addrs.iter_mut().enumerate() {
             *a = u32_at(12 + i * 4);
         }
         Dinode {
-            typ: u16_at(0),
-            major: u16_at(2),
-            minor: u16_at(4),
-            nlink: u16_at(6),
+            typ: i16_at(0),
+            major: i16_at(2),
+            minor: i16_at(4),
+            nlink: i16_at(6),
             size: u32_at(8),
             addrs,
         }
@@ -146,8 +98,8 @@ impl Dinode {
 }
 
 /// A directory entry's bytes: inum, then the name NUL-padded to DIRSIZ.
-pub fn dirent_bytes(inum: u16, name: &[u8]) -> [u8; DIRENT_SIZE] {
-    let mut b = [0u8; DIRENT_SIZE];
+pub fn dirent_bytes(inum: u16, name: &[u8]) -> [u8; DIRENT_SIZE as usize] {
+    let mut b = [0u8; DIRENT_SIZE as usize];
     b[0..2].copy_from_slice(&inum.to_le_bytes());
     let n = name.len().min(DIRSIZ);
     b[2..2 + n].copy_from_slice(&name[..n]);

@@ -5,6 +5,10 @@
 //! kernel's `fs.rs` reads the result (so does a stock xv6-riscv kernel).
 //! Each file is stored under its base name with a leading `_` dropped.
 
+// The on-disk format's one definition, the kernel's kernel/src/abi/.
+#[allow(dead_code)]
+#[path = "../../src/abi/mod.rs"]
+mod abi;
 mod image;
 mod layout;
 

@@ -21,6 +21,10 @@
 
 pub extern crate alloc;
 
+/// The ABI the kernel defines (`kernel/src/abi/`: system call numbers, open
+/// flags, `struct stat`, the on-disk format), compiled from the same files.
+#[path = "../../src/abi/mod.rs"]
+pub mod abi;
 pub mod args;
 pub mod print;
 pub mod string;

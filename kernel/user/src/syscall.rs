@@ -4,44 +4,17 @@
 //! kernel, and the result comes back in a0 (-1 on error). [`raw`] has the
 //! untyped calls (usertests passes bad pointers through them); the typed
 //! wrappers below take Rust slices and strings and are what programs use.
+//! The numbers, open flags, `Stat` and `Dirent` come from [`crate::abi`],
+//! the kernel's own definitions, and are re-exported here.
 
 use core::arch::asm;
 
 use crate::string::CPath;
 
-pub const SYS_FORK: usize = 1;
-pub const SYS_EXIT: usize = 2;
-pub const SYS_WAIT: usize = 3;
-pub const SYS_PIPE: usize = 4;
-pub const SYS_READ: usize = 5;
-pub const SYS_KILL: usize = 6;
-pub const SYS_EXEC: usize = 7;
-pub const SYS_FSTAT: usize = 8;
-pub const SYS_CHDIR: usize = 9;
-pub const SYS_DUP: usize = 10;
-pub const SYS_GETPID: usize = 11;
-pub const SYS_SBRK: usize = 12;
-pub const SYS_SLEEP: usize = 13;
-pub const SYS_UPTIME: usize = 14;
-pub const SYS_OPEN: usize = 15;
-pub const SYS_WRITE: usize = 16;
-pub const SYS_MKNOD: usize = 17;
-pub const SYS_UNLINK: usize = 18;
-pub const SYS_LINK: usize = 19;
-pub const SYS_MKDIR: usize = 20;
-pub const SYS_CLOSE: usize = 21;
-
-/// Open flags (`kernel/fcntl.h`).
-pub const O_RDONLY: i32 = 0x000;
-pub const O_WRONLY: i32 = 0x001;
-pub const O_RDWR: i32 = 0x002;
-pub const O_CREATE: i32 = 0x200;
-pub const O_TRUNC: i32 = 0x400;
-
-/// Inode types in [`Stat::typ`].
-pub const T_DIR: i16 = 1;
-pub const T_FILE: i16 = 2;
-pub const T_DEVICE: i16 = 3;
+pub use crate::abi::fcntl::*;
+pub use crate::abi::fs_format::{Dirent, DIRSIZ};
+pub use crate::abi::stat::*;
+pub use crate::abi::syscalls::*;
 
 /// The console's device major number.
 pub const CONSOLE: i16 = 1;
@@ -50,50 +23,6 @@ pub const CONSOLE: i16 = 1;
 pub const MAXPATH: usize = 128;
 /// Longest argv the kernel accepts (xv6's MAXARG).
 pub const MAXARG: usize = 32;
-/// Length of a name in a directory entry.
-pub const DIRSIZ: usize = 14;
-
-/// `struct stat` (24 bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Stat {
-    /// File system's disk device.
-    pub dev: i32,
-    /// Inode number.
-    pub ino: u32,
-    /// T_DIR, T_FILE or T_DEVICE.
-    pub typ: i16,
-    /// Number of links to the file.
-    pub nlink: i16,
-    /// Size of the file in bytes.
-    pub size: u64,
-}
-
-/// `struct dirent` (16 bytes): inode number 0 marks a free slot.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Dirent {
-    pub inum: u16,
-    pub name: [u8; DIRSIZ],
-}
-
-impl Dirent {
-    /// The name, without its NUL padding.
-    pub fn name(&self) -> &[u8] {
-        let n = self.name.iter().position(|&c| c == 0).unwrap_or(DIRSIZ);
-        &self.name[..n]
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: Dirent is repr(C), 16 bytes with no padding.
-        unsafe { core::slice::from_raw_parts(self as *const Dirent as *const u8, 16) }
-    }
-
-    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: Dirent is repr(C), 16 bytes with no padding; any bytes are valid.
-        unsafe { core::slice::from_raw_parts_mut(self as *mut Dirent as *mut u8, 16) }
-    }
-}
 
 /// The untyped system calls: number and six register arguments.
 pub mod raw {

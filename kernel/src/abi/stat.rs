@@ -1,5 +1,6 @@
-//! `struct stat`, as user programs see it (xv6's stat.h): what `fstat`
-//! copies out. 24 bytes, the layout xv6-riscv's user programs compile in.
+//! `struct stat` (xv6's `kernel/stat.h`): what `fstat` copies out to user
+//! memory, 24 bytes, the layout xv6-riscv's user programs compile in. The
+//! T_* inode types are also the `typ` of an on-disk inode.
 
 /// Directory.
 pub const T_DIR: i16 = 1;
@@ -15,13 +16,15 @@ pub struct Stat {
     pub dev: i32,
     /// Inode number.
     pub ino: u32,
-    /// Type of file.
+    /// Type of file: T_DIR, T_FILE or T_DEVICE.
     pub typ: i16,
     /// Number of links to file.
     pub nlink: i16,
     /// Size of file in bytes.
     pub size: u64,
 }
+
+const _: () = assert!(core::mem::size_of::<Stat>() == 24);
 
 impl Stat {
     /// The bytes copyout writes to user memory.

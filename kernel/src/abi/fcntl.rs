@@ -1,0 +1,7 @@
+//! Open flags (xv6's `kernel/fcntl.h`): `open`'s second argument.
+
+pub const O_RDONLY: i32 = 0x000;
+pub const O_WRONLY: i32 = 0x001;
+pub const O_RDWR: i32 = 0x002;
+pub const O_CREATE: i32 = 0x200;
+pub const O_TRUNC: i32 = 0x400;
