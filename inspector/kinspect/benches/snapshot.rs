@@ -76,12 +76,7 @@ fn main() {
     assert!(said.trim().is_empty(), "dump-guest-memory: {said}");
     let size = std::fs::metadata(&core).expect("core").len();
     let back = reopen(&core);
-    rows.push((
-        "QEMU dump-guest-memory (ELF core)".into(),
-        size,
-        took,
-        back,
-    ));
+    rows.push(("QEMU dump-guest-memory (ELF core)".into(), size, took, back));
     println!(
         "| {:<46} | {:>10} | {:>8} | {:>8} |",
         "what", "size", "write", "reopen"
