@@ -8,9 +8,15 @@
 //! Waits are bounded; the tmux session and QEMU are killed by name and PID
 //! at the end whatever happens.
 
+mod model_common;
+
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use kinspect::snapshot::{capture, format, identity};
+use kinspect_sv39::Ram;
 
 struct Tmux {
     session: String,
@@ -223,4 +229,64 @@ fn launch_type_halt_expand_translate_quit() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `kinspect --snapshot FILE attach`: the TUI over a saved C xv6 machine
+/// (the model tests' gcc fixture scene), read-only: the processes show,
+/// `c` says the snapshot cannot run, and `q` quits at once.
+#[test]
+fn a_snapshot_opens_read_only_in_the_tui() {
+    const ELF: &str = "xv6_c.elf";
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-snap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut b = model_common::scene(ELF);
+    let pages: BTreeSet<u64> = b.t.mem.pages().map(|(pa, _)| pa).collect();
+    let opts = capture::Options {
+        ram: Ram::default(),
+        kernel: Some(identity::of_elf_file(&model_common::fixture(ELF)).expect("identity")),
+        pages: Some(pages),
+        pmemsave: false,
+    };
+    let (snap, _) = capture::capture(&mut b.t, &opts).expect("capture");
+    let file = dir.join("c-xv6.kisnap");
+    format::write(&snap, &file, 1).expect("write");
+    let t = Tmux {
+        session: format!("kinspect-snap-{}", std::process::id()),
+        qemu_pid: None,
+        dir: dir.clone(),
+    };
+    let shell = format!(
+        "NO_COLOR=1 {bin} --elf {} --snapshot {} attach 2>{}; echo kinspect-exited-$?; sleep 60",
+        model_common::fixture(ELF).display(),
+        file.display(),
+        dir.join("stderr").display()
+    );
+    let ok = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &t.session,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            &shell,
+        ])
+        .status()
+        .expect("tmux runs (apt-get install tmux)");
+    assert!(ok.success(), "tmux new-session failed");
+    let s = t.wait("the scene's processes", Duration::from_secs(30), |s| {
+        ["init", "sh", "cat"].iter().all(|n| has_proc(s, n))
+    });
+    assert!(s.contains("read-only"), "{s}");
+    t.keys(&["c"]);
+    t.wait("a refusal to run", Duration::from_secs(10), |s| {
+        s.contains("cannot run")
+    });
+    t.keys(&["q"]);
+    t.wait("kinspect to exit", Duration::from_secs(10), |s| {
+        s.contains("kinspect-exited-0")
+    });
 }

@@ -180,6 +180,9 @@ pub struct App {
     pub target_name: String,
     /// Started by `kinspect launch` (a console, and "kill QEMU" on quit).
     pub launched: bool,
+    /// A saved machine (`--snapshot`): nothing to leave running or halted,
+    /// so `q` quits at once.
+    pub read_only: bool,
     pub symbols: Option<Arc<Symbols>>,
     /// Sorted names for completion.
     pub symbol_names: Vec<String>,
@@ -254,6 +257,7 @@ impl App {
         App {
             target_name,
             launched,
+            read_only: false,
             symbols,
             symbol_names,
             snapshot: None,
@@ -824,6 +828,7 @@ impl App {
         self.message_is_error = false;
         match k.code {
             KeyCode::Char('c') if ctrl => self.halt(),
+            KeyCode::Char('q') if self.read_only => self.quit = Some(Leave::Halted),
             KeyCode::Char('q') => self.quit_dialog = true,
             KeyCode::Char('?') => {
                 self.help = true;
@@ -1228,6 +1233,7 @@ impl App {
             "step" => self.step(),
             "refresh" => self.refresh(),
             "help" => self.help = true,
+            "quit" if self.read_only => self.quit = Some(Leave::Halted),
             "quit" => self.quit_dialog = true,
             _ => {}
         }

@@ -100,6 +100,9 @@ fn normalize(addr: &str) -> String {
 /// `kinspect attach`.
 pub fn attach(cli: &Cli) -> Result<()> {
     need_terminal()?;
+    if let Some(path) = &cli.snapshot {
+        return attach_snapshot(cli, path);
+    }
     let symbols = open_symbols(cli.elf.as_deref())?;
     let addr = normalize(&cli.gdb);
     let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
@@ -109,6 +112,19 @@ pub fn attach(cli: &Cli) -> Result<()> {
     if leave == Leave::Halted {
         eprintln!("kinspect: left the guest halted; `kinspect --gdb {addr} attach` comes back");
     }
+    Ok(())
+}
+
+/// `kinspect --snapshot FILE attach`: the TUI over a saved machine,
+/// read-only (it cannot run, so `c`, `h` and `s` say so).
+fn attach_snapshot(cli: &Cli, path: &std::path::Path) -> Result<()> {
+    let target = crate::snapshot::cmd::open(cli, path, &mut std::io::stderr())?;
+    let elf = crate::snapshot::cmd::elf_path(cli);
+    let symbols = open_symbols(elf.as_deref())?;
+    let worker = Worker::new(Box::new(worker::SnapshotBackend(target)), symbols.clone(), ram(cli));
+    let mut app = App::new(format!("snapshot {} (read-only)", path.display()), symbols, false);
+    app.read_only = true;
+    run_ui(app, worker, None)?;
     Ok(())
 }
 

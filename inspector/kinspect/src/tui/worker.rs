@@ -23,6 +23,7 @@ use super::snapshot::{is_lost, read_snapshot, KernelMem, Snapshot};
 use crate::commands::TargetMem;
 use crate::target::memory::MemoryTarget;
 use crate::target::qemu::QemuTarget;
+use crate::target::snapshot::SnapshotTarget;
 use crate::target::{Control as _, Hart, RunState, Target, TargetError};
 
 /// How to leave the guest on quit.
@@ -243,10 +244,23 @@ impl Backend for QemuBackend {
     }
 }
 
-/// A crafted or saved machine: it reads but never runs.
+/// A crafted machine: it reads but never runs.
 pub struct MemoryBackend(pub MemoryTarget);
 
 impl Backend for MemoryBackend {
+    fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
+        Ok(&mut self.0)
+    }
+    fn finish(&mut self, _leave: Leave) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A saved machine (`kinspect --snapshot FILE attach`): it reads but never
+/// runs, so continue, halt, step and breakpoints say so instead of acting.
+pub struct SnapshotBackend(pub SnapshotTarget);
+
+impl Backend for SnapshotBackend {
     fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
         Ok(&mut self.0)
     }
