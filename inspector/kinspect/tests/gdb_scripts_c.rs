@@ -5,13 +5,10 @@
 
 mod model_common;
 
-use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kinspect::snapshot::{capture, format, identity};
-use kinspect_sv39::Ram;
 use kinspect_testkit::gdb_batch_with;
 use model_common::*;
 
@@ -33,19 +30,11 @@ impl Drop for Served {
 
 /// Save the builder's machine (only the pages it wrote) and serve it.
 fn serve(b: &mut Builder) -> Served {
-    let pages: BTreeSet<u64> = b.t.mem.pages().map(|(pa, _)| pa).collect();
-    let opts = capture::Options {
-        ram: Ram::default(),
-        kernel: Some(identity::of_elf_file(&fixture(ELF)).expect("fixture identity")),
-        pages: Some(pages),
-        pmemsave: false,
-    };
-    let (snap, _) = capture::capture(&mut b.t, &opts).expect("capturing the fake machine");
     let port = kinspect_qemu::free_tcp_port().expect("a free port");
     let dir = std::env::temp_dir().join(format!("kinspect-gdb-c-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("c-xv6.kisnap");
-    format::write(&snap, &file, 1).expect("writing the snapshot");
+    save_snapshot(b, ELF, &file);
     let child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
         .arg("--elf")
         .arg(fixture(ELF))

@@ -10,13 +10,9 @@
 
 mod model_common;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use kinspect::snapshot::{capture, format, identity};
-use kinspect_sv39::Ram;
 
 struct Tmux {
     session: String,
@@ -25,6 +21,21 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A detached tmux session of `width`x`height` running `shell`.
+    fn start(session: String, dir: PathBuf, width: u16, height: u16, shell: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &session])
+            .args(["-x", &width.to_string(), "-y", &height.to_string(), shell])
+            .status()
+            .expect("tmux runs (apt-get install tmux)");
+        assert!(ok.success(), "tmux new-session failed");
+        Tmux {
+            session,
+            qemu_pid: None,
+            dir,
+        }
+    }
+
     fn tmux(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .args(args)
@@ -99,32 +110,19 @@ fn launch_type_halt_expand_translate_quit() {
     // Our own copy of the disk: QEMU locks the image it writes.
     let img = dir.join("fs.img");
     std::fs::copy(kinspect_testkit::fs_img(), &img).expect("copy fs.img");
-    let mut t = Tmux {
-        session: format!("kinspect-e2e-{}", std::process::id()),
-        qemu_pid: None,
-        dir: dir.clone(),
-    };
     let shell = format!(
         "{bin} --elf {} launch --fs-img {} 2>{}; echo kinspect-exited-$?; sleep 120",
         elf.display(),
         img.display(),
         dir.join("stderr").display()
     );
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &t.session,
-            "-x",
-            "100",
-            "-y",
-            "32",
-            &shell,
-        ])
-        .status()
-        .expect("tmux runs (apt-get install tmux)");
-    assert!(ok.success(), "tmux new-session failed");
+    let mut t = Tmux::start(
+        format!("kinspect-e2e-{}", std::process::id()),
+        dir.clone(),
+        100,
+        32,
+        &shell,
+    );
 
     // 1. The process table shows init and sh (follow mode refreshes it
     // once the shell's prompt has been printed).
@@ -241,42 +239,21 @@ fn a_snapshot_opens_read_only_in_the_tui() {
     let dir = std::env::temp_dir().join(format!("kinspect-tui-snap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut b = model_common::scene(ELF);
-    let pages: BTreeSet<u64> = b.t.mem.pages().map(|(pa, _)| pa).collect();
-    let opts = capture::Options {
-        ram: Ram::default(),
-        kernel: Some(identity::of_elf_file(&model_common::fixture(ELF)).expect("identity")),
-        pages: Some(pages),
-        pmemsave: false,
-    };
-    let (snap, _) = capture::capture(&mut b.t, &opts).expect("capture");
     let file = dir.join("c-xv6.kisnap");
-    format::write(&snap, &file, 1).expect("write");
-    let t = Tmux {
-        session: format!("kinspect-snap-{}", std::process::id()),
-        qemu_pid: None,
-        dir: dir.clone(),
-    };
+    model_common::save_snapshot(&mut b, ELF, &file);
     let shell = format!(
         "NO_COLOR=1 {bin} --elf {} --snapshot {} attach 2>{}; echo kinspect-exited-$?; sleep 60",
         model_common::fixture(ELF).display(),
         file.display(),
         dir.join("stderr").display()
     );
-    let ok = Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &t.session,
-            "-x",
-            "100",
-            "-y",
-            "30",
-            &shell,
-        ])
-        .status()
-        .expect("tmux runs (apt-get install tmux)");
-    assert!(ok.success(), "tmux new-session failed");
+    let t = Tmux::start(
+        format!("kinspect-snap-{}", std::process::id()),
+        dir.clone(),
+        100,
+        30,
+        &shell,
+    );
     let s = t.wait("the scene's processes", Duration::from_secs(30), |s| {
         ["init", "sh", "cat"].iter().all(|n| has_proc(s, n))
     });

@@ -121,8 +121,16 @@ fn attach_snapshot(cli: &Cli, path: &std::path::Path) -> Result<()> {
     let target = crate::snapshot::cmd::open(cli, path, &mut std::io::stderr())?;
     let elf = crate::snapshot::cmd::elf_path(cli);
     let symbols = open_symbols(elf.as_deref())?;
-    let worker = Worker::new(Box::new(worker::SnapshotBackend(target)), symbols.clone(), ram(cli));
-    let mut app = App::new(format!("snapshot {} (read-only)", path.display()), symbols, false);
+    let worker = Worker::new(
+        Box::new(worker::SnapshotBackend(target)),
+        symbols.clone(),
+        ram(cli),
+    );
+    let mut app = App::new(
+        format!("snapshot {} (read-only)", path.display()),
+        symbols,
+        false,
+    );
     app.read_only = true;
     run_ui(app, worker, None)?;
     Ok(())

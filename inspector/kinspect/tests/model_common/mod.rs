@@ -414,3 +414,18 @@ pub fn run(b: &mut Builder, elf: &str, args: &[&str]) -> Run {
         err: String::from_utf8(err).unwrap(),
     }
 }
+
+/// Save the builder's machine as a snapshot file (only the pages it wrote),
+/// for tests that read it through `--snapshot` or `kinspect serve`.
+pub fn save_snapshot(b: &mut Builder, elf: &str, file: &std::path::Path) {
+    use kinspect::snapshot::{capture, format, identity};
+    let pages: std::collections::BTreeSet<u64> = b.t.mem.pages().map(|(pa, _)| pa).collect();
+    let opts = capture::Options {
+        ram: kinspect_sv39::Ram::default(),
+        kernel: Some(identity::of_elf_file(&fixture(elf)).expect("fixture identity")),
+        pages: Some(pages),
+        pmemsave: false,
+    };
+    let (snap, _) = capture::capture(&mut b.t, &opts).expect("capturing the fake machine");
+    format::write(&snap, file, 1).expect("writing the snapshot");
+}
