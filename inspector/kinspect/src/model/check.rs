@@ -12,7 +12,7 @@ use kinspect_sv39::pte::{R, U, W, X};
 use kinspect_sv39::{Pte, Ram};
 use serde::Serialize;
 
-use super::owner::{perms, Owner, TableOf, Walked};
+use super::owner::{perms, TableOf, Walked};
 use super::{va_in, Kernel, KernelState, PhysCache, PhysMap, Result};
 
 /// How bad a finding is. `Error` makes `kinspect check` exit non-zero.
@@ -366,17 +366,7 @@ pub fn run(
             let in_use: Vec<String> = map
                 .owners(pa)
                 .iter()
-                .filter(|o| {
-                    matches!(
-                        o,
-                        Owner::PageTable { .. }
-                            | Owner::KernelStack { .. }
-                            | Owner::Trapframe { .. }
-                            | Owner::UserPage { .. }
-                            | Owner::KernelText { .. }
-                            | Owner::KernelData { .. }
-                    )
-                })
+                .filter(|o| o.is_in_use())
                 .map(|o| o.to_string())
                 .collect();
             if !in_use.is_empty() {
@@ -420,16 +410,7 @@ pub fn run(
                 let kernel: Vec<String> = map
                     .owners(pa)
                     .iter()
-                    .filter(|o| {
-                        matches!(
-                            o,
-                            Owner::PageTable { .. }
-                                | Owner::KernelStack { .. }
-                                | Owner::Trapframe { .. }
-                                | Owner::KernelText { .. }
-                                | Owner::KernelData { .. }
-                        )
-                    })
+                    .filter(|o| o.is_kernel())
                     .map(|o| o.to_string())
                     .collect();
                 if !kernel.is_empty() && exposed.len() < MAX_DIFFS {

@@ -82,6 +82,26 @@ pub enum Owner {
     Allocated,
 }
 
+impl Owner {
+    /// A page the kernel itself uses: its text or data, a kernel stack, a
+    /// trapframe, a page-table page.
+    pub fn is_kernel(&self) -> bool {
+        matches!(
+            self,
+            Owner::PageTable { .. }
+                | Owner::KernelStack { .. }
+                | Owner::Trapframe { .. }
+                | Owner::KernelText { .. }
+                | Owner::KernelData { .. }
+        )
+    }
+
+    /// A page something uses: the kernel's, or a process's user page.
+    pub fn is_in_use(&self) -> bool {
+        self.is_kernel() || matches!(self, Owner::UserPage { .. })
+    }
+}
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -301,6 +301,24 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
+/// One backtrace frame: `#N pc symbol  file:line`.
+fn frame_line(t: &Theme, i: usize, fr: &super::snapshot::FrameRow) -> Line<'static> {
+    Line::from(vec![
+        Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
+        Span::styled(
+            fr.symbol.clone().unwrap_or_else(|| "??".into()),
+            t.fg(Color::Yellow),
+        ),
+        Span::styled(
+            fr.line
+                .as_ref()
+                .map(|l| format!("  {l}"))
+                .unwrap_or_default(),
+            t.dim(),
+        ),
+    ])
+}
+
 fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     let state = if app.lost.is_some() {
         Span::styled(
@@ -594,20 +612,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                 t.bold(),
             )];
             for (i, fr) in hs.backtrace.frames.iter().enumerate() {
-                lines.push(Line::from(vec![
-                    Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
-                    Span::styled(
-                        fr.symbol.clone().unwrap_or_else(|| "??".into()),
-                        t.fg(Color::Yellow),
-                    ),
-                    Span::styled(
-                        fr.line
-                            .as_ref()
-                            .map(|l| format!("  {l}"))
-                            .unwrap_or_default(),
-                        t.dim(),
-                    ),
-                ]));
+                lines.push(frame_line(t, i, fr));
             }
             lines.push(Line::styled(format!("({})", hs.backtrace.end), t.dim()));
             // The selected process, when it is not on a hart: where it
@@ -629,20 +634,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     Some(Some(Err(e))) => lines.push(Line::styled(e.clone(), t.dim())),
                     Some(Some(Ok(bt))) => {
                         for (i, fr) in bt.frames.iter().enumerate() {
-                            lines.push(Line::from(vec![
-                                Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
-                                Span::styled(
-                                    fr.symbol.clone().unwrap_or_else(|| "??".into()),
-                                    t.fg(Color::Yellow),
-                                ),
-                                Span::styled(
-                                    fr.line
-                                        .as_ref()
-                                        .map(|l| format!("  {l}"))
-                                        .unwrap_or_default(),
-                                    t.dim(),
-                                ),
-                            ]));
+                            lines.push(frame_line(t, i, fr));
                         }
                         lines.push(Line::styled(format!("({})", bt.end), t.dim()));
                     }
