@@ -34,6 +34,24 @@ pub const TMUX: Tool = Tool {
     why: "for the TUI's end-to-end test",
 };
 
+pub const RISCV_GCC: Tool = Tool {
+    program: "riscv64-linux-gnu-gcc",
+    package: "gcc-riscv64-linux-gnu",
+    why: "to build the C xv6 kernels the tests boot",
+};
+
+pub const MAKE: Tool = Tool {
+    program: "make",
+    package: "make",
+    why: "to build the C xv6 kernels with their own Makefile",
+};
+
+pub const PATCH: Tool = Tool {
+    program: "patch",
+    package: "patch",
+    why: "to apply the lab-solution patches to the C xv6 trees",
+};
+
 fn on_path(program: &str) -> bool {
     Command::new("sh")
         .arg("-c")

@@ -4,6 +4,7 @@
 //! cargo xtask build              kernel -> target/kernel/kernel.elf, fs.img
 //! cargo xtask qemu [--gdb PORT]  boot it with xv6-riscv's QEMU command line
 //! cargo xtask run                the main job: build, boot, inspect
+//! cargo xtask xv6                the C xv6 kernels the tests boot -> target/xv6/
 //! cargo xtask test               every test: host units, then QEMU integration
 //! ```
 //!
@@ -15,6 +16,7 @@ mod build;
 mod deps;
 mod paths;
 mod test;
+mod xv6;
 
 use std::process::ExitCode;
 
@@ -65,6 +67,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Build the C xv6 kernels the tests boot (stock xv6-riscv, the 2020
+    /// pgtbl lab, lab solutions and classic bugs) into target/xv6/NAME/.
+    Xv6 {
+        /// Variants to build (default: every one in
+        /// inspector/kinspect/tests/xv6/variants.toml).
+        names: Vec<String>,
+    },
     /// Run every test: the kernel's and kinspect's host unit tests, then the
     /// integration tests that boot the real kernel under the real QEMU.
     Test {
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         Cmd::Qemu { gdb, smp } => build::build_all().and_then(|out| build::qemu(&out, gdb, smp)),
         Cmd::Gdb { port } => build::gdb(port),
         Cmd::Run => build::run(),
+        Cmd::Xv6 { names } => xv6::build(&names),
         Cmd::Test { cargo_args } => test::run(&cargo_args),
         Cmd::Bench { cargo_args } => test::bench(&cargo_args),
     };

@@ -18,7 +18,14 @@ fn host_triple() -> Result<String> {
 }
 
 pub fn run(cargo_args: &[String]) -> Result<()> {
-    deps::ensure(&[deps::QEMU, deps::GDB, deps::TMUX])?;
+    deps::ensure(&[
+        deps::QEMU,
+        deps::GDB,
+        deps::TMUX,
+        deps::RISCV_GCC,
+        deps::MAKE,
+        deps::PATCH,
+    ])?;
     let root = paths::root();
 
     // 1. The kernel's pure logic (PTEs, walks over fake RAM, the allocator's
@@ -34,8 +41,10 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
         "kernel unit tests",
     )?;
 
-    // 2. The kernel and its disk image, which the integration tests boot.
+    // 2. The kernel and its disk image, and the C xv6 kernels (stock, lab
+    //    solutions, classic bugs), which the integration tests boot.
     build::build_all()?;
+    crate::xv6::build(&[])?;
 
     // 3. The host workspace: kinspect's unit tests, then the integration
     //    tests that boot the real kernel under the real QEMU.

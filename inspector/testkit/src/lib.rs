@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use kinspect_qemu::{free_tcp_port, VirtMachine};
 
+pub mod xv6;
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -59,6 +61,10 @@ pub struct Boot {
     pub wait_for_debugger: bool,
     /// Another kernel than target/kernel/kernel.elf.
     pub kernel: Option<PathBuf>,
+    /// Another disk than target/kernel/fs.img (a C xv6's own).
+    pub fs_img: Option<PathBuf>,
+    /// `-global virtio-mmio.force-legacy=false` (false: the 2020 lab trees).
+    pub modern_virtio: bool,
 }
 
 impl Default for Boot {
@@ -67,6 +73,8 @@ impl Default for Boot {
             smp: 3,
             wait_for_debugger: false,
             kernel: None,
+            fs_img: None,
+            modern_virtio: true,
         }
     }
 }
@@ -112,13 +120,15 @@ impl Machine {
             std::env::temp_dir().join(format!("kinspect-test-{}-{gdb_port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let img = dir.join("fs.img");
-        std::fs::copy(fs_img(), &img).map_err(|e| format!("copying fs.img: {e}"))?;
+        let src_img = opts.fs_img.clone().unwrap_or_else(fs_img);
+        std::fs::copy(&src_img, &img).map_err(|e| format!("copying {}: {e}", src_img.display()))?;
         let qmp_path = dir.join("qmp.sock");
         let kernel = opts.kernel.clone().unwrap_or_else(kernel_elf);
         let mut vm = VirtMachine::new(kernel, &img);
         vm.smp = opts.smp;
         vm.gdb_port = Some(gdb_port);
         vm.wait_for_debugger = opts.wait_for_debugger;
+        vm.modern_virtio = opts.modern_virtio;
         vm.extra_args = vec![
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qmp_path.display()),

@@ -1,0 +1,235 @@
+//! kinspect on the kernels its users bring: real C xv6 kernels, built by
+//! `cargo xtask xv6` from `../shared/xv6/` plus this project's patches
+//! (`tests/xv6/`), booted under the real QEMU with xv6's own command line.
+//!
+//! Correct kernels (stock xv6-riscv, the 2020 lab handout, our lab
+//! solutions): `procs` equals the kernel's own Ctrl-P list, finds each
+//! solution's per-process kernel page table by itself (whatever the
+//! student called the field) and maps every kernel stack, which QEMU's
+//! `xp` confirms by finding the sleeping process's frame record in the
+//! page kinspect names; `vmprint --pid N --kernel-pt` prints that table;
+//! `maps` equals QEMU's `info mem`; `check` exits 0.
+//!
+//! Buggy kernels (each classic pgtbl-lab bug): `kinspect watch` catches
+//! the panic, and the report gives the kernel's message (read from
+//! `panic`'s argument: C xv6 keeps no copy), the diagnosis the manifest
+//! names and a backtrace that reaches the function to fix; a snapshot of
+//! the panicked machine gives the same report.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kinspect_testkit::xv6::{variant, Variant};
+use kinspect_testkit::Machine;
+use serde_json::Value;
+
+/// Generous: CI machines are shared and slow down without warning.
+const BOOT: Duration = Duration::from_secs(120);
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace('\r', "")
+}
+
+/// The real kinspect binary on `elf` at `m`'s stub.
+fn kinspect(m: &Machine, elf: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .arg("--gdb")
+        .arg(m.gdb_addr())
+        .arg("--elf")
+        .arg(elf)
+        .args(args)
+        .output()
+        .expect("running kinspect")
+}
+
+/// `kinspect --json ARGS`, which must exit with `code`.
+fn json(m: &Machine, elf: &Path, args: &[&str], code: i32) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = kinspect(m, elf, &a);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "kinspect {args:?}: stdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("kinspect {args:?}: {e}: {}", text(&o.stdout)))
+}
+
+fn hex(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
+            .unwrap_or_else(|e| panic!("{e}: {s}")),
+        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("not a u64: {n}")),
+        other => panic!("not an address: {other}"),
+    }
+}
+
+/// QEMU's `xp` (physical) for a whole page, as 512 64-bit words.
+fn xp_page(m: &mut Machine, pa: u64) -> Vec<u64> {
+    let t = m.hmp(0, &format!("xp /512gx {pa:#x}"));
+    let words: Vec<u64> = t
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, r)| r))
+        .flat_map(str::split_whitespace)
+        .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+        .collect();
+    assert_eq!(words.len(), 512, "unexpected xp output {t:?}");
+    words
+}
+
+/// Boot to the shell with one background `cat` (a third sleeping
+/// process), press Ctrl-P and pause the machine.
+fn shell(v: &Variant) -> (Machine, Vec<(i64, String, String)>) {
+    let mut m = v.boot();
+    m.wait_for("$ ", BOOT);
+    let mark = m.console_len();
+    m.send(b"cat &\n");
+    m.wait_for_after(mark, "$ ", BOOT);
+    // The cat is asleep on the console once Ctrl-P lists it as sleeping.
+    let deadline = Instant::now() + BOOT;
+    let listed = loop {
+        let l = m.procdump();
+        if l.iter().filter(|(_, s, _)| s == "sleep").count() >= 3 {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-P never listed 3 sleeping processes: {l:?}"
+        );
+    };
+    m.pause();
+    (m, listed)
+}
+
+/// `procs` equals Ctrl-P, the per-process kernel page table is found by
+/// itself, and every kernel stack is mapped where QEMU finds the process's
+/// own frame record.
+fn correct_kernel(name: &str) {
+    let v = variant(name);
+    assert!(v.is_correct(), "{name} is a buggy variant");
+    let (mut m, listed) = shell(&v);
+    let elf = v.elf();
+    let p = json(&m, &elf, &["procs"], 0);
+    let state_word = |s: &str| match s {
+        "USED" => "used",
+        "SLEEPING" => "sleep",
+        "RUNNABLE" => "runble",
+        "RUNNING" => "run",
+        "ZOMBIE" => "zombie",
+        other => panic!("state {other}"),
+    };
+    let procs = p["procs"].as_array().expect("procs");
+    let ours: Vec<(i64, String, String)> = procs
+        .iter()
+        .map(|q| {
+            (
+                q["pid"].as_i64().unwrap(),
+                state_word(q["state"].as_str().unwrap()).to_string(),
+                q["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, listed, "{name}: kinspect procs differs from Ctrl-P");
+    assert_eq!(
+        p["kpagetable_field"].as_str(),
+        v.kpt_field.as_deref(),
+        "{name}: the per-process kernel page table field: {}",
+        p["kpt"]
+    );
+    assert_eq!(p["kpt_warning"], Value::Null, "{name}");
+    let kernel_pagetable = hex(&p["kernel_pagetable"]);
+    let syms = kinspect_symbols::Symbols::open(&elf).expect("the C kernel's symbols");
+    for q in procs {
+        let pid = q["pid"].as_i64().unwrap();
+        assert_eq!(q["guard_unmapped"], true, "{name} pid {pid}");
+        let table = hex(&q["kstack_table"]);
+        match &v.kpt_field {
+            Some(_) => {
+                let own = hex(&q["kpagetable"]);
+                assert_eq!(
+                    table, own,
+                    "{name} pid {pid}: kstack not read through its own table"
+                );
+                assert_ne!(own, kernel_pagetable, "{name} pid {pid}");
+            }
+            None => assert_eq!(table, kernel_pagetable, "{name} pid {pid}"),
+        }
+        let kstack = hex(&q["kstack"]);
+        let pa = q["kstack_pa"]
+            .as_str()
+            .map(|s| hex(&Value::String(s.into())))
+            .or_else(|| q["kstack_pa"].as_u64())
+            .unwrap_or_else(|| panic!("{name} pid {pid}: kernel stack UNMAPPED: {q}"));
+        // Every listed process sleeps: sched's frame on its kernel stack
+        // holds the return address into sleep(). QEMU's own physical read
+        // of the page kinspect names must find it above the saved sp.
+        let ctx_sp = hex(&q["context_sp"]);
+        assert!(
+            ctx_sp > kstack && ctx_sp <= kstack + 4096,
+            "{name} pid {pid}: context.sp {ctx_sp:#x} outside its kstack {kstack:#x}"
+        );
+        let page = xp_page(&mut m, pa);
+        let live = &page[((ctx_sp - kstack) / 8) as usize..];
+        assert!(
+            live.iter()
+                .any(|w| syms.symbolize(w.wrapping_sub(1)).is_some_and(|(f, _)| f == "sleep")),
+            "{name} pid {pid}: no return address into sleep() on the stack page at {pa:#x} (QEMU xp)"
+        );
+    }
+
+    // vmprint of a process's kernel page table prints that table.
+    let pid = procs[0]["pid"].as_i64().unwrap().to_string();
+    let out = kinspect(&m, &elf, &["vmprint", "--pid", &pid, "--kernel-pt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let want_root = match &v.kpt_field {
+        Some(_) => hex(&procs[0]["kpagetable"]),
+        None => kernel_pagetable,
+    };
+    assert_eq!(
+        first,
+        format!("page table {want_root:#018x}"),
+        "{name}: vmprint --kernel-pt root; stderr {}",
+        text(&out.stderr)
+    );
+
+    // maps equals QEMU's info mem on every hart.
+    for hart in 0..3u32 {
+        let ours = kinspect(&m, &elf, &["maps", "--hart", &hart.to_string()]);
+        assert_eq!(ours.status.code(), Some(0), "{}", text(&ours.stderr));
+        let qemu = text(m.hmp(hart, "info mem").as_bytes());
+        assert_eq!(text(&ours.stdout), qemu, "{name}: maps --hart {hart}");
+    }
+
+    // check: every error on a correct kernel would be a false alarm.
+    let c = kinspect(&m, &elf, &["check"]);
+    assert_eq!(
+        c.status.code(),
+        Some(0),
+        "{name}: check on a correct kernel:\n{}\n{}",
+        text(&c.stdout),
+        text(&c.stderr)
+    );
+}
+
+macro_rules! correct {
+    ($($test:ident => $name:literal),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            correct_kernel($name);
+        }
+    )*};
+}
+
+correct! {
+    stock_xv6_riscv => "stock",
+    lab_2020_handout => "lab-handout",
+}
