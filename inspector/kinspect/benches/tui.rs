@@ -71,7 +71,12 @@ fn first_frame(addr: &str, elf: &std::path::Path, ph: &mut Phases) -> (App, Work
     let t1 = Instant::now();
     let backend = QemuBackend::connect(addr).expect("connecting to the stub");
     let t2 = Instant::now();
-    let mut worker = Worker::new(Box::new(backend), symbols.clone(), Ram::default());
+    let mut worker = Worker::new(
+        Box::new(backend),
+        symbols.clone(),
+        kinspect::model::Profile::default(),
+        Ram::default(),
+    );
     let mut app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
     for r in worker.attach() {
         app.apply(r);

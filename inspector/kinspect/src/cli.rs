@@ -480,6 +480,22 @@ fn load_debug(cli: &Cli) -> Result<Option<kinspect_symbols::Symbols>> {
     }
 }
 
+/// The kernel profile `--profile` and `--kpt-field` ask for, resolved once
+/// for every entry point (commands, the TUI, watch, serve).
+pub fn profile(cli: &Cli) -> Result<Profile> {
+    let profile = Profile::builtin(&cli.profile).ok_or_else(|| {
+        Error::BadInput(format!(
+            "no profile `{}` (built in: {})",
+            cli.profile,
+            Profile::BUILTIN.join(", ")
+        ))
+    })?;
+    Ok(match &cli.kpt_field {
+        Some(f) => profile.with_kpt_field(f),
+        None => profile,
+    })
+}
+
 /// Run a parsed command on `target`.
 pub fn run_on(
     cli: &Cli,
@@ -489,16 +505,7 @@ pub fn run_on(
 ) -> Result<()> {
     let symbols = load_symbols(cli)?;
     let debug = load_debug(cli)?;
-    let mut profile = Profile::builtin(&cli.profile).ok_or_else(|| {
-        Error::BadInput(format!(
-            "no profile `{}` (built in: {})",
-            cli.profile,
-            Profile::BUILTIN.join(", ")
-        ))
-    })?;
-    if let Some(f) = &cli.kpt_field {
-        profile = profile.with_kpt_field(f);
-    }
+    let profile = profile(cli)?;
     // Re-borrow to shorten the trait object's lifetime to this call's.
     #[allow(clippy::needless_match)]
     let target: Option<&mut dyn Target> = match target {

@@ -61,7 +61,7 @@ fn a_healthy_kernel_is_clean_and_kalloc_is_counted() {
     let r = run(&mut b, ELF, &["check"]);
     assert_eq!(r.code, 0, "{}", r.err);
     assert!(
-        r.out.starts_with("12 checks over 4 processes and 5 page tables: 0 errors, 0 warnings; kalloc: 8 free pages (32 KiB)"),
+        r.out.starts_with("13 checks over 4 processes and 5 page tables: 0 errors, 0 warnings; kalloc: 8 free pages (32 KiB)"),
         "{}",
         r.out
     );

@@ -21,13 +21,16 @@ fn the_c_fixtures_are_found_by_name() {
         let syms = Symbols::open(fixture(elf)).unwrap();
         let k = Kernel::new(&syms, Profile::default()).unwrap();
         assert_eq!(k.nproc(), nproc, "{elf}");
-        assert_eq!(k.kpagetable_field(), None, "{elf}");
+        assert!(k.kpt_candidates().is_empty(), "{elf}");
     }
     let syms = Symbols::open(fixture("xv6_lab.elf")).unwrap();
+    // A lab kernel's field is found by its type, whatever its name.
     let k = Kernel::new(&syms, Profile::default()).unwrap();
-    assert_eq!(k.kpagetable_field(), None);
+    assert_eq!(k.kpt_candidates(), ["kernelpt_root"]);
     let k = Kernel::new(&syms, Profile::default().with_kpt_field("kernelpt_root")).unwrap();
-    assert_eq!(k.kpagetable_field(), Some("kernelpt_root"));
+    assert_eq!(k.kpt_candidates(), ["kernelpt_root"]);
+    let k = Kernel::new(&syms, Profile::default().with_kpt_field("none")).unwrap();
+    assert!(k.kpt_candidates().is_empty());
     let e = Kernel::new(&syms, Profile::default().with_kpt_field("nope"))
         .err()
         .unwrap();
@@ -78,7 +81,7 @@ fn this_kernels_objects_are_found_by_name() {
     let syms = Symbols::open(&elf).unwrap();
     let k = Kernel::new(&syms, Profile::default()).unwrap();
     assert_eq!(k.nproc(), 64);
-    assert_eq!(k.kpagetable_field(), Some("kpagetable"));
+    assert_eq!(k.kpt_candidates(), ["kpagetable"]);
     // The image QEMU loads, before the kernel has run: every slot UNUSED,
     // no page tables yet, and the code is what the ELF says.
     let mut t = MemoryTarget::default();

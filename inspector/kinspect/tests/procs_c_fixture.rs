@@ -76,11 +76,18 @@ fn procs_all_shows_every_slot_and_text_has_one_line_each() {
     let r = run(&mut b, ELF, &["procs"]);
     assert_eq!(r.code, 0, "{}", r.err);
     let lines: Vec<&str> = r.out.lines().collect();
-    assert!(lines[0].starts_with("SLOT  PID  STATE"), "{}", r.out);
-    assert!(!lines[0].contains("KPAGETABLE"), "{}", r.out);
-    assert_eq!(lines.len(), 1 + 4 + 1, "{}", r.out);
-    assert!(lines[3].contains("RUNNING") && lines[3].contains("cat"));
-    assert!(lines[5].starts_with("4 of 64 slots in use"), "{}", r.out);
+    assert!(
+        lines[0].ends_with(
+            "per-process kernel page table: none (struct proc has no second page-table field)"
+        ),
+        "{}",
+        r.out
+    );
+    assert!(lines[1].starts_with("SLOT  PID  STATE"), "{}", r.out);
+    assert!(!lines[1].contains("KPAGETABLE"), "{}", r.out);
+    assert_eq!(lines.len(), 1 + 1 + 4 + 1, "{}", r.out);
+    assert!(lines[4].contains("RUNNING") && lines[4].contains("cat"));
+    assert_eq!(lines[6], "4 of 64 slots in use", "{}", r.out);
 }
 
 #[test]
@@ -218,12 +225,18 @@ fn symbol_expressions_as_addresses() {
 fn the_lab_kernels_field_is_configurable() {
     const LAB: &str = "xv6_lab.elf";
     let mut b = scene(LAB);
-    // its name is not one kinspect guesses: no per-process tables found
+    // its name is not one kinspect knows: found by its type, and confirmed
+    // because each process's table maps the kernel like kernel_pagetable
     let v = procs_json(&mut b, LAB, &[]);
+    assert_eq!(v["kpagetable_field"], "kernelpt_root", "{v:#}");
+    assert_eq!(v["kpt"]["how"], "memory", "{v:#}");
+    // --kpt-field none: the override wins
+    let v = procs_json(&mut b, LAB, &["--kpt-field", "none"]);
     assert_eq!(v["kpagetable_field"], serde_json::Value::Null);
-    // named: found, and kernel stacks are translated through it
+    // named: used as given, and kernel stacks are translated through it
     let v = procs_json(&mut b, LAB, &["--kpt-field", "kernelpt_root"]);
     assert_eq!(v["kpagetable_field"], "kernelpt_root");
+    assert_eq!(v["kpt"]["how"], "named");
     for p in v["procs"].as_array().unwrap() {
         let slot = p["slot"].as_u64().unwrap();
         let (_, kpt, _, _) = b.made.user[&slot];

@@ -68,10 +68,19 @@ fn procs_matches_the_kernels_own_list_and_kstacks_are_where_it_says() {
     // hart: a RUNNING process is on the hart whose cpus[h].proc names it;
     // here every process sleeps, so none has one.
     assert!(procs.iter().all(|p| p["hart"].is_null()));
-    // text output: header, one line per process, summary
+    // text output: the tables line, header, one line per process, summary
     let r = kinspect(&m, &["procs"]);
     assert_eq!(r.code, 0, "{}", r.err);
-    assert_eq!(r.out.lines().count(), procs.len() + 2, "{}", r.out);
+    assert_eq!(r.out.lines().count(), procs.len() + 3, "{}", r.out);
+    assert!(
+        r.out
+            .lines()
+            .next()
+            .unwrap_or("")
+            .contains("per-process kernel page table: kpagetable (found by type"),
+        "{}",
+        r.out
+    );
     assert!(r.out.contains("sched+"), "{}", r.out);
 }
 

@@ -217,6 +217,7 @@ impl Rig {
         let mut worker = Worker::new(
             Box::new(MemoryBackend(t)),
             Some(syms.clone()),
+            kinspect::model::Profile::default(),
             Ram::default(),
         );
         let mut app = App::new("crafted machine".into(), Some(syms), launched);

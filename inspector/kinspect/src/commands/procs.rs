@@ -53,6 +53,12 @@ pub struct ProcsJson {
     /// The `struct proc` field holding the per-process kernel page
     /// table, null when the kernel has none.
     pub kpagetable_field: Option<String>,
+    /// How that field was found (`named`, `memory`, `type`), the other
+    /// candidates of its type and why memory ruled them out.
+    pub kpt: crate::model::KptDetection,
+    /// Why the harts' page tables suggest a per-process kernel table that
+    /// was not recognised; null when they do not.
+    pub kpt_warning: Option<String>,
     pub nproc: usize,
     pub procs: Vec<ProcJson>,
 }
@@ -129,13 +135,26 @@ pub fn run(ctx: &mut Ctx<'_>, all: bool) -> Result<()> {
             xstate: p.xstate,
         });
     }
+    drop(phys);
+    let kpt_warning = kpt_warning(ctx, &state)?;
     if ctx.json {
         return ctx.json(&ProcsJson {
             kernel_pagetable: state.kernel_pagetable,
             kpagetable_field: state.kpagetable_field.clone(),
+            kpt: state.kpt.clone(),
+            kpt_warning,
             nproc: state.procs.len(),
             procs: rows,
         });
+    }
+    writeln!(
+        ctx.out,
+        "kernel_pagetable {:#x}; per-process kernel page table: {}",
+        state.kernel_pagetable,
+        state.kpt.describe()
+    )?;
+    if let Some(w) = &kpt_warning {
+        writeln!(ctx.warn, "kinspect: warning: {w}")?;
     }
     let has_kpt = state.kpagetable_field.is_some();
     let mut table: Vec<Vec<String>> = Vec::new();
@@ -221,15 +240,26 @@ pub fn run(ctx: &mut Ctx<'_>, all: bool) -> Result<()> {
         writeln!(ctx.out, "{}", text.trim_end())?;
     }
     let live = state.live().count();
-    writeln!(
-        ctx.out,
-        "{live} of {} slots in use; kernel_pagetable {:#x}{}",
-        state.procs.len(),
-        state.kernel_pagetable,
-        match &state.kpagetable_field {
-            Some(f) => format!("; per-process kernel page tables in `{f}`"),
-            None => "; no per-process kernel page tables".into(),
-        }
-    )?;
+    writeln!(ctx.out, "{live} of {} slots in use", state.procs.len())?;
     Ok(())
+}
+
+/// The harts' satp against the tables the model knows: a warning when
+/// some hart runs on a table nobody owns and no per-process field was
+/// recognised (see [`crate::model::kpt::unrecognised_note`]).
+pub fn kpt_warning(ctx: &mut Ctx<'_>, state: &KernelState) -> Result<Option<String>> {
+    if state.kpt.field.is_some() {
+        return Ok(None);
+    }
+    let t = ctx.target()?;
+    let mut satps = Vec::new();
+    for h in t.harts()? {
+        if let Ok(v) = t.csr(h, crate::target::Csr::Satp) {
+            satps.push((h, v));
+        }
+    }
+    Ok(crate::model::kpt::unrecognised_note(
+        &state.kpt,
+        &state.unexplained_roots(&satps),
+    ))
 }

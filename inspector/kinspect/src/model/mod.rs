@@ -45,6 +45,7 @@
 
 pub mod check;
 pub mod kalloc;
+pub mod kpt;
 pub mod mem;
 pub mod owner;
 pub mod profile;
@@ -57,9 +58,10 @@ use serde::Serialize;
 use crate::target::TargetError;
 
 pub use kalloc::{FreeList, FreeListProblem};
+pub use kpt::{KptDetection, KptHow};
 pub use mem::{KernelMemory, PhysCache};
 pub use owner::{Owner, PhysMap, TableOf};
-pub use profile::Profile;
+pub use profile::{KptChoice, Profile};
 pub use state::{Cpu, KernelState, Proc, ProcState};
 
 /// Why the model could not be built or read.
@@ -85,6 +87,9 @@ fn sym_err(what: &str, e: SymbolError) -> ModelError {
 /// Functions whose code depends on `struct proc`'s layout, compared with
 /// the ELF to make sure the running kernel is the one described.
 const IDENTITY_FUNCTIONS: [&str; 5] = ["procdump", "allocproc", "freeproc", "scheduler", "sleep"];
+
+/// At most this many processes' values confirm a page-table candidate.
+const MAX_CONFIRM: usize = 8;
 
 /// An array global's element type and length.
 struct ArrayInfo {
@@ -137,14 +142,15 @@ pub struct Kernel<'s> {
     proc: ArrayInfo,
     cpus: Option<ArrayInfo>,
     kernel_pagetable: (u64, TypeId),
-    /// The per-process kernel page-table field this kernel has.
-    kpagetable_field: Option<String>,
+    /// Members of `struct proc` that could be the per-process kernel
+    /// page table, by type ([`kpt::candidates`]); memory decides.
+    kpt_candidates: Vec<String>,
 }
 
 impl<'s> Kernel<'s> {
-    /// Find `proc`, `cpus`, `kernel_pagetable` and the per-process kernel
-    /// page-table field (the first of the profile's names `struct proc`
-    /// has). `proc` and `kernel_pagetable` are required.
+    /// Find `proc`, `cpus`, `kernel_pagetable` and the candidates for the
+    /// per-process kernel page-table field (by type; [`Kernel::read_state`]
+    /// confirms one from memory). `proc` and `kernel_pagetable` are required.
     pub fn new(syms: &'s Symbols, profile: Profile) -> Result<Kernel<'s>> {
         let proc = array_global(syms, &profile.proc)?;
         for field in ["state", "pid", "kstack", "pagetable", "name"] {
@@ -158,24 +164,23 @@ impl<'s> Kernel<'s> {
         let kpt_ty = kpt.ty.ok_or_else(|| {
             ModelError::Symbols(format!("`{}` has no DWARF type", profile.kernel_pagetable))
         })?;
-        let kpagetable_field = profile
-            .kpagetable_fields
-            .iter()
-            .find(|f| syms.member(proc.element, f).is_ok())
-            .cloned();
-        if profile.kpagetable_fields.len() == 1 && kpagetable_field.is_none() {
-            // Named explicitly (--kpt-field) but not there: say so.
-            if let Err(e) = syms.member(proc.element, &profile.kpagetable_fields[0]) {
-                return Err(sym_err("--kpt-field", e));
+        let kpt_candidates = match &profile.kpt {
+            KptChoice::Detect => kpt::candidates(syms, proc.element, &profile.kpagetable_fields),
+            KptChoice::Named(f) => {
+                // Named explicitly (--kpt-field) but not there: say so.
+                syms.member(proc.element, f)
+                    .map_err(|e| sym_err("--kpt-field", e))?;
+                vec![f.clone()]
             }
-        }
+            KptChoice::NoField => Vec::new(),
+        };
         Ok(Kernel {
             syms,
             profile,
             proc,
             cpus,
             kernel_pagetable: (kpt.addr, kpt_ty),
-            kpagetable_field,
+            kpt_candidates,
         })
     }
 
@@ -184,9 +189,37 @@ impl<'s> Kernel<'s> {
         self.proc.len
     }
 
-    /// The per-process kernel page-table field, if this kernel has one.
-    pub fn kpagetable_field(&self) -> Option<&str> {
-        self.kpagetable_field.as_deref()
+    /// The members of `struct proc` that could be the per-process kernel
+    /// page table (by type, or the one `--kpt-field` names).
+    pub fn kpt_candidates(&self) -> &[String] {
+        &self.kpt_candidates
+    }
+
+    /// Which candidate is the per-process kernel page table, from the
+    /// loaded `proc[]` elements.
+    fn detect_kpt(
+        &self,
+        phys: &mut PhysCache<'_>,
+        ram: Ram,
+        kernel_pagetable: u64,
+        items: &[Value],
+    ) -> KptDetection {
+        match &self.profile.kpt {
+            KptChoice::Named(f) => KptDetection {
+                field: Some(f.clone()),
+                how: Some(KptHow::Named),
+                candidates: vec![f.clone()],
+                rejected: Vec::new(),
+            },
+            KptChoice::NoField => KptDetection::default(),
+            KptChoice::Detect => kpt::confirm(
+                phys,
+                ram,
+                kernel_pagetable,
+                items,
+                self.kpt_candidates.clone(),
+            ),
+        }
     }
 
     fn mem<'c, 't>(&self, phys: &'c mut PhysCache<'t>, ram: Ram) -> KernelMemory<'c, 't> {
@@ -250,9 +283,13 @@ impl<'s> Kernel<'s> {
             .as_u64()
             .map_err(|e| ModelError::Kernel(format!("`kernel_pagetable`: {e}")))?;
         let table = self.load(phys, ram, self.proc.addr, self.proc.ty)?;
+        let kpt = self.detect_kpt(phys, ram, kernel_pagetable, table.items());
+        if let Some(e) = phys.fatal.take() {
+            return Err(ModelError::Target(e));
+        }
         let mut procs = Vec::with_capacity(table.items().len());
         for (slot, v) in table.items().iter().enumerate() {
-            procs.push(self.decode_proc(slot, v)?);
+            procs.push(self.decode_proc(slot, v, kpt.field.as_deref())?);
         }
         let mut cpus = Vec::new();
         if let Some(c) = &self.cpus {
@@ -272,13 +309,14 @@ impl<'s> Kernel<'s> {
             procs,
             cpus,
             kernel_pagetable,
-            kpagetable_field: self.kpagetable_field.clone(),
+            kpagetable_field: kpt.field.clone(),
+            kpt,
             proc_base: self.proc.addr,
             proc_size: self.proc.element_size,
         })
     }
 
-    fn decode_proc(&self, slot: usize, v: &Value) -> Result<Proc> {
+    fn decode_proc(&self, slot: usize, v: &Value, kpt_field: Option<&str>) -> Result<Proc> {
         let need = |f: &str| -> Result<&Value> {
             v.field(f)
                 .map_err(|e| ModelError::Kernel(format!("proc[{slot}]: {e}")))
@@ -306,10 +344,7 @@ impl<'s> Kernel<'s> {
             kstack: num("kstack")?,
             sz: state::opt_u64(v, "sz"),
             pagetable: num("pagetable")?,
-            kpagetable: self
-                .kpagetable_field
-                .as_deref()
-                .and_then(|f| state::opt_u64(v, f)),
+            kpagetable: kpt_field.and_then(|f| state::opt_u64(v, f)),
             trapframe: state::opt_u64(v, "trapframe"),
             context_ra: context.and_then(|c| state::opt_u64(c, "ra")),
             context_sp: context.and_then(|c| state::opt_u64(c, "sp")),
@@ -376,7 +411,7 @@ impl<'s> Kernel<'s> {
                         describe: format!("{who} user page table {:#x}", p.pagetable),
                     });
                 }
-                match (self.kpagetable_field(), p.kpagetable) {
+                match (state.kpagetable_field.as_deref(), p.kpagetable) {
                     (Some(f), Some(k)) if k != 0 => Ok(Table {
                         root: k,
                         of: TableOf::ProcKernel { slot: p.slot, pid },

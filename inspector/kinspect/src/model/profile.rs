@@ -2,12 +2,12 @@
 //!
 //! Every xv6-riscv descendant keeps `proc`, `cpus`, `kernel_pagetable` and
 //! `kmem.freelist`, and `struct proc`'s field names. What differs between
-//! kernels is the name of the per-process kernel page-table field that
-//! the pgtbl lab of some years adds to `struct proc` (our kernel calls it
-//! `kpagetable`; C xv6 has none). A [`Profile`] holds the names; the
-//! built-in ones are [`Profile::builtin`], and the CLI's `--kpt-field`
-//! overrides the one name that varies. Nothing here says where a field is
-//! or how big it is: the DWARF says that.
+//! kernels is the per-process kernel page-table field that the pgtbl lab
+//! of some years adds to `struct proc` (our kernel calls it `kpagetable`;
+//! C xv6 has none; students call it anything). The model finds that one
+//! by type and memory ([`super::kpt`]); the names here only order the
+//! candidates, and the CLI's `--kpt-field` overrides the search. Nothing
+//! here says where a field is or how big it is: the DWARF says that.
 
 use serde::Serialize;
 
@@ -30,8 +30,9 @@ pub struct Profile {
     pub freelist: String,
     /// The link inside a free page (`struct run`'s `next`).
     pub run_next: String,
-    /// Candidate names of the per-process kernel page-table field, tried
-    /// in order; the first `struct proc` has is used. Empty: none.
+    /// How to find the per-process kernel page-table field.
+    pub kpt: KptChoice,
+    /// Names tried first among the candidates the type search finds.
     pub kpagetable_fields: Vec<String>,
     /// TRAMPOLINE = MAXVA - PGSIZE (memlayout.h).
     pub trampoline: u64,
@@ -42,13 +43,28 @@ pub struct Profile {
     pub user_mirror_below: u64,
 }
 
+/// How the model finds the per-process kernel page-table field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KptChoice {
+    /// By type, confirmed from memory ([`super::kpt`]).
+    Detect,
+    /// This field (`--kpt-field NAME`).
+    Named(String),
+    /// The kernel has none (`--kpt-field none`, stock xv6).
+    NoField,
+}
+
 /// The names per-process kernel page-table fields go by in pgtbl-lab
 /// kernels of various years, tried when no name is given.
-pub const KPAGETABLE_NAMES: [&str; 5] = [
+pub const KPAGETABLE_NAMES: [&str; 8] = [
     "kpagetable",
+    "kernelpgtbl",
+    "prockpt",
     "kernel_pagetable",
     "k_pagetable",
     "kernelpt",
+    "kernel_pt",
     "kpt",
 ];
 
@@ -59,6 +75,17 @@ impl Default for Profile {
 }
 
 impl Profile {
+    /// Below this VA a per-process kernel page table may mirror user
+    /// memory: the profile's `user_mirror_below`, else PLIC (the 2020
+    /// lab's limit), which bounds where user memory can reach anyway.
+    pub fn user_mirror_limit(&self) -> u64 {
+        if self.user_mirror_below != 0 {
+            self.user_mirror_below
+        } else {
+            0x0c00_0000
+        }
+    }
+
     /// Stock C xv6-riscv: no per-process kernel page table.
     pub fn xv6_riscv() -> Profile {
         let maxva = 1u64 << 38;
@@ -70,6 +97,7 @@ impl Profile {
             kmem: "kmem".into(),
             freelist: "freelist".into(),
             run_next: "next".into(),
+            kpt: KptChoice::NoField,
             kpagetable_fields: Vec::new(),
             trampoline: maxva - 4096,
             trapframe: maxva - 2 * 4096,
@@ -87,17 +115,20 @@ impl Profile {
             "xv6-riscv" => Some(base),
             "kinspect-kernel" => Some(Profile {
                 name: name.into(),
+                kpt: KptChoice::Named("kpagetable".into()),
                 kpagetable_fields: vec!["kpagetable".into()],
                 ..base
             }),
             "pgtbl-lab" => Some(Profile {
                 name: name.into(),
+                kpt: KptChoice::Detect,
                 kpagetable_fields: KPAGETABLE_NAMES.iter().map(|s| s.to_string()).collect(),
                 user_mirror_below: 0x0c00_0000,
                 ..base
             }),
             "auto" => Some(Profile {
                 name: name.into(),
+                kpt: KptChoice::Detect,
                 kpagetable_fields: KPAGETABLE_NAMES.iter().map(|s| s.to_string()).collect(),
                 ..base
             }),
@@ -111,10 +142,10 @@ impl Profile {
     /// This profile with the per-process kernel page-table field named
     /// explicitly (`--kpt-field`); `none` means the kernel has none.
     pub fn with_kpt_field(mut self, field: &str) -> Profile {
-        self.kpagetable_fields = if field == "none" {
-            Vec::new()
+        self.kpt = if field == "none" {
+            KptChoice::NoField
         } else {
-            vec![field.to_string()]
+            KptChoice::Named(field.to_string())
         };
         self
     }
@@ -128,8 +159,8 @@ mod tests {
     fn builtins_differ_only_in_the_per_process_table() {
         let c = Profile::builtin("xv6-riscv").unwrap();
         let ours = Profile::builtin("kinspect-kernel").unwrap();
-        assert!(c.kpagetable_fields.is_empty());
-        assert_eq!(ours.kpagetable_fields, ["kpagetable"]);
+        assert_eq!(c.kpt, KptChoice::NoField);
+        assert_eq!(ours.kpt, KptChoice::Named("kpagetable".into()));
         assert_eq!(c.proc, ours.proc);
         assert_eq!(c.trampoline, 0x3f_ffff_f000);
         assert_eq!(c.trapframe, 0x3f_ffff_e000);
@@ -137,9 +168,10 @@ mod tests {
             assert!(Profile::builtin(n).is_some(), "{n}");
         }
         assert!(Profile::builtin("nope").is_none());
-        assert!(Profile::default()
-            .with_kpt_field("none")
-            .kpagetable_fields
-            .is_empty());
+        assert_eq!(Profile::default().kpt, KptChoice::Detect);
+        assert_eq!(
+            Profile::default().with_kpt_field("none").kpt,
+            KptChoice::NoField
+        );
     }
 }

@@ -123,6 +123,8 @@ pub struct KernelState {
     pub kernel_pagetable: u64,
     /// The name of the per-process kernel page-table field in use.
     pub kpagetable_field: Option<String>,
+    /// How that field was found, and the other candidates.
+    pub kpt: super::KptDetection,
     /// Address and element size of `proc[]`.
     pub proc_base: u64,
     pub proc_size: u64,
@@ -155,6 +157,24 @@ impl KernelState {
     /// The slot a kernel address of a `struct proc` names.
     pub fn slot_of_addr(&self, addr: u64) -> Option<usize> {
         slot_of(self.proc_base, self.proc_size, self.procs.len(), addr)
+    }
+
+    /// The harts (of `satps`: hart, satp value) whose Sv39 root is no table
+    /// the model knows: not `kernel_pagetable`, not a process's user table,
+    /// not a per-process kernel table. On a lab kernel whose per-process
+    /// field was not recognised, running harts land here.
+    pub fn unexplained_roots(&self, satps: &[(usize, u64)]) -> Vec<(usize, u64)> {
+        satps
+            .iter()
+            .filter(|(_, satp)| satp >> 60 == 8)
+            .map(|(h, satp)| (*h, (satp & ((1 << 44) - 1)) << 12))
+            .filter(|(_, root)| {
+                *root != self.kernel_pagetable
+                    && !self
+                        .live()
+                        .any(|p| p.pagetable == *root || p.kpagetable == Some(*root))
+            })
+            .collect()
     }
 
     /// The kernel page table a process runs on in the kernel: its own

@@ -46,6 +46,9 @@ pub struct SnapshotServer {
     ram: Ram,
     /// `monitor phys on`: addresses are physical.
     phys: bool,
+    /// `--profile NAME [--kpt-field F]` of the `serve` command line, given
+    /// to every monitor command.
+    pub profile_args: Vec<String>,
 }
 
 fn tid(h: Hart) -> Option<Tid> {
@@ -63,6 +66,7 @@ impl SnapshotServer {
             elf,
             ram,
             phys: false,
+            profile_args: Vec::new(),
         }
     }
 
@@ -101,6 +105,7 @@ impl SnapshotServer {
         }
         args.push("--ram-mib".into());
         args.push((self.ram.size >> 20).to_string());
+        args.extend(self.profile_args.iter().cloned());
         args.extend(line.split_whitespace().map(str::to_string));
         let mut out = Vec::new();
         let mut warn = Vec::new();
@@ -311,6 +316,13 @@ pub fn serve(
     )?;
     out.flush()?;
     let mut server = SnapshotServer::new(target, elf, ram);
+    // Monitor commands see the kernel the way this command line does.
+    server.profile_args = vec!["--profile".into(), cli.profile.clone()];
+    if let Some(f) = &cli.kpt_field {
+        server
+            .profile_args
+            .extend(["--kpt-field".into(), f.clone()]);
+    }
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {

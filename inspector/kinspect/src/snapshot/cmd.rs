@@ -61,7 +61,7 @@ pub fn open(cli: &Cli, path: &Path, warn: &mut dyn Write) -> Result<SnapshotTarg
                 let debug = elf
                     .as_deref()
                     .and_then(|e| kinspect_symbols::Symbols::open(e).ok());
-                let profile = crate::model::Profile::builtin(&cli.profile);
+                let profile = crate::cli::profile(cli).ok();
                 if let (Some(debug), Some(profile)) = (debug, profile) {
                     let ram = kinspect_sv39::Ram {
                         base: 0x8000_0000,

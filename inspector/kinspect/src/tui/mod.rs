@@ -106,7 +106,12 @@ pub fn attach(cli: &Cli) -> Result<()> {
     let symbols = open_symbols(cli.elf.as_deref())?;
     let addr = normalize(&cli.gdb);
     let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
-    let worker = Worker::new(Box::new(backend), symbols.clone(), ram(cli));
+    let worker = Worker::new(
+        Box::new(backend),
+        symbols.clone(),
+        crate::cli::profile(cli)?,
+        ram(cli),
+    );
     let app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
     let leave = run_ui(app, worker, None)?;
     if leave == Leave::Halted {
@@ -124,6 +129,7 @@ fn attach_snapshot(cli: &Cli, path: &std::path::Path) -> Result<()> {
     let worker = Worker::new(
         Box::new(worker::SnapshotBackend(target)),
         symbols.clone(),
+        crate::cli::profile(cli)?,
         ram(cli),
     );
     let mut app = App::new(
@@ -161,7 +167,12 @@ pub fn launch(cli: &Cli, opts: &LaunchOptions) -> Result<()> {
             }
         }
     };
-    let worker = Worker::new(Box::new(backend), symbols.clone(), ram(cli));
+    let worker = Worker::new(
+        Box::new(backend),
+        symbols.clone(),
+        crate::cli::profile(cli)?,
+        ram(cli),
+    );
     let app = App::new(format!("QEMU pid {} gdb {addr}", qemu.pid()), symbols, true);
     let cmd = qemu.command_line.clone();
     let r = run_ui(app, worker, Some(&mut qemu));

@@ -45,10 +45,11 @@ impl ProcRow {
 /// and `kernel_pagetable`.
 pub fn read_procs(
     syms: &Symbols,
+    profile: &Profile,
     target: &mut dyn Target,
     ram: Ram,
 ) -> Result<(Vec<ProcRow>, u64), ModelError> {
-    let kernel = Kernel::new(syms, Profile::default())?;
+    let kernel = Kernel::new(syms, profile.clone())?;
     let mut phys = PhysCache::new(target);
     let state = kernel.read_state(&mut phys, ram)?;
     let rows = state

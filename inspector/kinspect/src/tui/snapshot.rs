@@ -358,6 +358,7 @@ pub fn saved_context_backtrace(
 pub fn read_snapshot(
     target: &mut dyn Target,
     syms: Option<&Symbols>,
+    profile: &crate::model::Profile,
     ram: Ram,
 ) -> Result<Snapshot, TargetError> {
     let harts = target.harts()?;
@@ -390,7 +391,7 @@ pub fn read_snapshot(
         panic: None,
     };
     if let Some(syms) = syms {
-        match read_procs(syms, &mut *target, ram) {
+        match read_procs(syms, profile, &mut *target, ram) {
             Ok((procs, kpt)) => {
                 snap.procs = Ok(procs);
                 snap.kernel_pagetable = Some(kpt).filter(|a| *a != 0);

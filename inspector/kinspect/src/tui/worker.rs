@@ -297,6 +297,8 @@ impl PhysRead for Counting<'_, '_> {
 pub struct Worker {
     pub backend: Box<dyn Backend>,
     pub symbols: Option<Arc<Symbols>>,
+    /// `--profile`/`--kpt-field`, as the CLI resolved them.
+    pub profile: crate::model::Profile,
     pub ram: Ram,
     running: bool,
     lost: bool,
@@ -314,10 +316,16 @@ fn size_name(size: u64) -> &'static str {
 }
 
 impl Worker {
-    pub fn new(backend: Box<dyn Backend>, symbols: Option<Arc<Symbols>>, ram: Ram) -> Worker {
+    pub fn new(
+        backend: Box<dyn Backend>,
+        symbols: Option<Arc<Symbols>>,
+        profile: crate::model::Profile,
+        ram: Ram,
+    ) -> Worker {
         Worker {
             backend,
             symbols,
+            profile,
             ram,
             running: false,
             lost: false,
@@ -347,7 +355,7 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return self.fail("reading the machine", e),
         };
-        match read_snapshot(t, syms.as_deref(), ram) {
+        match read_snapshot(t, syms.as_deref(), &self.profile, ram) {
             Ok(s) => vec![Reply::Snapshot(Box::new(s))],
             Err(e) => self.fail("reading the machine", e),
         }
