@@ -167,7 +167,7 @@ fn decode_csr(ctx: &Ctx<'_>, csr: Csr, v: u64) -> Option<String> {
                 s.root_pa()
             ))
         }
-        Csr::Sepc | Csr::Stvec => sym(if csr == Csr::Stvec { v & !3 } else { v }),
+        Csr::Sepc | Csr::Mepc | Csr::Stvec => sym(if csr == Csr::Stvec { v & !3 } else { v }),
         Csr::Sie => Some(interrupt_bits(v, "IE")),
         Csr::Sip => Some(interrupt_bits(v, "IP")),
         Csr::Priv => Some(priv_name(v).to_string()),

@@ -1,6 +1,12 @@
-//! The explanation of a classic page-table panic: `remap`, `kvmpa`,
-//! `uvmunmap: not mapped`, `freewalk: leaf`, and a kernel page fault
-//! (`kerneltrap`).
+//! The explanation of a classic page-table panic: `remap` (`mappages:
+//! remap`), `kvmpa`, `uvmunmap: ...`, `freewalk: leaf`, `kfree`, and a
+//! kernel page fault (`kerneltrap`).
+//!
+//! Which panic it is comes from the panic site, the function that called
+//! `panic` in the panicking hart's backtrace (inlined frames count), and
+//! only then from the message: kernels word their messages differently
+//! (2020 `remap`, 2022 `mappages: remap`), and C xv6 keeps the message
+//! only in `panic`'s argument.
 //!
 //! The facts come from the machine: the VA and the page table from the
 //! panicking function's own variables (DWARF locations evaluated over the
@@ -34,7 +40,7 @@ fn frame_with(
     name: &str,
 ) -> Option<(usize, Vec<Local>)> {
     for (i, f) in raw.iter().enumerate() {
-        let lookup = if i == 0 { f.pc } else { f.pc.wrapping_sub(1) };
+        let lookup = f.how.lookup(f.pc);
         let lines = syms.lines(lookup).unwrap_or_default();
         let hit = lines
             .iter()
@@ -102,14 +108,31 @@ fn table_name(state: Option<&KernelState>, root: u64) -> String {
     if root == s.kernel_pagetable {
         return format!("the kernel's page table (kernel_pagetable {root:#x})");
     }
+    let field = s.kpagetable_field.as_deref().unwrap_or("kpagetable");
     for p in s.live() {
         if p.pagetable == root {
             return format!("pid {} ({})'s user page table {root:#x}", p.pid, p.name);
         }
         if p.kpagetable == Some(root) {
             return format!(
-                "pid {} ({})'s kernel page table (kpagetable {root:#x})",
+                "pid {} ({})'s kernel page table ({field} {root:#x})",
                 p.pid, p.name
+            );
+        }
+    }
+    // allocproc fills a slot before it marks it USED: a table being built
+    // belongs to a slot that is still UNUSED.
+    for p in s.procs.iter().filter(|p| !p.is_live()) {
+        if p.kpagetable == Some(root) {
+            return format!(
+                "proc[{}]'s kernel page table ({field} {root:#x}), being built: the slot is still UNUSED (inside allocproc)",
+                p.slot
+            );
+        }
+        if p.pagetable == root {
+            return format!(
+                "proc[{}]'s user page table {root:#x}, being built: the slot is still UNUSED (inside allocproc)",
+                p.slot
             );
         }
     }
@@ -150,6 +173,74 @@ fn kstack_note(state: Option<&KernelState>, va: u64) -> Option<String> {
     None
 }
 
+/// The classic panics, by where `panic` was called from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// `mappages` found a valid PTE: `remap` / `mappages: remap`.
+    Remap,
+    /// `kvmpa` could not translate a kernel address (2020 lab trees).
+    Kvmpa,
+    /// `uvmunmap`: `not mapped`, `walk`, `not a leaf`, `not aligned`.
+    Uvmunmap,
+    /// `freewalk` met a leaf.
+    Freewalk,
+    /// `kfree` of a page kalloc never handed out.
+    Kfree,
+    /// `kerneltrap`: an unexpected trap in kernel mode.
+    Trap,
+}
+
+/// The function that called `panic` on `hart` (the innermost caller that
+/// is not part of the panic machinery).
+pub fn panic_site(report: &PanicReport, hart: Hart) -> Option<String> {
+    callers(report, hart, "panic").into_iter().next()
+}
+
+/// Which classic panic this is: by the panic site first, by the message
+/// when the site is unknown or not a classic one.
+pub fn classify(site: Option<&str>, msg: Option<&str>) -> Option<Site> {
+    let by_msg = msg.and_then(|m| {
+        let m = m.trim();
+        if m.ends_with("remap") {
+            Some(Site::Remap)
+        } else if m.starts_with("kvmpa") {
+            Some(Site::Kvmpa)
+        } else if m.starts_with("uvmunmap") {
+            Some(Site::Uvmunmap)
+        } else if m.starts_with("freewalk") {
+            Some(Site::Freewalk)
+        } else if m == "kfree" {
+            Some(Site::Kfree)
+        } else if m.starts_with("kerneltrap") {
+            Some(Site::Trap)
+        } else {
+            None
+        }
+    });
+    let by_site = match site? {
+        // mappages panics for other reasons too (`mappages: size`).
+        "mappages" if msg.is_none() || by_msg == Some(Site::Remap) => Some(Site::Remap),
+        "kvmpa" => Some(Site::Kvmpa),
+        "uvmunmap" => Some(Site::Uvmunmap),
+        "freewalk" => Some(Site::Freewalk),
+        "kfree" => Some(Site::Kfree),
+        "kerneltrap" => Some(Site::Trap),
+        _ => None,
+    };
+    by_site.or(by_msg)
+}
+
+/// What sits at a device address of QEMU's virt machine, by name.
+fn device_name(pa: u64) -> Option<&'static str> {
+    match pa {
+        0x0200_0000..=0x0200_ffff => Some("CLINT"),
+        0x0c00_0000..=0x0fff_ffff => Some("PLIC"),
+        0x1000_0000..=0x1000_0fff => Some("UART0"),
+        0x1000_1000..=0x1000_1fff => Some("VIRTIO0"),
+        _ => None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn diagnose(
     target: &mut dyn Target,
@@ -157,7 +248,7 @@ pub fn diagnose(
     elf: &[u8],
     profile: Profile,
     ram: Ram,
-    msg: &str,
+    msg: Option<&str>,
     report: &PanicReport,
     hart: Hart,
     raw: &[RawFrame],
@@ -166,7 +257,11 @@ pub fn diagnose(
 ) -> Option<Diagnosis> {
     let mut d = Diagnosis::default();
     let chain = |after: &str| callers(report, hart, after).join(" <- ");
-    if msg == "remap" {
+    let site = panic_site(report, hart);
+    let kind = classify(site.as_deref(), msg)?;
+    let msg = msg.unwrap_or("");
+    let mirror_limit = profile.user_mirror_limit();
+    if kind == Site::Remap {
         d.kind = "remap".into();
         let (_, locals) = frame_with(target, syms, elf, raw, root, ram, "mappages")?;
         let pt = local(&locals, "pagetable");
@@ -223,14 +318,17 @@ pub fn diagnose(
                     d.facts.push(k);
                 }
                 let callers = callers(report, hart, "mappages");
-                d.cause = if va & !(PGSIZE - 1) == trampoline {
+                let device = existing.and_then(|(pa, _)| device_name(pa));
+                d.cause = if let (Some(dev), true) = (device, va < mirror_limit) {
+                    format!("the user mirror ran into a device: {name} maps {dev} at {va:#x}, where the copy of user memory now reaches (called from {}); a per-process kernel page table that mirrors user memory must leave out CLINT, and growproc must refuse to grow user memory to PLIC", callers.join(" <- "))
+                } else if va & !(PGSIZE - 1) == trampoline {
                     format!("the trampoline mapped twice: {name} already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", callers.first().map(String::as_str).unwrap_or("its caller"))
                 } else if owners
                     .iter()
                     .any(|o| matches!(o, Owner::KernelStack { .. }))
                     || kstack_note(state, va).is_some_and(|k| k.contains("kernel stack KSTACK"))
                 {
-                    format!("a kernel stack mapped twice: {va:#x} already maps a kernel stack in {name} (as if mapped both at boot and again in allocproc)")
+                    format!("a kernel stack mapped twice: {va:#x} already maps a kernel stack in {name} when {} maps it again: the table already had the stack (copied from kernel_pagetable, where procinit maps every KSTACK, or mapped earlier) — map each kernel stack once, either in procinit or in allocproc", callers.first().map(String::as_str).unwrap_or("its caller"))
                 } else if callers.iter().any(|c| c == "uvmalloc" || c == "growproc") {
                     let sz = state.and_then(|s| {
                         s.procs
@@ -297,43 +395,87 @@ pub fn diagnose(
         }
         return Some(d);
     }
-    if let Some(rest) = msg.strip_prefix("kvmpa") {
+    if kind == Site::Kvmpa {
         d.kind = "kvmpa".into();
-        let va = rest
-            .trim_start_matches(':')
-            .trim()
-            .strip_prefix("0x")
+        // 2022-style messages carry the VA; the 2020 lab's `kvmpa` does
+        // not, but kvmpa's own parameter does.
+        let from_msg = msg
+            .strip_prefix("kvmpa")
+            .map(|r| r.trim_start_matches(':').trim())
+            .and_then(|h| h.strip_prefix("0x"))
             .and_then(|h| u64::from_str_radix(h, 16).ok());
+        let from_frame = frame_with(target, syms, elf, raw, root, ram, "kvmpa")
+            .and_then(|(_, l)| local_in(&l, "kvmpa", "va"));
+        let va = from_frame.or(from_msg);
         d.facts.push(format!(
-            "a kernel virtual address did not translate; called from {}",
-            chain("panic")
+            "kvmpa could not translate a kernel virtual address; called from {}",
+            chain("kvmpa")
         ));
-        if let (Some(va), Some(s)) = (va, state) {
-            d.va = Some(va);
-            let kpt = s.kernel_pagetable;
-            d.table = Some((kpt, table_name(state, kpt)));
-            d.facts.push(format!("the VA (from the message): {va:#x}"));
+        let Some(va) = va else {
             d.facts
-                .push(walk_text(target, kpt, va, ram, &table_name(state, kpt)));
-            if let Some(k) = kstack_note(state, va) {
-                d.facts.push(k);
+                .push("the VA is optimised out at this pc and not in the message".into());
+            d.cause = "a kernel address that kvmpa's page table does not map; without the VA kinspect cannot say which".into();
+            return Some(d);
+        };
+        d.va = Some(va);
+        d.facts.push(format!("the VA: {va:#x}"));
+        if let Some(k) = kstack_note(state, va) {
+            d.facts.push(k);
+        }
+        let Some(s) = state else {
+            d.cause = "a kernel address kvmpa's page table does not map".into();
+            return Some(d);
+        };
+        let kpt = s.kernel_pagetable;
+        let in_global = pte_of(target, kpt, va, ram).is_some();
+        d.facts
+            .push(walk_text(target, kpt, va, ram, &table_name(state, kpt)));
+        // The process this hart runs, and its own kernel page table.
+        let me = report
+            .harts
+            .iter()
+            .find(|h| h.hart == hart)
+            .and_then(|h| h.pid)
+            .and_then(|pid| s.by_pid(pid));
+        let own = me.and_then(|p| p.kpagetable.filter(|k| *k != 0).map(|k| (p, k)));
+        let in_own = own.map(|(p, k)| {
+            let name = table_name(state, k);
+            d.facts.push(walk_text(target, k, va, ram, &name));
+            (p, k, name, pte_of(target, k, va, ram).is_some())
+        });
+        match in_own {
+            Some((p, k, name, true)) if !in_global => {
+                d.table = Some((kpt, table_name(state, kpt)));
+                d.cause = format!(
+                    "kvmpa walks kernel_pagetable, but {va:#x} is mapped only in pid {}'s own kernel page table {k:#x} ({name}): kvmpa must walk the process's kernel page table (myproc()->{}), not kernel_pagetable",
+                    p.pid,
+                    s.kpagetable_field.as_deref().unwrap_or("kernel page table")
+                );
+            }
+            _ => {
+                d.table = Some((kpt, table_name(state, kpt)));
+                d.cause = match kstack_note(state, va) {
+                    Some(k) if k.contains("guard") => "a translation of a kernel stack's guard page: the address is one page below a kernel stack (an off-by-one in KSTACK arithmetic, or a stack overflow)".into(),
+                    _ if in_global => format!("{va:#x} is mapped in kernel_pagetable, so kvmpa walked another table that lacks it (the process's kernel page table missing a mapping kernel_pagetable has)"),
+                    _ => format!("{va:#x} is mapped neither in kernel_pagetable nor in the running process's kernel page table: a kernel address the kernel never mapped"),
+                };
             }
         }
-        d.cause = match va.and_then(|v| kstack_note(state, v)) {
-            Some(k) if k.contains("guard") => "a translation of a kernel stack's guard page: the address is one page below a kernel stack (an off-by-one in KSTACK arithmetic, or a stack overflow)".into(),
-            _ => "a kernel address translated that no page table maps (kvmpa on a VA the kernel never mapped)".into(),
-        };
         return Some(d);
     }
-    if msg == "uvmunmap: not mapped" {
-        d.kind = "uvmunmap: not mapped".into();
+    if kind == Site::Uvmunmap {
+        d.kind = if msg.is_empty() {
+            "uvmunmap".into()
+        } else {
+            msg.to_string()
+        };
         let (_, locals) = frame_with(target, syms, elf, raw, root, ram, "uvmunmap")?;
         let pt = local(&locals, "pagetable");
         let a = local(&locals, "a");
         let va = local(&locals, "va");
         let npages = local(&locals, "npages");
         d.facts.push(format!(
-            "uvmunmap met an invalid PTE; called from {}",
+            "uvmunmap met a PTE it cannot unmap; called from {}",
             chain("uvmunmap")
         ));
         if let (Some(pt), Some(a)) = (pt, a) {
@@ -376,13 +518,20 @@ pub fn diagnose(
         }
         return Some(d);
     }
-    if msg == "freewalk: leaf" {
+    if kind == Site::Freewalk {
         d.kind = "freewalk: leaf".into();
         let (_, locals) = frame_with(target, syms, elf, raw, root, ram, "freewalk")?;
+        // The caller outside the (recursive) freewalk frames: the line to fix.
+        let outside: Vec<String> = callers(report, hart, "freewalk")
+            .into_iter()
+            .filter(|c| c != "freewalk")
+            .collect();
         d.facts.push(format!(
             "freewalk found a leaf PTE while freeing a page table; called from {}",
-            chain("freewalk")
+            outside.join(" <- ")
         ));
+        let end = syms.elf_symbol("end").map(|s| s.addr);
+        let mut kernel_leaves = 0usize;
         if let Some(pt) = local(&locals, "pagetable") {
             d.table = Some((pt, table_name(state, pt)));
             d.facts.push(format!("the table page being freed: {pt:#x}"));
@@ -391,15 +540,18 @@ pub fn diagnose(
                 if let Ok(e) = target.read_phys_u64(pt + 8 * i) {
                     let p = kinspect_sv39::Pte(e);
                     if p.valid() && (e & 0xe) != 0 {
-                        leaves.push(format!(
-                            "[{i}] pte {e:#018x} -> {:#x} ({})",
-                            p.pa(),
-                            p.attr_letters()
-                        ));
+                        let pa = p.pa();
+                        if !ram.contains_page(pa) || end.is_some_and(|e| pa < e) {
+                            kernel_leaves += 1;
+                        }
+                        if leaves.len() < 8 {
+                            leaves.push(format!(
+                                "[{i}] pte {e:#018x} -> {pa:#x} ({}){}",
+                                p.attr_letters(),
+                                device_name(pa).map(|n| format!(" {n}")).unwrap_or_default()
+                            ));
+                        }
                     }
-                }
-                if leaves.len() >= 8 {
-                    break;
                 }
             }
             if leaves.is_empty() {
@@ -409,10 +561,63 @@ pub fn diagnose(
                     .push(format!("leaf entries still there: {}", leaves.join(", ")));
             }
         }
-        d.cause = "a page table freed while it still maps pages: uvmfree/freewalk ran before uvmunmap removed every leaf (a size passed too small)".into();
+        let user_free = outside.iter().any(|c| c == "uvmfree");
+        d.cause = if kernel_leaves > 0 && !user_free {
+            format!("a per-process kernel page table freed with freewalk: its leaves map the kernel's own pages (devices, kernel text and data, shared with kernel_pagetable), which freewalk refuses; free the per-process kernel table without freeing the kernel's shared leaf pages: clear the leaves (or walk only the table pages) and kfree just the table pages, in {}", outside.first().map(String::as_str).unwrap_or("the caller"))
+        } else {
+            "a page table freed while it still maps pages: uvmfree/freewalk ran before uvmunmap removed every leaf (a size passed too small)".into()
+        };
         return Some(d);
     }
-    if msg.starts_with("kerneltrap") {
+    if kind == Site::Kfree {
+        d.kind = "kfree".into();
+        let outside = callers(report, hart, "kfree");
+        d.facts.push(format!(
+            "kfree was given a page kalloc never handed out; called from {}",
+            outside.join(" <- ")
+        ));
+        let pa = frame_with(target, syms, elf, raw, root, ram, "kfree")
+            .and_then(|(_, l)| local_in(&l, "kfree", "pa"));
+        let etext = syms.elf_symbol("etext").map(|s| s.addr);
+        let end = syms.elf_symbol("end").map(|s| s.addr);
+        let what = pa.map(|pa| {
+            if let Some(dev) = device_name(pa) {
+                format!("{pa:#x} is the {dev} device")
+            } else if !ram.contains_page(pa & !(PGSIZE - 1)) {
+                format!("{pa:#x} is outside RAM")
+            } else if etext.is_some_and(|e| pa < e) {
+                format!("{pa:#x} is kernel text")
+            } else if end.is_some_and(|e| pa < e) {
+                format!("{pa:#x} is kernel data (below end)")
+            } else if pa % PGSIZE != 0 {
+                format!("{pa:#x} is not page-aligned")
+            } else {
+                format!("{pa:#x} is an ordinary RAM page")
+            }
+        });
+        match (&what, pa) {
+            (Some(w), Some(pa)) => {
+                d.va = Some(pa);
+                d.facts.push(format!("the page being freed: {w}"));
+            }
+            _ => d
+                .facts
+                .push("the page being freed is optimised out at this pc".into()),
+        }
+        let kernel_page = pa.is_some_and(|pa| {
+            device_name(pa).is_some()
+                || end.is_some_and(|e| pa < e)
+                || !ram.contains_page(pa & !(PGSIZE - 1))
+        });
+        let user = outside.iter().any(|c| c == "uvmfree" || c == "uvmdealloc");
+        d.cause = if kernel_page && !user {
+            format!("the kernel's shared pages freed: a per-process kernel page table's leaves point at the kernel's own pages (text, data, devices, shared with kernel_pagetable), and {} freed them with the table; free the per-process kernel table without freeing the kernel's shared leaf pages (unmap with do_free = 0, kfree only the table pages)", outside.iter().find(|c| c.as_str() != "kfree").map(String::as_str).unwrap_or("its caller"))
+        } else {
+            "kfree of a page kalloc never handed out (not page-aligned, below end, or above PHYSTOP): a freed pointer that was never allocated, or freed twice after being overwritten".into()
+        };
+        return Some(d);
+    }
+    if kind == Site::Trap {
         d.kind = "kernel trap".into();
         let scause = target.csr(hart, Csr::Scause).ok();
         let stval = target.csr(hart, Csr::Stval).ok();

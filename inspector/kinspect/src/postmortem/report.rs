@@ -98,9 +98,9 @@ fn read_cstr(target: &mut dyn Target, va: u64, max: usize) -> Option<String> {
 
 fn frames_of(syms: &Symbols, raw: &[RawFrame]) -> Vec<FrameReport> {
     let mut out = Vec::new();
-    for (i, f) in raw.iter().enumerate() {
+    for f in raw {
         // A return address points after the call: look up the call.
-        let lookup = if i == 0 { f.pc } else { f.pc.wrapping_sub(1) };
+        let lookup = f.how.lookup(f.pc);
         let lines = syms.lines(lookup).unwrap_or_default();
         if lines.is_empty() {
             let function = syms
@@ -230,7 +230,40 @@ pub fn build(
                 root: root.unwrap_or(None),
                 ram,
             };
-            unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code)
+            let mepc = if privilege == Some("M") {
+                csr(&mut *mem.target, Csr::Mepc)
+            } else {
+                None
+            };
+            let (mut raw, mut end) = match mepc {
+                // The M-mode timer handler saves what it uses in its own
+                // scratch area: every other register is the interrupted
+                // code's, so the walk goes on from mepc.
+                Some(mepc) if is_code(mepc) => {
+                    let (mut inner, end) =
+                        unwind::unwind(&regs.x, mepc, cfi.as_ref(), &mut mem, &is_code);
+                    if let Some(first) = inner.first_mut() {
+                        first.how = How::Interrupted;
+                    }
+                    let mut here = unwind::single(&regs.x, regs.pc);
+                    here.append(&mut inner);
+                    (here, end)
+                }
+                _ => unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code),
+            };
+            // The boot stack: main is the first kernel function (start
+            // enters it by mret), so nothing below it is a caller.
+            if let Some(i) = raw.iter().position(|f| {
+                syms.symbolize(f.how.lookup(f.pc))
+                    .is_some_and(|(n, _)| short(n) == "main")
+            }) {
+                if i + 1 < raw.len() {
+                    raw.truncate(i + 1);
+                    end = "main is the first frame on the boot stack (start enters it by mret)"
+                        .into();
+                }
+            }
+            (raw, end)
         };
         let mut frames = frames_of(syms, &raw);
         let in_panic = frames.iter().any(|f| {
@@ -239,7 +272,7 @@ pub fn build(
         if in_panic {
             // Arguments and locals of every frame of the panicking hart.
             for (i, rf) in raw.iter().enumerate() {
-                let lookup = if i == 0 { rf.pc } else { rf.pc.wrapping_sub(1) };
+                let lookup = rf.how.lookup(rf.pc);
                 let cfa = raw.get(i + 1).map(|n| n.sp);
                 let mut mem = VirtMem {
                     target: &mut *target,
@@ -277,8 +310,17 @@ pub fn build(
             .find(|f| !f.function.starts_with("core::"))
             .map(|f| f.function.clone())
             .unwrap_or_else(|| "??".into());
-        let state_text = if in_panic {
-            "panicked: spinning in panic with interrupts off".to_string()
+        let panic_entry = syms.elf_symbol("panic").map(|s| s.addr);
+        let sie = csr(target, Csr::Sstatus).map(|v| v & 2 != 0);
+        let interrupts = match sie {
+            Some(true) => " (interrupts on)",
+            Some(false) => " (interrupts off)",
+            None => "",
+        };
+        let state_text = if in_panic && Some(regs.pc) == panic_entry {
+            format!("panicked: stopped on panic's first instruction, before it prints{interrupts}")
+        } else if in_panic {
+            format!("panicked: spinning in panic{interrupts}")
         } else if privilege == Some("U") {
             "in user mode".to_string()
         } else if panicked == Some(1) {
@@ -299,6 +341,17 @@ pub fn build(
         });
         raw_by_hart.push((h, raw, root.unwrap_or(None)));
     }
+    // C xv6 keeps no copy of the message: it is panic's argument.
+    let message = match message {
+        Some(m) => Some(m),
+        None => panicking_hart.and_then(|h| {
+            let (_, raw, root) = raw_by_hart.iter().find(|(x, _, _)| *x == h)?;
+            let hart = harts.iter().find(|r| r.hart == h)?;
+            let m = panic_argument(&mut *target, syms, hart, raw, *root, ram)?;
+            notes.push("the message is panic's argument (this kernel keeps no panicmsg)".into());
+            Some(m)
+        }),
+    };
     let mut report = PanicReport {
         source,
         panicked,
@@ -308,7 +361,8 @@ pub fn build(
         diagnosis: None,
         notes,
     };
-    if let (Some(msg), Some(h)) = (report.message.clone(), panicking_hart) {
+    if let Some(h) = panicking_hart {
+        let msg = report.message.clone();
         let raw = raw_by_hart
             .iter()
             .find(|(x, _, _)| *x == h)
@@ -320,7 +374,7 @@ pub fn build(
                 elf_bytes,
                 profile,
                 ram,
-                &msg,
+                msg.as_deref(),
                 &report,
                 h,
                 &raw,
@@ -330,6 +384,46 @@ pub fn build(
         }
     }
     Ok(report)
+}
+
+/// The message a C-style `panic(char *s)` was called with: its parameter
+/// as the DWARF location gives it in the `panic` frame, or `a0` when the
+/// hart stands on panic's first instruction (`kinspect watch` stops
+/// there). The string is read through the hart's page table.
+fn panic_argument(
+    target: &mut dyn Target,
+    syms: &Symbols,
+    hart: &HartReport,
+    raw: &[RawFrame],
+    root: Option<u64>,
+    ram: Ram,
+) -> Option<String> {
+    let frame = hart.frames.iter().find(|f| f.function == "panic")?;
+    let from_dwarf = frame
+        .locals
+        .iter()
+        .find(|l| l.parameter && l.value.is_some())
+        .and_then(|l| l.value);
+    let entry = syms.elf_symbol("panic").map(|s| s.addr);
+    let from_a0 = raw
+        .first()
+        .filter(|f| Some(f.pc) == entry)
+        .and_then(|f| f.regs[10]);
+    let va = from_dwarf.or(from_a0)?;
+    let mut mem = VirtMem { target, root, ram };
+    let mut bytes = Vec::new();
+    for i in 0..128u64 {
+        let pa = mem.phys(va.checked_add(i)?)?;
+        let mut b = [0u8];
+        mem.target.read_phys(pa, &mut b).ok()?;
+        if b[0] == 0 {
+            break;
+        }
+        bytes.push(b[0]);
+    }
+    let text = String::from_utf8(bytes).ok()?;
+    let printable = !text.is_empty() && text.chars().all(|c| !c.is_control() || c == '\n');
+    printable.then(|| text.trim_end().to_string())
 }
 
 impl PanicReport {

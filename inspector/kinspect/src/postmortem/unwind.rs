@@ -34,6 +34,27 @@ pub enum How {
     Cfi,
     /// From the frame-pointer record (no CFI for this pc).
     FramePointer,
+    /// The pc an M-mode trap interrupted (`mepc`): a hart stopped in
+    /// xv6's `timervec` goes back there.
+    Interrupted,
+}
+
+impl How {
+    /// Whether the frame's pc is an exact instruction (the hart's own pc,
+    /// an interrupted pc) rather than a return address, which points after
+    /// the call and is looked up at `pc - 1`.
+    pub fn exact(self) -> bool {
+        matches!(self, How::Pc | How::Interrupted)
+    }
+
+    /// The address to look a frame's function and line up at.
+    pub fn lookup(self, pc: u64) -> u64 {
+        if self.exact() {
+            pc
+        } else {
+            pc.wrapping_sub(1)
+        }
+    }
 }
 
 /// One physical frame: a pc and the registers as they were in it.
@@ -138,8 +159,11 @@ impl Cfi {
             *slot = match rule {
                 RegisterRule::Undefined => {
                     // Caller-saved registers are not known in the caller;
-                    // callee-saved ones without a rule keep their value.
-                    if is_callee_saved(r) {
+                    // callee-saved ones without a rule keep their value,
+                    // and so does ra, the return-address column, before
+                    // the prologue saves it (a hart stopped on a
+                    // function's first instruction: `watch` on panic).
+                    if is_callee_saved(r) || r == 1 {
                         regs[r]
                     } else {
                         None
@@ -162,6 +186,21 @@ fn is_callee_saved(r: usize) -> bool {
     matches!(r, 2 | 8 | 9 | 18..=27)
 }
 
+/// The one frame of a hart at `pc` with `regs`, before any unwinding.
+pub fn single(regs: &[u64; 32], pc: u64) -> Vec<RawFrame> {
+    let mut cur: [Option<u64>; 32] = [None; 32];
+    for (d, s) in cur.iter_mut().zip(regs) {
+        *d = Some(*s);
+    }
+    cur[0] = Some(0);
+    vec![RawFrame {
+        pc,
+        sp: regs[2],
+        how: How::Pc,
+        regs: cur,
+    }]
+}
+
 /// Unwind from `regs`/`pc`. `is_code` says whether an address is kernel
 /// code (the walk stops at the first return address that is not).
 pub fn unwind(
@@ -171,17 +210,8 @@ pub fn unwind(
     mem: &mut VirtMem<'_>,
     is_code: &dyn Fn(u64) -> bool,
 ) -> (Vec<RawFrame>, String) {
-    let mut cur: [Option<u64>; 32] = [None; 32];
-    for (d, s) in cur.iter_mut().zip(regs) {
-        *d = Some(*s);
-    }
-    cur[0] = Some(0);
-    let mut frames = vec![RawFrame {
-        pc,
-        sp: regs[2],
-        how: How::Pc,
-        regs: cur,
-    }];
+    let mut frames = single(regs, pc);
+    let mut cur = frames[0].regs;
     let mut pc = pc;
     let mut first = true;
     let end = loop {
@@ -223,8 +253,11 @@ pub fn unwind(
         if sp < prev_sp {
             break format!("the stack pointer went down ({sp:#x} < {prev_sp:#x}): corrupt stack");
         }
-        if ra == pc {
-            // _entry calls main with the boot stack's first frame record.
+        if ra == pc && sp == prev_sp {
+            // No progress: the same pc on the same stack pointer would
+            // repeat forever (_entry's first frame record on the boot
+            // stack looks like this). A recursive call from one call site
+            // has the same ra but a higher sp: that is a frame.
             break "the frame repeats itself (the boot stack's first frame)".into();
         }
         pc = ra;

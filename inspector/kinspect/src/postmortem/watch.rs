@@ -17,7 +17,6 @@ use kinspect_sv39::Ram;
 use super::report::{build, PanicReport};
 use crate::cli::{Cli, Error, Result};
 use crate::commands::Ctx;
-use crate::model::Profile;
 use crate::snapshot::cmd::elf_path;
 use crate::target::qemu::QemuTarget;
 use crate::target::Target;
@@ -126,8 +125,7 @@ pub fn watch(
     let (path, bytes) = elf_bytes(cli)?;
     let syms =
         kinspect_symbols::Symbols::open(&path).map_err(|e| Error::BadInput(e.to_string()))?;
-    let profile = Profile::builtin(&cli.profile)
-        .ok_or_else(|| Error::BadInput(format!("no profile `{}`", cli.profile)))?;
+    let profile = crate::cli::profile(cli)?;
     let ram = Ram {
         base: 0x8000_0000,
         size: cli.ram_mib.saturating_mul(1 << 20),
@@ -170,8 +168,11 @@ pub fn watch(
         let deadline = Instant::now() + Duration::from_secs(timeout);
         loop {
             if Instant::now() >= deadline {
-                let _ = s.halt();
+                // Take the breakpoint out and leave the guest running, as
+                // it was found.
+                let _ = s.ensure_halted();
                 let _ = s.remove_breakpoint(panic_at, 4);
+                let _ = s.resume();
                 let _ = t.finish();
                 return Err(Error::Failed(format!("no panic within {timeout} s")));
             }
@@ -186,13 +187,23 @@ pub fn watch(
                 Err(e) => return Err(Error::Unreachable(e.to_string())),
             }
         }
-        // Stopped at panic's entry: let it record the message and spin.
         s.remove_breakpoint(panic_at, 4)
             .map_err(|e| Error::Failed(e.to_string()))?;
-        s.resume().map_err(|e| Error::Failed(e.to_string()))?;
-        std::thread::sleep(Duration::from_millis(300));
-        s.halt().map_err(|e| Error::Failed(e.to_string()))?;
-        writeln!(warn, "kinspect: a hart entered panic")?;
+        if syms.elf_symbol("panicmsg").is_some() {
+            // Stopped at panic's entry: let it record the message and spin.
+            s.resume().map_err(|e| Error::Failed(e.to_string()))?;
+            std::thread::sleep(Duration::from_millis(300));
+            s.halt().map_err(|e| Error::Failed(e.to_string()))?;
+            writeln!(warn, "kinspect: a hart entered panic")?;
+        } else {
+            // A C xv6 keeps the message only in panic's argument: stay on
+            // panic's first instruction, where a0 holds it and every
+            // caller's registers are intact.
+            writeln!(
+                warn,
+                "kinspect: a hart entered panic (held at its first instruction, before it prints)"
+            )?;
+        }
     }
     let r = build(&mut t, &syms, &bytes, profile, ram)?;
     emit(&r, cli.json, file, format, out)?;

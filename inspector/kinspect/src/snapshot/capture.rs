@@ -43,7 +43,8 @@ pub fn harts(target: &mut dyn Target) -> Result<Vec<HartRecord>, TargetError> {
     for h in target.harts()? {
         let regs = target.regs(h)?;
         let mut rec = HartRecord::new(h, &regs);
-        for csr in Csr::ALL {
+        // mepc too: a hart in the M-mode timer handler resumes there.
+        for csr in Csr::ALL.into_iter().chain([Csr::Mepc]) {
             match target.csr(h, csr) {
                 Ok(v) => {
                     rec.csrs.insert(csr.name().to_string(), v);

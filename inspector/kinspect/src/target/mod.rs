@@ -39,6 +39,10 @@ pub enum Csr {
     Sip,
     /// The hart's privilege level (0 U, 1 S, 3 M), QEMU's `priv` register.
     Priv,
+    /// Where an M-mode trap (xv6's timer interrupt, `timervec`) will
+    /// return. Read for backtraces and saved in snapshots; not one of the
+    /// supervisor CSRs [`Csr::ALL`] lists.
+    Mepc,
 }
 
 impl Csr {
@@ -68,6 +72,7 @@ impl Csr {
             Csr::Sie => "sie",
             Csr::Sip => "sip",
             Csr::Priv => "priv",
+            Csr::Mepc => "mepc",
         }
     }
 }
