@@ -147,7 +147,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub elf: Option<PathBuf>,
 
-    /// Print JSON (stable fields, numbers as integers) instead of text.
+    /// Print JSON instead of text: addresses, PTEs, CSRs and other 64-bit
+    /// values as "0x..." strings, errors as {"error": ..., "exit_code": N}
+    /// on stdout (docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -549,32 +551,97 @@ pub fn run_on(
 }
 
 /// Parse `args` (program name first) and run on the given target; write
-/// errors as `kinspect: <reason>` to `warn`; return the exit code.
+/// errors as `kinspect: <reason>` to `warn` (or, with `--json`, as a JSON
+/// object to `out`); return the exit code.
 pub fn run_args_on(
     args: &[&str],
     target: &mut dyn Target,
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> i32 {
+    let json = wants_json(args.iter().map(std::ffi::OsStr::new));
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e, out, warn),
+        Err(e) => return clap_error(e, json, out, warn),
     };
-    finish(run_on(&cli, Some(target), out, warn), warn)
+    let mut out = Tracked::new(out);
+    let r = run_on(&cli, Some(target), &mut out, warn);
+    finish(r, cli.json, &mut out, warn)
 }
 
-fn finish(r: Result<()>, warn: &mut dyn Write) -> i32 {
-    match r {
-        Ok(()) | Err(Error::OutputClosed) => exit::OK,
-        Err(e) => {
-            let _ = writeln!(warn, "kinspect: {e}");
-            e.exit_code()
+/// Whether the raw arguments ask for `--json` (before a `--`), so that
+/// even a usage error is reported as JSON.
+fn wants_json<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// stdout, remembering whether a command printed anything: a failure under
+/// `--json` prints its error object only when no result was printed, so
+/// stdout always holds exactly one JSON document.
+pub struct Tracked<'a> {
+    inner: &'a mut dyn Write,
+    wrote: bool,
+}
+
+impl<'a> Tracked<'a> {
+    pub fn new(inner: &'a mut dyn Write) -> Self {
+        Tracked {
+            inner,
+            wrote: false,
         }
     }
 }
 
-/// Help and version go to stdout with 0; usage errors become one line and 2.
-fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+impl Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.wrote |= !buf.is_empty();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The error object `--json` prints on stdout: `{"error": ..., "exit_code": N}`.
+#[derive(Debug, serde::Serialize)]
+pub struct JsonError<'a> {
+    pub error: &'a str,
+    pub exit_code: i32,
+}
+
+/// Report a command's outcome: nothing on success; on failure one line
+/// `kinspect: <reason>` on `warn`, or under `--json` one error object on
+/// stdout (unless the command already printed its JSON result, as
+/// `translate` does before exit 4 and `check` before exit 5; then the
+/// line goes to `warn`). Returns the exit code.
+fn finish(r: Result<()>, json: bool, out: &mut Tracked<'_>, warn: &mut dyn Write) -> i32 {
+    match r {
+        Ok(()) | Err(Error::OutputClosed) => exit::OK,
+        Err(e) => {
+            let code = e.exit_code();
+            if json && !out.wrote {
+                write_json_error(out, &e.to_string(), code);
+            } else {
+                let _ = writeln!(warn, "kinspect: {e}");
+            }
+            code
+        }
+    }
+}
+
+fn write_json_error(out: &mut dyn Write, error: &str, exit_code: i32) {
+    let v = JsonError { error, exit_code };
+    if let Ok(s) = serde_json::to_string(&v) {
+        let _ = writeln!(out, "{s}");
+    }
+}
+
+/// Help and version go to stdout with 0; usage errors become one line and
+/// 2 (a JSON error object on stdout with `--json`).
+fn clap_error(e: clap::Error, json: bool, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -591,7 +658,15 @@ fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("bad arguments");
             let reason = first.strip_prefix("error: ").unwrap_or(first);
-            let _ = writeln!(warn, "kinspect: {reason} (see kinspect --help)");
+            if json {
+                write_json_error(
+                    out,
+                    &format!("{reason} (see kinspect --help)"),
+                    exit::BAD_INPUT,
+                );
+            } else {
+                let _ = writeln!(warn, "kinspect: {reason} (see kinspect --help)");
+            }
             exit::BAD_INPUT
         }
     }
@@ -599,12 +674,15 @@ fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 
 
 /// The whole program: parse, connect when needed, run, report.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let json = wants_json(args.iter().map(|a| a.as_os_str()));
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e, &mut std::io::stdout(), &mut std::io::stderr()),
+        Err(e) => return clap_error(e, json, &mut std::io::stdout(), &mut std::io::stderr()),
     };
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut lock = stdout.lock();
+    let mut out = Tracked::new(&mut lock);
     let mut warn = std::io::stderr();
     let r = if let Command::Launch { fs_img, smp } = &cli.command {
         let kernel = cli
@@ -637,6 +715,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             Err(e) => Err(e),
         }
     };
+    let code = finish(r, cli.json, &mut out, &mut warn);
     let _ = out.flush();
-    finish(r, &mut warn)
+    code
 }

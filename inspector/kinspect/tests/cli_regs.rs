@@ -45,7 +45,7 @@ fn regs_json_and_missing_csrs() {
     assert_eq!(v["priv"], "S");
     assert_eq!(v["gprs"][1]["abi"], "sp");
     assert_eq!(v["gprs"][1]["x"], 2);
-    assert_eq!(v["gprs"][1]["value"], 2);
+    assert_eq!(v["gprs"][1]["value"], "0x2");
     let stval = v["csrs"]
         .as_array()
         .unwrap()
@@ -74,8 +74,9 @@ fn satp_lists_every_hart_and_decodes_values() {
     assert_eq!(v["mode"], "sv48");
     assert_eq!(v["mode_bits"], 9);
     assert_eq!(v["asid"], 0xbeef);
-    assert_eq!(v["ppn"], 0x12345);
-    assert_eq!(v["root"], 0x1234_5000u64);
+    assert_eq!(v["ppn"], "0x12345");
+    assert_eq!(v["root"], "0x12345000");
+    assert_eq!(v["satp"], "0x9beef00000012345");
 }
 
 fn kinspect(args: &[&str]) -> std::process::Output {
@@ -128,4 +129,47 @@ fn the_binary_exit_codes() {
         help.contains("Examples:") && help.contains("Exit codes:"),
         "{help}"
     );
+}
+
+/// Under `--json` a failure is one JSON object on stdout, with the same
+/// exit code as the text one, and nothing on stderr.
+#[test]
+fn the_binary_reports_errors_as_json() {
+    for (args, code, starts) in [
+        (
+            &["--json", "--gdb", "127.0.0.1:1", "maps"][..],
+            3,
+            "cannot reach",
+        ),
+        (&["--json", "satp", "banana"], 2, "invalid value 'banana'"),
+        (
+            &["maps", "--bogus", "--json"],
+            2,
+            "unexpected argument '--bogus'",
+        ),
+        (
+            &["--json", "--elf", "/nonexistent/kernel.elf", "satp", "0x1"],
+            2,
+            "",
+        ),
+    ] {
+        let o = kinspect(args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(out.lines().count(), 1, "{args:?}: {out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+        assert_eq!(v["exit_code"], code, "{args:?}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            !error.is_empty() && error.starts_with(starts),
+            "{args:?}: {error}"
+        );
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+        assert!(
+            o.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
