@@ -79,7 +79,7 @@ impl From<TargetError> for Error {
             TargetError::Unreachable { .. }
             | TargetError::Disconnected(_)
             | TargetError::Timeout(_) => Error::Unreachable(e.to_string()),
-            TargetError::NoHart(_) => Error::BadInput(e.to_string()),
+            TargetError::NoHart(_) | TargetError::BadAddress(_) => Error::BadInput(e.to_string()),
             TargetError::Protocol(_) | TargetError::Memory { .. } | TargetError::Unsupported(_) => {
                 Error::Failed(e.to_string())
             }
@@ -138,7 +138,8 @@ pub struct Cli {
         long,
         global = true,
         value_name = "[HOST]:PORT",
-        default_value = "localhost:1234"
+        default_value = "localhost:1234",
+        value_parser = parse_gdb_arg
     )]
     pub gdb: String,
 
@@ -155,7 +156,13 @@ pub struct Cli {
 
     /// RAM size in MiB from 0x80000000 (QEMU's -m): page-table pointers
     /// outside RAM are reported, never followed.
-    #[arg(long, global = true, value_name = "MIB", default_value_t = 128)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        default_value_t = 128,
+        value_parser = parse_ram_mib
+    )]
     pub ram_mib: u64,
 
     /// The kernel profile: which names the process model looks for
@@ -453,6 +460,24 @@ pub fn parse_u64(s: &str) -> std::result::Result<u64, String> {
 
 fn parse_u64_arg(s: &str) -> std::result::Result<u64, String> {
     parse_u64(s)
+}
+
+/// `--ram-mib`: at least 1 (0 would put every page table outside RAM).
+fn parse_ram_mib(s: &str) -> std::result::Result<u64, String> {
+    match parse_u64(s)? {
+        0 => Err("RAM cannot be empty: give QEMU's -m in MiB (128 for xv6)".into()),
+        n => Ok(n),
+    }
+}
+
+/// `--gdb`: `[HOST]:PORT` with a port from 1 to 65535, checked before
+/// anything connects, so a typo is a usage error (exit 2) naming the part.
+fn parse_gdb_arg(s: &str) -> std::result::Result<String, String> {
+    match kinspect_rsp::transport::StubAddr::parse(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(kinspect_rsp::Error::Address { why, .. }) => Err(why),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The ELF to use: `--elf` (must load) or the default path (if present).

@@ -121,6 +121,34 @@ fn the_binary_exit_codes() {
     );
     let o = kinspect(&["satp", "banana"]);
     assert_eq!(o.status.code(), Some(2));
+    // A bad --gdb is bad input naming the part, not a protocol error.
+    for (gdb, why) in [
+        ("foo", "expected [HOST]:PORT, e.g. localhost:1234 or :1234"),
+        (
+            "localhost:99999",
+            "port `99999` is not a number from 1 to 65535",
+        ),
+        ("localhost:", "no port after `:`"),
+        (":0", "port `0` is not a number from 1 to 65535"),
+    ] {
+        let o = kinspect(&["--gdb", gdb, "maps"]);
+        assert_eq!(o.status.code(), Some(2), "--gdb {gdb}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("kinspect: invalid value '{gdb}' for '--gdb"))
+                && err.contains(why),
+            "--gdb {gdb}: {err}"
+        );
+    }
+    // --ram-mib 0 would make every table "outside RAM": refused.
+    let o = kinspect(&["--ram-mib", "0", "satp", "0x1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("kinspect: invalid value '0' for '--ram-mib"),
+        "{err}"
+    );
     // Help teaches, with examples and exit codes, and exits 0.
     let o = kinspect(&["--help"]);
     assert_eq!(o.status.code(), Some(0));

@@ -10,9 +10,9 @@ use crate::target_xml::XmlError;
 /// A failed exchange with the gdb stub.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The address is not `HOST:PORT` or `:PORT`.
-    #[error("bad gdb stub address {0:?}: expected HOST:PORT or :PORT")]
-    Address(String),
+    /// The address is not `HOST:PORT` or `:PORT`; `why` says which part.
+    #[error("bad gdb stub address {addr:?}: {why}")]
+    Address { addr: String, why: String },
     /// Nothing accepted the connection.
     #[error(
         "cannot reach QEMU's gdb stub at {addr}: {why} — is QEMU running with -gdb tcp::{port}?"

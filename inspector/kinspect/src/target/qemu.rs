@@ -35,6 +35,7 @@ pub struct QemuTarget {
 /// Turn a client error into the Target's words.
 fn target_error(e: RspError) -> TargetError {
     match e {
+        RspError::Address { .. } => TargetError::BadAddress(e.to_string()),
         RspError::Unreachable { addr, port, why } => TargetError::Unreachable {
             what: format!("QEMU's gdb stub at {addr}"),
             why: format!("{why} — is QEMU running with -gdb tcp::{port}?"),
