@@ -96,6 +96,23 @@ fn maps_reports_findings_on_stderr_and_keeps_stdout_exact() {
 }
 
 #[test]
+fn warnings_beyond_the_first_twenty_are_counted_in_the_right_number() {
+    let mut t = machine();
+    // 21 root entries pointing outside RAM: 20 warnings, then "1 more finding".
+    for i in 100..121 {
+        t.mem.write_u64(ROOT + i * 8, pte(0x9000_0000, V));
+    }
+    let r = run(&mut t, &["maps"]);
+    assert_eq!(r.code, 0);
+    let last = r.err.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "kinspect: warning: ... and 1 more finding (--json lists them all)"
+    );
+    assert_eq!(r.err.lines().count(), 21, "{}", r.err);
+}
+
+#[test]
 fn bare_satp_prints_qemus_words() {
     let mut t = machine();
     let r = run(&mut t, &["maps", "--satp", "0"]);

@@ -75,8 +75,12 @@ impl Ctx<'_> {
         if findings.len() > MAX_WARNINGS {
             writeln!(
                 self.warn,
-                "kinspect: warning: ... and {} more findings (--json lists them all)",
-                findings.len() - MAX_WARNINGS
+                "kinspect: warning: ... and {} (--json lists them all)",
+                crate::words::count(
+                    findings.len() - MAX_WARNINGS,
+                    "more finding",
+                    "more findings"
+                )
             )?;
         }
         Ok(())
