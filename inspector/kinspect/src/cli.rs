@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, symbols::Symbols, Ctx};
 use crate::model::Profile;
@@ -275,13 +275,22 @@ One line per valid PTE, depth shown by ` ..`, index in decimal:
    .. .. ..0: pte 0x0000000021fdac1f pa 0x0000000087f6b000
 
 With --va each line starts with the virtual address the entry maps
-instead (as newer lab versions print).")]
+instead (as newer lab versions print). --va-range keeps only the entries
+that map some of a virtual range, and the pointers down to them:
+
+  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
+                                        the top gigabyte (root entry 255)
+  kinspect vmprint --pid 1 --va-range 0..0x4000   pid 1's first four pages")]
     Vmprint {
         #[command(flatten)]
         select: Select,
         /// Label entries with their virtual address instead of their index.
         #[arg(long)]
         va: bool,
+        /// Only entries that map some of [START, END): `START-END` or
+        /// `START..END`, numbers or symbols (END is not included).
+        #[arg(long, value_name = "START-END")]
+        va_range: Option<String>,
     },
 
     /// Translate one virtual address through a page table.
@@ -436,12 +445,28 @@ A kernel that has already panicked is reported at once.")]
         #[arg(long, value_name = "SECS", default_value_t = 86400)]
         timeout: u64,
     },
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Load it for this shell, or install it once:
+
+  source <(kinspect completions bash)
+  kinspect completions bash > ~/.local/share/bash-completion/completions/kinspect
+  kinspect completions zsh > ~/.zfunc/_kinspect      (with fpath+=~/.zfunc)
+  kinspect completions fish > ~/.config/fish/completions/kinspect.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
     /// Whether the command can run without a target.
     fn offline(&self) -> bool {
-        matches!(self, Command::Satp { value: Some(_) })
+        matches!(
+            self,
+            Command::Satp { value: Some(_) } | Command::Completions { .. }
+        )
     }
 }
 
@@ -549,7 +574,11 @@ pub fn run_on(
         Command::Satp { value } => commands::satp::run(&mut ctx, *value),
         Command::Regs { hart } => commands::regs::run(&mut ctx, *hart),
         Command::Maps { select, filter } => commands::maps::run(&mut ctx, select, filter),
-        Command::Vmprint { select, va } => commands::vmprint::run(&mut ctx, select, *va),
+        Command::Vmprint {
+            select,
+            va,
+            va_range,
+        } => commands::vmprint::run(&mut ctx, select, *va, va_range.as_deref()),
         Command::Translate {
             va,
             select,
@@ -569,6 +598,13 @@ pub fn run_on(
         Command::Serve { .. } => Err(Error::BadInput(
             "serve reads its file itself: kinspect serve FILE".into(),
         )),
+        Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "kinspect", &mut script);
+            ctx.out.write_all(&script)?;
+            Ok(())
+        }
         Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
             "attach and launch run the TUI in a terminal (kinspect attach)".into(),
         )),

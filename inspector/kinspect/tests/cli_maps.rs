@@ -113,6 +113,55 @@ fn warnings_beyond_the_first_twenty_are_counted_in_the_right_number() {
 }
 
 #[test]
+fn vmprint_va_range_keeps_the_entries_that_map_part_of_it() {
+    let mut t = machine();
+    // The top gigabyte: root entry 255 and what hangs under it.
+    for range in ["0x3fc0000000-0x4000000000", "0x3fc0000000..0x4000000000"] {
+        let r = run(&mut t, &["vmprint", "--va-range", range]);
+        assert_eq!(r.code, 0, "{}", r.err);
+        assert_eq!(
+            r.out,
+            "page table 0x0000000087fff000\n \
+             ..255: pte 0x0000000021ffe801 pa 0x0000000087ffa000\n \
+             .. ..511: pte 0x0000000021ffe401 pa 0x0000000087ff9000\n \
+             .. .. ..509: pte 0x0000000021ffe0c7 pa 0x0000000087ff8000\n \
+             .. .. ..511: pte 0x0000000020001c4b pa 0x0000000080007000\n",
+            "{range}"
+        );
+    }
+    // A range inside one page keeps that page and the pointers to it; the
+    // megapage at 0x80200000 is kept by any address inside it.
+    let r = run(&mut t, &["vmprint", "--va-range", "0x80001010-0x80001011"]);
+    assert_eq!(r.out.lines().count(), 1 + 3, "{}", r.out);
+    assert!(
+        r.out
+            .ends_with(" .. .. ..1: pte 0x000000002000044b pa 0x0000000080001000\n"),
+        "{}",
+        r.out
+    );
+    let r = run(&mut t, &["vmprint", "--va-range", "0x80300000..0x80300001"]);
+    assert_eq!(r.out.lines().count(), 1 + 2, "{}", r.out);
+    let r = run(
+        &mut t,
+        &[
+            "--json",
+            "vmprint",
+            "--va-range",
+            "0x3fc0000000-0x4000000000",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["va_range"]["start"], "0x3fc0000000");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 4);
+    // Bad ranges are bad input.
+    for bad in ["0x4000-0x1000", "0x1000", "0x1000-banana"] {
+        let r = run(&mut t, &["vmprint", "--va-range", bad]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.err);
+        assert!(r.err.starts_with("kinspect: "), "{}", r.err);
+    }
+}
+
+#[test]
 fn bare_satp_prints_qemus_words() {
     let mut t = machine();
     let r = run(&mut t, &["maps", "--satp", "0"]);

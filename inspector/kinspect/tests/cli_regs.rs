@@ -201,3 +201,43 @@ fn the_binary_reports_errors_as_json() {
         );
     }
 }
+
+/// `kinspect completions SHELL` prints a script that completes the real
+/// subcommands and options (bash is run for real).
+#[test]
+fn the_binary_prints_shell_completions() {
+    for (shell, marker) in [
+        ("bash", "_kinspect()"),
+        ("zsh", "#compdef kinspect"),
+        ("fish", "complete -c kinspect"),
+    ] {
+        let o = kinspect(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&o.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        assert!(script.contains("va-range"), "{shell}: no --va-range");
+    }
+    // bash: complete `kinspect vmp` and `kinspect vmprint --va-r`.
+    let script = String::from_utf8(kinspect(&["completions", "bash"]).stdout).unwrap();
+    let file = std::env::temp_dir().join(format!("kinspect-completion-{}.bash", std::process::id()));
+    std::fs::write(&file, script).unwrap();
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; \
+             COMP_WORDS=(kinspect vmp); COMP_CWORD=1; _kinspect kinspect vmp kinspect; echo \"${{COMPREPLY[*]}}\"; \
+             COMP_WORDS=(kinspect vmprint --va-r); COMP_CWORD=2; _kinspect kinspect --va-r vmprint; echo \"${{COMPREPLY[*]}}\"",
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "vmprint\n--va-range\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = kinspect(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+}

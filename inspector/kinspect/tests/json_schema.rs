@@ -80,6 +80,8 @@ const HEX_KEYS: &[&str] = &[
     "page_va",
     "page_pa",
     "page_size",
+    "start",
+    "end",
 ];
 
 fn is_hex(s: &str) -> bool {
@@ -167,6 +169,15 @@ fn every_command_writes_64_bit_values_as_hex_strings_and_jq_keeps_them() {
         (&["maps", "--pid", "1"], 0),
         (&["vmprint", "--pid", "1"], 0),
         (&["vmprint", "--kernel"], 0),
+        (
+            &[
+                "vmprint",
+                "--kernel",
+                "--va-range",
+                "0x3fc0000000-0x4000000000",
+            ],
+            0,
+        ),
         (&["translate", "0x3ffffff000", "--explain"], 0),
         (&["translate", "kernelvec", "--kernel"], 0),
         (&["translate", "0x0", "--kernel"], 4),
