@@ -5,6 +5,7 @@
 //! cargo xtask qemu [--gdb PORT]  boot it with xv6-riscv's QEMU command line
 //! cargo xtask run                the main job: build, boot, inspect
 //! cargo xtask test               every test: host units, then QEMU integration
+//! cargo xtask install            kinspect into ~/.cargo/bin (on PATH)
 //! ```
 //!
 //! System packages the tools need (QEMU above all) are installed here when
@@ -13,6 +14,7 @@
 
 mod build;
 mod deps;
+mod install;
 mod paths;
 mod test;
 
@@ -65,6 +67,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Install kinspect into cargo's bin directory (~/.cargo/bin, which
+    /// rustup puts on PATH), so `kinspect` works in any terminal.
+    Install {
+        /// Install into ROOT/bin instead (cargo install's --root).
+        #[arg(long, value_name = "ROOT")]
+        root: Option<std::path::PathBuf>,
+    },
     /// Run every test: the kernel's and kinspect's host unit tests, then the
     /// integration tests that boot the real kernel under the real QEMU.
     Test {
@@ -82,6 +91,7 @@ fn main() -> ExitCode {
         Cmd::Qemu { gdb, smp } => build::build_all().and_then(|out| build::qemu(&out, gdb, smp)),
         Cmd::Gdb { port } => build::gdb(port),
         Cmd::Run => build::run(),
+        Cmd::Install { root } => install::install(root),
         Cmd::Test { cargo_args } => test::run(&cargo_args),
         Cmd::Bench { cargo_args } => test::bench(&cargo_args),
     };
