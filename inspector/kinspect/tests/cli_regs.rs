@@ -219,7 +219,8 @@ fn the_binary_prints_shell_completions() {
     }
     // bash: complete `kinspect vmp` and `kinspect vmprint --va-r`.
     let script = String::from_utf8(kinspect(&["completions", "bash"]).stdout).unwrap();
-    let file = std::env::temp_dir().join(format!("kinspect-completion-{}.bash", std::process::id()));
+    let file =
+        std::env::temp_dir().join(format!("kinspect-completion-{}.bash", std::process::id()));
     std::fs::write(&file, script).unwrap();
     let o = Command::new("bash")
         .arg("-c")

@@ -33,6 +33,11 @@ pub enum Error {
         after: Duration,
         hint: String,
     },
+    /// An earlier request timed out, so its reply may still arrive and be
+    /// taken for the reply to the next one: the connection is not used
+    /// for requests again (reconnect).
+    #[error("the connection to QEMU's gdb stub at {addr} is out of step: the reply to {what} did not come in time and may still arrive; reconnect")]
+    OutOfStep { addr: String, what: String },
     /// A socket error other than the above.
     #[error("talking to QEMU's gdb stub at {addr}: {why}")]
     Io { addr: String, why: String },

@@ -286,3 +286,62 @@ fn silence_and_hang_ups_are_bounded() {
     assert!(matches!(e, Error::Disconnected { .. }), "{e}");
     server.join().unwrap();
 }
+
+/// A stub that freezes mid-session (QEMU under SIGSTOP) costs one time-out,
+/// not one per request left: the time-out says how long it waited and it
+/// is true; every later request fails at once instead of taking the late
+/// reply for its own; `finish` sends blind, at once, what leaves the
+/// machine as found (our breakpoint removed) and the stub acts on it when
+/// it is thawed.
+#[test]
+fn a_frozen_stub_costs_one_time_out_and_a_late_reply_is_never_taken_for_another() {
+    let fake = Fake::start(Options::default());
+    let timeout = Duration::from_millis(400);
+    let mut s = Session::connect(&fake.addr, &ConnectOptions { timeout, ..opts() }).unwrap();
+    let t = ThreadId::for_hart(0);
+    s.insert_breakpoint(RAM_BASE + 0x40, 4).unwrap();
+    let satp_before = s.read_register(t, "satp").unwrap();
+    assert_eq!(satp_before, csr_value(0, SATP));
+
+    fake.freeze();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 16];
+    let e = s.read_memory(RAM_BASE, &mut buf).unwrap_err();
+    let waited = t0.elapsed();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("within 400ms"), "{e}");
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_millis(300),
+        "waited {waited:?} for a {timeout:?} time-out"
+    );
+
+    // Thawed, the stub answers the m packet late: that reply must not be
+    // read as the answer to the next request.
+    fake.thaw();
+    std::thread::sleep(Duration::from_millis(100));
+    let t1 = Instant::now();
+    let e = s.read_register(t, "satp").unwrap_err();
+    assert!(matches!(e, Error::OutOfStep { .. }), "{e}");
+    assert!(t1.elapsed() < Duration::from_millis(50));
+    assert!(e.to_string().contains("reconnect"), "{e}");
+
+    // Frozen again: finish does not wait on it.
+    fake.freeze();
+    let t2 = Instant::now();
+    s.finish().unwrap();
+    assert!(
+        t2.elapsed() < Duration::from_millis(200),
+        "finish took {:?}",
+        t2.elapsed()
+    );
+    fake.thaw();
+    let received = std::sync::Arc::clone(&fake.received);
+    let m = fake.handle.join().unwrap().expect("fake ran");
+    let wire = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    assert!(
+        m.breakpoints.is_empty(),
+        "the blind z0 removed our breakpoint: {wire}"
+    );
+    let late = wire.rfind("$m").unwrap();
+    assert!(wire[late..].contains("$z0,80000040,4#"), "{wire}");
+}

@@ -43,7 +43,9 @@ fn target_error(e: RspError) -> TargetError {
         RspError::Disconnected { .. } | RspError::Exited(_) => {
             TargetError::Disconnected(e.to_string())
         }
-        RspError::Timeout { .. } => TargetError::Timeout(e.to_string()),
+        RspError::Timeout { .. } | RspError::OutOfStep { .. } => {
+            TargetError::Timeout(e.to_string())
+        }
         RspError::Memory { addr, len, .. } => TargetError::Memory { addr, len },
         RspError::NoThread(_) | RspError::NoRegister(_) | RspError::Unsupported(_) => {
             TargetError::Unsupported(e.to_string())
