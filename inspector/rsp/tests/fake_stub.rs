@@ -345,3 +345,69 @@ fn a_frozen_stub_costs_one_time_out_and_a_late_reply_is_never_taken_for_another(
     let late = wire.rfind("$m").unwrap();
     assert!(wire[late..].contains("$z0,80000040,4#"), "{wire}");
 }
+
+/// The undertaker's decision, scripted: a stub that takes the connection
+/// late, halting a running guest for it (stop reply first), gets `D;1`;
+/// one whose guest was halted already gets nothing but the close.
+#[test]
+fn a_late_taken_connection_is_detached_only_if_the_guest_was_halted_for_it() {
+    use kinspect_rsp::client::Client;
+    use kinspect_rsp::transport::{StubAddr, Transport};
+    use kinspect_rsp::undertaker::{settle, Settled};
+    use std::io::Read;
+
+    fn packet(p: &str) -> Vec<u8> {
+        let sum = p.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+        format!("${p}#{sum:02x}").into_bytes()
+    }
+    for halted_for_us in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            // Busy with another client for a while: not accepting yet.
+            std::thread::sleep(Duration::from_millis(300));
+            let (mut c, _) = listener.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            // The qSupported sent before we were taken.
+            while !String::from_utf8_lossy(&got).contains('#') {
+                let n = c.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            if halted_for_us {
+                c.write_all(&packet("T02thread:01;")).unwrap();
+            }
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("PacketSize=1000;qXfer:features:read+"))
+                .unwrap();
+            // Then whatever comes, up to the client's end of file.
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        if String::from_utf8_lossy(&got).contains("$D;1#") {
+                            c.write_all(b"+").unwrap();
+                            c.write_all(&packet("OK")).unwrap();
+                        }
+                    }
+                }
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let conn =
+            Transport::connect(&StubAddr::parse(&addr).unwrap(), Duration::from_secs(2)).unwrap();
+        let mut client = Client::new(conn, Duration::from_millis(100));
+        client.send(b"qSupported:multiprocess+").unwrap();
+        let settled = settle(&mut client, "D;1", Instant::now() + Duration::from_secs(5)).unwrap();
+        let wire = server.join().unwrap();
+        if halted_for_us {
+            assert_eq!(settled, Settled::Resumed("D;1".into()));
+            assert!(wire.contains("$D;1#b0"), "{wire}");
+        } else {
+            assert_eq!(settled, Settled::LeftHalted);
+            assert!(!wire.contains("$D"), "resumed a halted guest: {wire}");
+        }
+    }
+}
