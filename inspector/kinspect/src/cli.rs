@@ -107,9 +107,14 @@ Examples:
   kinspect maps --hart 0                hart 0's mappings, like QEMU's `info mem`
   kinspect maps --filter u,w            only user-writable ranges
   kinspect vmprint --va                 the xv6 lab's vmprint tree, with addresses
+  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
+                                        only the top gigabyte of kernel_pagetable
   kinspect translate 0x3ffffff000 --explain
                                         walk one address level by level
   kinspect --gdb localhost:26000 --json maps
+
+`cargo xtask install` puts kinspect on PATH; `kinspect completions bash`
+prints shell completions (zsh, fish too).
 
 Start QEMU with a gdb stub first (`cargo xtask qemu` does, on localhost:1234;
 or add `-gdb tcp::1234` to QEMU's command line). kinspect halts a running
