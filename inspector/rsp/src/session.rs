@@ -182,7 +182,19 @@ impl Session {
                         .into(),
                 });
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // QEMU took us (it halted a running guest for us if a stop
+                // reply came) and then failed us: leave as found anyway.
+                if matches!(
+                    e,
+                    Error::Timeout { .. } | Error::Protocol { .. } | Error::Frame { .. }
+                ) && client.take_stop().is_some()
+                {
+                    let _ = client.send_blind(b"D;1");
+                    client.close_gently(Duration::from_millis(50));
+                }
+                return Err(e);
+            }
         };
         // QEMU's stop reply for the attach, if it stopped a running guest,
         // precedes the `+` of our first packet.

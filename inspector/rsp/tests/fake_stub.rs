@@ -411,3 +411,49 @@ fn a_late_taken_connection_is_detached_only_if_the_guest_was_halted_for_it() {
         }
     }
 }
+
+/// A stub that halts a running guest for us (stop reply), acks our first
+/// packet and then says nothing more: the connect times out, and the
+/// guest it halted for us is resumed (a blind `D;1`) rather than left
+/// paused.
+#[test]
+fn a_stub_that_halts_the_guest_and_then_falls_silent_gets_it_resumed() {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"$T02thread:01;#04").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut acked = false;
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if !acked && String::from_utf8_lossy(&got).contains("qSupported") {
+                        c.write_all(b"+").unwrap();
+                        acked = true;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let e = Session::connect(
+        &addr,
+        &ConnectOptions {
+            timeout: Duration::from_millis(300),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    let wire = server.join().unwrap();
+    assert!(
+        wire.contains("$D;1#b0"),
+        "the halted guest was not resumed: {wire}"
+    );
+}
