@@ -93,7 +93,10 @@ pub fn hand_over(client: Client, detach: &str) {
             // to `head`, say) must not stay open for a day.
             close_all_but(client.raw_fd());
             let mut client = client;
-            let _ = settle(&mut client, detach, Instant::now() + KEEP_FOR);
+            // Never unwind back into the caller's code in this process.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                settle(&mut client, detach, Instant::now() + KEEP_FOR)
+            }));
             // SAFETY: end the process here, without running the parent's
             // destructors or atexit handlers a second time.
             unsafe { libc::_exit(0) }
