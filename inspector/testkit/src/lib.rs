@@ -459,3 +459,16 @@ pub fn parse_procdump(console_tail: &str) -> Vec<(i64, String, String)> {
         })
         .collect()
 }
+
+/// kinspect's `--json` writes addresses, PTEs, CSRs and other 64-bit
+/// values as `"0x…"` strings (docs/json.md): the value one holds, or `None`
+/// when `v` is not such a string.
+pub fn json_u64(v: &serde_json::Value) -> Option<u64> {
+    let s = v.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// `v` as kinspect's `--json` writes it: `"0x…"`, lower case, no padding.
+pub fn hex(v: u64) -> serde_json::Value {
+    serde_json::Value::String(format!("{v:#x}"))
+}

@@ -412,7 +412,12 @@ pub fn run(
                     "kpt-equals-kernel",
                     format!("{} kernel page table {:#x}", who(p), w.root),
                     format!(
-                        "maps {n} other slot(s)' kernel stack(s): {}{}",
+                        "maps {}: {}{}",
+                        crate::words::count(
+                            n,
+                            "other slot's kernel stack",
+                            "other slots' kernel stacks"
+                        ),
                         others[..n.min(MAX_DIFFS)].join("; "),
                         if n > MAX_DIFFS { "; ..." } else { "" }
                     ),
@@ -431,7 +436,10 @@ pub fn run(
                     Severity::Error,
                     "kpt-equals-kernel",
                     format!("{} kernel page table {:#x}", who(p), w.root),
-                    format!("{n} page(s) differ: {evidence}"),
+                    format!(
+                        "{}: {evidence}",
+                        crate::words::count(n, "page differs", "pages differ")
+                    ),
                     "in the kernel this process sees a different memory map than every other hart",
                 );
             }

@@ -347,8 +347,8 @@ pub fn diagnose(
                     .filter(|v| pte_of(target, pt, *v, ram).is_some())
                     .collect();
                 d.facts.push(format!(
-                    "mappages' VA is optimised out; uvmalloc's newsz is {newsz:#x}, so the page being mapped lies in [0x0, {top:#x}), where the table maps {} page(s)",
-                    mapped.len()
+                    "mappages' VA is optimised out; uvmalloc's newsz is {newsz:#x}, so the page being mapped lies in [0x0, {top:#x}), where the table maps {}",
+                    crate::words::count(mapped.len(), "page", "pages")
                 ));
                 if mapped.len() == 1 {
                     va = mapped.first().copied();
@@ -578,8 +578,10 @@ pub fn diagnose(
             d.facts
                 .push(format!("the VA not mapped: {a:#x}, in {name}"));
             if let (Some(va), Some(n)) = (va, npages) {
-                d.facts
-                    .push(format!("the range asked for: {va:#x}, {n} page(s)"));
+                d.facts.push(format!(
+                    "the range asked for: {va:#x}, {n} page{}",
+                    if n == 1 { "" } else { "s" }
+                ));
             }
             d.facts.push(walk_text(target, pt, a, ram, &name));
             let sz = state.and_then(|s| {

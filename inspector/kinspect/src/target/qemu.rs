@@ -35,6 +35,7 @@ pub struct QemuTarget {
 /// Turn a client error into the Target's words.
 fn target_error(e: RspError) -> TargetError {
     match e {
+        RspError::Address { .. } => TargetError::BadAddress(e.to_string()),
         RspError::Unreachable { addr, port, why } => TargetError::Unreachable {
             what: format!("QEMU's gdb stub at {addr}"),
             why: format!("{why} — is QEMU running with -gdb tcp::{port}?"),
@@ -42,7 +43,9 @@ fn target_error(e: RspError) -> TargetError {
         RspError::Disconnected { .. } | RspError::Exited(_) => {
             TargetError::Disconnected(e.to_string())
         }
-        RspError::Timeout { .. } => TargetError::Timeout(e.to_string()),
+        RspError::Timeout { .. } | RspError::OutOfStep { .. } => {
+            TargetError::Timeout(e.to_string())
+        }
         RspError::Memory { addr, len, .. } => TargetError::Memory { addr, len },
         RspError::NoThread(_) | RspError::NoRegister(_) | RspError::Unsupported(_) => {
             TargetError::Unsupported(e.to_string())

@@ -249,16 +249,17 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     }
     if let Some(p) = &app.popup {
         let title = format!(" {} (Esc closes, j/k scroll) ", p.title);
-        let lines: Vec<Line> = p
-            .lines
-            .iter()
-            .skip(p.scroll)
-            .map(|l| Line::raw(l.clone()))
-            .collect();
         let widest = p.lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16;
         let w = (widest + 2)
             .max(title.chars().count() as u16 + 4)
             .min(area.width.saturating_sub(2));
+        let inner = usize::from(w.saturating_sub(2));
+        let lines: Vec<Line> = p
+            .lines
+            .iter()
+            .skip(p.scroll)
+            .map(|l| Line::raw(crate::words::ellipsize(l, inner)))
+            .collect();
         let r = centered(
             area,
             w,
@@ -447,8 +448,8 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             Row::new(vec![
                 Span::raw(p.slot.to_string()),
                 Span::raw(p.pid.to_string()),
-                Span::styled(p.state.clone(), st),
-                Span::raw(p.name.clone()),
+                Span::styled(crate::words::ellipsize(&p.state, 9), st),
+                Span::raw(crate::words::ellipsize(&p.name, 16)),
                 Span::raw(format!("{:#x}", p.kstack)),
                 Span::raw(p.hart.map(|h| h.to_string()).unwrap_or_else(|| "-".into())),
             ])
@@ -762,7 +763,11 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     }
     if !w.findings.is_empty() && lines.len() < h {
         lines.push(Line::styled(
-            format!("{} findings: {}", w.findings.len(), w.findings[0]),
+            format!(
+                "{}: {}",
+                crate::words::count(w.findings.len(), "finding", "findings"),
+                w.findings[0]
+            ),
             t.error(),
         ));
     }

@@ -538,7 +538,10 @@ impl Worker {
                     }
                 }
                 match self.backend.clear_breakpoints() {
-                    Ok(n) => out.push(Reply::Message(format!("{n} breakpoint(s) removed"))),
+                    Ok(n) => out.push(Reply::Message(format!(
+                        "{} removed",
+                        crate::words::count(n, "breakpoint", "breakpoints")
+                    ))),
                     Err(e) => out.push(Reply::Error(format!("delete: {e}"))),
                 }
                 if was {
