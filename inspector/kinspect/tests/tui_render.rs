@@ -559,3 +559,28 @@ fn attach_without_a_terminal_is_one_line_and_exit_2() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("need a terminal"), "{err}");
 }
+
+/// Issue 12, item 6: guest output is UTF-8, and no control character of it
+/// ever reaches the terminal (ESC sequences, C1 CSI, malformed bytes).
+#[test]
+fn console_output_is_utf8_and_never_controls_the_terminal() {
+    let mut r = Rig::new(true);
+    r.app
+        .console_bytes("h\u{e9}llo \u{2713} \x1b[31mred\x1b[0m \u{9b}2J".as_bytes());
+    r.app.console_bytes(b" \x9b\xff\x07end\r\n$ ");
+    r.key(KeyCode::Char('6'));
+    let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    for cell in term.backend().buffer().content() {
+        assert!(
+            !cell.symbol().chars().any(char::is_control),
+            "a control character reaches the terminal: {:?}",
+            cell.symbol()
+        );
+    }
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("h\u{e9}llo \u{2713} ^[[31mred^[[0m M-^[2J \u{fffd}\u{fffd}^Gend"),
+        "{s}"
+    );
+}
