@@ -94,7 +94,7 @@ impl Drop for Tmux {
 fn has_proc(screen: &str, name: &str) -> bool {
     screen.lines().any(|l| {
         let cols: Vec<&str> = l
-            .trim_matches(|c| c == '│' || c == ' ')
+            .trim_matches(|c| c == '│' || c == '┃' || c == ' ')
             .split_whitespace()
             .collect();
         cols.len() >= 4 && cols[3] == name && cols[0].parse::<u32>().is_ok()
@@ -150,7 +150,7 @@ fn launch_type_halt_expand_translate_quit() {
     t.keys(&["Enter"]);
     t.wait("the command's output", Duration::from_secs(30), |s| {
         s.lines()
-            .any(|l| l.trim_matches(|c| c == '│' || c == ' ') == "tui-says-hello")
+            .any(|l| l.trim_matches(|c| c == '│' || c == '┃' || c == ' ') == "tui-says-hello")
     });
     t.keys(&["Escape"]);
     t.wait("the console left", Duration::from_secs(10), |s| {

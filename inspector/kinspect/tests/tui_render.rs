@@ -584,3 +584,77 @@ fn console_output_is_utf8_and_never_controls_the_terminal() {
         "{s}"
     );
 }
+
+/// The top-left corner of the pane whose title contains `title`.
+fn corner(s: &str, title: &str) -> char {
+    s.lines()
+        .find(|l| l.contains(title))
+        .and_then(|l| l.chars().next())
+        .unwrap_or('?')
+}
+
+/// Issue 12, item 10: the focused pane has a thick border; Tab moves
+/// between the process table and the detail area only, so a digit after
+/// Tab picks a tab and never reaches the guest; `i` (and only `i`) types
+/// to the guest, and the bottom line says so; Esc leaves.
+#[test]
+fn focus_is_unmistakable_and_typing_to_the_guest_is_deliberate() {
+    let mut r = Rig::new(true);
+    let s = r.screen(100, 30);
+    assert_eq!(corner(&s, "Processes"), '┏', "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┌', "{s}");
+    assert!(
+        s.contains("i type to guest") && s.contains("1-6 tabs"),
+        "{s}"
+    );
+    r.key(KeyCode::Tab);
+    let s = r.screen(100, 30);
+    assert_eq!(corner(&s, "Processes"), '┌', "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┏', "{s}");
+    for _ in 0..3 {
+        r.key(KeyCode::Tab);
+        r.key(KeyCode::Char('5'));
+        assert_eq!(r.app.tab, Tab::Backtrace);
+        r.key(KeyCode::BackTab);
+        r.key(KeyCode::Char('6'));
+        assert_eq!(r.app.tab, Tab::Console);
+        r.key(KeyCode::Enter);
+    }
+    assert!(r.app.console_out.is_empty(), "{:?}", r.app.console_out);
+    assert_ne!(r.app.focus, kinspect::tui::app::Focus::Console);
+    r.key(KeyCode::Char('i'));
+    let s = r.screen(100, 30);
+    assert!(
+        s.contains("typing to the guest: every key goes to it"),
+        "{s}"
+    );
+    assert!(s.contains("typing goes to the guest"), "{s}");
+    r.key(KeyCode::Char('5'));
+    assert_eq!(r.app.console_out, b"5");
+    r.key(KeyCode::Esc);
+    r.key(KeyCode::Char('2'));
+    assert_eq!(r.app.tab, Tab::Maps);
+    assert_eq!(r.app.console_out, b"5");
+    insta::assert_snapshot!("focus_detail_100x30", r.screen(100, 30));
+    // attach has five tabs and no console to type to.
+    let mut a = Rig::new(false);
+    let s = a.screen(100, 30);
+    assert!(s.contains("1-5 tabs") && !s.contains("1-6"), "{s}");
+    a.key(KeyCode::Char('i'));
+    assert!(a.app.message.contains("no console"), "{}", a.app.message);
+}
+
+/// Issue 12, item 10: Enter on a process row shows its page table.
+#[test]
+fn enter_on_a_process_shows_its_page_table() {
+    let mut r = Rig::new(false);
+    r.key(KeyCode::Char('3'));
+    r.key(KeyCode::Tab);
+    assert_eq!(r.app.focus, kinspect::tui::app::Focus::Procs);
+    r.key(KeyCode::Down);
+    r.key(KeyCode::Enter);
+    assert_eq!(r.app.tab, Tab::PageTable);
+    let s = r.screen(80, 24);
+    assert!(s.contains("user page table of pid 2 `sh`, root"), "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┏', "{s}");
+}

@@ -14,7 +14,9 @@ use kinspect_sv39::{PteKind, Satp, WalkEntry};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Clear, Paragraph, Row, Table, TableState, Wrap,
+};
 use ratatui::Frame;
 
 use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
@@ -68,6 +70,25 @@ impl Theme {
         } else {
             Style::default().add_modifier(Modifier::BOLD)
         }
+    }
+    /// The border of a pane: the focused one is thick and coloured (bold
+    /// without colour), so where keys go is never in doubt; typing to the
+    /// guest colours it like RUNNING.
+    fn pane(&self, focused: bool, typing: bool) -> Block<'static> {
+        let block = Block::default().borders(Borders::ALL);
+        if !focused {
+            return block;
+        }
+        let style = match (self.color, typing) {
+            (false, _) => self.bold(),
+            (true, false) => Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+            (true, true) => Style::default()
+                .fg(Color::Green)
+                .add_modifier(Modifier::BOLD),
+        };
+        block.border_type(BorderType::Thick).border_style(style)
     }
     fn dim(&self) -> Style {
         if self.color {
@@ -412,7 +433,7 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
         filter.map(|f| format!(" /{f}")).unwrap_or_default(),
         stale_tag(app)
     );
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+    let block = t.pane(focused, false).title(Span::styled(
         title,
         if focused { t.bold() } else { Style::default() },
     ));
@@ -531,7 +552,8 @@ fn window(len: usize, cursor: usize, height: usize) -> usize {
 
 fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
     let title = tab_title_line(app, t, area);
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let typing = app.focus == Focus::Console;
+    let block = t.pane(app.focus != Focus::Procs, typing).title(title);
     let inner = block.inner(area);
     f.render_widget(block, area);
     app.hits.detail = area;
@@ -663,7 +685,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     t.state(true),
                 )
             } else {
-                Line::styled("i or Enter: type to the guest", t.dim())
+                Line::styled("i: type to the guest", t.dim())
             };
             let mut v = vec![hint];
             v.extend(lines);
@@ -844,16 +866,59 @@ fn draw_bottom(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     } else if let Some(b) = &app.busy {
         Line::styled(b.clone(), t.dim())
     } else if app.focus == Focus::Console {
-        Line::styled("console: keys go to the guest; Esc leaves", t.dim())
+        Line::styled(
+            "typing to the guest: every key goes to it; Esc or Ctrl-] leaves",
+            t.state(true),
+        )
     } else {
-        let hint = if app.running {
-            "h halt  r refresh  Tab move  1-6 tabs  : command  / filter  ? help  q quit"
-        } else {
-            "c continue  s step  Enter expand  Tab move  1-6 tabs  : command  ? help  q quit"
-        };
-        Line::styled(hint, t.dim())
+        Line::styled(key_hint(app, area.width as usize), t.dim())
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// The keys that matter now, as many as fit in `width` (the least
+/// important go first).
+pub fn key_hint(app: &App, width: usize) -> String {
+    let tabs = format!("1-{} tabs", app.tabs().len());
+    // (text, importance: higher stays longer)
+    let mut items: Vec<(&str, u8)> = Vec::new();
+    if app.running {
+        items.extend([("h halt", 9), ("r refresh", 5)]);
+    } else {
+        items.extend([("c continue", 9), ("s step", 6)]);
+    }
+    if app.launched {
+        items.push(("i type to guest", 8));
+    }
+    if app.focus == Focus::Procs {
+        items.push(("Enter page table", 3));
+    } else if app.tab == Tab::PageTable {
+        items.push(("Enter expand", 3));
+    }
+    items.extend([
+        ("Tab move", 7),
+        (tabs.as_str(), 7),
+        (": command", 4),
+        ("/ filter", 1),
+        ("? help", 8),
+        ("q quit", 9),
+    ]);
+    let len = |items: &[(&str, u8)]| -> usize {
+        items
+            .iter()
+            .map(|(s, _)| s.chars().count() + 2)
+            .sum::<usize>()
+    };
+    while len(&items) > width + 2 && items.len() > 1 {
+        let least = items
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, (_, imp))| (*imp, usize::MAX - i))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        items.remove(least);
+    }
+    items.iter().map(|(s, _)| *s).collect::<Vec<_>>().join("  ")
 }
 
 fn draw_help(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
