@@ -212,8 +212,14 @@ struct Rig {
 
 impl Rig {
     fn new(launched: bool) -> Rig {
+        Rig::with(launched, |_, _| {})
+    }
+
+    /// A rig over the crafted machine as `change` leaves it.
+    fn with(launched: bool, change: impl FnOnce(&mut MemoryTarget, &Symbols)) -> Rig {
         let syms = symbols();
-        let t = machine(&syms);
+        let mut t = machine(&syms);
+        change(&mut t, &syms);
         let mut worker = Worker::new(
             Box::new(MemoryBackend(t)),
             Some(syms.clone()),
@@ -657,4 +663,96 @@ fn enter_on_a_process_shows_its_page_table() {
     let s = r.screen(80, 24);
     assert!(s.contains("user page table of pid 2 `sh`, root"), "{s}");
     assert_eq!(corner(&s, "1 Page table"), '┏', "{s}");
+}
+
+/// Issue 12, item 9: a corrupt PTE is marked on its own entry (and, folded,
+/// on the tables above it), and its address is PTE2PA as the CLI's vmprint
+/// prints it, reserved bits included.
+#[test]
+fn corrupt_ptes_are_marked_on_their_entries() {
+    // Reserved bits 54..60 (and PBMT=1) over a text page at 0x87f41000.
+    let bad = 0x3fc0_0000_0000_0000 | pte(0x87f4_1000, V | R | X | U | A);
+    let mut r = Rig::with(false, |t, _| t.mem.write_u64(USER_L0 + 2 * 8, bad));
+    let s = r.screen(120, 30);
+    assert!(
+        s.contains("▸ ..0: pte") && s.contains("⚠ 1 finding below"),
+        "{s}"
+    );
+    assert!(s.contains("1 finding: PTE at 0x87f02010"), "{s}");
+    r.key(KeyCode::Char('e'));
+    let s = r.screen(120, 30);
+    let line = s
+        .lines()
+        .find(|l| l.contains(" .. .. ..2: "))
+        .unwrap_or_else(|| panic!("no entry 2:\n{s}"));
+    assert!(
+        line.contains(&format!("pte {bad:#018x} pa 0xff00000087f41000 r-xu-a-")),
+        "{line}"
+    );
+    assert!(line.contains("⚠ reserved bits 54..60 set"), "{line}");
+    assert!(
+        !s.contains("finding below"),
+        "expanded, the mark is on the entry:\n{s}"
+    );
+    insta::assert_snapshot!("corrupt_pte_120x30", s);
+}
+
+/// Issue 12, item 9: a return address is named by the call before it
+/// (`ra - 1`), as the report's unwinder does: after a call that never
+/// returns, `ra` is already the next function's first byte.
+#[test]
+fn backtrace_names_return_addresses_by_their_call() {
+    let syms = symbols();
+    let next_fn = syms.global("sleep").expect("sleep").addr;
+    let (caller, off) = syms
+        .symbolize(next_fn - 1)
+        .expect("a function before sleep");
+    let want = format!("{caller}+{:#x}", off + 1);
+    let mut r = Rig::with(false, |t, _| t.mem.write_u64(BOOT_STACK - 8, next_fn));
+    r.key(KeyCode::Char('5'));
+    let s = r.raw_screen(100, 30);
+    let frame1 = s
+        .lines()
+        .find(|l| l.contains("#1 "))
+        .unwrap_or_else(|| panic!("no frame #1:\n{s}"));
+    assert!(frame1.contains(&want), "want {want}:\n{s}");
+    assert!(!frame1.contains(" sleep"), "{frame1}");
+}
+
+/// Issue 12, item 9: after a panic the hart that panicked and the process
+/// it ran are selected, and the message is in the status bar.
+#[test]
+fn a_panic_selects_its_hart_and_process_and_says_why() {
+    let r = Rig::with(false, |t, syms| {
+        let panic_fn = syms.elf_symbol("panic").expect("panic").addr;
+        let panicked = syms.global("panicked").expect("panicked").addr;
+        t.mem.write(panicked, &1i32.to_le_bytes());
+        let msg = syms.global("panicmsg").expect("panicmsg").addr;
+        t.mem.write(msg, b"mappages: remap\0");
+        t.harts[2].regs.pc = panic_fn + 0x10;
+        // cpus[2].proc = &proc[2], running.
+        let proc_t = syms.type_named("Proc").expect("Proc");
+        let cpu_t = syms.type_named("Cpu").expect("Cpu");
+        let psize = syms.size_of(proc_t).expect("sizeof Proc");
+        let csize = syms.size_of(cpu_t).expect("sizeof Cpu");
+        let proc_base = syms.global("proc").expect("proc").addr;
+        let cpus = syms.global("cpus").expect("cpus").addr;
+        let state = syms.field_offset(proc_t, "state").expect("state").0;
+        t.mem
+            .write(proc_base + 2 * psize + state, &4u32.to_le_bytes());
+        let cpu_proc = syms.field_offset(cpu_t, "proc").expect("Cpu.proc").0;
+        t.mem
+            .write_u64(cpus + 2 * csize + cpu_proc, proc_base + 2 * psize);
+    });
+    let mut r = r;
+    assert_eq!(r.app.hart, 2);
+    assert_eq!(r.app.slot, Some(2));
+    let s = r.screen(80, 24);
+    let top = s.lines().next().unwrap_or_default();
+    assert!(top.contains("HALTED  PANIC: mappages: remap"), "{s}");
+    assert!(
+        s.contains("the kernel panicked on hart 2 (pid 3 `ls`): mappages: remap"),
+        "{s}"
+    );
+    assert!(s.contains("▸hart2"), "{s}");
 }

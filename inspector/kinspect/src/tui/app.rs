@@ -240,6 +240,8 @@ pub struct App {
     pub hits: Hits,
     /// Frozen clock for rendering tests (ages shown relative to it).
     pub now: Option<SystemTime>,
+    /// The panic was seen (its hart selected once, not on every refresh).
+    pub panic_seen: bool,
 }
 
 impl App {
@@ -300,6 +302,7 @@ impl App {
             no_color: false,
             hits: Hits::default(),
             now: None,
+            panic_seen: false,
         }
     }
 
@@ -490,7 +493,7 @@ impl App {
                     self.say(format!(
                         "a leaf: maps {:#x} -> {:#x}, nothing below it",
                         e.va,
-                        e.pte.pa()
+                        e.pte.raw_pa()
                     ));
                     return;
                 }
@@ -532,6 +535,7 @@ impl App {
                 }
                 self.sync_proc_cursor();
                 self.last_sample = Some(Instant::now());
+                self.on_panic();
             }
             Reply::Running(r) => {
                 self.running = r;
@@ -617,6 +621,30 @@ impl App {
                 }
             }
         }
+    }
+
+    /// The first snapshot of a panicked kernel: look at the hart that
+    /// panicked and the process it ran, and say why.
+    fn on_panic(&mut self) {
+        let Some(s) = &self.snapshot else { return };
+        let Some(msg) = s.panic.clone() else {
+            self.panic_seen = false;
+            return;
+        };
+        if self.panic_seen {
+            return;
+        }
+        self.panic_seen = true;
+        let hart = s.panic_hart;
+        if let Some(h) = hart {
+            self.apply(Reply::SelectHart(h));
+        }
+        let who = match (hart, self.selected_proc().filter(|p| p.hart == hart)) {
+            (Some(h), Some(p)) => format!(" on hart {h} (pid {} `{}`)", p.pid, p.name),
+            (Some(h), None) => format!(" on hart {h}"),
+            _ => String::new(),
+        };
+        self.error(format!("the kernel panicked{who}: {msg}"));
     }
 
     /// Console bytes from the guest.

@@ -77,6 +77,8 @@ pub struct Snapshot {
     pub kernel_pagetable: Option<u64>,
     /// The kernel's panic message once it has panicked.
     pub panic: Option<String>,
+    /// The hart whose chain goes through `panic`, once the kernel panicked.
+    pub panic_hart: Option<Hart>,
 }
 
 /// Kernel virtual memory for symbol expressions and the memory view.
@@ -164,6 +166,23 @@ pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
     })
 }
 
+/// A return address as `func+0xoff`, named by the call before it: the
+/// function containing `ra - 1` (the report's unwinder looks up the same
+/// address). A call to a function that never returns (`panic`) can be the
+/// last instruction of its function, so `ra` itself may already be the
+/// next function's first byte.
+pub fn symbolize_return(syms: Option<&Symbols>, ra: u64) -> Option<String> {
+    let (name, off) = syms?.symbolize(ra.wrapping_sub(1))?;
+    Some(format!("{name}+{:#x}", off + 1))
+}
+
+/// Is this `func+0xoff` the kernel's `panic` (C xv6's `panic`, this
+/// kernel's `kernel::printf::panic`)?
+pub fn is_panic_frame(symbol: &str) -> bool {
+    let name = symbol.split('+').next().unwrap_or(symbol);
+    name == "panic" || name.ends_with("printf::panic")
+}
+
 /// `file:line` of the code at `addr` (the outermost, non-inlined frame).
 fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
     let frames = syms?.lines(addr).ok()?;
@@ -228,8 +247,8 @@ pub fn backtrace(
         bt.frames.push(FrameRow {
             pc: regs.x[1],
             fp: None,
-            symbol: symbolize(syms, regs.x[1]),
-            line: source_line(syms, regs.x[1].wrapping_sub(2)),
+            symbol: symbolize_return(syms, regs.x[1]),
+            line: source_line(syms, regs.x[1].wrapping_sub(1)),
         });
     }
     let root = satp
@@ -272,12 +291,11 @@ pub fn backtrace(
             break;
         }
         // The call instruction is just before the return address.
-        let call = ra.wrapping_sub(2);
         bt.frames.push(FrameRow {
             pc: ra,
             fp: Some(prev),
-            symbol: symbolize(syms, ra),
-            line: source_line(syms, call),
+            symbol: symbolize_return(syms, ra),
+            line: source_line(syms, ra.wrapping_sub(1)),
         });
         if prev == 0 {
             bt.end = "the caller's frame pointer is 0: end of the chain".into();
@@ -389,6 +407,7 @@ pub fn read_snapshot(
         procs: Err("no kernel ELF: give --elf to see processes".into()),
         kernel_pagetable: None,
         panic: None,
+        panic_hart: None,
     };
     if let Some(syms) = syms {
         match read_procs(syms, profile, &mut *target, ram) {
@@ -419,6 +438,16 @@ pub fn read_snapshot(
             } else {
                 msg
             });
+            snap.panic_hart = snap
+                .harts
+                .iter()
+                .find(|h| {
+                    h.backtrace
+                        .frames
+                        .iter()
+                        .any(|f| f.symbol.as_deref().is_some_and(is_panic_frame))
+                })
+                .map(|h| h.hart);
         }
         if let Some(e) = mem.fatal.take() {
             return Err(e);

@@ -6,11 +6,12 @@
 //! only a second channel: every state is also spelt out in words, and
 //! `NO_COLOR` turns colours off (bold and reverse video stay).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kinspect_sv39::info_mem;
 use kinspect_sv39::pte::{A, D, G, R, U, W, X};
-use kinspect_sv39::{PteKind, Satp, WalkEntry};
+use kinspect_sv39::{page_size, Finding, PteKind, Satp, Walk, WalkEntry};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -120,7 +121,7 @@ pub fn pt_line_text(e: &WalkEntry) -> String {
         " ..".repeat(3 - e.level),
         e.index,
         e.pte.0,
-        e.pte.pa(),
+        e.pte.raw_pa(),
         e.va,
         e.pte.attr_letters()
     )
@@ -357,8 +358,12 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
         Span::styled(" kinspect ", t.bar().add_modifier(Modifier::BOLD)),
         Span::raw(" "),
         state,
-        Span::raw(format!(" {} ", app.target_name)),
     ];
+    // The panic first: it must not be cut off at the right edge.
+    if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
+        l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
+    }
+    l1.push(Span::raw(format!(" {} ", app.target_name)));
     let wide = area.width >= 100;
     if let Some(d) = app.stale_for() {
         let txt = if wide {
@@ -367,9 +372,6 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
             format!(" stale {} ", age(d))
         };
         l1.push(Span::styled(txt, t.dim()));
-    }
-    if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
-        l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
     }
     if wide {
         l1.push(Span::styled(" ? help  q quit", t.dim()));
@@ -707,6 +709,65 @@ fn walk_note(app: &App, root: u64) -> Option<String> {
     }
 }
 
+/// What the walk found wrong, by the entry it concerns: problems of the
+/// entry itself (keyed by the PTE's physical address), and for each table
+/// entry how many problems lie below it (keyed by level and va), so a
+/// folded table still shows that something under it is wrong.
+pub struct Marks {
+    pub at: HashMap<u64, Vec<String>>,
+    pub below: HashMap<(usize, u64), usize>,
+}
+
+pub fn finding_marks(w: &Walk) -> Marks {
+    let mut at: HashMap<u64, Vec<String>> = HashMap::new();
+    for f in &w.findings {
+        let (pte_addr, what) = match f {
+            Finding::Reserved {
+                pte_addr, problem, ..
+            } => (*pte_addr, problem.to_string()),
+            Finding::TableSeenAgain {
+                pte_addr, cycle, ..
+            } => (
+                *pte_addr,
+                format!(
+                    "points to a table seen before ({})",
+                    if *cycle { "a cycle" } else { "shared" }
+                ),
+            ),
+            Finding::TableOutsideRam {
+                pte_addr: Some(a), ..
+            } => (*a, "its table is outside RAM: not followed".to_string()),
+            _ => continue,
+        };
+        at.entry(pte_addr).or_default().push(what);
+    }
+    let mut below: HashMap<(usize, u64), usize> = HashMap::new();
+    let marked: Vec<&WalkEntry> = w
+        .entries
+        .iter()
+        .filter(|e| at.contains_key(&e.pte_addr()))
+        .collect();
+    for e in w.entries.iter().filter(|e| e.kind() == PteKind::Pointer) {
+        let n: usize = marked
+            .iter()
+            .filter(|m| m.level < e.level && m.va.wrapping_sub(e.va) < page_size(e.level))
+            .map(|m| at.get(&m.pte_addr()).map_or(0, Vec::len))
+            .sum();
+        if n > 0 {
+            below.insert((e.level, e.va), n);
+        }
+    }
+    Marks { at, below }
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     let Some((root, what)) = app.shown_root() else {
         f.render_widget(Paragraph::new("no page table: satp is Bare"), area);
@@ -723,6 +784,7 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
         return;
     };
     let rows = app.pt_rows(root, &w);
+    let marks = finding_marks(&w);
     let h = area.height.saturating_sub(1) as usize;
     let cur = app.cursor_of("pt").min(rows.len().saturating_sub(1));
     let off = window(rows.len(), cur, h);
@@ -749,7 +811,9 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
         if area.width >= 96 {
             spans.push(Span::raw(format!("pte {:#018x} ", e.pte.0)));
         }
-        spans.push(Span::raw(format!("pa {:#x} ", e.pte.pa())));
+        // PTE2PA, as vmprint and `info mem` compute it: reserved bits
+        // show in the address instead of vanishing.
+        spans.push(Span::raw(format!("pa {:#x} ", e.pte.raw_pa())));
         if table {
             spans.push(Span::styled("table", t.dim()));
         } else {
@@ -766,6 +830,19 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
                 )),
                 _ => {}
             }
+        }
+        if let Some(problems) = marks.at.get(&e.pte_addr()) {
+            spans.push(Span::styled(
+                format!(" ⚠ {}", problems.join("; ")),
+                t.error(),
+            ));
+        }
+        let folded = table && !app.expanded.contains(&(root, e.level, e.va));
+        if let Some(n) = marks.below.get(&(e.level, e.va)).filter(|_| folded) {
+            spans.push(Span::styled(
+                format!(" ⚠ {} below", plural(*n, "finding")),
+                t.error(),
+            ));
         }
         let mut line = Line::from(spans);
         if n == cur && focused {
@@ -784,7 +861,7 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     }
     if !w.findings.is_empty() && lines.len() < h {
         lines.push(Line::styled(
-            format!("{} findings: {}", w.findings.len(), w.findings[0]),
+            format!("{}: {}", plural(w.findings.len(), "finding"), w.findings[0]),
             t.error(),
         ));
     }
