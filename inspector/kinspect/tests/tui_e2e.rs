@@ -14,6 +14,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kinspect_testkit::Machine;
+
+/// Bound on a boot to the shell prompt (a loaded machine is slow).
+const BOOT: Duration = Duration::from_secs(90);
+
 struct Tmux {
     session: String,
     qemu_pid: Option<u32>,
@@ -265,5 +270,78 @@ fn a_snapshot_opens_read_only_in_the_tui() {
     t.keys(&["q"]);
     t.wait("kinspect to exit", Duration::from_secs(10), |s| {
         s.contains("kinspect-exited-0")
+    });
+}
+
+/// `kinspect attach` to `m` in a tmux session of 100x32 (stderr kept in
+/// the session's directory for failure messages).
+fn attach_in_tmux(m: &Machine, name: &str) -> Tmux {
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let elf = kinspect_testkit::kernel_elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let shell = format!(
+        "{bin} --gdb {} --elf {} attach 2>{}; echo kinspect-exited-$?; sleep 120",
+        m.gdb_addr(),
+        elf.display(),
+        dir.join("stderr").display()
+    );
+    let t = Tmux::start(
+        format!("kinspect-{name}-{}", std::process::id()),
+        dir,
+        100,
+        32,
+        &shell,
+    );
+    t.wait("init and sh, running", Duration::from_secs(60), |s| {
+        has_proc(s, "init") && has_proc(s, "sh") && s.contains(" RUNNING ")
+    });
+    t
+}
+
+/// Wait until the guest's shell has printed `line` as a line of output
+/// (not as the echo of the command typed after the prompt), after `mark`;
+/// the TUI's screen is in the message if it never does.
+fn wait_output(m: &Machine, t: &Tmux, mark: usize, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let needle = format!("\n{line}");
+    while !m.console()[mark..].contains(&needle) {
+        assert!(
+            Instant::now() < deadline,
+            "the guest never printed {line:?} (is it running?); console:\n{}\nthe TUI:\n{}",
+            &m.console()[mark..],
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 12, item 3: `c` on a hart stopped at a breakpoint steps over it
+/// first, so the guest makes progress (and the breakpoint stays).
+#[test]
+fn continue_at_a_breakpoint_steps_over_it() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let t = attach_in_tmux(&m, "break");
+    t.keys(&[":"]);
+    t.type_text("break exec");
+    t.keys(&["Enter"]);
+    t.wait("the breakpoint set", Duration::from_secs(20), |s| {
+        s.contains("breakpoint at exec (0x")
+    });
+    let mark = m.console_len();
+    m.send(b"echo stepped-over\n");
+    t.wait("the breakpoint hit", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ") && s.contains("hit the breakpoint at exec")
+    });
+    t.keys(&["c"]);
+    wait_output(&m, &t, mark, "stepped-over");
+    t.wait("RUNNING", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ") && !s.contains("hit the breakpoint")
+    });
+    // The breakpoint is still in: the next exec stops again.
+    m.send(b"echo again\n");
+    t.wait("the breakpoint hit again", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ") && s.contains("hit the breakpoint at exec")
     });
 }

@@ -131,6 +131,10 @@ pub trait Backend: Send {
     fn breakpoints(&self) -> Vec<u64> {
         Vec::new()
     }
+    /// Remove one breakpoint (halted); it stays in [`breakpoints`](Self::breakpoints).
+    fn lift_breakpoint(&mut self, _addr: u64) -> Result<(), String> {
+        Err("this target cannot run, so it has no breakpoints".into())
+    }
     /// Remove every breakpoint this session set; how many there were.
     fn clear_breakpoints(&mut self) -> Result<usize, String> {
         Ok(0)
@@ -195,6 +199,13 @@ impl Backend for QemuBackend {
 
     fn breakpoints(&self) -> Vec<u64> {
         self.breakpoints.clone()
+    }
+
+    fn lift_breakpoint(&mut self, addr: u64) -> Result<(), String> {
+        let q = self.qemu().map_err(|e| e.to_string())?;
+        q.session()
+            .remove_breakpoint(addr, 4)
+            .map_err(|e| e.to_string())
     }
 
     fn clear_breakpoints(&mut self) -> Result<usize, String> {
@@ -460,7 +471,11 @@ impl Worker {
                 out
             }
             Request::Resume => {
-                let mut out = self.control("continue", |t| match t.control() {
+                let mut out = self.step_over_breakpoints();
+                if !out.is_empty() {
+                    return out;
+                }
+                out = self.control("continue", |t| match t.control() {
                     Some(c) => c.resume(),
                     None => Ok(()),
                 });
@@ -804,6 +819,63 @@ impl Worker {
             }));
         }
         out
+    }
+
+    /// Before continuing: a hart stopped at one of our breakpoints would
+    /// hit it again at once, so step each such hart over it (breakpoint
+    /// out, one instruction, breakpoint back in). Nothing when no hart is
+    /// at one; replies only on failure.
+    fn step_over_breakpoints(&mut self) -> Vec<Reply> {
+        let bps = self.backend.breakpoints();
+        if bps.is_empty() {
+            return Vec::new();
+        }
+        let t = match self.backend.target() {
+            Ok(t) => t,
+            Err(e) => return self.fail("continue", e),
+        };
+        let mut at: Vec<(u64, Hart)> = Vec::new();
+        let pcs = t
+            .harts()
+            .and_then(|hs| hs.into_iter().map(|h| Ok((h, t.regs(h)?.pc))).collect());
+        let pcs: Vec<(Hart, u64)> = match pcs {
+            Ok(p) => p,
+            Err(e) => return self.fail("continue", e),
+        };
+        for (h, pc) in pcs {
+            if bps.contains(&pc) {
+                at.push((pc, h));
+            }
+        }
+        at.sort_unstable();
+        let mut i = 0;
+        while i < at.len() {
+            let pc = at[i].0;
+            if let Err(e) = self.backend.lift_breakpoint(pc) {
+                return vec![Reply::Error(format!(
+                    "continue: stepping over {pc:#x}: {e}"
+                ))];
+            }
+            while i < at.len() && at[i].0 == pc {
+                let h = at[i].1;
+                let r = self.control("continue: step over the breakpoint", |t| {
+                    match t.control() {
+                        Some(c) => c.step(h),
+                        None => Ok(()),
+                    }
+                });
+                if !r.is_empty() {
+                    return r;
+                }
+                i += 1;
+            }
+            if let Err(e) = self.backend.breakpoint(pc) {
+                return vec![Reply::Error(format!(
+                    "continue: putting the breakpoint at {pc:#x} back: {e}"
+                ))];
+            }
+        }
+        Vec::new()
     }
 
     /// While running: did the guest stop by itself (a breakpoint)?
