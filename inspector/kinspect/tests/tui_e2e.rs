@@ -345,3 +345,33 @@ fn continue_at_a_breakpoint_steps_over_it() {
         s.contains(" HALTED ") && s.contains("hit the breakpoint at exec")
     });
 }
+
+/// Issue 12, item 8: QEMU's own `stop` and `cont` (QMP here; the HMP
+/// monitor is the same) done behind kinspect's back show in the status.
+#[test]
+fn the_run_state_follows_qemus_monitor() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let t = attach_in_tmux(&m, "drift");
+    m.pause();
+    t.wait("HALTED after QMP stop", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    m.resume();
+    let s = t.wait("RUNNING after QMP cont", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ")
+    });
+    assert!(s.contains("resumed outside kinspect"), "{s}");
+    let mark = m.console_len();
+    m.send(b"echo still-running\n");
+    wait_output(&m, &t, mark, "still-running");
+    // Again, to be sure it was no accident of timing.
+    m.pause();
+    t.wait("HALTED again", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    m.resume();
+    t.wait("RUNNING again", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ")
+    });
+}

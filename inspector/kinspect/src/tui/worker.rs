@@ -143,6 +143,11 @@ pub trait Backend: Send {
     fn poll_stop(&mut self, _wait: Duration) -> Result<bool, TargetError> {
         Ok(false)
     }
+    /// While halted: did something else (QEMU's monitor `cont`) let the
+    /// guest run? If so it is halted again when this returns true.
+    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
+        Ok(false)
+    }
     fn reconnect(&mut self) -> Result<(), TargetError> {
         Err(TargetError::Unsupported(
             "this target cannot reconnect".into(),
@@ -228,6 +233,12 @@ impl Backend for QemuBackend {
             Ok(stop) => Ok(stop.is_some()),
             Err(e) => Err(TargetError::Disconnected(e.to_string())),
         }
+    }
+
+    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
+        // Long enough for QEMU to stop the VM and answer on a busy
+        // machine; a later answer is found by the next poll.
+        self.qemu()?.resumed_elsewhere(Duration::from_millis(50))
     }
 
     fn reconnect(&mut self) -> Result<(), TargetError> {
@@ -878,10 +889,37 @@ impl Worker {
         Vec::new()
     }
 
-    /// While running: did the guest stop by itself (a breakpoint)?
+    /// While halted: did something else let the guest run (QEMU's monitor
+    /// `cont`)? Then it runs on, and the status says so.
+    fn poll_halted(&mut self) -> Vec<Reply> {
+        match self.backend.poll_resumed() {
+            Ok(false) => Vec::new(),
+            Ok(true) => {
+                let mut out = self.control("resume", |t| match t.control() {
+                    Some(c) => c.resume(),
+                    None => Ok(()),
+                });
+                if out.is_empty() {
+                    self.running = true;
+                    out.push(Reply::Running(true));
+                    out.push(Reply::Message(
+                        "the guest was resumed outside kinspect (QEMU monitor `cont`?)".into(),
+                    ));
+                }
+                out
+            }
+            Err(e) => self.fail("watching the guest", e),
+        }
+    }
+
+    /// While running: did the guest stop by itself (a breakpoint)? While
+    /// halted: did someone else let it run?
     fn poll(&mut self) -> Vec<Reply> {
-        if !self.running || self.lost {
+        if self.lost {
             return Vec::new();
+        }
+        if !self.running {
+            return self.poll_halted();
         }
         match self.backend.poll_stop(Duration::from_millis(20)) {
             Ok(false) => Vec::new(),
@@ -911,7 +949,9 @@ impl Worker {
                             "hart {h} hit the breakpoint at {at}"
                         )));
                     }
-                    None => out.push(Reply::Message("the guest stopped".into())),
+                    None => out.push(Reply::Message(
+                        "the guest was stopped outside kinspect (QEMU monitor `stop`?)".into(),
+                    )),
                 }
                 out
             }
