@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kinspect_testkit::Machine;
+use kinspect_testkit::{Boot, Machine};
 
 /// Bound on a boot to the shell prompt (a loaded machine is slow).
 const BOOT: Duration = Duration::from_secs(90);
@@ -314,6 +314,50 @@ fn wait_output(m: &Machine, t: &Tmux, mark: usize, line: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Issue 12, item 2: QEMU killed and started again on the same port; `R`
+/// reconnects, the status leaves CONNECTION LOST, the panes read the new
+/// machine, and the guest runs on as it did before `R`.
+#[test]
+fn reconnect_after_qemu_restarts_restores_the_session() {
+    let m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let port = m.gdb_port();
+    let t = attach_in_tmux(&m, "reconnect");
+    t.wait("the page table", Duration::from_secs(20), |s| {
+        s.contains("▸ ..0: pte")
+    });
+    drop(m); // kills QEMU
+    t.wait("CONNECTION LOST", Duration::from_secs(30), |s| {
+        s.contains("CONNECTION LOST")
+    });
+    let mut m = Machine::boot(Boot {
+        gdb_port: Some(port),
+        ..Boot::default()
+    });
+    m.wait_for("$ ", BOOT);
+    t.keys(&["R"]);
+    let s = t.wait(
+        "reconnected, running, the panes read again",
+        Duration::from_secs(30),
+        |s| {
+            !s.contains("CONNECTION LOST")
+                && s.contains(" RUNNING ")
+                && has_proc(s, "sh")
+                && s.contains("▸ ..0: pte")
+        },
+    );
+    assert!(s.contains("reconnected"), "{s}");
+    // The guest really runs: its shell answers.
+    let mark = m.console_len();
+    m.send(b"echo back-again\n");
+    wait_output(&m, &t, mark, "back-again");
+    // And the session works: halt reads the new machine.
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
 }
 
 /// Issue 12, item 3: `c` on a hart stopped at a breakpoint steps over it

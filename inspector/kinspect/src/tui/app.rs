@@ -242,6 +242,8 @@ pub struct App {
     pub now: Option<SystemTime>,
     /// The panic was seen (its hart selected once, not on every refresh).
     pub panic_seen: bool,
+    /// `launch`: the QEMU it started has exited (said once).
+    pub qemu_exited: bool,
 }
 
 impl App {
@@ -303,6 +305,7 @@ impl App {
             hits: Hits::default(),
             now: None,
             panic_seen: false,
+            qemu_exited: false,
         }
     }
 
@@ -613,6 +616,19 @@ impl App {
                 self.lost = Some(why.clone());
                 let why = why.strip_prefix("connection lost: ").unwrap_or(&why);
                 self.error(format!("connection lost: {why} — press R to reconnect"));
+            }
+            Reply::Reconnected => {
+                // Everything read over the old connection is gone with it:
+                // the panes ask again once the new snapshot is in.
+                self.lost = None;
+                self.busy = None;
+                self.walks.clear();
+                self.proc_backtraces.clear();
+                self.expand_all_pending = false;
+                self.mem.pending = false;
+                self.mem.loaded = false;
+                self.panic_seen = false;
+                self.say("reconnected");
             }
             Reply::Finished(r) => {
                 self.busy = None;

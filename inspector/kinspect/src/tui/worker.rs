@@ -111,6 +111,8 @@ pub enum Reply {
     Progress(String),
     /// The connection is gone.
     Lost(String),
+    /// A new connection replaced the lost one (a snapshot follows).
+    Reconnected,
     /// The session ended (the UI may exit).
     Finished(Result<(), String>),
 }
@@ -579,9 +581,20 @@ impl Worker {
                 Ok(()) => {
                     self.lost = false;
                     self.running = false;
-                    let mut out = vec![Reply::Message("reconnected".into())];
-                    out.extend(self.snapshot());
-                    out.push(Reply::Running(false));
+                    // As on the first attach: read the machine, then let
+                    // the guest go on if it was running when we came.
+                    let mut out = vec![Reply::Reconnected];
+                    out.extend(self.attach());
+                    if !self.lost {
+                        out.push(Reply::Message(
+                            if self.running {
+                                "reconnected; the guest runs, as it did"
+                            } else {
+                                "reconnected; the guest is halted, as it was"
+                            }
+                            .into(),
+                        ));
+                    }
                     out
                 }
                 Err(e) => vec![Reply::Lost(format!("reconnecting: {e}"))],
