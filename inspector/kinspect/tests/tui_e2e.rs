@@ -419,3 +419,70 @@ fn the_run_state_follows_qemus_monitor() {
         s.contains(" RUNNING ")
     });
 }
+
+/// Issue 12, item 9, on the real kernel: a panic (kfault remap: mappages
+/// finds a valid PTE) shows in the status bar, selects the hart that
+/// panicked and the process it ran, and the backtrace names mappages,
+/// inlined at the call in uvmalloc (the return address looked up at ra-1).
+#[test]
+fn a_panic_is_shown_where_it_happened() {
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let elf = kinspect_testkit::kernel_elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-panic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let img = dir.join("fs.img");
+    std::fs::copy(kinspect_testkit::fs_img(), &img).expect("copy fs.img");
+    let shell = format!(
+        "{bin} --elf {} launch --fs-img {} 2>{}; echo kinspect-exited-$?; sleep 120",
+        elf.display(),
+        img.display(),
+        dir.join("stderr").display()
+    );
+    let mut t = Tmux::start(
+        format!("kinspect-panic-{}", std::process::id()),
+        dir.clone(),
+        100,
+        32,
+        &shell,
+    );
+    let s = t.wait("init and sh", BOOT, |s| {
+        has_proc(s, "init") && has_proc(s, "sh")
+    });
+    t.qemu_pid = s
+        .split("QEMU pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<u32>().ok());
+    t.keys(&["i"]);
+    t.type_text("kfault enable");
+    t.keys(&["Enter"]);
+    t.wait("kfault enabled", Duration::from_secs(30), |s| {
+        s.contains("fault injection enabled")
+    });
+    t.type_text("kfault remap");
+    t.keys(&["Enter"]);
+    let s = t.wait("the panic", Duration::from_secs(30), |s| {
+        s.contains("PANIC: remap") && s.contains("the kernel panicked on hart")
+    });
+    assert!(
+        s.contains("`kfault`): remap"),
+        "the panicking process is named:\n{s}"
+    );
+    t.keys(&["Escape"]);
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    t.keys(&["5"]);
+    t.wait("mappages in the backtrace", Duration::from_secs(20), |s| {
+        s.contains("panic+") && s.contains("uvmalloc+") && s.contains("inlined: mappages")
+    });
+    t.keys(&["q"]);
+    t.wait("the quit dialog", Duration::from_secs(10), |s| {
+        s.contains("kill QEMU")
+    });
+    t.keys(&["k"]);
+    t.wait("kinspect to exit", Duration::from_secs(20), |s| {
+        s.contains("kinspect-exited-0")
+    });
+}

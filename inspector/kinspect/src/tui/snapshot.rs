@@ -56,6 +56,9 @@ pub struct FrameRow {
     pub symbol: Option<String>,
     /// `file:line` of the call site.
     pub line: Option<String>,
+    /// Functions inlined at this pc, innermost first (`mappages vm.rs:247`),
+    /// as the report lists them; `core::` helpers left out.
+    pub inlined: Vec<String>,
 }
 
 /// The result of a frame-pointer walk, with why it ended.
@@ -183,12 +186,10 @@ pub fn is_panic_frame(symbol: &str) -> bool {
     name == "panic" || name.ends_with("printf::panic")
 }
 
-/// `file:line` of the code at `addr` (the outermost, non-inlined frame).
-fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
-    let frames = syms?.lines(addr).ok()?;
-    let f = frames.last()?;
+/// `file:line` of a line-table frame, the path kept from the crate's
+/// directory on (`kernel/src/proc.rs:757`).
+fn frame_place(f: &kinspect_symbols::Frame) -> Option<String> {
     let file = f.file.as_deref()?;
-    // Keep the path from the crate's directory on (`kernel/src/proc.rs`).
     let short = match file.find("kernel/") {
         Some(i) => &file[i..],
         None => file.rsplit('/').next().unwrap_or(file),
@@ -197,6 +198,34 @@ fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
         Some(l) => format!("{short}:{l}"),
         None => short.to_string(),
     })
+}
+
+/// `file:line` of the code at `addr` (the outermost, non-inlined frame),
+/// and the functions inlined there, innermost first.
+fn source_line(syms: Option<&Symbols>, addr: u64) -> (Option<String>, Vec<String>) {
+    let Some(frames) = syms.and_then(|s| s.lines(addr).ok()) else {
+        return (None, Vec::new());
+    };
+    let Some((outer, inner)) = frames.split_last() else {
+        return (None, Vec::new());
+    };
+    let inlined = inner
+        .iter()
+        .filter_map(|f| {
+            let name = f.function.as_deref()?;
+            if name.starts_with("core::") {
+                return None;
+            }
+            let name = name.rsplit("::").next().unwrap_or(name);
+            let file = f.file.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p));
+            Some(match (file, f.line) {
+                (Some(file), Some(l)) => format!("{name} {file}:{l}"),
+                (Some(file), None) => format!("{name} {file}"),
+                _ => name.to_string(),
+            })
+        })
+        .collect();
+    (frame_place(outer), inlined)
 }
 
 /// The most frames a frame-pointer walk follows.
@@ -231,11 +260,13 @@ pub fn backtrace(
         Some(end) => a >= ram.base && a < end,
         None => syms.is_some_and(|s| s.symbolize(a).is_some()),
     };
+    let (line, inlined) = source_line(syms, regs.pc);
     bt.frames.push(FrameRow {
         pc: regs.pc,
         fp: Some(regs.x[8]),
         symbol: symbolize(syms, regs.pc),
-        line: source_line(syms, regs.pc),
+        line,
+        inlined,
     });
     // At a function's first instruction (a breakpoint on it) the function
     // has not pushed its frame record yet: s0 is still its caller's, whose
@@ -244,11 +275,13 @@ pub fn backtrace(
         .and_then(|s| s.symbolize(regs.pc))
         .is_some_and(|(_, off)| off == 0);
     if at_entry && in_code(regs.x[1]) {
+        let (line, inlined) = source_line(syms, regs.x[1].wrapping_sub(1));
         bt.frames.push(FrameRow {
             pc: regs.x[1],
             fp: None,
             symbol: symbolize_return(syms, regs.x[1]),
-            line: source_line(syms, regs.x[1].wrapping_sub(1)),
+            line,
+            inlined,
         });
     }
     let root = satp
@@ -291,11 +324,13 @@ pub fn backtrace(
             break;
         }
         // The call instruction is just before the return address.
+        let (line, inlined) = source_line(syms, ra.wrapping_sub(1));
         bt.frames.push(FrameRow {
             pc: ra,
             fp: Some(prev),
             symbol: symbolize_return(syms, ra),
-            line: source_line(syms, ra.wrapping_sub(1)),
+            line,
+            inlined,
         });
         if prev == 0 {
             bt.end = "the caller's frame pointer is 0: end of the chain".into();

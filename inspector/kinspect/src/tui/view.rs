@@ -323,7 +323,20 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// One backtrace frame: `#N pc symbol  file:line`.
+/// One backtrace frame: `#N pc symbol  file:line`, then, when functions
+/// were inlined there, one line naming them innermost first (the
+/// innermost made the call: on a panic path, the function that panicked).
+fn frame_lines(t: &Theme, i: usize, fr: &super::snapshot::FrameRow) -> Vec<Line<'static>> {
+    let mut out = vec![frame_line(t, i, fr)];
+    if !fr.inlined.is_empty() {
+        out.push(Line::from(vec![
+            Span::styled("      inlined: ", t.dim()),
+            Span::styled(fr.inlined.join(" ← "), t.fg(Color::Yellow)),
+        ]));
+    }
+    out
+}
+
 fn frame_line(t: &Theme, i: usize, fr: &super::snapshot::FrameRow) -> Line<'static> {
     Line::from(vec![
         Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
@@ -636,7 +649,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                 t.bold(),
             )];
             for (i, fr) in hs.backtrace.frames.iter().enumerate() {
-                lines.push(frame_line(t, i, fr));
+                lines.extend(frame_lines(t, i, fr));
             }
             lines.push(Line::styled(format!("({})", hs.backtrace.end), t.dim()));
             // The selected process, when it is not on a hart: where it
@@ -658,7 +671,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     Some(Some(Err(e))) => lines.push(Line::styled(e.clone(), t.dim())),
                     Some(Some(Ok(bt))) => {
                         for (i, fr) in bt.frames.iter().enumerate() {
-                            lines.push(frame_line(t, i, fr));
+                            lines.extend(frame_lines(t, i, fr));
                         }
                         lines.push(Line::styled(format!("({})", bt.end), t.dim()));
                     }
