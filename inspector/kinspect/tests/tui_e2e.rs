@@ -332,6 +332,13 @@ fn reconnect_after_qemu_restarts_restores_the_session() {
     t.wait("CONNECTION LOST", Duration::from_secs(30), |s| {
         s.contains("CONNECTION LOST")
     });
+    // A pane that needs the target while the connection is gone waits.
+    t.keys(&["u"]);
+    t.wait(
+        "the kernel page table, not read",
+        Duration::from_secs(10),
+        |s| s.contains("kernel page table of pid 1 `init`") && !s.contains("▸ ..0: pte"),
+    );
     let mut m = Machine::boot(Boot {
         gdb_port: Some(port),
         ..Boot::default()
@@ -345,6 +352,7 @@ fn reconnect_after_qemu_restarts_restores_the_session() {
             !s.contains("CONNECTION LOST")
                 && s.contains(" RUNNING ")
                 && has_proc(s, "sh")
+                && s.contains("kernel page table of pid 1 `init`")
                 && s.contains("▸ ..0: pte")
         },
     );
