@@ -670,15 +670,24 @@ fn enter_on_a_process_shows_its_page_table() {
 /// prints it, reserved bits included.
 #[test]
 fn corrupt_ptes_are_marked_on_their_entries() {
-    // Reserved bits 54..60 (and PBMT=1) over a text page at 0x87f41000.
+    // Reserved bits 54..60 (and PBMT=1) over a text page at 0x87f41000,
+    // and a root entry pointing to a table page nobody wrote.
     let bad = 0x3fc0_0000_0000_0000 | pte(0x87f4_1000, V | R | X | U | A);
-    let mut r = Rig::with(false, |t, _| t.mem.write_u64(USER_L0 + 2 * 8, bad));
+    let mut r = Rig::with(false, |t, _| {
+        t.mem.write_u64(USER_L0 + 2 * 8, bad);
+        t.mem.write_u64(USER_ROOT + 8, pte(0x87f0_9000, V));
+    });
     let s = r.screen(120, 30);
     assert!(
         s.contains("▸ ..0: pte") && s.contains("⚠ 1 finding below"),
         "{s}"
     );
-    assert!(s.contains("1 finding: PTE at 0x87f02010"), "{s}");
+    assert!(s.contains("2 findings: "), "{s}");
+    let one = s
+        .lines()
+        .find(|l| l.contains("▸ ..1: pte"))
+        .unwrap_or_else(|| panic!("no root entry 1:\n{s}"));
+    assert!(one.contains("⚠ its table is unreadable"), "{one}");
     r.key(KeyCode::Char('e'));
     let s = r.screen(120, 30);
     let line = s

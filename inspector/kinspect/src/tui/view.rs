@@ -750,6 +750,17 @@ pub fn finding_marks(w: &Walk) -> Marks {
             Finding::TableOutsideRam {
                 pte_addr: Some(a), ..
             } => (*a, "its table is outside RAM: not followed".to_string()),
+            // No PTE address: mark every pointer to that table.
+            Finding::Unreadable { level, table, why } => {
+                for e in w.entries.iter().filter(|e| {
+                    e.kind() == PteKind::Pointer && e.level == level + 1 && e.pte.pa() == *table
+                }) {
+                    at.entry(e.pte_addr())
+                        .or_default()
+                        .push(format!("its table is unreadable: {why}"));
+                }
+                continue;
+            }
             _ => continue,
         };
         at.entry(pte_addr).or_default().push(what);
