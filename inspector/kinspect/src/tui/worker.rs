@@ -488,6 +488,12 @@ impl Worker {
                 if !out.is_empty() {
                     return out;
                 }
+                // A stop reply still on its way (a late answer to the last
+                // probe) would be taken for a stop after this continue:
+                // collect it first. The guest is halted either way.
+                if let Err(e) = self.backend.poll_resumed() {
+                    return self.fail("continue", e);
+                }
                 out = self.control("continue", |t| match t.control() {
                     Some(c) => c.resume(),
                     None => Ok(()),
