@@ -175,8 +175,15 @@ pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
 /// last instruction of its function, so `ra` itself may already be the
 /// next function's first byte.
 pub fn symbolize_return(syms: Option<&Symbols>, ra: u64) -> Option<String> {
-    let (name, off) = syms?.symbolize(ra.wrapping_sub(1))?;
-    Some(format!("{name}+{:#x}", off + 1))
+    let call = call_site(ra);
+    let (name, off) = syms?.symbolize(call)?;
+    Some(format!("{name}+{:#x}", off + ra.wrapping_sub(call)))
+}
+
+/// Where a return address is looked up: the report's unwinder's rule
+/// (`How::lookup`), so both name a frame the same way.
+fn call_site(ra: u64) -> u64 {
+    crate::postmortem::unwind::How::FramePointer.lookup(ra)
 }
 
 /// Is this `func+0xoff` the kernel's `panic` (C xv6's `panic`, this
@@ -275,7 +282,7 @@ pub fn backtrace(
         .and_then(|s| s.symbolize(regs.pc))
         .is_some_and(|(_, off)| off == 0);
     if at_entry && in_code(regs.x[1]) {
-        let (line, inlined) = source_line(syms, regs.x[1].wrapping_sub(1));
+        let (line, inlined) = source_line(syms, call_site(regs.x[1]));
         bt.frames.push(FrameRow {
             pc: regs.x[1],
             fp: None,
@@ -324,7 +331,7 @@ pub fn backtrace(
             break;
         }
         // The call instruction is just before the return address.
-        let (line, inlined) = source_line(syms, ra.wrapping_sub(1));
+        let (line, inlined) = source_line(syms, call_site(ra));
         bt.frames.push(FrameRow {
             pc: ra,
             fp: Some(prev),
