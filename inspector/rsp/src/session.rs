@@ -684,6 +684,37 @@ impl Session {
         Ok(stop)
     }
 
+    /// While we believe the guest halted: has something else let it run
+    /// (QEMU's monitor `cont`, QMP)? QEMU sends no packet when the VM is
+    /// resumed behind the debugger's back, so ask: send the interrupt
+    /// byte, which a halted QEMU ignores (measured on 7.2) and a running
+    /// one answers by stopping the VM with a stop reply. `Ok(true)`: it
+    /// was running and is halted now (the caller decides whether to let
+    /// it go on). A stop reply already queued counts the same. Waits up
+    /// to `wait` when the guest is halted, as it usually is.
+    pub fn probe_resumed(&mut self, wait: Duration) -> Result<bool> {
+        if self.state == RunState::Running {
+            return Err(Error::State("the machine is running, not halted".into()));
+        }
+        if let Some(why) = &self.exited {
+            return Err(Error::Exited(why.clone()));
+        }
+        let stop = match self.client.take_stop() {
+            Some(s) => Some(s),
+            None => {
+                self.client.send_interrupt()?;
+                self.client.wait_stop(wait)?
+            }
+        };
+        match stop {
+            Some(s) => {
+                self.note_stop(&s);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Insert a software breakpoint (`Z0,addr,kind`; kind 4 for a 32-bit
     /// instruction, 2 for a compressed one).
     pub fn insert_breakpoint(&mut self, addr: u64, kind: usize) -> Result<()> {

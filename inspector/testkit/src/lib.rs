@@ -65,6 +65,9 @@ pub struct Boot {
     pub fs_img: Option<PathBuf>,
     /// `-global virtio-mmio.force-legacy=false` (false: the 2020 lab trees).
     pub modern_virtio: bool,
+    /// This gdb port instead of a free one (a QEMU restarted where a
+    /// debugger expects it).
+    pub gdb_port: Option<u16>,
 }
 
 impl Default for Boot {
@@ -75,6 +78,7 @@ impl Default for Boot {
             kernel: None,
             fs_img: None,
             modern_virtio: true,
+            gdb_port: None,
         }
     }
 }
@@ -115,7 +119,10 @@ impl Machine {
     }
 
     fn try_boot(opts: &Boot) -> Result<Machine, String> {
-        let gdb_port = free_tcp_port().map_err(|e| format!("no free port: {e}"))?;
+        let gdb_port = match opts.gdb_port {
+            Some(p) => p,
+            None => free_tcp_port().map_err(|e| format!("no free port: {e}"))?,
+        };
         let dir =
             std::env::temp_dir().join(format!("kinspect-test-{}-{gdb_port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -83,6 +83,13 @@ impl QemuTarget {
         &mut self.session
     }
 
+    /// While halted: did something outside this session (QEMU's monitor
+    /// `cont`) let the guest run? If so it is halted again now; see
+    /// [`Session::probe_resumed`].
+    pub fn resumed_elsewhere(&mut self, wait: std::time::Duration) -> Result<bool> {
+        self.session.probe_resumed(wait).map_err(target_error)
+    }
+
     /// Leave the machine as we found it (resume it if it was running) and
     /// disconnect, reporting any failure. Dropping does the same silently.
     pub fn finish(self) -> Result<()> {
