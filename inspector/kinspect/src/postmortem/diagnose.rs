@@ -472,8 +472,15 @@ pub fn diagnose(
             .map(|r| r.trim_start_matches(':').trim())
             .and_then(|h| h.strip_prefix("0x"))
             .and_then(|h| u64::from_str_radix(h, 16).ok());
-        let from_frame = frame_with(target, syms, elf, raw, root, ram, "kvmpa")
-            .and_then(|(_, l)| local_in(&l, "kvmpa", "va"));
+        let kvmpa_locals = frame_with(target, syms, elf, raw, root, ram, "kvmpa").map(|(_, l)| l);
+        let from_frame = kvmpa_locals
+            .as_ref()
+            .and_then(|l| local_in(l, "kvmpa", "va"));
+        // kvmpa keeps `off = va % PGSIZE` when va itself is gone.
+        let off = kvmpa_locals
+            .as_ref()
+            .and_then(|l| local_in(l, "kvmpa", "off"))
+            .filter(|o| *o < PGSIZE);
         d.facts.push(format!(
             "kvmpa could not translate a kernel virtual address; called from {}",
             chain("kvmpa")
@@ -498,10 +505,13 @@ pub fn diagnose(
         let va = match from_frame.or(from_msg) {
             Some(va) => Some(va),
             None => from_stack().map(|(page, name, sp)| {
+                let va = page + off.unwrap_or(0);
                 d.facts.push(format!(
-                    "the VA is optimised out; {name} passes the address of a variable on its own stack (sp {sp:#x}), so the page being translated is {page:#x}"
+                    "the VA is optimised out; {name} passes the address of a variable on its own stack (sp {sp:#x}), so the page being translated is {page:#x}{}",
+                    off.map(|o| format!(", and kvmpa's off = {o:#x} makes it {va:#x}"))
+                        .unwrap_or_default()
                 ));
-                page
+                va
             }),
         };
         let Some(va) = va else {

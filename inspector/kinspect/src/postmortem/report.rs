@@ -256,16 +256,25 @@ pub fn build(
                 }
                 _ => unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code),
             };
-            // The boot stack: main is the first kernel function (start
-            // enters it by mret), so nothing below it is a caller.
-            if let Some(i) = raw.iter().position(|f| {
+            // Where a stack begins: main on the boot stack (start enters it
+            // by mret), forkret on a new process's kernel stack (the first
+            // swtch lands there). Nothing below them is a caller.
+            let first = |f: &RawFrame| {
                 syms.symbolize(f.how.lookup(f.pc))
-                    .is_some_and(|(n, _)| short(n) == "main")
-            }) {
+                    .and_then(|(n, _)| match short(n) {
+                        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
+                        "forkret" => Some("forkret is the first frame of a new process (its first swtch lands there)"),
+                        _ => None,
+                    })
+            };
+            if let Some((i, why)) = raw
+                .iter()
+                .enumerate()
+                .find_map(|(i, f)| first(f).map(|w| (i, w)))
+            {
                 if i + 1 < raw.len() {
                     raw.truncate(i + 1);
-                    end = "main is the first frame on the boot stack (start enters it by mret)"
-                        .into();
+                    end = why.into();
                 }
             }
             (raw, end)
