@@ -93,7 +93,7 @@ fn a_mapped_guard_page_is_an_error_naming_the_process() {
     assert_eq!(r.err, "kinspect: check: 1 error finding in the kernel\n");
     assert!(
         r.out
-            .contains("12 checks over 4 processes and 5 page tables: 1 error, 0 warnings;"),
+            .contains("13 checks over 4 processes and 5 page tables: 1 error, 0 warnings;"),
         "{}",
         r.out
     );
