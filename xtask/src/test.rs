@@ -57,11 +57,18 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
     )
 }
 
-/// `cargo xtask bench`: build the kernel, then every benchmark of the host
-/// workspace (they boot it under QEMU themselves).
+/// `cargo xtask bench`: build the kernel and the C xv6 kernels, then every
+/// benchmark of the host workspace (they boot them under QEMU themselves).
 pub fn bench(cargo_args: &[String]) -> Result<()> {
-    deps::ensure(&[deps::QEMU, deps::GDB])?;
+    deps::ensure(&[
+        deps::QEMU,
+        deps::GDB,
+        deps::RISCV_GCC,
+        deps::MAKE,
+        deps::PATCH,
+    ])?;
     build::build_all()?;
+    crate::xv6::build(&[])?;
     run_checked(
         cargo()
             .current_dir(paths::root())

@@ -553,6 +553,25 @@ pub fn profile(cli: &Cli) -> Result<Profile> {
     })
 }
 
+/// Whether a command reads the target through the ELF's symbols (names,
+/// expressions, the kernel model), so a mismatched ELF would make it lie.
+fn trusts_symbols(c: &Command) -> bool {
+    let selects = |s: &Select| s.root.is_some() || s.pid.is_some() || s.kernel || s.kernel_pt;
+    match c {
+        Command::Satp { .. } | Command::Completions { .. } => false,
+        Command::Maps { select, .. } => selects(select),
+        Command::Vmprint {
+            select, va_range, ..
+        } => selects(select) || va_range.is_some(),
+        Command::Regs { .. }
+        | Command::Translate { .. }
+        | Command::Procs { .. }
+        | Command::Check
+        | Command::Report { .. } => true,
+        _ => false,
+    }
+}
+
 /// Run a parsed command on `target`.
 pub fn run_on(
     cli: &Cli,
@@ -582,6 +601,14 @@ pub fn run_on(
         out,
         warn,
     };
+    // One identity check before any command trusts the ELF's symbols:
+    // a kernel rebuilt under a running QEMU is the common case.
+    if trusts_symbols(&cli.command) {
+        if let (Some(t), Some(d)) = (ctx.target.as_deref_mut(), ctx.debug) {
+            let mut phys = crate::model::PhysCache::new(t);
+            crate::model::verify_image(d, &mut phys).map_err(commands::model_error)?;
+        }
+    }
     match &cli.command {
         Command::Satp { value } => commands::satp::run(&mut ctx, *value),
         Command::Regs { hart } => commands::regs::run(&mut ctx, *hart),

@@ -456,3 +456,42 @@ fn check_never_cries_wolf_while_processes_come_and_go() {
     m.wait_for_after(mark, "ALL TESTS PASSED", Duration::from_secs(600));
     eprintln!("{samples} samples, {transient} findings about processes between states");
 }
+
+/// Another kernel's ELF (here a C xv6's, against our Rust kernel) is
+/// refused by every command that trusts symbols, with one line and exit 2,
+/// instead of a confident wrong answer; `satp` and a plain `maps` need no
+/// symbols and still work.
+#[test]
+fn a_mismatched_elf_is_refused_before_any_answer() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    m.pause();
+    let wrong = variant("stock").elf();
+    for args in [
+        &["regs"][..],
+        &["translate", "etext"],
+        &["vmprint", "--root", "proc[0].pagetable"],
+        &["procs"],
+        &["check"],
+        &["report"],
+    ] {
+        let o = kinspect(&m, &wrong, args);
+        let err = text(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {err}\n{}",
+            text(&o.stdout)
+        );
+        assert!(
+            err.starts_with("kinspect: the running kernel is not kernel: the code of `"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: {}", text(&o.stdout));
+    }
+    for args in [&["satp"][..], &["maps"]] {
+        let o = kinspect(&m, &wrong, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+    }
+}

@@ -276,8 +276,12 @@ fn a_snapshot_opens_read_only_in_the_tui() {
 /// `kinspect attach` to `m` in a tmux session of 100x32 (stderr kept in
 /// the session's directory for failure messages).
 fn attach_in_tmux(m: &Machine, name: &str) -> Tmux {
+    attach_elf_in_tmux(m, name, &kinspect_testkit::kernel_elf())
+}
+
+/// [`attach_in_tmux`] with another kernel's ELF (a C xv6's).
+fn attach_elf_in_tmux(m: &Machine, name: &str, elf: &std::path::Path) -> Tmux {
     let bin = env!("CARGO_BIN_EXE_kinspect");
-    let elf = kinspect_testkit::kernel_elf();
     let dir = std::env::temp_dir().join(format!("kinspect-tui-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let shell = format!(
@@ -493,4 +497,56 @@ fn a_panic_is_shown_where_it_happened() {
     t.wait("kinspect to exit", Duration::from_secs(20), |s| {
         s.contains("kinspect-exited-0")
     });
+}
+
+/// Issue 11: on a student's pgtbl-lab kernel (C, the field called
+/// `prockpt`), the TUI finds the per-process kernel page table as `procs`
+/// does and shows a process's own kernel table with `u`, no flags given.
+#[test]
+fn the_tui_shows_a_c_lab_kernels_per_process_kernel_table() {
+    let v = kinspect_testkit::xv6::variant("sol-prockpt");
+    let mut m = v.boot();
+    m.wait_for("$ ", BOOT);
+    // kinspect procs' answer first (QEMU's stub takes one client at a time).
+    m.pause();
+    let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .args(["--gdb", &m.gdb_addr(), "--elf"])
+        .arg(v.elf())
+        .args(["--json", "procs"])
+        .output()
+        .expect("running kinspect procs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).expect("procs JSON");
+    assert_eq!(p["kpagetable_field"], "prockpt", "{p}");
+    let init_kpt = u64::from_str_radix(
+        p["procs"][0]["kpagetable"]
+            .as_str()
+            .expect("init's kpagetable")
+            .trim_start_matches("0x"),
+        16,
+    )
+    .expect("hex");
+    m.resume();
+    let t = attach_elf_in_tmux(&m, "c-lab", &v.elf());
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ")
+    });
+    // The first row (init) is selected: its page table, then its kernel one.
+    t.keys(&["Enter"]);
+    t.wait("init's user page table", Duration::from_secs(30), |s| {
+        s.contains("user page table of pid 1 `init`")
+    });
+    t.keys(&["u"]);
+    let s = t.wait("init's kernel page table", Duration::from_secs(30), |s| {
+        s.contains("kernel page table of pid 1 `init`")
+    });
+    assert!(
+        s.contains(&format!("{init_kpt:#x}")),
+        "the TUI's root is not procs' {init_kpt:#x}:\n{s}"
+    );
 }

@@ -34,7 +34,8 @@ pub const KERNBASE: u64 = 0x8000_0000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KptHow {
-    /// Named with `--kpt-field` (or the profile).
+    /// Named with `--kpt-field` (or the profile); with no field, the
+    /// search was turned off (`--kpt-field none`).
     Named,
     /// The only member of the right type, and a live process's value of it
     /// maps the kernel text like `kernel_pagetable`.
@@ -69,6 +70,9 @@ impl KptDetection {
             (Some(f), _) => format!(
                 "{f} (found by type; no live process has one yet, so memory did not confirm it)"
             ),
+            (None, Some(KptHow::Named)) => {
+                "none (the search is off: --kpt-field none or --profile xv6-riscv)".into()
+            }
             (None, _) if self.candidates.is_empty() => {
                 "none (struct proc has no second page-table field)".into()
             }
@@ -266,4 +270,64 @@ pub fn confirm(
         d.how = Some(KptHow::Type);
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(field: Option<&str>, how: Option<KptHow>, candidates: &[&str]) -> KptDetection {
+        KptDetection {
+            field: field.map(String::from),
+            how,
+            candidates: candidates.iter().map(|c| c.to_string()).collect(),
+            rejected: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn descriptions_say_how_the_field_was_found() {
+        let d = det(Some("prockpt"), Some(KptHow::Memory), &["prockpt"]);
+        assert!(d
+            .describe()
+            .starts_with("prockpt (found by type; its root maps"));
+        let d = det(Some("kpt"), Some(KptHow::Named), &["kpt"]);
+        assert_eq!(d.describe(), "kpt (named with --kpt-field)");
+        let d = det(Some("kpt"), Some(KptHow::Type), &["kpt"]);
+        assert!(d.describe().contains("memory did not confirm it"));
+        assert_eq!(
+            det(None, None, &[]).describe(),
+            "none (struct proc has no second page-table field)"
+        );
+        assert!(det(None, None, &["a", "b"])
+            .describe()
+            .contains("candidates by type: a, b; name yours with --kpt-field"));
+    }
+
+    #[test]
+    fn an_unplaced_hart_is_only_news_when_no_field_was_found() {
+        let none = det(None, None, &["kernelpt_root"]);
+        let note = unrecognised_note(&none, &[(1, 0x87f72000)]).expect("a warning");
+        assert!(
+            note.starts_with("hart 1 on 0x87f72000 a page table that is neither"),
+            "{note}"
+        );
+        assert!(note.contains("candidates by type: kernelpt_root"), "{note}");
+        assert!(note.contains("--kpt-field"), "{note}");
+        // Nothing unplaced, or a field already found: nothing to say.
+        assert_eq!(unrecognised_note(&none, &[]), None);
+        let found = det(
+            Some("kernelpt_root"),
+            Some(KptHow::Memory),
+            &["kernelpt_root"],
+        );
+        assert_eq!(unrecognised_note(&found, &[(1, 0x87f72000)]), None);
+        // No candidate at all: say that the type search found none.
+        let empty = det(None, None, &[]);
+        let note = unrecognised_note(&empty, &[(0, 0x1000)]).expect("a warning");
+        assert!(
+            note.contains("no member of struct proc has the page-table type"),
+            "{note}"
+        );
+    }
 }

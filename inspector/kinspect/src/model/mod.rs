@@ -211,7 +211,10 @@ impl<'s> Kernel<'s> {
                 candidates: vec![f.clone()],
                 rejected: Vec::new(),
             },
-            KptChoice::NoField => KptDetection::default(),
+            KptChoice::NoField => KptDetection {
+                how: Some(KptHow::Named),
+                ..KptDetection::default()
+            },
             KptChoice::Detect => kpt::confirm(
                 phys,
                 ram,
@@ -239,38 +242,10 @@ impl<'s> Kernel<'s> {
         r.map_err(|e| ModelError::Kernel(e.to_string()))
     }
 
-    /// Check that the machine runs the kernel this ELF describes, before
-    /// trusting its layouts: the code of a few functions that touch the
-    /// process table (procdump, allocproc, scheduler, ... whichever the
-    /// ELF has, up to 4 KiB each) must be byte for byte what the ELF says.
-    /// A kernel rebuilt since QEMU started fails here instead of printing
-    /// garbage. Unreadable memory is not a mismatch (nothing to compare).
+    /// Check that the machine runs the kernel this ELF describes: see
+    /// [`verify_image`].
     pub fn verify_image(&self, phys: &mut PhysCache<'_>) -> Result<()> {
-        let mut image = self.syms.file_memory();
-        for name in IDENTITY_FUNCTIONS {
-            let Some(sym) = self.syms.elf_symbol(name) else {
-                continue;
-            };
-            let len = sym.size.clamp(1, 4096) as usize;
-            let mut want = vec![0u8; len];
-            if kinspect_symbols::Memory::read(&mut image, sym.addr, &mut want).is_err() {
-                continue;
-            }
-            let mut have = vec![0u8; len];
-            match phys.read(sym.addr, &mut have) {
-                Ok(()) => {}
-                Err(None) => continue,
-                Err(Some(e)) => return Err(ModelError::Target(e)),
-            }
-            if have != want {
-                return Err(ModelError::Symbols(format!(
-                    "the running kernel is not {}: the code of `{name}` at {:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF",
-                    self.syms.file_name(),
-                    sym.addr
-                )));
-            }
-        }
-        Ok(())
+        verify_image(self.syms, phys)
     }
 
     /// Read `kernel_pagetable`, all of `proc[]` (one read) and `cpus[]`,
@@ -440,6 +415,40 @@ impl<'s> Kernel<'s> {
             ..WalkLimits::default()
         }
     }
+}
+
+/// Check that the machine runs the kernel this ELF describes, before
+/// trusting its symbols or layouts: the code of a few functions that touch
+/// the process table (procdump, allocproc, scheduler, ... whichever the
+/// ELF has, up to 4 KiB each) must be byte for byte what the ELF says. A
+/// kernel rebuilt since QEMU started fails here instead of printing
+/// garbage. Unreadable memory is not a mismatch (nothing to compare).
+pub fn verify_image(syms: &Symbols, phys: &mut PhysCache<'_>) -> Result<()> {
+    let mut image = syms.file_memory();
+    for name in IDENTITY_FUNCTIONS {
+        let Some(sym) = syms.elf_symbol(name) else {
+            continue;
+        };
+        let len = sym.size.clamp(1, 4096) as usize;
+        let mut want = vec![0u8; len];
+        if kinspect_symbols::Memory::read(&mut image, sym.addr, &mut want).is_err() {
+            continue;
+        }
+        let mut have = vec![0u8; len];
+        match phys.read(sym.addr, &mut have) {
+            Ok(()) => {}
+            Err(None) => continue,
+            Err(Some(e)) => return Err(ModelError::Target(e)),
+        }
+        if have != want {
+            return Err(ModelError::Symbols(format!(
+                "the running kernel is not {}: the code of `{name}` at {:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF",
+                syms.file_name(),
+                sym.addr
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Which kernel page table a selector names.

@@ -236,6 +236,50 @@ mod tests {
     }
 
     #[test]
+    fn unexplained_roots_are_the_tables_no_one_owns() {
+        let proc = |slot: usize, state: ProcState, pagetable: u64, kpt: Option<u64>| Proc {
+            slot,
+            addr: 0,
+            state,
+            pid: slot as i64 + 1,
+            name: String::new(),
+            parent: 0,
+            parent_slot: None,
+            kstack: 0,
+            sz: None,
+            pagetable,
+            kpagetable: kpt,
+            trapframe: None,
+            context_ra: None,
+            context_sp: None,
+            chan: None,
+            killed: None,
+            xstate: None,
+        };
+        let s = KernelState {
+            procs: vec![
+                proc(0, ProcState::Running, 0x87f00000, Some(0x87f10000)),
+                proc(1, ProcState::Unused, 0x87e00000, None),
+            ],
+            cpus: Vec::new(),
+            kernel_pagetable: 0x87fff000,
+            kpagetable_field: None,
+            kpt: super::super::KptDetection::default(),
+            proc_base: 0,
+            proc_size: 0,
+        };
+        let sv39 = |root: u64| (8u64 << 60) | (root >> 12);
+        let harts = [
+            (0, sv39(0x87fff000)), // the kernel's
+            (1, sv39(0x87f00000)), // a live process's user table
+            (2, sv39(0x87f10000)), // its kernel table
+            (3, sv39(0x87e00000)), // an UNUSED slot's: nobody's
+            (4, 0),                // Bare: no table at all
+        ];
+        assert_eq!(s.unexplained_roots(&harts), [(3, 0x87e00000)]);
+    }
+
+    #[test]
     fn slot_of_needs_an_element_start() {
         assert_eq!(slot_of(0x1000, 0x100, 4, 0x1200), Some(2));
         assert_eq!(slot_of(0x1000, 0x100, 4, 0x1201), None);
