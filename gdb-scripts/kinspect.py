@@ -154,6 +154,30 @@ class PhysicalMode:
         return False
 
 
+class PatientStub:
+    """`with PatientStub():` gives the stub at least MIN_REMOTE_TIMEOUT
+    seconds per reply for one command, then restores `remotetimeout`.
+
+    gdb's default (2 s) is shorter than a busy machine may leave QEMU
+    unscheduled. A reply that comes late is then taken as the reply to the
+    next packet: reads return other packets' data and a command prints a
+    wrong table instead of failing. A halted stub always answers, so
+    waiting longer only costs time when the machine is slow."""
+
+    MIN_REMOTE_TIMEOUT = 30
+
+    def __enter__(self):
+        self.previous = gdb.parameter("remotetimeout")
+        if self.previous is not None and self.previous < self.MIN_REMOTE_TIMEOUT:
+            gdb.execute("set remotetimeout %d" % self.MIN_REMOTE_TIMEOUT, to_string=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None and self.previous < self.MIN_REMOTE_TIMEOUT:
+            gdb.execute("set remotetimeout %d" % self.previous, to_string=True)
+        return False
+
+
 def read_phys(pa, length):
     """Physical memory, while a PhysicalMode is active."""
     try:
@@ -463,7 +487,7 @@ class KCommand(gdb.Command):
     def invoke(self, arg, from_tty):
         try:
             ns = self.parse(arg)
-            with PhysicalMode():
+            with PatientStub(), PhysicalMode():
                 self.run(ns)
         except KinspectError:
             raise
