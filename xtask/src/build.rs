@@ -93,8 +93,11 @@ fn user_programs(root: &Path, built: &Path) -> Vec<PathBuf> {
 }
 
 /// target/kernel/fs.img: the README and the user programs, written by
-/// `mkfs` in xv6's format. Before the file system exists (no kernel/mkfs),
-/// an empty 2000-block image keeps QEMU's command line xv6's.
+/// `mkfs` in xv6's format. The README is on the disk twice: as README.md
+/// and, last (so the programs keep their inode numbers), as `README`, the
+/// name xv6's disk gives it and xv6 users type (`cat README`). Before the
+/// file system exists (no kernel/mkfs), an empty 2000-block image keeps
+/// QEMU's command line xv6's.
 fn make_fs_img(root: &Path, built: &Path, fs_img: &Path) -> Result<()> {
     if !root.join("kernel/mkfs/Cargo.toml").exists() {
         let blank = vec![0u8; 2000 * 1024];
@@ -106,6 +109,10 @@ fn make_fs_img(root: &Path, built: &Path, fs_img: &Path) -> Result<()> {
         .arg(fs_img)
         .arg(root.join("README.md"));
     cmd.args(user_programs(root, built));
+    let readme = fs_img.with_file_name("README");
+    fs::copy(root.join("README.md"), &readme)
+        .map_err(|e| format!("copying README.md to {}: {e}", readme.display()))?;
+    cmd.arg(&readme);
     run_checked(&mut cmd, "making fs.img")
 }
 

@@ -6,6 +6,7 @@
 //! cargo xtask run                the main job: build, boot, inspect
 //! cargo xtask xv6                the C xv6 kernels the tests boot -> target/xv6/
 //! cargo xtask test               every test: host units, then QEMU integration
+//! cargo xtask install            kinspect into ~/.cargo/bin (on PATH)
 //! ```
 //!
 //! System packages the tools need (QEMU above all) are installed here when
@@ -14,6 +15,7 @@
 
 mod build;
 mod deps;
+mod install;
 mod paths;
 mod test;
 mod xv6;
@@ -74,6 +76,13 @@ enum Cmd {
         /// inspector/kinspect/tests/xv6/variants.toml).
         names: Vec<String>,
     },
+    /// Install kinspect into cargo's bin directory (~/.cargo/bin, which
+    /// rustup puts on PATH), so `kinspect` works in any terminal.
+    Install {
+        /// Install into ROOT/bin instead (cargo install's --root).
+        #[arg(long, value_name = "ROOT")]
+        root: Option<std::path::PathBuf>,
+    },
     /// Run every test: the kernel's and kinspect's host unit tests, then the
     /// integration tests that boot the real kernel under the real QEMU.
     Test {
@@ -92,6 +101,7 @@ fn main() -> ExitCode {
         Cmd::Gdb { port } => build::gdb(port),
         Cmd::Run => build::run(),
         Cmd::Xv6 { names } => xv6::build(&names),
+        Cmd::Install { root } => install::install(root),
         Cmd::Test { cargo_args } => test::run(&cargo_args),
         Cmd::Bench { cargo_args } => test::bench(&cargo_args),
     };

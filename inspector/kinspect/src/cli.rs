@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, symbols::Symbols, Ctx};
 use crate::model::Profile;
@@ -79,7 +79,7 @@ impl From<TargetError> for Error {
             TargetError::Unreachable { .. }
             | TargetError::Disconnected(_)
             | TargetError::Timeout(_) => Error::Unreachable(e.to_string()),
-            TargetError::NoHart(_) => Error::BadInput(e.to_string()),
+            TargetError::NoHart(_) | TargetError::BadAddress(_) => Error::BadInput(e.to_string()),
             TargetError::Protocol(_) | TargetError::Memory { .. } | TargetError::Unsupported(_) => {
                 Error::Failed(e.to_string())
             }
@@ -107,9 +107,14 @@ Examples:
   kinspect maps --hart 0                hart 0's mappings, like QEMU's `info mem`
   kinspect maps --filter u,w            only user-writable ranges
   kinspect vmprint --va                 the xv6 lab's vmprint tree, with addresses
+  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
+                                        only the top gigabyte of kernel_pagetable
   kinspect translate 0x3ffffff000 --explain
                                         walk one address level by level
   kinspect --gdb localhost:26000 --json maps
+
+`cargo xtask install` puts kinspect on PATH; `kinspect completions bash`
+prints shell completions (zsh, fish too).
 
 Start QEMU with a gdb stub first (`cargo xtask qemu` does, on localhost:1234;
 or add `-gdb tcp::1234` to QEMU's command line). kinspect halts a running
@@ -138,7 +143,8 @@ pub struct Cli {
         long,
         global = true,
         value_name = "[HOST]:PORT",
-        default_value = "localhost:1234"
+        default_value = "localhost:1234",
+        value_parser = parse_gdb_arg
     )]
     pub gdb: String,
 
@@ -147,13 +153,21 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub elf: Option<PathBuf>,
 
-    /// Print JSON (stable fields, numbers as integers) instead of text.
+    /// Print JSON instead of text: addresses, PTEs, CSRs and other 64-bit
+    /// values as "0x..." strings, errors as {"error": ..., "exit_code": N}
+    /// on stdout (docs/json.md).
     #[arg(long, global = true)]
     pub json: bool,
 
     /// RAM size in MiB from 0x80000000 (QEMU's -m): page-table pointers
     /// outside RAM are reported, never followed.
-    #[arg(long, global = true, value_name = "MIB", default_value_t = 128)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        default_value_t = 128,
+        value_parser = parse_ram_mib
+    )]
     pub ram_mib: u64,
 
     /// The kernel profile: which names the process model looks for
@@ -266,13 +280,22 @@ One line per valid PTE, depth shown by ` ..`, index in decimal:
    .. .. ..0: pte 0x0000000021fdac1f pa 0x0000000087f6b000
 
 With --va each line starts with the virtual address the entry maps
-instead (as newer lab versions print).")]
+instead (as newer lab versions print). --va-range keeps only the entries
+that map some of a virtual range, and the pointers down to them:
+
+  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
+                                        the top gigabyte (root entry 255)
+  kinspect vmprint --pid 1 --va-range 0..0x4000   pid 1's first four pages")]
     Vmprint {
         #[command(flatten)]
         select: Select,
         /// Label entries with their virtual address instead of their index.
         #[arg(long)]
         va: bool,
+        /// Only entries that map some of [START, END): `START-END` or
+        /// `START..END`, numbers or symbols (END is not included).
+        #[arg(long, value_name = "START-END")]
+        va_range: Option<String>,
     },
 
     /// Translate one virtual address through a page table.
@@ -427,12 +450,28 @@ A kernel that has already panicked is reported at once.")]
         #[arg(long, value_name = "SECS", default_value_t = 86400)]
         timeout: u64,
     },
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Load it for this shell, or install it once:
+
+  source <(kinspect completions bash)
+  kinspect completions bash > ~/.local/share/bash-completion/completions/kinspect
+  kinspect completions zsh > ~/.zfunc/_kinspect      (with fpath+=~/.zfunc)
+  kinspect completions fish > ~/.config/fish/completions/kinspect.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
     /// Whether the command can run without a target.
     fn offline(&self) -> bool {
-        matches!(self, Command::Satp { value: Some(_) })
+        matches!(
+            self,
+            Command::Satp { value: Some(_) } | Command::Completions { .. }
+        )
     }
 }
 
@@ -451,6 +490,24 @@ pub fn parse_u64(s: &str) -> std::result::Result<u64, String> {
 
 fn parse_u64_arg(s: &str) -> std::result::Result<u64, String> {
     parse_u64(s)
+}
+
+/// `--ram-mib`: at least 1 (0 would put every page table outside RAM).
+fn parse_ram_mib(s: &str) -> std::result::Result<u64, String> {
+    match parse_u64(s)? {
+        0 => Err("RAM cannot be empty: give QEMU's -m in MiB (128 for xv6)".into()),
+        n => Ok(n),
+    }
+}
+
+/// `--gdb`: `[HOST]:PORT` with a port from 1 to 65535, checked before
+/// anything connects, so a typo is a usage error (exit 2) naming the part.
+fn parse_gdb_arg(s: &str) -> std::result::Result<String, String> {
+    match kinspect_rsp::transport::StubAddr::parse(s) {
+        Ok(_) => Ok(s.to_string()),
+        Err(kinspect_rsp::Error::Address { why, .. }) => Err(why),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The ELF to use: `--elf` (must load) or the default path (if present).
@@ -529,7 +586,11 @@ pub fn run_on(
         Command::Satp { value } => commands::satp::run(&mut ctx, *value),
         Command::Regs { hart } => commands::regs::run(&mut ctx, *hart),
         Command::Maps { select, filter } => commands::maps::run(&mut ctx, select, filter),
-        Command::Vmprint { select, va } => commands::vmprint::run(&mut ctx, select, *va),
+        Command::Vmprint {
+            select,
+            va,
+            va_range,
+        } => commands::vmprint::run(&mut ctx, select, *va, va_range.as_deref()),
         Command::Translate {
             va,
             select,
@@ -549,6 +610,13 @@ pub fn run_on(
         Command::Serve { .. } => Err(Error::BadInput(
             "serve reads its file itself: kinspect serve FILE".into(),
         )),
+        Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "kinspect", &mut script);
+            ctx.out.write_all(&script)?;
+            Ok(())
+        }
         Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
             "attach and launch run the TUI in a terminal (kinspect attach)".into(),
         )),
@@ -556,32 +624,97 @@ pub fn run_on(
 }
 
 /// Parse `args` (program name first) and run on the given target; write
-/// errors as `kinspect: <reason>` to `warn`; return the exit code.
+/// errors as `kinspect: <reason>` to `warn` (or, with `--json`, as a JSON
+/// object to `out`); return the exit code.
 pub fn run_args_on(
     args: &[&str],
     target: &mut dyn Target,
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> i32 {
+    let json = wants_json(args.iter().map(std::ffi::OsStr::new));
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e, out, warn),
+        Err(e) => return clap_error(e, json, out, warn),
     };
-    finish(run_on(&cli, Some(target), out, warn), warn)
+    let mut out = Tracked::new(out);
+    let r = run_on(&cli, Some(target), &mut out, warn);
+    finish(r, cli.json, &mut out, warn)
 }
 
-fn finish(r: Result<()>, warn: &mut dyn Write) -> i32 {
-    match r {
-        Ok(()) | Err(Error::OutputClosed) => exit::OK,
-        Err(e) => {
-            let _ = writeln!(warn, "kinspect: {e}");
-            e.exit_code()
+/// Whether the raw arguments ask for `--json` (before a `--`), so that
+/// even a usage error is reported as JSON.
+fn wants_json<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
+/// stdout, remembering whether a command printed anything: a failure under
+/// `--json` prints its error object only when no result was printed, so
+/// stdout always holds exactly one JSON document.
+pub struct Tracked<'a> {
+    inner: &'a mut dyn Write,
+    wrote: bool,
+}
+
+impl<'a> Tracked<'a> {
+    pub fn new(inner: &'a mut dyn Write) -> Self {
+        Tracked {
+            inner,
+            wrote: false,
         }
     }
 }
 
-/// Help and version go to stdout with 0; usage errors become one line and 2.
-fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
+impl Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.wrote |= !buf.is_empty();
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The error object `--json` prints on stdout: `{"error": ..., "exit_code": N}`.
+#[derive(Debug, serde::Serialize)]
+pub struct JsonError<'a> {
+    pub error: &'a str,
+    pub exit_code: i32,
+}
+
+/// Report a command's outcome: nothing on success; on failure one line
+/// `kinspect: <reason>` on `warn`, or under `--json` one error object on
+/// stdout (unless the command already printed its JSON result, as
+/// `translate` does before exit 4 and `check` before exit 5; then the
+/// line goes to `warn`). Returns the exit code.
+fn finish(r: Result<()>, json: bool, out: &mut Tracked<'_>, warn: &mut dyn Write) -> i32 {
+    match r {
+        Ok(()) | Err(Error::OutputClosed) => exit::OK,
+        Err(e) => {
+            let code = e.exit_code();
+            if json && !out.wrote {
+                write_json_error(out, &e.to_string(), code);
+            } else {
+                let _ = writeln!(warn, "kinspect: {e}");
+            }
+            code
+        }
+    }
+}
+
+fn write_json_error(out: &mut dyn Write, error: &str, exit_code: i32) {
+    let v = JsonError { error, exit_code };
+    if let Ok(s) = serde_json::to_string(&v) {
+        let _ = writeln!(out, "{s}");
+    }
+}
+
+/// Help and version go to stdout with 0; usage errors become one line and
+/// 2 (a JSON error object on stdout with `--json`).
+fn clap_error(e: clap::Error, json: bool, out: &mut dyn Write, warn: &mut dyn Write) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -598,7 +731,15 @@ fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("bad arguments");
             let reason = first.strip_prefix("error: ").unwrap_or(first);
-            let _ = writeln!(warn, "kinspect: {reason} (see kinspect --help)");
+            if json {
+                write_json_error(
+                    out,
+                    &format!("{reason} (see kinspect --help)"),
+                    exit::BAD_INPUT,
+                );
+            } else {
+                let _ = writeln!(warn, "kinspect: {reason} (see kinspect --help)");
+            }
             exit::BAD_INPUT
         }
     }
@@ -606,12 +747,15 @@ fn clap_error(e: clap::Error, out: &mut dyn Write, warn: &mut dyn Write) -> i32 
 
 /// The whole program: parse, connect when needed, run, report.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let json = wants_json(args.iter().map(|a| a.as_os_str()));
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e, &mut std::io::stdout(), &mut std::io::stderr()),
+        Err(e) => return clap_error(e, json, &mut std::io::stdout(), &mut std::io::stderr()),
     };
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut lock = stdout.lock();
+    let mut out = Tracked::new(&mut lock);
     let mut warn = std::io::stderr();
     let r = if let Command::Launch { fs_img, smp } = &cli.command {
         let kernel = cli
@@ -644,6 +788,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             Err(e) => Err(e),
         }
     };
+    let code = finish(r, cli.json, &mut out, &mut warn);
     let _ = out.flush();
-    finish(r, &mut warn)
+    code
 }

@@ -11,3 +11,4 @@ pub mod serve;
 pub mod snapshot;
 pub mod target;
 pub mod tui;
+pub mod words;

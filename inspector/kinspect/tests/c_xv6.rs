@@ -16,12 +16,13 @@
 //! names and a backtrace that reaches the function to fix; a snapshot of
 //! the panicked machine gives the same report.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kinspect_testkit::xv6::{variant, Variant};
-use kinspect_testkit::Machine;
+use kinspect_testkit::{Boot, Machine};
 use serde_json::Value;
 
 /// Generous: CI machines are shared and slow down without warning.
@@ -89,16 +90,19 @@ fn shell(v: &Variant) -> (Machine, Vec<(i64, String, String)>) {
     let mark = m.console_len();
     m.send(b"cat &\n");
     m.wait_for_after(mark, "$ ", BOOT);
-    // The cat is asleep on the console once Ctrl-P lists it as sleeping.
+    // The cat is asleep on the console once Ctrl-P lists it by its new
+    // name (the forked shell sleeps on the disk inside exec, still `sh`)
+    // with everything else asleep too.
     let deadline = Instant::now() + BOOT;
     let listed = loop {
         let l = m.procdump();
-        if l.iter().filter(|(_, s, _)| s == "sleep").count() >= 3 {
+        let cat = l.iter().any(|(_, s, n)| s == "sleep" && n == "cat");
+        if cat && l.len() == 3 && l.iter().all(|(_, s, _)| s == "sleep") {
             break l;
         }
         assert!(
             Instant::now() < deadline,
-            "Ctrl-P never listed 3 sleeping processes: {l:?}"
+            "Ctrl-P never listed init, sh and cat asleep: {l:?}"
         );
     };
     m.pause();
@@ -232,4 +236,187 @@ macro_rules! correct {
 correct! {
     stock_xv6_riscv => "stock",
     lab_2020_handout => "lab-handout",
+    solution_kpagetable => "sol-kpagetable",
+    solution_kernelpgtbl_with_mirror => "sol-kernelpgtbl",
+    solution_prockpt_with_mirror => "sol-prockpt",
+    solution_kernel_pt_sharing_tables => "sol-kernel_pt",
+}
+
+/// The report's frames on `hart`, by function name.
+fn functions(r: &Value, hart: &Value) -> Vec<String> {
+    r["harts"]
+        .as_array()
+        .expect("harts")
+        .iter()
+        .find(|h| &h["hart"] == hart)
+        .expect("the panicking hart")["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["function"].as_str().unwrap_or("??").to_string())
+        .collect()
+}
+
+/// Catch a buggy variant's panic with `kinspect watch`, check the report,
+/// then save the panicked machine and check the report of the snapshot.
+fn buggy_kernel(name: &str, reaches: &[&str], says: &[&str]) {
+    let v = variant(name);
+    let want_msg = v.panic.clone().expect("a buggy variant names its panic");
+    let want_kind = v
+        .diagnosis
+        .clone()
+        .expect("a buggy variant names its diagnosis");
+    // A kernel that panics while booting waits for the debugger (-S).
+    let mut m = v.boot_with(Boot {
+        wait_for_debugger: v.run.is_none(),
+        ..Boot::default()
+    });
+    if v.run.is_some() {
+        m.wait_for("$ ", BOOT);
+    }
+    let elf = v.elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-c-xv6-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let report = dir.join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .arg("--gdb")
+        .arg(m.gdb_addr())
+        .arg("--elf")
+        .arg(&elf)
+        .args(["watch", "--timeout", "600", "--report"])
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kinspect watch");
+    let mut err = BufReader::new(child.stderr.take().expect("watch's stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("watch's first line");
+    assert!(
+        line.contains("watching for a panic"),
+        "{name}: watch said {line:?}"
+    );
+    if let Some(cmd) = &v.run {
+        m.send(format!("{cmd}\n").as_bytes());
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("waiting for watch") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: watch caught no panic; console:\n{}",
+            m.console()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(
+        status.success(),
+        "{name}: watch failed: {line}{rest}\nconsole:\n{}",
+        m.console()
+    );
+    let live: Value = serde_json::from_slice(&std::fs::read(&report).expect("the report file"))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    check_report(name, &live, &want_msg, &want_kind, reaches, says);
+
+    // The same machine, saved and reopened: watch left it halted on
+    // panic's first instruction, where a0 still holds the message.
+    m.pause();
+    let snap = dir.join("crash.kisnap");
+    let o = kinspect(
+        &m,
+        &elf,
+        &["snapshot", "-o", snap.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{name}: snapshot: {}",
+        text(&o.stderr)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .arg("--snapshot")
+        .arg(&snap)
+        .arg("--elf")
+        .arg(&elf)
+        .args(["--json", "report"])
+        .output()
+        .expect("running kinspect report");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{name}: report of the snapshot: {}",
+        text(&o.stderr)
+    );
+    let saved: Value = serde_json::from_slice(&o.stdout).expect("report JSON");
+    assert_eq!(
+        saved["diagnosis"]["kind"],
+        want_kind.as_str(),
+        "{name}: from the snapshot: {saved}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn check_report(name: &str, r: &Value, msg: &str, kind: &str, reaches: &[&str], says: &[&str]) {
+    assert_eq!(r["message"], msg, "{name}: the message: {r}");
+    let d = &r["diagnosis"];
+    assert_eq!(d["kind"], kind, "{name}: the diagnosis: {r}");
+    let cause = d["cause"].as_str().unwrap_or_default();
+    for want in says {
+        assert!(
+            cause.contains(want),
+            "{name}: the cause does not say {want:?}: {d:#}"
+        );
+    }
+    let hart = &r["panicking_hart"];
+    let f = functions(r, hart);
+    assert_eq!(
+        f.first().map(String::as_str),
+        Some("panic"),
+        "{name}: {f:?}"
+    );
+    for want in reaches {
+        assert!(
+            f.iter().any(|x| x == want),
+            "{name}: the backtrace does not reach {want}: {f:?}"
+        );
+    }
+}
+
+macro_rules! buggy {
+    ($($test:ident => $name:literal reaches [$($f:literal),*] says [$($w:literal),*]),* $(,)?) => {$(
+        #[test]
+        fn $test() {
+            buggy_kernel($name, &[$($f),*], &[$($w),*]);
+        }
+    )*};
+}
+
+// Each backtrace must reach the function a student has to fix (the README
+// in tests/xv6/ says where each bug is).
+buggy! {
+    kernel_stack_mapped_twice => "bug-kstack-twice"
+        reaches ["mappages", "allocproc"]
+        says ["a kernel stack mapped twice", "0x3fffffd000", "still UNUSED"],
+    trampoline_mapped_twice => "bug-trampoline-twice"
+        reaches ["mappages", "kpt_new", "allocproc"]
+        says ["the trampoline mapped twice", "kpt_new"],
+    kvmpa_walks_kernel_pagetable => "bug-kvmpa-global"
+        reaches ["kvmpa", "virtio_disk_rw"]
+        says ["kvmpa must walk the process's kernel page table", "kernelpgtbl", "not kernel_pagetable"],
+    per_process_table_freed_with_freewalk => "bug-freewalk-leaf"
+        reaches ["freewalk", "proc_kpt_free", "freeproc"]
+        says ["free the per-process kernel table without freeing the kernel's shared leaf pages", "proc_kpt_free"],
+    kernel_leaves_freed => "bug-kfree-shared"
+        reaches ["kfree", "kvmfree_k", "freeproc"]
+        says ["free the per-process kernel table without freeing the kernel's shared leaf pages", "kvmfree_k"],
+    user_mirror_runs_into_clint => "bug-mirror-into-device"
+        reaches ["mappages", "kvm_mirror", "growproc"]
+        says ["the user mirror ran into a device", "CLINT", "0x2000000"],
+    stock_uvmalloc_without_roundup => "stock-uvmalloc-rounding"
+        reaches ["mappages", "uvmalloc", "growproc"]
+        says ["a user region grown over an existing mapping", "uvmalloc"],
 }

@@ -5,6 +5,7 @@
 
 mod model_qemu;
 
+use kinspect_testkit::json_u64;
 use model_qemu::*;
 
 fn errors(v: &serde_json::Value) -> Vec<(String, String, String)> {
@@ -38,8 +39,8 @@ fn leaf_pte(m: &kinspect_testkit::Machine, va: u64, table: &[&str]) -> (u64, u64
         .unwrap_or_else(|| panic!("no level-0 step for {va:#x}: {t:#}"))
         .clone();
     (
-        step["pte_addr"].as_u64().unwrap(),
-        step["pte"].as_u64().unwrap(),
+        json_u64(&step["pte_addr"]).unwrap(),
+        json_u64(&step["pte"]).unwrap(),
     )
 }
 
@@ -69,7 +70,7 @@ fn check_is_clean_and_names_each_corrupted_object() {
     let pid_s = pid.to_string();
     let kpt = ["--pid", pid_s.as_str(), "--kernel-pt"];
     let who = format!("pid {pid} (cat, slot {})", cat["slot"]);
-    let kstack = cat["kstack"].as_u64().unwrap();
+    let kstack = json_u64(&cat["kstack"]).unwrap();
 
     // 1. the guard page below cat's stack made valid in its kernel page table
     let (guard_at, guard_old) = leaf_pte(&m, kstack - 4096, &kpt);
@@ -101,13 +102,9 @@ fn check_is_clean_and_names_each_corrupted_object() {
 
     // 3. cat's first user page pushed onto kalloc's free list
     let maps = json(&m, &["maps", "--pid", &pid_s]);
-    let user_pa = maps["ranges"][0]["pa"].as_u64().unwrap();
-    let head_at = json(&m, &["translate", "&kmem.freelist", "--kernel"])["va"]
-        .as_u64()
-        .unwrap();
-    let head = json(&m, &["translate", "kmem.freelist", "--kernel"])["va"]
-        .as_u64()
-        .unwrap();
+    let user_pa = json_u64(&maps["ranges"][0]["pa"]).unwrap();
+    let head_at = json_u64(&json(&m, &["translate", "&kmem.freelist", "--kernel"])["va"]).unwrap();
+    let head = json_u64(&json(&m, &["translate", "kmem.freelist", "--kernel"])["va"]).unwrap();
     let user_old = xp(&mut m, user_pa);
     write_phys(&m, &[(user_pa, head), (head_at, user_pa)]);
     let r = kinspect(&m, &["check"]);

@@ -1,6 +1,7 @@
 //! `kinspect maps` and `vmprint` over a crafted MemoryTarget, through the
 //! real argument parser and command code (no transport).
 
+use kinspect_testkit::hex;
 mod cli_common;
 use cli_common::*;
 
@@ -50,21 +51,22 @@ fn maps_filters_by_attributes() {
 }
 
 #[test]
-fn maps_json_has_integer_fields() {
+fn maps_json_writes_64_bit_values_as_hex_strings() {
     let mut t = machine();
     let r = run(&mut t, &["--json", "maps"]);
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
     assert_eq!(v["hart"], 0);
-    assert_eq!(v["satp"], SATP);
-    assert_eq!(v["root"], ROOT);
+    assert_eq!(v["satp"], hex(SATP));
+    assert_eq!(v["satp"], "0x8000000000087fff");
+    assert_eq!(v["root"], hex(ROOT));
     assert_eq!(v["mode"], "sv39");
     assert_eq!(v["tables"], 7);
     let ranges = v["ranges"].as_array().unwrap();
     assert_eq!(ranges.len(), 6);
-    assert_eq!(ranges[5]["va"], TRAMPOLINE);
-    assert_eq!(ranges[5]["pa"], 0x8000_7000u64);
-    assert_eq!(ranges[5]["size"], 4096);
+    assert_eq!(ranges[5]["va"], hex(TRAMPOLINE));
+    assert_eq!(ranges[5]["pa"], "0x80007000");
+    assert_eq!(ranges[5]["size"], "0x1000");
     assert_eq!(ranges[5]["attrs"], "r-x--a-");
     assert_eq!(v["findings"].as_array().unwrap().len(), 0);
 }
@@ -91,6 +93,72 @@ fn maps_reports_findings_on_stderr_and_keeps_stdout_exact() {
     // A bigger --ram-mib makes 0x90000000 RAM: now it is merely unreadable.
     let r = run(&mut t, &["--ram-mib", "512", "maps"]);
     assert!(r.err.contains("unreadable"), "{}", r.err);
+}
+
+#[test]
+fn warnings_beyond_the_first_twenty_are_counted_in_the_right_number() {
+    let mut t = machine();
+    // 21 root entries pointing outside RAM: 20 warnings, then "1 more finding".
+    for i in 100..121 {
+        t.mem.write_u64(ROOT + i * 8, pte(0x9000_0000, V));
+    }
+    let r = run(&mut t, &["maps"]);
+    assert_eq!(r.code, 0);
+    let last = r.err.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "kinspect: warning: ... and 1 more finding (--json lists them all)"
+    );
+    assert_eq!(r.err.lines().count(), 21, "{}", r.err);
+}
+
+#[test]
+fn vmprint_va_range_keeps_the_entries_that_map_part_of_it() {
+    let mut t = machine();
+    // The top gigabyte: root entry 255 and what hangs under it.
+    for range in ["0x3fc0000000-0x4000000000", "0x3fc0000000..0x4000000000"] {
+        let r = run(&mut t, &["vmprint", "--va-range", range]);
+        assert_eq!(r.code, 0, "{}", r.err);
+        assert_eq!(
+            r.out,
+            "page table 0x0000000087fff000\n \
+             ..255: pte 0x0000000021ffe801 pa 0x0000000087ffa000\n \
+             .. ..511: pte 0x0000000021ffe401 pa 0x0000000087ff9000\n \
+             .. .. ..509: pte 0x0000000021ffe0c7 pa 0x0000000087ff8000\n \
+             .. .. ..511: pte 0x0000000020001c4b pa 0x0000000080007000\n",
+            "{range}"
+        );
+    }
+    // A range inside one page keeps that page and the pointers to it; the
+    // megapage at 0x80200000 is kept by any address inside it.
+    let r = run(&mut t, &["vmprint", "--va-range", "0x80001010-0x80001011"]);
+    assert_eq!(r.out.lines().count(), 1 + 3, "{}", r.out);
+    assert!(
+        r.out
+            .ends_with(" .. .. ..1: pte 0x000000002000044b pa 0x0000000080001000\n"),
+        "{}",
+        r.out
+    );
+    let r = run(&mut t, &["vmprint", "--va-range", "0x80300000..0x80300001"]);
+    assert_eq!(r.out.lines().count(), 1 + 2, "{}", r.out);
+    let r = run(
+        &mut t,
+        &[
+            "--json",
+            "vmprint",
+            "--va-range",
+            "0x3fc0000000-0x4000000000",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert_eq!(v["va_range"]["start"], "0x3fc0000000");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 4);
+    // Bad ranges are bad input.
+    for bad in ["0x4000-0x1000", "0x1000", "0x1000-banana"] {
+        let r = run(&mut t, &["vmprint", "--va-range", bad]);
+        assert_eq!(r.code, 2, "{bad}: {}", r.err);
+        assert!(r.err.starts_with("kinspect: "), "{}", r.err);
+    }
 }
 
 #[test]
@@ -153,5 +221,5 @@ fn vmprint_prints_the_lab_tree() {
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
     assert_eq!(v["entries"].as_array().unwrap().len(), lines.len() - 1);
     assert_eq!(v["entries"][0]["level"], 2);
-    assert_eq!(v["entries"][0]["pte"], 0x21fff801u64);
+    assert_eq!(v["entries"][0]["pte"], "0x21fff801");
 }

@@ -83,8 +83,8 @@ fn json_carries_the_steps() {
     let mut t = machine();
     let r = run(&mut t, &["--json", "translate", "0x80008010"]);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["va"], 0x8000_8010u64);
-    assert_eq!(v["pa"], 0x8000_8010u64);
+    assert_eq!(v["va"], "0x80008010");
+    assert_eq!(v["pa"], "0x80008010");
     let steps = v["translation"]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 3);
     assert_eq!(steps[0]["index"], 2);

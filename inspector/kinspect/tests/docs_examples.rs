@@ -145,10 +145,9 @@ fn every_kinspect_example_in_the_docs_still_holds() {
             ex.line,
             ex.args.join(" ")
         );
-        let shows_error = ex
-            .output
-            .iter()
-            .any(|l| l.starts_with("kinspect: ") || l.starts_with("error:"));
+        let shows_error = ex.output.iter().any(|l| {
+            l.starts_with("kinspect: ") || l.starts_with("error:") || l.starts_with("{\"error\"")
+        });
         match code {
             0 => {
                 let printed = String::from_utf8_lossy(&out.stdout);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kinspect_testkit::{gdb_batch, Machine};
+use kinspect_testkit::{gdb_batch, json_u64, Machine};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -179,9 +179,7 @@ fn gdb_and_kinspect_print_the_same_for_the_same_halted_machine() {
         "kvmprint --va and kinspect vmprint --va differ\n{out}"
     );
     let json: serde_json::Value = serde_json::from_str(&translate).expect("translate --json");
-    let pa = json["pa"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no pa in {translate}"));
+    let pa = json_u64(&json["pa"]).unwrap_or_else(|| panic!("no pa in {translate}"));
     assert!(
         out[9].contains(&format!("pa 0x{pa:016x}")),
         "ktranslate disagrees with kinspect ({pa:#x}):\n{out}"

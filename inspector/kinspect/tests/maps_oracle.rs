@@ -10,7 +10,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use kinspect_testkit::{kernel_elf, Machine};
+use kinspect_testkit::{json_u64, kernel_elf, Machine};
 
 const BOOT: Duration = Duration::from_secs(60);
 
@@ -122,8 +122,8 @@ fn translate_agrees_with_gva2gpa() {
             );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|e| panic!("{what}: {e}: {}", text(&out.stderr)));
-            let va = v["va"].as_u64().unwrap();
-            let ours = v["pa"].as_u64();
+            let va = json_u64(&v["va"]).unwrap();
+            let ours = json_u64(&v["pa"]);
             let qemu = gva2gpa(&mut m, hart, va);
             assert_eq!(ours, qemu, "hart {hart}, {what} ({va:#x})");
             let want = if qemu.is_some() { 0 } else { 4 };

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kinspect_testkit::{kernel_elf, Machine};
+use kinspect_testkit::{hex, json_u64, kernel_elf, Machine};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -132,7 +132,7 @@ fn watch_catches_remap_and_explains_it() {
     let d = &r["diagnosis"];
     assert_eq!(d["kind"], "remap");
     // The test mapped VA 0 again, in kfault's user page table.
-    assert_eq!(d["va"], 0, "{d}");
+    assert_eq!(d["va"], hex(0), "{d}");
     let f = facts(&r);
     let h = r["panicking_hart"].as_u64().unwrap();
     let hart = r["harts"]
@@ -204,7 +204,7 @@ fn remap_of_a_kernel_stack_names_the_stack() {
         "{d}"
     );
     // KSTACK(i) = TRAMPOLINE - (i+1)*2*PGSIZE.
-    let va = d["va"].as_u64().unwrap();
+    let va = json_u64(&d["va"]).unwrap();
     assert_eq!((0x3f_ffff_f000 - va) % 0x2000, 0, "{va:#x} is not a KSTACK");
     assert!(
         d["cause"]
@@ -219,7 +219,7 @@ fn remap_of_a_kernel_stack_names_the_stack() {
 fn remap_of_the_trampoline_names_the_shared_top_entry() {
     let (_m, r, _) = report_after("remap-trampoline", "panic: remap");
     let d = &r["diagnosis"];
-    assert_eq!(d["va"].as_u64(), Some(0x3f_ffff_f000), "{d}");
+    assert_eq!(json_u64(&d["va"]), Some(0x3f_ffff_f000), "{d}");
     let f = facts(&r);
     assert!(f.contains("owned by: kernel text"), "{f}");
     assert!(
@@ -242,7 +242,7 @@ fn kvmpa_uvmunmap_freewalk_and_page_fault_are_explained() {
         .next()
         .unwrap();
     let va = u64::from_str_radix(va, 16).unwrap();
-    assert_eq!(r["diagnosis"]["va"], va, "{}", r["diagnosis"]);
+    assert_eq!(r["diagnosis"]["va"], hex(va), "{}", r["diagnosis"]);
     assert!(facts(&r).contains("unmapped guard page"), "{}", facts(&r));
 
     let (_m, r, _) = report_after("uvmunmap", "panic: uvmunmap: not mapped");
@@ -274,7 +274,7 @@ fn kvmpa_uvmunmap_freewalk_and_page_fault_are_explained() {
         .next()
         .unwrap();
     let stval = u64::from_str_radix(stval, 16).unwrap();
-    assert_eq!(r["diagnosis"]["va"], stval);
+    assert_eq!(r["diagnosis"]["va"], hex(stval));
     let f = facts(&r);
     assert!(f.contains("scause 0xd: load page fault"), "{f}");
     assert!(

@@ -4,6 +4,7 @@
 
 mod model_common;
 
+use kinspect_testkit::hex;
 use model_common::*;
 
 const ELF: &str = "xv6_c.elf";
@@ -22,7 +23,7 @@ fn procs_lists_the_live_slots_with_what_the_kernel_wrote() {
     let v = procs_json(&mut b, ELF, &[]);
     assert_eq!(v["nproc"], 64);
     assert_eq!(v["kpagetable_field"], serde_json::Value::Null);
-    assert_eq!(v["kernel_pagetable"], b.made.kernel_pagetable);
+    assert_eq!(v["kernel_pagetable"], hex(b.made.kernel_pagetable));
     let procs = v["procs"].as_array().unwrap();
     let got: Vec<(u64, i64, &str, &str)> = procs
         .iter()
@@ -46,15 +47,15 @@ fn procs_lists_the_live_slots_with_what_the_kernel_wrote() {
     );
     for p in procs {
         let slot = p["slot"].as_u64().unwrap();
-        assert_eq!(p["kstack"], kstack_va(slot));
-        assert_eq!(p["kstack_pa"], b.made.kstack_pa[&slot], "slot {slot}");
-        assert_eq!(p["kstack_table"], b.made.kernel_pagetable);
+        assert_eq!(p["kstack"], hex(kstack_va(slot)));
+        assert_eq!(p["kstack_pa"], hex(b.made.kstack_pa[&slot]), "slot {slot}");
+        assert_eq!(p["kstack_table"], hex(b.made.kernel_pagetable));
         assert_eq!(p["guard_unmapped"], true);
         let (root, _, tf, _) = b.made.user[&slot];
-        assert_eq!(p["pagetable"], root);
-        assert_eq!(p["trapframe"], tf);
+        assert_eq!(p["pagetable"], hex(root));
+        assert_eq!(p["trapframe"], hex(tf));
         assert_eq!(p["kpagetable"], serde_json::Value::Null);
-        assert_eq!(p["sz"], 4 * PG);
+        assert_eq!(p["sz"], hex(4 * PG));
         assert_eq!(p["context_ra_symbol"], "sched+0x10");
         assert_eq!(p["killed"], false);
     }
@@ -118,12 +119,12 @@ fn pid_selectors_pick_the_processs_tables() {
     let r = run(&mut b, ELF, &["--json", "maps", "--pid", "2"]);
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["root"], root);
+    assert_eq!(v["root"], hex(root));
     assert!(v["table"]
         .as_str()
         .unwrap()
         .contains("pid 2 (sh, slot 1) user page table"));
-    assert_eq!(v["ranges"][0]["pa"], text);
+    assert_eq!(v["ranges"][0]["pa"], hex(text));
     let r = run(&mut b, ELF, &["translate", "--pid", "2", "0x3fffffe000"]);
     assert_eq!(r.code, 0, "{}", r.err);
     assert!(r.out.contains(&format!("{tf:#018x}")), "{}", r.out);
@@ -135,7 +136,7 @@ fn pid_selectors_pick_the_processs_tables() {
     );
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["root"], b.made.kernel_pagetable);
+    assert_eq!(v["root"], hex(b.made.kernel_pagetable));
     assert!(v["table"]
         .as_str()
         .unwrap()
@@ -143,7 +144,7 @@ fn pid_selectors_pick_the_processs_tables() {
     // --kernel
     let r = run(&mut b, ELF, &["--json", "maps", "--kernel"]);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["root"], b.made.kernel_pagetable);
+    assert_eq!(v["root"], hex(b.made.kernel_pagetable));
     // an unknown pid is bad input naming the live ones
     let r = run(&mut b, ELF, &["maps", "--pid", "9"]);
     assert_eq!(r.code, 2);
@@ -193,8 +194,8 @@ fn symbol_expressions_as_addresses() {
     );
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["va"], kstack_va(2));
-    assert_eq!(v["pa"], ks);
+    assert_eq!(v["va"], hex(kstack_va(2)));
+    assert_eq!(v["pa"], hex(ks));
     assert_eq!(v["owner"][0]["kind"], "kernel_stack");
     // --root takes an expression too
     let (root, _, _, _) = b.made.user[&0];
@@ -205,7 +206,7 @@ fn symbol_expressions_as_addresses() {
     );
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["root"], root);
+    assert_eq!(v["root"], hex(root));
     // errors name the part that failed
     let r = run(&mut b, ELF, &["translate", "proc[2].kstak"]);
     assert_eq!(r.code, 2);
@@ -241,9 +242,9 @@ fn the_lab_kernels_field_is_configurable() {
         let slot = p["slot"].as_u64().unwrap();
         let (_, kpt, _, _) = b.made.user[&slot];
         assert_ne!(kpt, 0);
-        assert_eq!(p["kpagetable"], kpt);
-        assert_eq!(p["kstack_table"], kpt);
-        assert_eq!(p["kstack_pa"], b.made.kstack_pa[&slot]);
+        assert_eq!(p["kpagetable"], hex(kpt));
+        assert_eq!(p["kstack_table"], hex(kpt));
+        assert_eq!(p["kstack_pa"], hex(b.made.kstack_pa[&slot]));
     }
     let r = run(
         &mut b,
@@ -260,7 +261,7 @@ fn the_lab_kernels_field_is_configurable() {
     );
     assert_eq!(r.code, 0, "{}", r.err);
     let v: serde_json::Value = serde_json::from_str(&r.out).unwrap();
-    assert_eq!(v["root"], b.made.user[&2].1);
+    assert_eq!(v["root"], hex(b.made.user[&2].1));
     // a wrong name is bad input listing the fields there are
     let r = run(&mut b, LAB, &["--kpt-field", "kpt", "procs"]);
     assert_eq!(r.code, 2);

@@ -4,6 +4,7 @@
 
 mod model_qemu;
 
+use kinspect_testkit::json_u64;
 use model_qemu::*;
 
 #[test]
@@ -38,16 +39,14 @@ fn procs_matches_the_kernels_own_list_and_kstacks_are_where_it_says() {
     // kpagetable. QEMU translates it through kernel_pagetable (on a hart
     // idle in the scheduler) and must find the same page: a marker
     // written physically at kinspect's PA reads back at the virtual kstack.
-    let kroot = v["kernel_pagetable"].as_u64().unwrap();
+    let kroot = json_u64(&v["kernel_pagetable"]).unwrap();
     let idle = (0..3)
         .find(|&h| satp_of(&mut m, h) & ((1 << 44) - 1) == kroot >> 12)
         .expect("no hart on kernel_pagetable (all busy?)");
     for p in procs {
         let pid = p["pid"].as_i64().unwrap();
-        let va = p["kstack"].as_u64().unwrap();
-        let pa = p["kstack_pa"]
-            .as_u64()
-            .unwrap_or_else(|| panic!("pid {pid}: no kstack_pa"));
+        let va = json_u64(&p["kstack"]).unwrap();
+        let pa = json_u64(&p["kstack_pa"]).unwrap_or_else(|| panic!("pid {pid}: no kstack_pa"));
         assert_eq!(p["guard_unmapped"], true, "pid {pid}");
         assert_eq!(p["kstack_table"], p["kpagetable"], "pid {pid}");
         let gpa = m.hmp(idle, &format!("gva2gpa {va:#x}"));
@@ -61,7 +60,7 @@ fn procs_matches_the_kernels_own_list_and_kstacks_are_where_it_says() {
         assert_eq!(x_virt(&mut m, idle, va), old, "pid {pid}");
     }
     // the guard page below each stack does not translate for QEMU either
-    let va = procs[0]["kstack"].as_u64().unwrap() - 4096;
+    let va = json_u64(&procs[0]["kstack"]).unwrap() - 4096;
     let gpa = m.hmp(idle, &format!("gva2gpa {va:#x}"));
     assert!(gpa.contains("Unmapped"), "{gpa}");
 
@@ -150,7 +149,7 @@ fn a_running_process_is_on_the_hart_whose_satp_is_its_table() {
     for _ in 0..40 {
         m.pause();
         let v = json(&m, &["procs"]);
-        let kroot = v["kernel_pagetable"].as_u64().unwrap();
+        let kroot = json_u64(&v["kernel_pagetable"]).unwrap();
         for p in v["procs"].as_array().unwrap() {
             let Some(h) = p["hart"].as_u64() else {
                 continue;
@@ -158,7 +157,7 @@ fn a_running_process_is_on_the_hart_whose_satp_is_its_table() {
             // cpus[h].proc names it: the kernel marks it RUNNING first
             assert_eq!(p["state"], "RUNNING", "{p:#}");
             let root = (satp_of(&mut m, h as u32) & ((1 << 44) - 1)) << 12;
-            let own = [p["pagetable"].as_u64(), p["kpagetable"].as_u64()];
+            let own = [json_u64(&p["pagetable"]), json_u64(&p["kpagetable"])];
             assert!(
                 own.contains(&Some(root)) || root == kroot,
                 "hart {h} runs pid {} but its satp names table {root:#x}: {p:#}",

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kinspect_testkit::{kernel_elf, Machine};
+use kinspect_testkit::{json_u64, kernel_elf, Machine};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -133,12 +133,12 @@ fn gdb_reads_registers_memory_and_runs_a_view_from_a_served_snapshot() {
         "three harts as threads:\n{text_out}\n{err}"
     );
     assert!(!text_out.contains("Thread 1.4"), "{text_out}");
-    let pc = format!("$1 = {:#x}", r1["pc"].as_u64().unwrap());
+    let pc = format!("$1 = {:#x}", json_u64(&r1["pc"]).unwrap());
     assert!(
         text_out.contains(&pc),
         "hart 1's pc {pc}:\n{text_out}\n{err}"
     );
-    let sp = format!("$2 = {:#x}", r1["gprs"][1]["value"].as_u64().unwrap());
+    let sp = format!("$2 = {:#x}", json_u64(&r1["gprs"][1]["value"]).unwrap());
     assert!(text_out.contains(&sp), "hart 1's sp {sp}:\n{text_out}");
     // Kernel text, read virtually through hart 1's satp, equals QEMU's xp.
     let line = text_out

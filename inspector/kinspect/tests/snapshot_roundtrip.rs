@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kinspect_testkit::{kernel_elf, Machine};
+use kinspect_testkit::{json_u64, kernel_elf, Machine};
 
 const WAIT: Duration = Duration::from_secs(60);
 const BAD_SNAPSHOT: i32 = 6;
@@ -232,8 +232,8 @@ fn qemu_elf_core_opens_with_live_registers_and_recovered_satp() {
     let harts = v.as_array().unwrap();
     assert_eq!(harts.len(), 3, "{out}");
     for (h, l) in harts.iter().zip(live.as_array().unwrap()) {
-        let recovered = h["root"].as_u64().unwrap();
-        let real = l["root"].as_u64().unwrap();
+        let recovered = json_u64(&h["root"]).unwrap();
+        let real = json_u64(&l["root"]).unwrap();
         assert_eq!(
             recovered, real,
             "hart {}: recovered {out}\nlive {live}",
@@ -244,7 +244,7 @@ fn qemu_elf_core_opens_with_live_registers_and_recovered_satp() {
         live.as_array()
             .unwrap()
             .iter()
-            .any(|l| l["root"].as_u64() == Some(root)),
+            .any(|l| json_u64(&l["root"]) == Some(root)),
         "no hart is on kernel_pagetable {root:#x}: {live}"
     );
     // The kernel page table walks the same from the core and live.

@@ -14,6 +14,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use kinspect_testkit::{Boot, Machine};
+
+/// Bound on a boot to the shell prompt (a loaded machine is slow).
+const BOOT: Duration = Duration::from_secs(90);
+
 struct Tmux {
     session: String,
     qemu_pid: Option<u32>,
@@ -94,7 +99,7 @@ impl Drop for Tmux {
 fn has_proc(screen: &str, name: &str) -> bool {
     screen.lines().any(|l| {
         let cols: Vec<&str> = l
-            .trim_matches(|c| c == '│' || c == ' ')
+            .trim_matches(|c| c == '│' || c == '┃' || c == ' ')
             .split_whitespace()
             .collect();
         cols.len() >= 4 && cols[3] == name && cols[0].parse::<u32>().is_ok()
@@ -150,7 +155,7 @@ fn launch_type_halt_expand_translate_quit() {
     t.keys(&["Enter"]);
     t.wait("the command's output", Duration::from_secs(30), |s| {
         s.lines()
-            .any(|l| l.trim_matches(|c| c == '│' || c == ' ') == "tui-says-hello")
+            .any(|l| l.trim_matches(|c| c == '│' || c == '┃' || c == ' ') == "tui-says-hello")
     });
     t.keys(&["Escape"]);
     t.wait("the console left", Duration::from_secs(10), |s| {
@@ -264,6 +269,228 @@ fn a_snapshot_opens_read_only_in_the_tui() {
     });
     t.keys(&["q"]);
     t.wait("kinspect to exit", Duration::from_secs(10), |s| {
+        s.contains("kinspect-exited-0")
+    });
+}
+
+/// `kinspect attach` to `m` in a tmux session of 100x32 (stderr kept in
+/// the session's directory for failure messages).
+fn attach_in_tmux(m: &Machine, name: &str) -> Tmux {
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let elf = kinspect_testkit::kernel_elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let shell = format!(
+        "{bin} --gdb {} --elf {} attach 2>{}; echo kinspect-exited-$?; sleep 120",
+        m.gdb_addr(),
+        elf.display(),
+        dir.join("stderr").display()
+    );
+    let t = Tmux::start(
+        format!("kinspect-{name}-{}", std::process::id()),
+        dir,
+        100,
+        32,
+        &shell,
+    );
+    t.wait("init and sh, running", Duration::from_secs(60), |s| {
+        has_proc(s, "init") && has_proc(s, "sh") && s.contains(" RUNNING ")
+    });
+    t
+}
+
+/// Wait until the guest's shell has printed `line` as a line of output
+/// (not as the echo of the command typed after the prompt), after `mark`;
+/// the TUI's screen is in the message if it never does.
+fn wait_output(m: &Machine, t: &Tmux, mark: usize, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let needle = format!("\n{line}");
+    while !m.console()[mark..].contains(&needle) {
+        assert!(
+            Instant::now() < deadline,
+            "the guest never printed {line:?} (is it running?); console:\n{}\nthe TUI:\n{}",
+            &m.console()[mark..],
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 12, item 2: QEMU killed and started again on the same port; `R`
+/// reconnects, the status leaves CONNECTION LOST, the panes read the new
+/// machine, and the guest runs on as it did before `R`.
+#[test]
+fn reconnect_after_qemu_restarts_restores_the_session() {
+    let m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let port = m.gdb_port();
+    let t = attach_in_tmux(&m, "reconnect");
+    t.wait("the page table", Duration::from_secs(20), |s| {
+        s.contains("▸ ..0: pte")
+    });
+    drop(m); // kills QEMU
+    t.wait("CONNECTION LOST", Duration::from_secs(30), |s| {
+        s.contains("CONNECTION LOST")
+    });
+    // A pane that needs the target while the connection is gone waits.
+    t.keys(&["u"]);
+    t.wait(
+        "the kernel page table, not read",
+        Duration::from_secs(10),
+        |s| s.contains("kernel page table of pid 1 `init`") && !s.contains("▸ ..0: pte"),
+    );
+    let mut m = Machine::boot(Boot {
+        gdb_port: Some(port),
+        ..Boot::default()
+    });
+    m.wait_for("$ ", BOOT);
+    t.keys(&["R"]);
+    let s = t.wait(
+        "reconnected, running, the panes read again",
+        Duration::from_secs(30),
+        |s| {
+            !s.contains("CONNECTION LOST")
+                && s.contains(" RUNNING ")
+                && has_proc(s, "sh")
+                && s.contains("kernel page table of pid 1 `init`")
+                && s.contains("▸ ..0: pte")
+        },
+    );
+    assert!(s.contains("reconnected"), "{s}");
+    // The guest really runs: its shell answers.
+    let mark = m.console_len();
+    m.send(b"echo back-again\n");
+    wait_output(&m, &t, mark, "back-again");
+    // And the session works: halt reads the new machine.
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+}
+
+/// Issue 12, item 3: `c` on a hart stopped at a breakpoint steps over it
+/// first, so the guest makes progress (and the breakpoint stays).
+#[test]
+fn continue_at_a_breakpoint_steps_over_it() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let t = attach_in_tmux(&m, "break");
+    t.keys(&[":"]);
+    t.type_text("break exec");
+    t.keys(&["Enter"]);
+    t.wait("the breakpoint set", Duration::from_secs(20), |s| {
+        s.contains("breakpoint at exec (0x")
+    });
+    let mark = m.console_len();
+    m.send(b"echo stepped-over\n");
+    t.wait("the breakpoint hit", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ") && s.contains("hit the breakpoint at exec")
+    });
+    t.keys(&["c"]);
+    wait_output(&m, &t, mark, "stepped-over");
+    t.wait("RUNNING", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ") && !s.contains("hit the breakpoint")
+    });
+    // The breakpoint is still in: the next exec stops again.
+    m.send(b"echo again\n");
+    t.wait("the breakpoint hit again", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ") && s.contains("hit the breakpoint at exec")
+    });
+}
+
+/// Issue 12, item 8: QEMU's own `stop` and `cont` (QMP here; the HMP
+/// monitor is the same) done behind kinspect's back show in the status.
+#[test]
+fn the_run_state_follows_qemus_monitor() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let t = attach_in_tmux(&m, "drift");
+    m.pause();
+    t.wait("HALTED after QMP stop", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    m.resume();
+    let s = t.wait("RUNNING after QMP cont", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ")
+    });
+    assert!(s.contains("resumed outside kinspect"), "{s}");
+    let mark = m.console_len();
+    m.send(b"echo still-running\n");
+    wait_output(&m, &t, mark, "still-running");
+    // Again, to be sure it was no accident of timing.
+    m.pause();
+    t.wait("HALTED again", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    m.resume();
+    t.wait("RUNNING again", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ")
+    });
+}
+
+/// Issue 12, item 9, on the real kernel: a panic (kfault remap: mappages
+/// finds a valid PTE) shows in the status bar, selects the hart that
+/// panicked and the process it ran, and the backtrace names mappages,
+/// inlined at the call in uvmalloc (the return address looked up at ra-1).
+#[test]
+fn a_panic_is_shown_where_it_happened() {
+    let bin = env!("CARGO_BIN_EXE_kinspect");
+    let elf = kinspect_testkit::kernel_elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-tui-panic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let img = dir.join("fs.img");
+    std::fs::copy(kinspect_testkit::fs_img(), &img).expect("copy fs.img");
+    let shell = format!(
+        "{bin} --elf {} launch --fs-img {} 2>{}; echo kinspect-exited-$?; sleep 120",
+        elf.display(),
+        img.display(),
+        dir.join("stderr").display()
+    );
+    let mut t = Tmux::start(
+        format!("kinspect-panic-{}", std::process::id()),
+        dir.clone(),
+        100,
+        32,
+        &shell,
+    );
+    let s = t.wait("init and sh", BOOT, |s| {
+        has_proc(s, "init") && has_proc(s, "sh")
+    });
+    t.qemu_pid = s
+        .split("QEMU pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse::<u32>().ok());
+    t.keys(&["i"]);
+    t.type_text("kfault enable");
+    t.keys(&["Enter"]);
+    t.wait("kfault enabled", Duration::from_secs(30), |s| {
+        s.contains("fault injection enabled")
+    });
+    t.type_text("kfault remap");
+    t.keys(&["Enter"]);
+    let s = t.wait("the panic", Duration::from_secs(30), |s| {
+        s.contains("PANIC: remap") && s.contains("the kernel panicked on hart")
+    });
+    assert!(
+        s.contains("`kfault`): remap"),
+        "the panicking process is named:\n{s}"
+    );
+    t.keys(&["Escape"]);
+    t.keys(&["h"]);
+    t.wait("HALTED", Duration::from_secs(20), |s| {
+        s.contains(" HALTED ")
+    });
+    t.keys(&["5"]);
+    t.wait("mappages in the backtrace", Duration::from_secs(20), |s| {
+        s.contains("panic+") && s.contains("uvmalloc+") && s.contains("inlined: mappages")
+    });
+    t.keys(&["q"]);
+    t.wait("the quit dialog", Duration::from_secs(10), |s| {
+        s.contains("kill QEMU")
+    });
+    t.keys(&["k"]);
+    t.wait("kinspect to exit", Duration::from_secs(20), |s| {
         s.contains("kinspect-exited-0")
     });
 }

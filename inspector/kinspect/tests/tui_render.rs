@@ -212,8 +212,14 @@ struct Rig {
 
 impl Rig {
     fn new(launched: bool) -> Rig {
+        Rig::with(launched, |_, _| {})
+    }
+
+    /// A rig over the crafted machine as `change` leaves it.
+    fn with(launched: bool, change: impl FnOnce(&mut MemoryTarget, &Symbols)) -> Rig {
         let syms = symbols();
-        let t = machine(&syms);
+        let mut t = machine(&syms);
+        change(&mut t, &syms);
         let mut worker = Worker::new(
             Box::new(MemoryBackend(t)),
             Some(syms.clone()),
@@ -558,4 +564,204 @@ fn attach_without_a_terminal_is_one_line_and_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("need a terminal"), "{err}");
+}
+
+/// Issue 12, item 6: guest output is UTF-8, and no control character of it
+/// ever reaches the terminal (ESC sequences, C1 CSI, malformed bytes).
+#[test]
+fn console_output_is_utf8_and_never_controls_the_terminal() {
+    let mut r = Rig::new(true);
+    r.app
+        .console_bytes("h\u{e9}llo \u{2713} \x1b[31mred\x1b[0m \u{9b}2J".as_bytes());
+    r.app.console_bytes(b" \x9b\xff\x07end\r\n$ ");
+    r.key(KeyCode::Char('6'));
+    let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
+    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    for cell in term.backend().buffer().content() {
+        assert!(
+            !cell.symbol().chars().any(char::is_control),
+            "a control character reaches the terminal: {:?}",
+            cell.symbol()
+        );
+    }
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("h\u{e9}llo \u{2713} ^[[31mred^[[0m M-^[2J \u{fffd}\u{fffd}^Gend"),
+        "{s}"
+    );
+}
+
+/// The top-left corner of the pane whose title contains `title`.
+fn corner(s: &str, title: &str) -> char {
+    s.lines()
+        .find(|l| l.contains(title))
+        .and_then(|l| l.chars().next())
+        .unwrap_or('?')
+}
+
+/// Issue 12, item 10: the focused pane has a thick border; Tab moves
+/// between the process table and the detail area only, so a digit after
+/// Tab picks a tab and never reaches the guest; `i` (and only `i`) types
+/// to the guest, and the bottom line says so; Esc leaves.
+#[test]
+fn focus_is_unmistakable_and_typing_to_the_guest_is_deliberate() {
+    let mut r = Rig::new(true);
+    let s = r.screen(100, 30);
+    assert_eq!(corner(&s, "Processes"), '┏', "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┌', "{s}");
+    assert!(
+        s.contains("i type to guest") && s.contains("1-6 tabs"),
+        "{s}"
+    );
+    r.key(KeyCode::Tab);
+    let s = r.screen(100, 30);
+    assert_eq!(corner(&s, "Processes"), '┌', "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┏', "{s}");
+    for _ in 0..3 {
+        r.key(KeyCode::Tab);
+        r.key(KeyCode::Char('5'));
+        assert_eq!(r.app.tab, Tab::Backtrace);
+        r.key(KeyCode::BackTab);
+        r.key(KeyCode::Char('6'));
+        assert_eq!(r.app.tab, Tab::Console);
+        r.key(KeyCode::Enter);
+    }
+    assert!(r.app.console_out.is_empty(), "{:?}", r.app.console_out);
+    assert_ne!(r.app.focus, kinspect::tui::app::Focus::Console);
+    r.key(KeyCode::Char('i'));
+    let s = r.screen(100, 30);
+    assert!(
+        s.contains("typing to the guest: every key goes to it"),
+        "{s}"
+    );
+    assert!(s.contains("typing goes to the guest"), "{s}");
+    r.key(KeyCode::Char('5'));
+    assert_eq!(r.app.console_out, b"5");
+    r.key(KeyCode::Esc);
+    r.key(KeyCode::Char('2'));
+    assert_eq!(r.app.tab, Tab::Maps);
+    assert_eq!(r.app.console_out, b"5");
+    insta::assert_snapshot!("focus_detail_100x30", r.screen(100, 30));
+    // attach has five tabs and no console to type to.
+    let mut a = Rig::new(false);
+    let s = a.screen(100, 30);
+    assert!(s.contains("1-5 tabs") && !s.contains("1-6"), "{s}");
+    a.key(KeyCode::Char('i'));
+    assert!(a.app.message.contains("no console"), "{}", a.app.message);
+}
+
+/// Issue 12, item 10: Enter on a process row shows its page table.
+#[test]
+fn enter_on_a_process_shows_its_page_table() {
+    let mut r = Rig::new(false);
+    r.key(KeyCode::Char('3'));
+    r.key(KeyCode::Tab);
+    assert_eq!(r.app.focus, kinspect::tui::app::Focus::Procs);
+    r.key(KeyCode::Down);
+    r.key(KeyCode::Enter);
+    assert_eq!(r.app.tab, Tab::PageTable);
+    let s = r.screen(80, 24);
+    assert!(s.contains("user page table of pid 2 `sh`, root"), "{s}");
+    assert_eq!(corner(&s, "1 Page table"), '┏', "{s}");
+}
+
+/// Issue 12, item 9: a corrupt PTE is marked on its own entry (and, folded,
+/// on the tables above it), and its address is PTE2PA as the CLI's vmprint
+/// prints it, reserved bits included.
+#[test]
+fn corrupt_ptes_are_marked_on_their_entries() {
+    // Reserved bits 54..60 (and PBMT=1) over a text page at 0x87f41000,
+    // and a root entry pointing to a table page nobody wrote.
+    let bad = 0x3fc0_0000_0000_0000 | pte(0x87f4_1000, V | R | X | U | A);
+    let mut r = Rig::with(false, |t, _| {
+        t.mem.write_u64(USER_L0 + 2 * 8, bad);
+        t.mem.write_u64(USER_ROOT + 8, pte(0x87f0_9000, V));
+    });
+    let s = r.screen(120, 30);
+    assert!(
+        s.contains("▸ ..0: pte") && s.contains("⚠ 1 finding below"),
+        "{s}"
+    );
+    assert!(s.contains("2 findings: "), "{s}");
+    let one = s
+        .lines()
+        .find(|l| l.contains("▸ ..1: pte"))
+        .unwrap_or_else(|| panic!("no root entry 1:\n{s}"));
+    assert!(one.contains("⚠ its table is unreadable"), "{one}");
+    r.key(KeyCode::Char('e'));
+    let s = r.screen(120, 30);
+    let line = s
+        .lines()
+        .find(|l| l.contains(" .. .. ..2: "))
+        .unwrap_or_else(|| panic!("no entry 2:\n{s}"));
+    assert!(
+        line.contains(&format!("pte {bad:#018x} pa 0xff00000087f41000 r-xu-a-")),
+        "{line}"
+    );
+    assert!(line.contains("⚠ reserved bits 54..60 set"), "{line}");
+    assert!(
+        !s.contains("finding below"),
+        "expanded, the mark is on the entry:\n{s}"
+    );
+    insta::assert_snapshot!("corrupt_pte_120x30", s);
+}
+
+/// Issue 12, item 9: a return address is named by the call before it
+/// (`ra - 1`), as the report's unwinder does: after a call that never
+/// returns, `ra` is already the next function's first byte.
+#[test]
+fn backtrace_names_return_addresses_by_their_call() {
+    let syms = symbols();
+    let next_fn = syms.global("sleep").expect("sleep").addr;
+    let (caller, off) = syms
+        .symbolize(next_fn - 1)
+        .expect("a function before sleep");
+    let want = format!("{caller}+{:#x}", off + 1);
+    let mut r = Rig::with(false, |t, _| t.mem.write_u64(BOOT_STACK - 8, next_fn));
+    r.key(KeyCode::Char('5'));
+    let s = r.raw_screen(100, 30);
+    let frame1 = s
+        .lines()
+        .find(|l| l.contains("#1 "))
+        .unwrap_or_else(|| panic!("no frame #1:\n{s}"));
+    assert!(frame1.contains(&want), "want {want}:\n{s}");
+    assert!(!frame1.contains(" sleep"), "{frame1}");
+}
+
+/// Issue 12, item 9: after a panic the hart that panicked and the process
+/// it ran are selected, and the message is in the status bar.
+#[test]
+fn a_panic_selects_its_hart_and_process_and_says_why() {
+    let r = Rig::with(false, |t, syms| {
+        let panic_fn = syms.elf_symbol("panic").expect("panic").addr;
+        let panicked = syms.global("panicked").expect("panicked").addr;
+        t.mem.write(panicked, &1i32.to_le_bytes());
+        let msg = syms.global("panicmsg").expect("panicmsg").addr;
+        t.mem.write(msg, b"mappages: remap\0");
+        t.harts[2].regs.pc = panic_fn + 0x10;
+        // cpus[2].proc = &proc[2], running.
+        let proc_t = syms.type_named("Proc").expect("Proc");
+        let cpu_t = syms.type_named("Cpu").expect("Cpu");
+        let psize = syms.size_of(proc_t).expect("sizeof Proc");
+        let csize = syms.size_of(cpu_t).expect("sizeof Cpu");
+        let proc_base = syms.global("proc").expect("proc").addr;
+        let cpus = syms.global("cpus").expect("cpus").addr;
+        let state = syms.field_offset(proc_t, "state").expect("state").0;
+        t.mem
+            .write(proc_base + 2 * psize + state, &4u32.to_le_bytes());
+        let cpu_proc = syms.field_offset(cpu_t, "proc").expect("Cpu.proc").0;
+        t.mem
+            .write_u64(cpus + 2 * csize + cpu_proc, proc_base + 2 * psize);
+    });
+    let mut r = r;
+    assert_eq!(r.app.hart, 2);
+    assert_eq!(r.app.slot, Some(2));
+    let s = r.screen(80, 24);
+    let top = s.lines().next().unwrap_or_default();
+    assert!(top.contains("HALTED  PANIC: mappages: remap"), "{s}");
+    assert!(
+        s.contains("the kernel panicked on hart 2 (pid 3 `ls`): mappages: remap"),
+        "{s}"
+    );
+    assert!(s.contains("▸hart2"), "{s}");
 }

@@ -96,6 +96,12 @@ fn shell_pipeline_counts_match_the_host() {
         out.contains(&want),
         "expected {want:?} after redirection; got:\n{out}"
     );
+    // xv6's habit: the disk has the README under xv6's name too.
+    let out = run(&mut m, "cat README | grep xv6 | wc", PROMPT_TIMEOUT);
+    assert!(
+        out.contains(&want),
+        "expected `cat README` to work as in xv6 ({want:?}); got:\n{out}"
+    );
     assert_no_panic(&m);
 }
 

@@ -7,6 +7,14 @@
 //! empty reply). We still acknowledge its packets, as gdb does, and answer
 //! a damaged one with `-`, which makes QEMU send it again. Every wait has a
 //! deadline, every retry loop a count.
+//!
+//! A request has one deadline for its `+` and its reply together, so a
+//! time-out means what it says. After a time-out the reply may still come
+//! (a stub frozen by SIGSTOP answers when it is continued) and would be
+//! read as the reply to the next request: the client is then *out of
+//! step*, refuses further requests at once ([`Error::OutOfStep`]) and only
+//! sends blind ([`Client::send_blind`]) what leaves the machine as found,
+//! before [`Client::close_gently`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -37,6 +45,10 @@ pub struct Client {
     buf: Vec<u8>,
     /// Print every packet to stderr (`KINSPECT_RSP_TRACE=1`).
     trace: bool,
+    /// What timed out, once something did: the connection is out of step.
+    out_of_step: Option<String>,
+    /// Whether the stub has sent a single byte yet.
+    heard: bool,
 }
 
 /// The printable start of a payload, for errors.
@@ -60,6 +72,8 @@ impl Client {
             last_sent: Vec::new(),
             buf: vec![0; 16 * 1024],
             trace: false,
+            out_of_step: None,
+            heard: false,
         }
     }
 
@@ -88,8 +102,62 @@ impl Client {
         self.timeout
     }
 
+    /// What timed out, if anything did: then no reply can be trusted to
+    /// answer the next request.
+    pub fn out_of_step(&self) -> Option<&str> {
+        self.out_of_step.as_deref()
+    }
+
+    /// Whether the stub has sent anything at all on this connection (a
+    /// QEMU busy with another client, or frozen, has not even acked).
+    pub fn heard_anything(&self) -> bool {
+        self.heard
+    }
+
+    /// The next event (ack, packet) before `deadline`, out of step or not;
+    /// `None` on time-out. Packets are not acknowledged ([`Client::send_ack`]).
+    pub fn next_event_before(&mut self, deadline: Instant) -> Result<Option<Event>> {
+        self.next_event_until(b"(a late answer)", deadline)
+    }
+
+    /// Acknowledge a packet received through [`Client::next_event_before`].
+    pub fn send_ack(&mut self) -> Result<()> {
+        self.ack()
+    }
+
+    /// The socket's file descriptor (to keep it across a fork).
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.conn.raw_fd()
+    }
+
+    /// Note that `what` was not answered in time (its reply may come late).
+    pub fn mark_out_of_step(&mut self, what: &str) {
+        if self.out_of_step.is_none() {
+            self.out_of_step = Some(what.to_string());
+        }
+    }
+
+    fn check_in_step(&self) -> Result<()> {
+        match &self.out_of_step {
+            None => Ok(()),
+            Some(what) => Err(Error::OutOfStep {
+                addr: self.conn.addr().to_string(),
+                what: what.clone(),
+            }),
+        }
+    }
+
     /// Send one packet and do not wait.
     pub fn send(&mut self, payload: &[u8]) -> Result<()> {
+        self.check_in_step()?;
+        self.send_blind(payload)
+    }
+
+    /// Send one packet without waiting for anything, even out of step:
+    /// for what must reach the stub whenever it reads again (restoring
+    /// `PhyMemMode`, detaching). Its `+` and reply are never read.
+    pub fn send_blind(&mut self, payload: &[u8]) -> Result<()> {
         self.last_sent = frame::encode(payload);
         let during = format!("while sending {}", show(payload));
         let wire = std::mem::take(&mut self.last_sent);
@@ -101,16 +169,22 @@ impl Client {
 
     /// Send the interrupt byte (0x03), outside any packet.
     pub fn send_interrupt(&mut self) -> Result<()> {
+        self.check_in_step()?;
         self.log("->", b"\x03");
         self.conn.write_all(&[0x03], "while interrupting")
     }
 
-    /// Send a command and return its reply payload.
+    /// Send a command and return its reply payload: `+` and reply within
+    /// one time-out.
     pub fn request(&mut self, payload: &[u8]) -> Result<Vec<u8>> {
         self.send(payload)?;
-        match self.wait_ack(payload)? {
+        let deadline = Instant::now() + self.timeout;
+        match self.wait_ack(payload, deadline)? {
             Some(reply) => Ok(reply),
-            None => self.next_packet(payload),
+            None => match self.next_packet_until(payload, deadline)? {
+                Some(p) => Ok(p),
+                None => Err(self.timeout_error(payload)),
+            },
         }
     }
 
@@ -118,7 +192,8 @@ impl Client {
     /// comes until the machine stops.
     pub fn request_no_reply(&mut self, payload: &[u8]) -> Result<()> {
         self.send(payload)?;
-        match self.wait_ack(payload)? {
+        let deadline = Instant::now() + self.timeout;
+        match self.wait_ack(payload, deadline)? {
             None => Ok(()),
             Some(p) if reply::is_stop_reply(&p) => {
                 self.queue_stop(&p, payload)?;
@@ -142,6 +217,7 @@ impl Client {
         if let Some(s) = self.stops.pop_front() {
             return Ok(Some(s));
         }
+        self.check_in_step()?;
         let deadline = Instant::now() + timeout;
         loop {
             match self.next_packet_until(b"(waiting for the machine to stop)", deadline)? {
@@ -176,8 +252,7 @@ impl Client {
     /// Wait for the `+` of what we just sent. Stop replies before it are
     /// queued (QEMU sends one on attach when it stopped a running guest);
     /// any other packet is taken as the reply of a stub that does not ack.
-    fn wait_ack(&mut self, sent: &[u8]) -> Result<Option<Vec<u8>>> {
-        let deadline = Instant::now() + self.timeout;
+    fn wait_ack(&mut self, sent: &[u8], deadline: Instant) -> Result<Option<Vec<u8>>> {
         let mut retries = 0;
         loop {
             match self.next_event(sent, deadline)? {
@@ -230,6 +305,7 @@ impl Client {
     /// The next packet, acknowledged; an error on time-out. `sent` names
     /// what it answers, for errors.
     pub fn next_packet(&mut self, sent: &[u8]) -> Result<Vec<u8>> {
+        self.check_in_step()?;
         let deadline = Instant::now() + self.timeout;
         match self.next_packet_until(sent, deadline)? {
             Some(p) => Ok(p),
@@ -290,7 +366,10 @@ impl Client {
             let mut buf = std::mem::take(&mut self.buf);
             let r = self.conn.read(&mut buf, deadline, &during);
             match r {
-                Ok(Ok(n)) => self.decoder.feed(&buf[..n]),
+                Ok(Ok(n)) => {
+                    self.heard |= n > 0;
+                    self.decoder.feed(&buf[..n])
+                }
                 Ok(Err(_timed_out)) => {
                     self.buf = buf;
                     return Ok(None);
@@ -311,10 +390,13 @@ impl Client {
         }
     }
 
-    fn timeout_error(&self, sent: &[u8]) -> Error {
+    /// The error for `sent` not answered in time; the client is out of
+    /// step from now on.
+    fn timeout_error(&mut self, sent: &[u8]) -> Error {
         if self.decoder.garbage_count() > 0 {
             return self.not_a_stub();
         }
+        self.mark_out_of_step(&show(sent));
         Error::Timeout {
             addr: self.conn.addr().to_string(),
             what: show(sent),
@@ -329,6 +411,19 @@ impl Client {
 
     /// Close the connection.
     pub fn shutdown(&self) {
+        self.conn.shutdown();
+    }
+
+    /// Close after blind sends: end our direction (the stub reads what we
+    /// sent, then end of file), read and drop what is already there for up
+    /// to `grace` (closing over unread input would reset the connection
+    /// and could lose what we sent), then close.
+    pub fn close_gently(&mut self, grace: Duration) {
+        self.conn.shutdown_write();
+        let deadline = Instant::now() + grace;
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Ok(Ok(_)) = self.conn.read(&mut buf, deadline, "while closing") {}
+        self.buf = buf;
         self.conn.shutdown();
     }
 }

@@ -10,9 +10,9 @@ use crate::target_xml::XmlError;
 /// A failed exchange with the gdb stub.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The address is not `HOST:PORT` or `:PORT`.
-    #[error("bad gdb stub address {0:?}: expected HOST:PORT or :PORT")]
-    Address(String),
+    /// The address is not `HOST:PORT` or `:PORT`; `why` says which part.
+    #[error("bad gdb stub address {addr:?}: {why}")]
+    Address { addr: String, why: String },
     /// Nothing accepted the connection.
     #[error(
         "cannot reach QEMU's gdb stub at {addr}: {why} — is QEMU running with -gdb tcp::{port}?"
@@ -33,6 +33,11 @@ pub enum Error {
         after: Duration,
         hint: String,
     },
+    /// An earlier request timed out, so its reply may still arrive and be
+    /// taken for the reply to the next one: the connection is not used
+    /// for requests again (reconnect).
+    #[error("the connection to QEMU's gdb stub at {addr} is out of step: the reply to {what} did not come in time and may still arrive; reconnect")]
+    OutOfStep { addr: String, what: String },
     /// A socket error other than the above.
     #[error("talking to QEMU's gdb stub at {addr}: {why}")]
     Io { addr: String, why: String },

@@ -12,7 +12,10 @@
 //! - [`transport`]: the TCP socket (`TCP_NODELAY`, time-outs, one-line errors);
 //! - [`client`]: send a packet, collect `+` and the reply, keep unasked stop replies;
 //! - [`session`]: the operations (threads, `g`, `p`, `m`, `PhyMemMode`,
-//!   `qRcmd`, halt/resume/step, `Z0`) and the attach/detach discipline.
+//!   `qRcmd`, halt/resume/step, `Z0`) and the attach/detach discipline;
+//! - [`undertaker`]: a connection QEMU has not answered yet (busy with
+//!   another client, or frozen) is kept by a detached process until QEMU
+//!   takes it, and the guest is left as found then.
 //!
 //! Everything below [`transport`] is pure and tested byte by byte; the
 //! session is tested end to end against a `gdbstub`-based fake target and
@@ -39,6 +42,7 @@ pub mod session;
 pub mod target_xml;
 pub mod thread;
 pub mod transport;
+pub mod undertaker;
 
 pub use error::{Error, Result};
 pub use gdbstub_arch::riscv::reg::RiscvCoreRegs;

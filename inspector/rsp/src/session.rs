@@ -22,6 +22,16 @@
 //! [`Session::halt`] and [`Session::step`] mean the user wants the machine
 //! stopped: after them `finish` leaves it halted.
 //!
+//! # After a time-out
+//!
+//! A stub that stops answering (QEMU frozen by SIGSTOP, or a machine too
+//! busy) costs one time-out, not one per request left: the client is then
+//! out of step (a late reply would answer the wrong request), so every
+//! further request fails at once, and `finish` sends blind, without
+//! waiting, what leaves the machine as found: `Qqemu.PhyMemMode:0` if we
+//! set it, then `D` (guest running when we came) or `z0` for each of our
+//! breakpoints (halted). The stub acts on them whenever it reads again.
+//!
 //! # Packets never sent
 //!
 //! `k` and `vKill` terminate QEMU itself. `?` makes QEMU 7.2 remove the
@@ -54,6 +64,11 @@ pub struct ConnectOptions {
     /// Print every packet to stderr; on by default when the environment
     /// variable `KINSPECT_RSP_TRACE` is set.
     pub trace: bool,
+    /// When QEMU does not answer at all (busy with another client, or
+    /// frozen), give the connection to a detached process that leaves the
+    /// guest as found once QEMU takes it ([`crate::undertaker`]), instead
+    /// of closing it (QEMU would still take it later and pause the guest).
+    pub hand_over_unanswered: bool,
 }
 
 impl Default for ConnectOptions {
@@ -62,6 +77,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(3),
             timeout: Duration::from_secs(10),
             trace: std::env::var_os("KINSPECT_RSP_TRACE").is_some_and(|v| !v.is_empty()),
+            hand_over_unanswered: true,
         }
     }
 }
@@ -131,6 +147,8 @@ pub struct Session {
     breakpoints: BTreeSet<(u64, usize)>,
     exited: Option<String>,
     finished: bool,
+    /// We may have set `PhyMemMode` to 1 and not yet back to 0.
+    phys_set: bool,
 }
 
 impl Session {
@@ -141,24 +159,43 @@ impl Session {
         let conn = Transport::connect(&addr, opts.connect_timeout)?;
         let mut client = Client::new(conn, opts.timeout);
         client.set_trace(opts.trace);
-        let reply = client
-            .request(b"qSupported:multiprocess+;vContSupported+")
-            .map_err(|e| match e {
-                // QEMU serves one client; a second connection is accepted
-                // by the kernel's backlog and then never answered.
-                Error::Timeout {
+        let reply = match client.request(b"qSupported:multiprocess+;vContSupported+") {
+            Ok(r) => r,
+            // QEMU serves one client; a second connection is accepted by
+            // the kernel's backlog and then never answered (a frozen QEMU
+            // does the same). QEMU takes it later and halts the guest then.
+            Err(Error::Timeout {
+                addr,
+                what,
+                after,
+                hint,
+            }) if hint.is_empty() && !client.heard_anything() => {
+                if opts.hand_over_unanswered {
+                    crate::undertaker::hand_over(client, "D;1");
+                }
+                return Err(Error::Timeout {
                     addr,
                     what,
                     after,
-                    hint,
-                } if hint.is_empty() => Error::Timeout {
-                    addr,
-                    what,
-                    after,
-                    hint: " (is another debugger attached? QEMU serves one at a time)".into(),
-                },
-                e => e,
-            })?;
+                    hint: " (is another debugger attached? QEMU serves one at a time; \
+                           the guest will be left as found when it answers)"
+                        .into(),
+                });
+            }
+            Err(e) => {
+                // QEMU took us (it halted a running guest for us if a stop
+                // reply came) and then failed us: leave as found anyway.
+                if matches!(
+                    e,
+                    Error::Timeout { .. } | Error::Protocol { .. } | Error::Frame { .. }
+                ) && client.take_stop().is_some()
+                {
+                    let _ = client.send_blind(b"D;1");
+                    client.close_gently(Duration::from_millis(50));
+                }
+                return Err(e);
+            }
+        };
         // QEMU's stop reply for the attach, if it stopped a running guest,
         // precedes the `+` of our first packet.
         let mut was_running = false;
@@ -188,6 +225,7 @@ impl Session {
             breakpoints: BTreeSet::new(),
             exited,
             finished: false,
+            phys_set: false,
         };
         if let Some(why) = &session.exited {
             return Err(Error::Exited(why.clone()));
@@ -478,11 +516,15 @@ impl Session {
     /// Set QEMU's `PhyMemMode`.
     pub fn set_phys_mem_mode(&mut self, on: bool) -> Result<()> {
         self.check_halted("set PhyMemMode")?;
-        self.request_ok(if on {
-            b"Qqemu.PhyMemMode:1"
+        if on {
+            // Set before asking: a time-out leaves it unknown, so on.
+            self.phys_set = true;
+            self.request_ok(b"Qqemu.PhyMemMode:1")
         } else {
-            b"Qqemu.PhyMemMode:0"
-        })
+            self.request_ok(b"Qqemu.PhyMemMode:0")?;
+            self.phys_set = false;
+            Ok(())
+        }
     }
 
     /// Physical memory access: `PhyMemMode` is 1 while the guard lives and
@@ -582,12 +624,16 @@ impl Session {
                 self.note_stop(&stop);
                 Ok(())
             }
-            None => Err(Error::Timeout {
-                addr: self.addr().to_string(),
-                what: "the interrupt (0x03)".into(),
-                after: timeout,
-                hint: String::new(),
-            }),
+            None => {
+                // The stop reply may still come, answering nothing we ask.
+                self.client.mark_out_of_step("the interrupt (0x03)");
+                Err(Error::Timeout {
+                    addr: self.addr().to_string(),
+                    what: "the interrupt (0x03)".into(),
+                    after: timeout,
+                    hint: String::new(),
+                })
+            }
         }
     }
 
@@ -638,6 +684,37 @@ impl Session {
         Ok(stop)
     }
 
+    /// While we believe the guest halted: has something else let it run
+    /// (QEMU's monitor `cont`, QMP)? QEMU sends no packet when the VM is
+    /// resumed behind the debugger's back, so ask: send the interrupt
+    /// byte, which a halted QEMU ignores (measured on 7.2) and a running
+    /// one answers by stopping the VM with a stop reply. `Ok(true)`: it
+    /// was running and is halted now (the caller decides whether to let
+    /// it go on). A stop reply already queued counts the same. Waits up
+    /// to `wait` when the guest is halted, as it usually is.
+    pub fn probe_resumed(&mut self, wait: Duration) -> Result<bool> {
+        if self.state == RunState::Running {
+            return Err(Error::State("the machine is running, not halted".into()));
+        }
+        if let Some(why) = &self.exited {
+            return Err(Error::Exited(why.clone()));
+        }
+        let stop = match self.client.take_stop() {
+            Some(s) => Some(s),
+            None => {
+                self.client.send_interrupt()?;
+                self.client.wait_stop(wait)?
+            }
+        };
+        match stop {
+            Some(s) => {
+                self.note_stop(&s);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Insert a software breakpoint (`Z0,addr,kind`; kind 4 for a 32-bit
     /// instruction, 2 for a compressed one).
     pub fn insert_breakpoint(&mut self, addr: u64, kind: usize) -> Result<()> {
@@ -661,13 +738,45 @@ impl Session {
         self.close()
     }
 
-    fn detach(&mut self) -> Result<()> {
-        let q = if self.features.multiprocess {
+    fn detach_packet(&self) -> String {
+        if self.features.multiprocess {
             format!("D;{:x}", self.pid())
         } else {
             "D".to_string()
-        };
+        }
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        let q = self.detach_packet();
         self.request_ok(q.as_bytes())
+    }
+
+    /// Leave as found without waiting for any reply (the client is out of
+    /// step): see the module docs, "After a time-out".
+    fn close_blind(&mut self) {
+        let mut packets = Vec::new();
+        if self.exited.is_none() {
+            if self.phys_set {
+                packets.push("Qqemu.PhyMemMode:0".to_string());
+            }
+            if self.resume_on_finish || self.state == RunState::Running {
+                // Running when we came, or interrupted by a 0x03 whose stop
+                // never came: D removes our breakpoints and resumes.
+                packets.push(self.detach_packet());
+            } else {
+                packets.extend(
+                    self.breakpoints
+                        .iter()
+                        .map(|(a, k)| format!("z0,{a:x},{k:x}")),
+                );
+            }
+        }
+        for p in packets {
+            if self.client.send_blind(p.as_bytes()).is_err() {
+                break;
+            }
+        }
+        self.client.close_gently(Duration::from_millis(50));
     }
 
     fn close(&mut self) -> Result<()> {
@@ -675,6 +784,10 @@ impl Session {
             return Ok(());
         }
         self.finished = true;
+        if self.client.out_of_step().is_some() {
+            self.close_blind();
+            return Ok(());
+        }
         let r = if self.exited.is_some() {
             Ok(())
         } else if self.state == RunState::Running {

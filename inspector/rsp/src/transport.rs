@@ -19,10 +19,27 @@ pub struct StubAddr {
 }
 
 impl StubAddr {
+    /// Parse `HOST:PORT`, `[V6]:PORT` or `:PORT` (localhost). The error
+    /// says which part is wrong.
     pub fn parse(s: &str) -> Result<StubAddr> {
-        let bad = || Error::Address(s.to_string());
-        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
+        let bad = |why: String| Error::Address {
+            addr: s.to_string(),
+            why,
+        };
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected [HOST]:PORT, e.g. localhost:1234 or :1234".into()))?;
+        if port.is_empty() {
+            return Err(bad("no port after `:` (QEMU's -gdb tcp::PORT)".into()));
+        }
+        let port = match port.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => {
+                return Err(bad(format!(
+                    "port `{port}` is not a number from 1 to 65535"
+                )))
+            }
+        };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = if host.is_empty() { "localhost" } else { host };
         Ok(StubAddr {
@@ -170,6 +187,17 @@ impl Transport {
         }
     }
 
+    /// The socket's file descriptor.
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
+    /// End our direction only: the stub reads what we sent, then end of file.
+    pub fn shutdown_write(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+    }
+
     /// Close both directions now (the stub sees the client leave).
     pub fn shutdown(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -191,6 +219,17 @@ mod tests {
         assert!(StubAddr::parse("localhost").is_err());
         assert!(StubAddr::parse("host:port").is_err());
         assert!(StubAddr::parse("host:70000").is_err());
+        assert!(StubAddr::parse("host:0").is_err());
+        let e = StubAddr::parse("localhost:99999").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "bad gdb stub address \"localhost:99999\": port `99999` is not a number from 1 to 65535"
+        );
+        let e = StubAddr::parse("foo").unwrap_err().to_string();
+        assert!(
+            e.ends_with("expected [HOST]:PORT, e.g. localhost:1234 or :1234"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -286,3 +286,174 @@ fn silence_and_hang_ups_are_bounded() {
     assert!(matches!(e, Error::Disconnected { .. }), "{e}");
     server.join().unwrap();
 }
+
+/// A stub that freezes mid-session (QEMU under SIGSTOP) costs one time-out,
+/// not one per request left: the time-out says how long it waited and it
+/// is true; every later request fails at once instead of taking the late
+/// reply for its own; `finish` sends blind, at once, what leaves the
+/// machine as found (our breakpoint removed) and the stub acts on it when
+/// it is thawed.
+#[test]
+fn a_frozen_stub_costs_one_time_out_and_a_late_reply_is_never_taken_for_another() {
+    let fake = Fake::start(Options::default());
+    let timeout = Duration::from_millis(400);
+    let mut s = Session::connect(&fake.addr, &ConnectOptions { timeout, ..opts() }).unwrap();
+    let t = ThreadId::for_hart(0);
+    s.insert_breakpoint(RAM_BASE + 0x40, 4).unwrap();
+    let satp_before = s.read_register(t, "satp").unwrap();
+    assert_eq!(satp_before, csr_value(0, SATP));
+
+    fake.freeze();
+    let t0 = Instant::now();
+    let mut buf = [0u8; 16];
+    let e = s.read_memory(RAM_BASE, &mut buf).unwrap_err();
+    let waited = t0.elapsed();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("within 400ms"), "{e}");
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_millis(300),
+        "waited {waited:?} for a {timeout:?} time-out"
+    );
+
+    // Thawed, the stub answers the m packet late: that reply must not be
+    // read as the answer to the next request.
+    fake.thaw();
+    std::thread::sleep(Duration::from_millis(100));
+    let t1 = Instant::now();
+    let e = s.read_register(t, "satp").unwrap_err();
+    assert!(matches!(e, Error::OutOfStep { .. }), "{e}");
+    assert!(t1.elapsed() < Duration::from_millis(50));
+    assert!(e.to_string().contains("reconnect"), "{e}");
+
+    // Frozen again: finish does not wait on it.
+    fake.freeze();
+    let t2 = Instant::now();
+    s.finish().unwrap();
+    assert!(
+        t2.elapsed() < Duration::from_millis(200),
+        "finish took {:?}",
+        t2.elapsed()
+    );
+    fake.thaw();
+    let received = std::sync::Arc::clone(&fake.received);
+    let m = fake.handle.join().unwrap().expect("fake ran");
+    let wire = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    assert!(
+        m.breakpoints.is_empty(),
+        "the blind z0 removed our breakpoint: {wire}"
+    );
+    let late = wire.rfind("$m").unwrap();
+    assert!(wire[late..].contains("$z0,80000040,4#"), "{wire}");
+}
+
+/// The undertaker's decision, scripted: a stub that takes the connection
+/// late, halting a running guest for it (stop reply first), gets `D;1`;
+/// one whose guest was halted already gets nothing but the close.
+#[test]
+fn a_late_taken_connection_is_detached_only_if_the_guest_was_halted_for_it() {
+    use kinspect_rsp::client::Client;
+    use kinspect_rsp::transport::{StubAddr, Transport};
+    use kinspect_rsp::undertaker::{settle, Settled};
+    use std::io::Read;
+
+    fn packet(p: &str) -> Vec<u8> {
+        let sum = p.bytes().fold(0u8, |a, b| a.wrapping_add(b));
+        format!("${p}#{sum:02x}").into_bytes()
+    }
+    for halted_for_us in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            // Busy with another client for a while: not accepting yet.
+            std::thread::sleep(Duration::from_millis(300));
+            let (mut c, _) = listener.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            // The qSupported sent before we were taken.
+            while !String::from_utf8_lossy(&got).contains('#') {
+                let n = c.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+            }
+            if halted_for_us {
+                c.write_all(&packet("T02thread:01;")).unwrap();
+            }
+            c.write_all(b"+").unwrap();
+            c.write_all(&packet("PacketSize=1000;qXfer:features:read+"))
+                .unwrap();
+            // Then whatever comes, up to the client's end of file.
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        got.extend_from_slice(&buf[..n]);
+                        if String::from_utf8_lossy(&got).contains("$D;1#") {
+                            c.write_all(b"+").unwrap();
+                            c.write_all(&packet("OK")).unwrap();
+                        }
+                    }
+                }
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        let conn =
+            Transport::connect(&StubAddr::parse(&addr).unwrap(), Duration::from_secs(2)).unwrap();
+        let mut client = Client::new(conn, Duration::from_millis(100));
+        client.send(b"qSupported:multiprocess+").unwrap();
+        let settled = settle(&mut client, "D;1", Instant::now() + Duration::from_secs(5)).unwrap();
+        let wire = server.join().unwrap();
+        if halted_for_us {
+            assert_eq!(settled, Settled::Resumed("D;1".into()));
+            assert!(wire.contains("$D;1#b0"), "{wire}");
+        } else {
+            assert_eq!(settled, Settled::LeftHalted);
+            assert!(!wire.contains("$D"), "resumed a halted guest: {wire}");
+        }
+    }
+}
+
+/// A stub that halts a running guest for us (stop reply), acks our first
+/// packet and then says nothing more: the connect times out, and the
+/// guest it halted for us is resumed (a blind `D;1`) rather than left
+/// paused.
+#[test]
+fn a_stub_that_halts_the_guest_and_then_falls_silent_gets_it_resumed() {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        c.write_all(b"$T02thread:01;#04").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let mut acked = false;
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    if !acked && String::from_utf8_lossy(&got).contains("qSupported") {
+                        c.write_all(b"+").unwrap();
+                        acked = true;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let e = Session::connect(
+        &addr,
+        &ConnectOptions {
+            timeout: Duration::from_millis(300),
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+    let wire = server.join().unwrap();
+    assert!(
+        wire.contains("$D;1#b0"),
+        "the halted guest was not resumed: {wire}"
+    );
+}

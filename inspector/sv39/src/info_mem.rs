@@ -31,8 +31,11 @@ pub const HEADER: &str = "vaddr            paddr            size             att
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Range {
     /// Canonical (sign-extended) first virtual address.
+    #[serde(serialize_with = "crate::json::hex")]
     pub va: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub pa: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
     /// QEMU's attr byte: V R W X U G A D in bits 0..7.
     #[serde(skip)]

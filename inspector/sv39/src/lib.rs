@@ -20,10 +20,12 @@
 //! - [`walk`]: bounded walks over physical memory, with findings for
 //!   everything odd (cycles, shared tables, PTEs pointing outside RAM).
 //! - [`info_mem`] and [`vmprint`]: the two text views people already know.
+//! - [`json`]: how `--json` writes 64-bit values (`"0x…"` strings).
 //!
 //! `docs/sv39.md` is the primer that explains the pictures behind all this.
 
 pub mod info_mem;
+pub mod json;
 pub mod pte;
 pub mod satp;
 pub mod va;

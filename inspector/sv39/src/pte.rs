@@ -60,7 +60,10 @@ pub enum PteProblem {
     /// A pointer with U, A or D set: reserved for future use.
     PointerWithUad,
     /// Bits 54..60 not zero.
-    ReservedBits { bits: u64 },
+    ReservedBits {
+        #[serde(serialize_with = "crate::json::hex")]
+        bits: u64,
+    },
     /// PBMT=3 is reserved (Svpbmt).
     ReservedPbmt,
     /// A pointer with PBMT or N set: reserved for non-leaf entries.
@@ -93,10 +96,15 @@ impl fmt::Display for PteProblem {
     }
 }
 
-/// A raw page-table entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+/// A raw page-table entry. In JSON: `"0x…"` (see [`crate::json`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pte(pub u64);
+
+impl Serialize for Pte {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        crate::json::Hex(self.0).serialize(s)
+    }
+}
 
 impl Pte {
     pub fn valid(self) -> bool {

@@ -49,7 +49,9 @@ pub trait PhysRead {
 /// findings, never followed. Leaves may map anything (devices too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Ram {
+    #[serde(serialize_with = "crate::json::hex")]
     pub base: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
 }
 
@@ -99,9 +101,11 @@ pub struct WalkEntry {
     /// Index in its table, 0..511.
     pub index: usize,
     /// The first virtual address the entry covers, canonical.
+    #[serde(serialize_with = "crate::json::hex")]
     pub va: u64,
     pub pte: Pte,
     /// The physical address of the table page holding the entry.
+    #[serde(serialize_with = "crate::json::hex")]
     pub table: u64,
     /// Which visit of a table page this entry was read in (a table met
     /// twice has two visits); QEMU's `info mem` merges only within one.
@@ -123,8 +127,11 @@ impl WalkEntry {
 /// A mapped page (4 KiB, 2 MiB or 1 GiB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Leaf {
+    #[serde(serialize_with = "crate::json::hex")]
     pub va: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub pa: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
     pub level: usize,
     pub pte: Pte,
@@ -137,13 +144,17 @@ pub enum Finding {
     /// A table (or the root) outside RAM: not followed.
     TableOutsideRam {
         level: usize,
+        #[serde(serialize_with = "crate::json::hex")]
         va: u64,
+        #[serde(serialize_with = "crate::json::hex_opt")]
         pte_addr: Option<u64>,
+        #[serde(serialize_with = "crate::json::hex")]
         table: u64,
     },
     /// A table page that could not be read.
     Unreadable {
         level: usize,
+        #[serde(serialize_with = "crate::json::hex")]
         table: u64,
         why: String,
     },
@@ -151,15 +162,20 @@ pub enum Finding {
     /// way down to it (it points at itself or an ancestor), else shared.
     TableSeenAgain {
         level: usize,
+        #[serde(serialize_with = "crate::json::hex")]
         va: u64,
+        #[serde(serialize_with = "crate::json::hex")]
         pte_addr: u64,
+        #[serde(serialize_with = "crate::json::hex")]
         table: u64,
         cycle: bool,
     },
     /// A valid entry with a reserved or faulting encoding.
     Reserved {
         level: usize,
+        #[serde(serialize_with = "crate::json::hex")]
         va: u64,
+        #[serde(serialize_with = "crate::json::hex")]
         pte_addr: u64,
         pte: Pte,
         problem: PteProblem,
@@ -219,10 +235,12 @@ impl fmt::Display for Finding {
 /// Everything a whole-tree walk saw.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Walk {
+    #[serde(serialize_with = "crate::json::hex")]
     pub root: u64,
     pub entries: Vec<WalkEntry>,
     pub findings: Vec<Finding>,
     /// Distinct table pages read, in the order first read.
+    #[serde(serialize_with = "crate::json::hex_seq")]
     pub tables: Vec<u64>,
 }
 
@@ -412,9 +430,11 @@ pub fn walk(mem: &mut dyn PhysRead, root: u64, limits: WalkLimits) -> Result<Wal
 pub struct Step {
     pub level: usize,
     /// The table page read at this level.
+    #[serde(serialize_with = "crate::json::hex")]
     pub table: u64,
     /// VPN[level], the index into `table`.
     pub index: usize,
+    #[serde(serialize_with = "crate::json::hex")]
     pub pte_addr: u64,
     /// The entry, `None` when its table could not be read.
     pub pte: Option<Pte>,
@@ -428,10 +448,14 @@ pub struct Step {
 pub enum StepOutcome {
     /// The address maps to `pa` through a leaf at `level`.
     Mapped {
+        #[serde(serialize_with = "crate::json::hex")]
         pa: u64,
         level: usize,
+        #[serde(serialize_with = "crate::json::hex")]
         page_va: u64,
+        #[serde(serialize_with = "crate::json::hex")]
         page_pa: u64,
+        #[serde(serialize_with = "crate::json::hex")]
         page_size: u64,
         pte: Pte,
     },
@@ -443,7 +467,9 @@ pub enum StepOutcome {
 /// A translation of one virtual address, level by level.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Translation {
+    #[serde(serialize_with = "crate::json::hex")]
     pub va: u64,
+    #[serde(serialize_with = "crate::json::hex")]
     pub root: u64,
     pub steps: Vec<Step>,
     pub outcome: StepOutcome,

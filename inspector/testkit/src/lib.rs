@@ -65,6 +65,9 @@ pub struct Boot {
     pub fs_img: Option<PathBuf>,
     /// `-global virtio-mmio.force-legacy=false` (false: the 2020 lab trees).
     pub modern_virtio: bool,
+    /// This gdb port instead of a free one (a QEMU restarted where a
+    /// debugger expects it).
+    pub gdb_port: Option<u16>,
 }
 
 impl Default for Boot {
@@ -75,6 +78,7 @@ impl Default for Boot {
             kernel: None,
             fs_img: None,
             modern_virtio: true,
+            gdb_port: None,
         }
     }
 }
@@ -115,7 +119,10 @@ impl Machine {
     }
 
     fn try_boot(opts: &Boot) -> Result<Machine, String> {
-        let gdb_port = free_tcp_port().map_err(|e| format!("no free port: {e}"))?;
+        let gdb_port = match opts.gdb_port {
+            Some(p) => p,
+            None => free_tcp_port().map_err(|e| format!("no free port: {e}"))?,
+        };
         let dir =
             std::env::temp_dir().join(format!("kinspect-test-{}-{gdb_port}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -527,4 +534,17 @@ pub fn parse_procdump(console_tail: &str) -> Vec<(i64, String, String)> {
             Some((pid, state, name))
         })
         .collect()
+}
+
+/// kinspect's `--json` writes addresses, PTEs, CSRs and other 64-bit
+/// values as `"0x…"` strings (docs/json.md): the value one holds, or `None`
+/// when `v` is not such a string.
+pub fn json_u64(v: &serde_json::Value) -> Option<u64> {
+    let s = v.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// `v` as kinspect's `--json` writes it: `"0x…"`, lower case, no padding.
+pub fn hex(v: u64) -> serde_json::Value {
+    serde_json::Value::String(format!("{v:#x}"))
 }

@@ -11,6 +11,7 @@ use super::{model_error, need_debug, read_kernel, Ctx};
 use crate::cli::{Error, Result};
 use crate::model::check::{self, Finding, KallocStats, Severity};
 use crate::model::{PhysCache, PhysMap};
+use crate::words::count;
 
 /// `--json` output of `check`.
 #[derive(Debug, Serialize)]
@@ -64,13 +65,13 @@ pub fn run(ctx: &mut Ctx<'_>) -> Result<()> {
         }
         let free = match kalloc.managed_pages {
             Some(m) => format!(
-                "{} free pages ({} KiB) of {m} kalloc manages",
-                kalloc.free_pages,
+                "{} ({} KiB) of {m} kalloc manages",
+                count(kalloc.free_pages, "free page", "free pages"),
                 kalloc.free_bytes / 1024
             ),
             None => format!(
-                "{} free pages ({} KiB)",
-                kalloc.free_pages,
+                "{} ({} KiB)",
+                count(kalloc.free_pages, "free page", "free pages"),
                 kalloc.free_bytes / 1024
             ),
         };
@@ -80,13 +81,18 @@ pub fn run(ctx: &mut Ctx<'_>) -> Result<()> {
             .unwrap_or_default();
         writeln!(
             ctx.out,
-            "{} checks over {processes} processes and {page_tables} page tables: {errors} errors, {warnings} warnings; kalloc: {free}{nfree}",
-            check::CHECKS.len()
+            "{} over {} and {}: {}, {}; kalloc: {free}{nfree}",
+            count(check::CHECKS.len(), "check", "checks"),
+            count(processes, "process", "processes"),
+            count(page_tables, "page table", "page tables"),
+            count(errors, "error", "errors"),
+            count(warnings, "warning", "warnings"),
         )?;
     }
     if errors > 0 {
         return Err(Error::Findings(format!(
-            "check: {errors} error finding(s) in the kernel"
+            "check: {} in the kernel",
+            count(errors, "error finding", "error findings")
         )));
     }
     Ok(())

@@ -75,8 +75,12 @@ impl Ctx<'_> {
         if findings.len() > MAX_WARNINGS {
             writeln!(
                 self.warn,
-                "kinspect: warning: ... and {} more findings (--json lists them all)",
-                findings.len() - MAX_WARNINGS
+                "kinspect: warning: ... and {} (--json lists them all)",
+                crate::words::count(
+                    findings.len() - MAX_WARNINGS,
+                    "more finding",
+                    "more findings"
+                )
             )?;
         }
         Ok(())
@@ -180,9 +184,11 @@ pub struct Root {
     /// The hart whose satp named it, if any.
     pub hart: Option<Hart>,
     /// The satp value, if the table was named by one.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub satp: Option<u64>,
     pub mode: SatpMode,
     /// The root page table's physical address.
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub root: u64,
     /// What the kernel says this table is (`--pid`, `--kernel`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -24,22 +24,32 @@ pub struct ProcJson {
     pub ppid: Option<i64>,
     /// The hart whose `cpus[h].proc` is this slot.
     pub hart: Option<usize>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub kstack: u64,
     /// Through the kernel page table the process runs on; null: unmapped.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub kstack_pa: Option<u64>,
     /// The table `kstack_pa` was translated through.
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub kstack_table: u64,
     /// Whether the page below the kernel stack is unmapped, as it must be.
     pub guard_unmapped: bool,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub pagetable: u64,
     /// The per-process kernel page table; null when the kernel has none.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub kpagetable: Option<u64>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub sz: Option<u64>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub trapframe: Option<u64>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub context_ra: Option<u64>,
     pub context_ra_symbol: Option<String>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub context_sp: Option<u64>,
     /// The sleep channel (0: none) and what it is.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub chan: Option<u64>,
     pub chan_symbol: Option<String>,
     pub killed: Option<bool>,
@@ -49,6 +59,7 @@ pub struct ProcJson {
 /// `--json` output of `procs`.
 #[derive(Debug, Serialize)]
 pub struct ProcsJson {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub kernel_pagetable: u64,
     /// The `struct proc` field holding the per-process kernel page
     /// table, null when the kernel has none.

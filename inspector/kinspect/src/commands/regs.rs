@@ -127,6 +127,7 @@ fn interrupt_bits(v: u64, suffix: &str) -> String {
 pub struct GprJson {
     pub abi: &'static str,
     pub x: usize,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub value: u64,
     /// `func+0xoff` when the value is inside a symbol (pc-like registers).
     pub symbol: Option<String>,
@@ -136,6 +137,7 @@ pub struct GprJson {
 #[derive(Debug, Serialize)]
 pub struct CsrJson {
     pub name: &'static str,
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub value: Option<u64>,
     pub decoded: Option<String>,
 }
@@ -147,6 +149,7 @@ pub struct RegsJson {
     /// "U", "S" or "M"; null when the backend has no priv register.
     #[serde(rename = "priv")]
     pub privilege: Option<&'static str>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub pc: u64,
     pub pc_symbol: Option<String>,
     pub gprs: Vec<GprJson>,

@@ -17,14 +17,17 @@ pub struct SatpJson {
     /// The hart it was read from (live only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hart: Option<usize>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub satp: u64,
     /// "bare", "sv39", "sv48", "sv57" or {"reserved": N}.
     pub mode: SatpMode,
     /// The 4-bit MODE field.
     pub mode_bits: u8,
     pub asid: u16,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub ppn: u64,
     /// The root page table's physical address (ppn << 12).
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub root: u64,
 }
 

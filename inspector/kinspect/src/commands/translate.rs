@@ -20,8 +20,10 @@ use crate::model::{ModelError, Owner, PhysCache, PhysMap};
 pub struct TranslateJson {
     #[serde(flatten)]
     pub root: Root,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub va: u64,
     /// The physical address, null when the address does not translate.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub pa: Option<u64>,
     /// The walk: steps (level, table, index, pte_addr, pte, kind,
     /// problems) and outcome (mapped or fault with level and reason).

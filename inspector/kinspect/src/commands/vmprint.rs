@@ -2,38 +2,78 @@
 //!
 //! One line per valid PTE, ` ..` per level, index in decimal (or, with
 //! `--va`, the virtual address the entry starts at), values as xv6's `%p`.
+//! `--va-range START-END` keeps the entries that map some of that range
+//! (and the pointers on the way down to them): the kernel's table has
+//! ~34,000 entries, its top gigabyte a few dozen.
 
 use kinspect_sv39::vmprint::{self, Label};
 use kinspect_sv39::{Finding, WalkEntry};
 use serde::Serialize;
 
-use super::{require_sv39, resolve_root, walk_root, Ctx, Root};
-use crate::cli::{Result, Select};
+use super::{parse_va, require_sv39, resolve_root, walk_root, Ctx, Root};
+use crate::cli::{Error, Result, Select};
 
 /// `--json` output of `vmprint`.
 #[derive(Debug, Serialize)]
 pub struct VmprintJson {
     #[serde(flatten)]
     pub root: Root,
-    /// Every valid entry in walk order: level (2 = root), index, va,
-    /// pte, table (the page holding the entry).
+    /// `--va-range`: the range asked for, `[start, end)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub va_range: Option<VaRange>,
+    /// Every valid entry in walk order (within `va_range`): level
+    /// (2 = root), index, va, pte, table (the page holding the entry).
     pub entries: Vec<WalkEntry>,
     pub findings: Vec<Finding>,
 }
 
-pub fn run(ctx: &mut Ctx<'_>, select: &Select, va: bool) -> Result<()> {
+/// A virtual range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct VaRange {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
+    pub start: u64,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
+    pub end: u64,
+}
+
+/// Parse `START-END` or `START..END`; each end a number or a symbol
+/// expression; END excluded, so it must be above START.
+pub fn parse_va_range(ctx: &mut Ctx<'_>, s: &str) -> Result<VaRange> {
+    let (a, b) = s
+        .split_once("..")
+        .or_else(|| s.split_once('-'))
+        .ok_or_else(|| {
+            Error::BadInput(format!(
+                "--va-range `{s}`: expected START-END or START..END, e.g. 0x3fc0000000-0x4000000000"
+            ))
+        })?;
+    let start = parse_va(ctx, a.trim())?;
+    let end = parse_va(ctx, b.trim())?;
+    if start >= end {
+        return Err(Error::BadInput(format!(
+            "--va-range `{s}`: the end {end:#x} is not above the start {start:#x} (END is excluded)"
+        )));
+    }
+    Ok(VaRange { start, end })
+}
+
+pub fn run(ctx: &mut Ctx<'_>, select: &Select, va: bool, va_range: Option<&str>) -> Result<()> {
+    let range = va_range.map(|s| parse_va_range(ctx, s)).transpose()?;
     let root = resolve_root(ctx, select)?;
     require_sv39(&root)?;
-    let w = walk_root(ctx, root.root)?;
+    let mut w = walk_root(ctx, root.root)?;
+    let (start, end) = range.map_or((0, u64::MAX), |r| (r.start, r.end));
     if ctx.json {
+        w.entries.retain(|e| vmprint::meets(e, start, end));
         return ctx.json(&VmprintJson {
             root,
+            va_range: range,
             entries: w.entries,
             findings: w.findings,
         });
     }
     let label = if va { Label::Va } else { Label::Index };
-    for line in vmprint::lines(&w, label) {
+    for line in vmprint::lines_in(&w, label, start, end) {
         writeln!(ctx.out, "{line}")?;
     }
     ctx.warn_findings(&w.findings)

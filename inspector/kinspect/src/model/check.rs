@@ -125,6 +125,31 @@ impl Out {
     }
 }
 
+/// Consecutive 4 KiB leaves `(va, pa, flags)`, sorted by VA, as ranges:
+/// `0x2000000-0x2010000 -> 0x2000000 rw-- (16 pages)`.
+fn ranges(leaves: &[(u64, u64, u64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < leaves.len() {
+        let (va, pa, flags) = leaves[i];
+        let mut n = 1u64;
+        while let Some(&(v, p, f)) = leaves.get(i + n as usize) {
+            if v != va + n * 4096 || p != pa + n * 4096 || f != flags {
+                break;
+            }
+            n += 1;
+        }
+        out.push(format!(
+            "{va:#x}-{:#x} -> {pa:#x} {} ({})",
+            va + n * 4096,
+            letters(flags),
+            crate::words::count(n as usize, "page", "pages")
+        ));
+        i += n as usize;
+    }
+    out
+}
+
 /// (pid, va, pte) of a user page.
 type UserMapping = (i64, u64, Pte);
 
@@ -374,7 +399,7 @@ pub fn run(
                     // The lab's per-process table leaves low devices (CLINT)
                     // out: only M-mode uses them, and user memory is
                     // mirrored there.
-                    left_out.push(format!("{va:#x} -> {pa:#x} {}", letters(*flags)));
+                    left_out.push((*va, *pa, *flags));
                 } else if !mine.contains_key(va) && !another_stack {
                     diffs.push(format!(
                         "{va:#x} -> {pa:#x} {} in kernel_pagetable, unmapped here",
@@ -383,7 +408,7 @@ pub fn run(
                 }
             }
             if !left_out.is_empty() || mirrored > 0 {
-                left_out.sort();
+                left_out.sort_unstable();
                 let mut evidence = Vec::new();
                 if mirrored > 0 {
                     evidence.push(format!(
@@ -393,7 +418,7 @@ pub fn run(
                 if !left_out.is_empty() {
                     evidence.push(format!(
                         "leaves out what kernel_pagetable maps below {mirror_limit:#x}: {}",
-                        left_out.join("; ")
+                        ranges(&left_out).join("; ")
                     ));
                 }
                 out.push(
@@ -412,7 +437,12 @@ pub fn run(
                     "kpt-equals-kernel",
                     format!("{} kernel page table {:#x}", who(p), w.root),
                     format!(
-                        "maps {n} other slot(s)' kernel stack(s): {}{}",
+                        "maps {}: {}{}",
+                        crate::words::count(
+                            n,
+                            "other slot's kernel stack",
+                            "other slots' kernel stacks"
+                        ),
                         others[..n.min(MAX_DIFFS)].join("; "),
                         if n > MAX_DIFFS { "; ..." } else { "" }
                     ),
@@ -431,7 +461,10 @@ pub fn run(
                     Severity::Error,
                     "kpt-equals-kernel",
                     format!("{} kernel page table {:#x}", who(p), w.root),
-                    format!("{n} page(s) differ: {evidence}"),
+                    format!(
+                        "{}: {evidence}",
+                        crate::words::count(n, "page differs", "pages differ")
+                    ),
                     "in the kernel this process sees a different memory map than every other hart",
                 );
             }

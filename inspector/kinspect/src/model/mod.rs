@@ -456,6 +456,7 @@ pub enum TableSel {
 /// A page table the model resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Table {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub root: u64,
     pub of: TableOf,
     /// One line: `pid 3 (sh, slot 2) user page table 0x87f4e000`.
@@ -465,13 +466,17 @@ pub struct Table {
 /// A kernel stack, as its process's kernel page table maps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Kstack {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub va: u64,
     /// The table it was translated through.
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub table: u64,
     /// Physical address; `None` when not mapped.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub pa: Option<u64>,
     /// The leaf PTE.
     pub pte: Option<Pte>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub guard_va: u64,
     pub guard_mapped: bool,
 }

@@ -71,6 +71,7 @@ pub enum Owner {
     UserPage {
         slot: usize,
         pid: i64,
+        #[serde(serialize_with = "kinspect_sv39::json::hex")]
         va: u64,
     },
     /// On kalloc's free list.

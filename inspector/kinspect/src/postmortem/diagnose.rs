@@ -136,7 +136,7 @@ fn table_name(state: Option<&KernelState>, root: u64) -> String {
             );
         }
     }
-    format!("the page table at {root:#x}, which is no process's and not kernel_pagetable (a fresh or freed table)")
+    format!("the page table at {root:#x}, which is no process's and not kernel_pagetable (a table being built and not yet stored in a process, or a freed one)")
 }
 
 fn owners_text(owners: &[Owner]) -> String {
@@ -148,6 +148,71 @@ fn owners_text(owners: &[Owner]) -> String {
         .map(|o| o.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Whether the table at `root` shares `kernel_pagetable`'s top-level entry
+/// for `va`'s gigabyte (the same PTE, so the same lower tables): a fact
+/// when a mapping there collides.
+fn shared_top_entry(
+    target: &mut dyn Target,
+    state: Option<&KernelState>,
+    root: u64,
+    va: u64,
+) -> Option<String> {
+    let kpt = state?.kernel_pagetable;
+    if kpt == 0 || kpt == root {
+        return None;
+    }
+    let i = (va >> 30) & 0x1ff;
+    let mine = target.read_phys_u64(root + 8 * i).ok()?;
+    let theirs = target.read_phys_u64(kpt + 8 * i).ok()?;
+    (mine & 1 == 1 && mine == theirs).then(|| {
+        format!(
+            "its top-level entry {i} (the gigabyte of {va:#x}) is kernel_pagetable's own entry {theirs:#018x}: the two tables share every lower-level table there, so a mapping made in one is already in the other"
+        )
+    })
+}
+
+/// The leaves of the table page at `pt` that point at the kernel's own
+/// memory (a device, or below `end`), at most `max`, as text.
+fn kernel_leaves(
+    target: &mut dyn Target,
+    syms: &Symbols,
+    ram: Ram,
+    pt: u64,
+    max: usize,
+) -> Vec<String> {
+    let end = syms.elf_symbol("end").map(|s| s.addr);
+    let mut out = Vec::new();
+    if pt % PGSIZE != 0 || !ram.contains_page(pt) {
+        return out;
+    }
+    for i in 0..512u64 {
+        let Ok(e) = target.read_phys_u64(pt + 8 * i) else {
+            break;
+        };
+        let p = kinspect_sv39::Pte(e);
+        if !p.valid() || e & 0xe == 0 {
+            continue;
+        }
+        let pa = p.pa();
+        let what = if let Some(dev) = device_name(pa) {
+            dev.to_string()
+        } else if !ram.contains_page(pa & !(PGSIZE - 1)) {
+            "outside RAM".into()
+        } else if end.is_some_and(|e| pa < e) {
+            syms.symbolize(pa)
+                .map(|(n, _)| format!("kernel image ({n})"))
+                .unwrap_or_else(|| "kernel image".into())
+        } else {
+            continue;
+        };
+        out.push(format!("[{i}] pte {e:#018x} -> {pa:#x} {what}"));
+        if out.len() >= max {
+            break;
+        }
+    }
+    out
 }
 
 /// The guard page or kernel stack of which process is `va`?
@@ -282,8 +347,8 @@ pub fn diagnose(
                     .filter(|v| pte_of(target, pt, *v, ram).is_some())
                     .collect();
                 d.facts.push(format!(
-                    "mappages' VA is optimised out; uvmalloc's newsz is {newsz:#x}, so the page being mapped lies in [0x0, {top:#x}), where the table maps {} page(s)",
-                    mapped.len()
+                    "mappages' VA is optimised out; uvmalloc's newsz is {newsz:#x}, so the page being mapped lies in [0x0, {top:#x}), where the table maps {}",
+                    crate::words::count(mapped.len(), "page", "pages")
                 ));
                 if mapped.len() == 1 {
                     va = mapped.first().copied();
@@ -316,6 +381,9 @@ pub fn diagnose(
                 }
                 if let Some(k) = kstack_note(state, va) {
                     d.facts.push(k);
+                }
+                if let Some(f) = shared_top_entry(target, state, pt, va) {
+                    d.facts.push(f);
                 }
                 let callers = callers(report, hart, "mappages");
                 let device = existing.and_then(|(pa, _)| device_name(pa));
@@ -404,13 +472,48 @@ pub fn diagnose(
             .map(|r| r.trim_start_matches(':').trim())
             .and_then(|h| h.strip_prefix("0x"))
             .and_then(|h| u64::from_str_radix(h, 16).ok());
-        let from_frame = frame_with(target, syms, elf, raw, root, ram, "kvmpa")
-            .and_then(|(_, l)| local_in(&l, "kvmpa", "va"));
-        let va = from_frame.or(from_msg);
+        let kvmpa_locals = frame_with(target, syms, elf, raw, root, ram, "kvmpa").map(|(_, l)| l);
+        let from_frame = kvmpa_locals
+            .as_ref()
+            .and_then(|l| local_in(l, "kvmpa", "va"));
+        // kvmpa keeps `off = va % PGSIZE` when va itself is gone.
+        let off = kvmpa_locals
+            .as_ref()
+            .and_then(|l| local_in(l, "kvmpa", "off"))
+            .filter(|o| *o < PGSIZE);
         d.facts.push(format!(
             "kvmpa could not translate a kernel virtual address; called from {}",
             chain("kvmpa")
         ));
+        // xv6 hands kvmpa the address of a local of its caller
+        // (virtio_disk_rw's `buf0`): when the VA itself is gone, the page
+        // of the caller's stack is the page it was translating.
+        let from_stack = || {
+            let i = raw.iter().position(|f| {
+                syms.lines(f.how.lookup(f.pc))
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|l| l.function.as_deref().map(short) == Some("kvmpa"))
+            })?;
+            let caller = raw.get(i + 1)?;
+            let name = syms
+                .symbolize(caller.how.lookup(caller.pc))
+                .map(|(n, _)| short(n).to_string())
+                .unwrap_or_else(|| "its caller".into());
+            Some((caller.sp & !(PGSIZE - 1), name, caller.sp))
+        };
+        let va = match from_frame.or(from_msg) {
+            Some(va) => Some(va),
+            None => from_stack().map(|(page, name, sp)| {
+                let va = page + off.unwrap_or(0);
+                d.facts.push(format!(
+                    "the VA is optimised out; {name} passes the address of a variable on its own stack (sp {sp:#x}), so the page being translated is {page:#x}{}",
+                    off.map(|o| format!(", and kvmpa's off = {o:#x} makes it {va:#x}"))
+                        .unwrap_or_default()
+                ));
+                va
+            }),
+        };
         let Some(va) = va else {
             d.facts
                 .push("the VA is optimised out at this pc and not in the message".into());
@@ -485,8 +588,10 @@ pub fn diagnose(
             d.facts
                 .push(format!("the VA not mapped: {a:#x}, in {name}"));
             if let (Some(va), Some(n)) = (va, npages) {
-                d.facts
-                    .push(format!("the range asked for: {va:#x}, {n} page(s)"));
+                d.facts.push(format!(
+                    "the range asked for: {va:#x}, {n} page{}",
+                    if n == 1 { "" } else { "s" }
+                ));
             }
             d.facts.push(walk_text(target, pt, a, ram, &name));
             let sz = state.and_then(|s| {
@@ -562,7 +667,10 @@ pub fn diagnose(
             }
         }
         let user_free = outside.iter().any(|c| c == "uvmfree");
-        d.cause = if kernel_leaves > 0 && !user_free {
+        // xv6 itself calls freewalk only from uvmfree, on a user table whose
+        // leaves uvmunmap has removed; any other caller is freeing a table
+        // that still maps what it shares with the kernel.
+        d.cause = if (kernel_leaves > 0 || !outside.is_empty()) && !user_free {
             format!("a per-process kernel page table freed with freewalk: its leaves map the kernel's own pages (devices, kernel text and data, shared with kernel_pagetable), which freewalk refuses; free the per-process kernel table without freeing the kernel's shared leaf pages: clear the leaves (or walk only the table pages) and kfree just the table pages, in {}", outside.first().map(String::as_str).unwrap_or("the caller"))
         } else {
             "a page table freed while it still maps pages: uvmfree/freewalk ran before uvmunmap removed every leaf (a size passed too small)".into()
@@ -604,11 +712,41 @@ pub fn diagnose(
                 .facts
                 .push("the page being freed is optimised out at this pc".into()),
         }
-        let kernel_page = pa.is_some_and(|pa| {
-            device_name(pa).is_some()
-                || end.is_some_and(|e| pa < e)
-                || !ram.contains_page(pa & !(PGSIZE - 1))
-        });
+        // A caller freeing a page table: its table-valued locals whose
+        // leaves point at the kernel's own pages.
+        let mut table_leaves = None;
+        if pa.is_none() {
+            for name in outside.iter().filter(|c| c.as_str() != "kfree") {
+                let Some((_, locals)) = frame_with(target, syms, elf, raw, root, ram, name) else {
+                    continue;
+                };
+                for l in locals
+                    .iter()
+                    .filter(|l| short(&l.function) == name.as_str())
+                {
+                    let Some(v) = l.value else { continue };
+                    let leaves = kernel_leaves(target, syms, ram, v, 4);
+                    if !leaves.is_empty() {
+                        d.facts.push(format!(
+                            "{name}'s {} = {v:#x} is a page table whose leaves point at the kernel's own pages: {}",
+                            l.name,
+                            leaves.join(", ")
+                        ));
+                        table_leaves = Some(v);
+                        break;
+                    }
+                }
+                if table_leaves.is_some() {
+                    break;
+                }
+            }
+        }
+        let kernel_page = table_leaves.is_some()
+            || pa.is_some_and(|pa| {
+                device_name(pa).is_some()
+                    || end.is_some_and(|e| pa < e)
+                    || !ram.contains_page(pa & !(PGSIZE - 1))
+            });
         let user = outside.iter().any(|c| c == "uvmfree" || c == "uvmdealloc");
         d.cause = if kernel_page && !user {
             format!("the kernel's shared pages freed: a per-process kernel page table's leaves point at the kernel's own pages (text, data, devices, shared with kernel_pagetable), and {} freed them with the table; free the per-process kernel table without freeing the kernel's shared leaf pages (unmap with do_free = 0, kfree only the table pages)", outside.iter().find(|c| c.as_str() != "kfree").map(String::as_str).unwrap_or("its caller"))

@@ -27,6 +27,7 @@ pub struct Local {
     pub function: String,
     pub name: String,
     /// `None`: optimised out at this pc.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub value: Option<u64>,
     pub parameter: bool,
 }

@@ -15,6 +15,7 @@ use crate::target::{Csr, Hart, Target, TargetError};
 /// One function in a backtrace (inlined functions get their own line).
 #[derive(Clone, Debug, Serialize)]
 pub struct FrameReport {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub pc: u64,
     pub function: String,
     pub file: Option<String>,
@@ -34,6 +35,7 @@ pub struct HartReport {
     pub hart: Hart,
     /// U, S or M; `None` when the backend has no priv (QEMU cores).
     pub privilege: Option<&'static str>,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub pc: u64,
     /// What the hart was doing, in words.
     pub state: String,
@@ -41,6 +43,7 @@ pub struct HartReport {
     pub pid: Option<i64>,
     pub process: Option<String>,
     /// Selected registers and CSRs by name.
+    #[serde(serialize_with = "kinspect_sv39::json::named_hex_seq")]
     pub registers: Vec<(String, u64)>,
     pub frames: Vec<FrameReport>,
     /// Why the backtrace ends where it does.
@@ -57,8 +60,10 @@ pub struct Diagnosis {
     /// The likely cause, in one sentence.
     pub cause: String,
     /// The VA involved, when known.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub va: Option<u64>,
     /// The page table involved, when known: root and name.
+    #[serde(serialize_with = "kinspect_sv39::json::hex_named_opt")]
     pub table: Option<(u64, String)>,
 }
 
@@ -251,16 +256,25 @@ pub fn build(
                 }
                 _ => unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code),
             };
-            // The boot stack: main is the first kernel function (start
-            // enters it by mret), so nothing below it is a caller.
-            if let Some(i) = raw.iter().position(|f| {
+            // Where a stack begins: main on the boot stack (start enters it
+            // by mret), forkret on a new process's kernel stack (the first
+            // swtch lands there). Nothing below them is a caller.
+            let first = |f: &RawFrame| {
                 syms.symbolize(f.how.lookup(f.pc))
-                    .is_some_and(|(n, _)| short(n) == "main")
-            }) {
+                    .and_then(|(n, _)| match short(n) {
+                        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
+                        "forkret" => Some("forkret is the first frame of a new process (its first swtch lands there)"),
+                        _ => None,
+                    })
+            };
+            if let Some((i, why)) = raw
+                .iter()
+                .enumerate()
+                .find_map(|(i, f)| first(f).map(|w| (i, w)))
+            {
                 if i + 1 < raw.len() {
                     raw.truncate(i + 1);
-                    end = "main is the first frame on the boot stack (start enters it by mret)"
-                        .into();
+                    end = why.into();
                 }
             }
             (raw, end)

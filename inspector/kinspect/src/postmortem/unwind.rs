@@ -60,7 +60,9 @@ impl How {
 /// One physical frame: a pc and the registers as they were in it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RawFrame {
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub pc: u64,
+    #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub sp: u64,
     /// How this frame was reached from the one inside it.
     pub how: How,

@@ -151,6 +151,7 @@ pub fn watch(
         }
         None => false,
     };
+    let mut held = false;
     if already {
         writeln!(
             warn,
@@ -189,7 +190,8 @@ pub fn watch(
         }
         s.remove_breakpoint(panic_at, 4)
             .map_err(|e| Error::Failed(e.to_string()))?;
-        if syms.elf_symbol("panicmsg").is_some() {
+        held = syms.elf_symbol("panicmsg").is_none();
+        if !held {
             // Stopped at panic's entry: let it record the message and spin.
             s.resume().map_err(|e| Error::Failed(e.to_string()))?;
             std::thread::sleep(Duration::from_millis(300));
@@ -199,6 +201,7 @@ pub fn watch(
             // A C xv6 keeps the message only in panic's argument: stay on
             // panic's first instruction, where a0 holds it and every
             // caller's registers are intact.
+            s.halt().map_err(|e| Error::Failed(e.to_string()))?;
             writeln!(
                 warn,
                 "kinspect: a hart entered panic (held at its first instruction, before it prints)"
@@ -207,7 +210,16 @@ pub fn watch(
     }
     let r = build(&mut t, &syms, &bytes, profile, ram)?;
     emit(&r, cli.json, file, format, out)?;
-    // Put the machine back as found (a panicked kernel keeps spinning).
+    // Put the machine back as found (a panicked kernel keeps spinning),
+    // except a kernel held on panic's entry: resuming would lose the
+    // message it keeps only in a0, so it stays there for `kinspect
+    // snapshot`, `report` or gdb.
     t.finish()?;
+    if held {
+        writeln!(
+            warn,
+            "kinspect: left the machine halted on panic's first instruction (a0 holds the message); `kinspect snapshot -o FILE` saves it, gdb's `continue` lets it print"
+        )?;
+    }
     Ok(())
 }

@@ -94,6 +94,9 @@ pub enum RunState {
 /// person can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
+    /// The address to connect to is not one (`--gdb foo`).
+    #[error("{0}")]
+    BadAddress(String),
     /// Nothing answers at the address, or the connection could not be made.
     #[error("cannot reach {what}: {why}")]
     Unreachable { what: String, why: String },

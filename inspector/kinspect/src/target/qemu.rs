@@ -35,6 +35,7 @@ pub struct QemuTarget {
 /// Turn a client error into the Target's words.
 fn target_error(e: RspError) -> TargetError {
     match e {
+        RspError::Address { .. } => TargetError::BadAddress(e.to_string()),
         RspError::Unreachable { addr, port, why } => TargetError::Unreachable {
             what: format!("QEMU's gdb stub at {addr}"),
             why: format!("{why} — is QEMU running with -gdb tcp::{port}?"),
@@ -42,7 +43,9 @@ fn target_error(e: RspError) -> TargetError {
         RspError::Disconnected { .. } | RspError::Exited(_) => {
             TargetError::Disconnected(e.to_string())
         }
-        RspError::Timeout { .. } => TargetError::Timeout(e.to_string()),
+        RspError::Timeout { .. } | RspError::OutOfStep { .. } => {
+            TargetError::Timeout(e.to_string())
+        }
         RspError::Memory { addr, len, .. } => TargetError::Memory { addr, len },
         RspError::NoThread(_) | RspError::NoRegister(_) | RspError::Unsupported(_) => {
             TargetError::Unsupported(e.to_string())
@@ -78,6 +81,13 @@ impl QemuTarget {
     /// (breakpoints, waiting for a stop, raw registers by name).
     pub fn session(&mut self) -> &mut Session {
         &mut self.session
+    }
+
+    /// While halted: did something outside this session (QEMU's monitor
+    /// `cont`) let the guest run? If so it is halted again now; see
+    /// [`Session::probe_resumed`].
+    pub fn resumed_elsewhere(&mut self, wait: std::time::Duration) -> Result<bool> {
+        self.session.probe_resumed(wait).map_err(target_error)
     }
 
     /// Leave the machine as we found it (resume it if it was running) and

@@ -118,7 +118,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("f", "follow (launch): refresh when the console goes quiet"),
     (
         "Tab  Shift-Tab",
-        "move between the process table, the detail area, the console",
+        "move between the process table and the detail area",
     ),
     ("Left Right  l", "previous / next tab"),
     ("1..6", "go to a tab"),
@@ -140,7 +140,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("/", "filter the list in front of you (Esc clears)"),
     ("g", "memory: go to an address or symbol expression"),
     (":", "command line (Tab completes symbols, Up/Down history)"),
-    ("i", "console tab: type to the guest (Esc or Ctrl-] leaves)"),
+    (
+        "i",
+        "launch: type to the guest in the console tab (Esc or Ctrl-] leaves)",
+    ),
     ("R", "reconnect after the connection was lost"),
     ("?", "this help"),
     (
@@ -237,6 +240,10 @@ pub struct App {
     pub hits: Hits,
     /// Frozen clock for rendering tests (ages shown relative to it).
     pub now: Option<SystemTime>,
+    /// The panic was seen (its hart selected once, not on every refresh).
+    pub panic_seen: bool,
+    /// `launch`: the QEMU it started has exited (said once).
+    pub qemu_exited: bool,
 }
 
 impl App {
@@ -297,6 +304,8 @@ impl App {
             no_color: false,
             hits: Hits::default(),
             now: None,
+            panic_seen: false,
+            qemu_exited: false,
         }
     }
 
@@ -487,7 +496,7 @@ impl App {
                     self.say(format!(
                         "a leaf: maps {:#x} -> {:#x}, nothing below it",
                         e.va,
-                        e.pte.pa()
+                        e.pte.raw_pa()
                     ));
                     return;
                 }
@@ -529,6 +538,7 @@ impl App {
                 }
                 self.sync_proc_cursor();
                 self.last_sample = Some(Instant::now());
+                self.on_panic();
             }
             Reply::Running(r) => {
                 self.running = r;
@@ -607,6 +617,19 @@ impl App {
                 let why = why.strip_prefix("connection lost: ").unwrap_or(&why);
                 self.error(format!("connection lost: {why} — press R to reconnect"));
             }
+            Reply::Reconnected => {
+                // Everything read over the old connection is gone with it:
+                // the panes ask again once the new snapshot is in.
+                self.lost = None;
+                self.busy = None;
+                self.walks.clear();
+                self.proc_backtraces.clear();
+                self.expand_all_pending = false;
+                self.mem.pending = false;
+                self.mem.loaded = false;
+                self.panic_seen = false;
+                self.say("reconnected");
+            }
             Reply::Finished(r) => {
                 self.busy = None;
                 if let Err(e) = r {
@@ -614,6 +637,30 @@ impl App {
                 }
             }
         }
+    }
+
+    /// The first snapshot of a panicked kernel: look at the hart that
+    /// panicked and the process it ran, and say why.
+    fn on_panic(&mut self) {
+        let Some(s) = &self.snapshot else { return };
+        let Some(msg) = s.panic.clone() else {
+            self.panic_seen = false;
+            return;
+        };
+        if self.panic_seen {
+            return;
+        }
+        self.panic_seen = true;
+        let hart = s.panic_hart;
+        if let Some(h) = hart {
+            self.apply(Reply::SelectHart(h));
+        }
+        let who = match (hart, self.selected_proc().filter(|p| p.hart == hart)) {
+            (Some(h), Some(p)) => format!(" on hart {h} (pid {} `{}`)", p.pid, p.name),
+            (Some(h), None) => format!(" on hart {h}"),
+            _ => String::new(),
+        };
+        self.error(format!("the kernel panicked{who}: {msg}"));
     }
 
     /// Console bytes from the guest.
@@ -759,23 +806,33 @@ impl App {
         }
     }
 
-    fn cycle_focus(&mut self, back: bool) {
-        self.focus = match (self.focus, back) {
-            (Focus::Procs, false) => Focus::Detail,
-            (Focus::Detail, false) if self.launched => {
-                self.tab = Tab::Console;
-                Focus::Console
-            }
-            (Focus::Detail, false) => Focus::Procs,
-            (Focus::Console, false) => Focus::Procs,
-            (Focus::Procs, true) if self.launched => {
-                self.tab = Tab::Console;
-                Focus::Console
-            }
-            (Focus::Procs, true) => Focus::Detail,
-            (Focus::Detail, true) => Focus::Procs,
-            (Focus::Console, true) => Focus::Detail,
+    /// Tab and Shift-Tab: between the process table and the detail area.
+    /// Never into the guest's console: typing to the guest is entered
+    /// only with `i`, so a digit meant for a tab never reaches the shell.
+    fn cycle_focus(&mut self) {
+        self.focus = match self.focus {
+            Focus::Procs => Focus::Detail,
+            Focus::Detail | Focus::Console => Focus::Procs,
         };
+    }
+
+    /// `i`: type to the guest (launch only: `attach` does not own QEMU's
+    /// serial port).
+    fn enter_console(&mut self) {
+        if !self.launched {
+            return self.error(
+                "no console: attach does not own QEMU's serial port (kinspect launch does)",
+            );
+        }
+        self.tab = Tab::Console;
+        self.focus = Focus::Console;
+        self.console_scroll = 0;
+    }
+
+    /// Leave the console pane's typing mode; the console stays in view.
+    fn leave_console(&mut self) {
+        self.focus = Focus::Detail;
+        self.say("left the console (i types to the guest again)");
     }
 
     /// A key press.
@@ -877,10 +934,7 @@ impl App {
                     history_at: None,
                 });
             }
-            KeyCode::Char('i') if self.launched => {
-                self.tab = Tab::Console;
-                self.focus = Focus::Console;
-            }
+            KeyCode::Char('i') => self.enter_console(),
             KeyCode::Char(c @ '1'..='9') => {
                 let tabs = self.tabs();
                 if let Some(t) = tabs.get((c as u8 - b'1') as usize) {
@@ -888,8 +942,7 @@ impl App {
                     self.focus = Focus::Detail;
                 }
             }
-            KeyCode::Tab => self.cycle_focus(false),
-            KeyCode::BackTab => self.cycle_focus(true),
+            KeyCode::Tab | KeyCode::BackTab => self.cycle_focus(),
             KeyCode::Left => self.next_tab(-1),
             KeyCode::Right | KeyCode::Char('l') => self.next_tab(1),
             KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
@@ -900,13 +953,21 @@ impl App {
             KeyCode::End => self.move_by(1_000_000),
             KeyCode::Enter | KeyCode::Char(' ') => match self.focus {
                 Focus::Procs => {
+                    // The selected process's page table, as the help says.
                     self.focus = Focus::Detail;
-                    if self.tab == Tab::Console {
-                        self.tab = Tab::PageTable;
+                    self.tab = Tab::PageTable;
+                    if let Some(p) = self.selected_proc() {
+                        let m = format!(
+                            "{} page table of pid {} `{}` (u switches)",
+                            if self.kernel_table { "kernel" } else { "user" },
+                            p.pid,
+                            p.name
+                        );
+                        self.say(m);
                     }
                 }
                 _ if self.tab == Tab::PageTable => self.toggle_pt(None),
-                _ if self.tab == Tab::Console => self.focus = Focus::Console,
+                _ if self.tab == Tab::Console => self.say("i types to the guest"),
                 _ => {}
             },
             KeyCode::Esc => {
@@ -934,18 +995,17 @@ impl App {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let bytes: Vec<u8> = match k.code {
             KeyCode::Esc => {
-                self.focus = Focus::Procs;
-                self.say("left the console (i or Enter on the Console tab goes back)");
+                self.leave_console();
                 return;
             }
             KeyCode::Char(']') if ctrl => {
-                self.focus = Focus::Procs;
+                self.leave_console();
                 return;
             }
             // Esc followed quickly by a key arrives as Alt+key: leave the
             // console, then take the key as a command.
             KeyCode::Char(_) if k.modifiers.contains(KeyModifiers::ALT) => {
-                self.focus = Focus::Procs;
+                self.leave_console();
                 self.on_key(KeyEvent::new(k.code, k.modifiers - KeyModifiers::ALT));
                 return;
             }
@@ -1311,11 +1371,10 @@ impl App {
                             self.tab = t;
                         }
                     }
-                    self.focus = if self.tab == Tab::Console {
-                        Focus::Console
-                    } else {
-                        Focus::Detail
-                    };
+                    // A click never starts typing to the guest (`i` does).
+                    if self.focus != Focus::Console || self.tab != Tab::Console {
+                        self.focus = Focus::Detail;
+                    }
                     if self.focus == Focus::Detail && m.row >= self.hits.detail_first_row {
                         let i =
                             (m.row - self.hits.detail_first_row) as usize + self.hits.detail_offset;

@@ -26,35 +26,79 @@ pub struct ConsoleBuf {
     pub current: String,
     /// Bytes received in all.
     pub total: usize,
+    /// The start of a UTF-8 sequence cut by the end of the last chunk.
+    partial: Vec<u8>,
 }
 
 impl ConsoleBuf {
-    /// Add bytes from the guest: `\n` ends a line, `\r` is dropped (the
-    /// UART sends `\r\n`), backspace erases, other control bytes are shown
-    /// as `^X`.
+    /// Add bytes from the guest, decoded as UTF-8 (a malformed sequence
+    /// becomes U+FFFD; one cut between two chunks is completed by the
+    /// next): `\n` ends a line, `\r` is dropped (the UART sends `\r\n`),
+    /// backspace and DEL erase, a tab becomes spaces. No other control
+    /// character reaches the terminal: C0 shows as `^X` and C1 as `M-^X`
+    /// (as `cat -v` shows them), so guest output can never move the
+    /// cursor, change colours or clear the screen under the TUI.
     pub fn push(&mut self, bytes: &[u8]) {
         self.total += bytes.len();
-        for &b in bytes {
-            match b {
-                b'\n' => {
-                    let line = std::mem::take(&mut self.current);
-                    self.lines.push(line);
-                    if self.lines.len() > MAX_LINES {
-                        let extra = self.lines.len() - MAX_LINES;
-                        self.lines.drain(..extra);
+        let mut buf = std::mem::take(&mut self.partial);
+        buf.extend_from_slice(bytes);
+        let mut rest = buf.as_slice();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    self.push_str(s);
+                    break;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    // `good` is valid UTF-8: `valid_up_to` says so.
+                    self.push_str(std::str::from_utf8(good).unwrap_or_default());
+                    match e.error_len() {
+                        Some(n) => {
+                            self.push_char(char::REPLACEMENT_CHARACTER);
+                            rest = &bad[n..];
+                        }
+                        None => {
+                            // Cut at the end: wait for the rest of it.
+                            self.partial = bad.to_vec();
+                            break;
+                        }
                     }
                 }
-                b'\r' => {}
-                0x08 | 0x7f => {
-                    self.current.pop();
-                }
-                b'\t' => self.current.push_str("    "),
-                0..=0x1f => {
-                    self.current.push('^');
-                    self.current.push((b + b'@') as char);
-                }
-                _ => self.current.push(b as char),
             }
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        for c in s.chars() {
+            self.push_char(c);
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        match c {
+            '\n' => {
+                let line = std::mem::take(&mut self.current);
+                self.lines.push(line);
+                if self.lines.len() > MAX_LINES {
+                    let extra = self.lines.len() - MAX_LINES;
+                    self.lines.drain(..extra);
+                }
+            }
+            '\r' => {}
+            '\u{8}' | '\u{7f}' => {
+                self.current.pop();
+            }
+            '\t' => self.current.push_str("    "),
+            '\u{0}'..='\u{1f}' => {
+                self.current.push('^');
+                self.current.push(char::from(c as u8 + b'@'));
+            }
+            '\u{80}'..='\u{9f}' => {
+                self.current.push_str("M-^");
+                self.current.push(char::from(c as u32 as u8 - 0x80 + b'@'));
+            }
+            _ => self.current.push(c),
         }
     }
 
@@ -225,6 +269,31 @@ mod tests {
         assert_eq!(c.tail(2, 0), ["$ ls", "^Ptab    here"]);
         assert_eq!(c.tail(2, 1), ["", "$ ls"]);
         assert_eq!(c.tail(10, 100), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn utf8_is_decoded_and_control_characters_never_reach_the_terminal() {
+        let mut c = ConsoleBuf::default();
+        // UTF-8 (é, ✓), an ANSI colour (ESC), CSI as a C1 character
+        // (U+009B, the bytes c2 9b), a bare C1 byte, a malformed byte.
+        c.push("h\u{e9}llo \u{2713} \x1b[31mred\x1b[0m \u{9b}2J".as_bytes());
+        c.push(b" \x9b \xff.\n");
+        assert_eq!(
+            c.lines,
+            ["h\u{e9}llo \u{2713} ^[[31mred^[[0m M-^[2J \u{fffd} \u{fffd}."]
+        );
+        // A character cut between two reads is put back together.
+        let e_acute = "\u{e9}".as_bytes();
+        c.push(&e_acute[..1]);
+        assert_eq!(c.current, "");
+        c.push(&e_acute[1..]);
+        assert_eq!(c.current, "\u{e9}");
+        for l in c.lines.iter().chain([&c.current]) {
+            assert!(
+                !l.chars().any(char::is_control),
+                "a control character in {l:?}"
+            );
+        }
     }
 
     #[test]

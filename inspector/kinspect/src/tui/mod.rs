@@ -271,9 +271,12 @@ fn pump(app: &mut App, replies: &Receiver<Reply>, qemu: &mut Option<&mut Qemu>) 
                 break;
             }
         }
-        if app.lost.is_none() {
+        if !app.qemu_exited {
             if let Some(status) = q.exited() {
-                app.lost = Some(format!("QEMU exited ({status})"));
+                app.qemu_exited = true;
+                if app.lost.is_none() {
+                    app.lost = Some(format!("QEMU exited ({status})"));
+                }
                 app.running = false;
                 changed = true;
             }

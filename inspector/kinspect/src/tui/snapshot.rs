@@ -56,6 +56,9 @@ pub struct FrameRow {
     pub symbol: Option<String>,
     /// `file:line` of the call site.
     pub line: Option<String>,
+    /// Functions inlined at this pc, innermost first (`mappages vm.rs:247`),
+    /// as the report lists them; `core::` helpers left out.
+    pub inlined: Vec<String>,
 }
 
 /// The result of a frame-pointer walk, with why it ended.
@@ -77,6 +80,8 @@ pub struct Snapshot {
     pub kernel_pagetable: Option<u64>,
     /// The kernel's panic message once it has panicked.
     pub panic: Option<String>,
+    /// The hart whose chain goes through `panic`, once the kernel panicked.
+    pub panic_hart: Option<Hart>,
 }
 
 /// Kernel virtual memory for symbol expressions and the memory view.
@@ -164,12 +169,34 @@ pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
     })
 }
 
-/// `file:line` of the code at `addr` (the outermost, non-inlined frame).
-fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
-    let frames = syms?.lines(addr).ok()?;
-    let f = frames.last()?;
+/// A return address as `func+0xoff`, named by the call before it: the
+/// function containing `ra - 1` (the report's unwinder looks up the same
+/// address). A call to a function that never returns (`panic`) can be the
+/// last instruction of its function, so `ra` itself may already be the
+/// next function's first byte.
+pub fn symbolize_return(syms: Option<&Symbols>, ra: u64) -> Option<String> {
+    let call = call_site(ra);
+    let (name, off) = syms?.symbolize(call)?;
+    Some(format!("{name}+{:#x}", off + ra.wrapping_sub(call)))
+}
+
+/// Where a return address is looked up: the report's unwinder's rule
+/// (`How::lookup`), so both name a frame the same way.
+fn call_site(ra: u64) -> u64 {
+    crate::postmortem::unwind::How::FramePointer.lookup(ra)
+}
+
+/// Is this `func+0xoff` the kernel's `panic` (C xv6's `panic`, this
+/// kernel's `kernel::printf::panic`)?
+pub fn is_panic_frame(symbol: &str) -> bool {
+    let name = symbol.split('+').next().unwrap_or(symbol);
+    name == "panic" || name.ends_with("printf::panic")
+}
+
+/// `file:line` of a line-table frame, the path kept from the crate's
+/// directory on (`kernel/src/proc.rs:757`).
+fn frame_place(f: &kinspect_symbols::Frame) -> Option<String> {
     let file = f.file.as_deref()?;
-    // Keep the path from the crate's directory on (`kernel/src/proc.rs`).
     let short = match file.find("kernel/") {
         Some(i) => &file[i..],
         None => file.rsplit('/').next().unwrap_or(file),
@@ -178,6 +205,34 @@ fn source_line(syms: Option<&Symbols>, addr: u64) -> Option<String> {
         Some(l) => format!("{short}:{l}"),
         None => short.to_string(),
     })
+}
+
+/// `file:line` of the code at `addr` (the outermost, non-inlined frame),
+/// and the functions inlined there, innermost first.
+fn source_line(syms: Option<&Symbols>, addr: u64) -> (Option<String>, Vec<String>) {
+    let Some(frames) = syms.and_then(|s| s.lines(addr).ok()) else {
+        return (None, Vec::new());
+    };
+    let Some((outer, inner)) = frames.split_last() else {
+        return (None, Vec::new());
+    };
+    let inlined = inner
+        .iter()
+        .filter_map(|f| {
+            let name = f.function.as_deref()?;
+            if name.starts_with("core::") {
+                return None;
+            }
+            let name = name.rsplit("::").next().unwrap_or(name);
+            let file = f.file.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p));
+            Some(match (file, f.line) {
+                (Some(file), Some(l)) => format!("{name} {file}:{l}"),
+                (Some(file), None) => format!("{name} {file}"),
+                _ => name.to_string(),
+            })
+        })
+        .collect();
+    (frame_place(outer), inlined)
 }
 
 /// The most frames a frame-pointer walk follows.
@@ -212,11 +267,13 @@ pub fn backtrace(
         Some(end) => a >= ram.base && a < end,
         None => syms.is_some_and(|s| s.symbolize(a).is_some()),
     };
+    let (line, inlined) = source_line(syms, regs.pc);
     bt.frames.push(FrameRow {
         pc: regs.pc,
         fp: Some(regs.x[8]),
         symbol: symbolize(syms, regs.pc),
-        line: source_line(syms, regs.pc),
+        line,
+        inlined,
     });
     // At a function's first instruction (a breakpoint on it) the function
     // has not pushed its frame record yet: s0 is still its caller's, whose
@@ -225,11 +282,13 @@ pub fn backtrace(
         .and_then(|s| s.symbolize(regs.pc))
         .is_some_and(|(_, off)| off == 0);
     if at_entry && in_code(regs.x[1]) {
+        let (line, inlined) = source_line(syms, call_site(regs.x[1]));
         bt.frames.push(FrameRow {
             pc: regs.x[1],
             fp: None,
-            symbol: symbolize(syms, regs.x[1]),
-            line: source_line(syms, regs.x[1].wrapping_sub(2)),
+            symbol: symbolize_return(syms, regs.x[1]),
+            line,
+            inlined,
         });
     }
     let root = satp
@@ -272,12 +331,13 @@ pub fn backtrace(
             break;
         }
         // The call instruction is just before the return address.
-        let call = ra.wrapping_sub(2);
+        let (line, inlined) = source_line(syms, call_site(ra));
         bt.frames.push(FrameRow {
             pc: ra,
             fp: Some(prev),
-            symbol: symbolize(syms, ra),
-            line: source_line(syms, call),
+            symbol: symbolize_return(syms, ra),
+            line,
+            inlined,
         });
         if prev == 0 {
             bt.end = "the caller's frame pointer is 0: end of the chain".into();
@@ -389,6 +449,7 @@ pub fn read_snapshot(
         procs: Err("no kernel ELF: give --elf to see processes".into()),
         kernel_pagetable: None,
         panic: None,
+        panic_hart: None,
     };
     if let Some(syms) = syms {
         match read_procs(syms, profile, &mut *target, ram) {
@@ -419,6 +480,16 @@ pub fn read_snapshot(
             } else {
                 msg
             });
+            snap.panic_hart = snap
+                .harts
+                .iter()
+                .find(|h| {
+                    h.backtrace
+                        .frames
+                        .iter()
+                        .any(|f| f.symbol.as_deref().is_some_and(is_panic_frame))
+                })
+                .map(|h| h.hart);
         }
         if let Some(e) = mem.fatal.take() {
             return Err(e);

@@ -6,15 +6,18 @@
 //! only a second channel: every state is also spelt out in words, and
 //! `NO_COLOR` turns colours off (bold and reverse video stay).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kinspect_sv39::info_mem;
 use kinspect_sv39::pte::{A, D, G, R, U, W, X};
-use kinspect_sv39::{PteKind, Satp, WalkEntry};
+use kinspect_sv39::{page_size, Finding, PteKind, Satp, Walk, WalkEntry};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{
+    Block, BorderType, Borders, Clear, Paragraph, Row, Table, TableState, Wrap,
+};
 use ratatui::Frame;
 
 use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
@@ -69,6 +72,25 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD)
         }
     }
+    /// The border of a pane: the focused one is thick and coloured (bold
+    /// without colour), so where keys go is never in doubt; typing to the
+    /// guest colours it like RUNNING.
+    fn pane(&self, focused: bool, typing: bool) -> Block<'static> {
+        let block = Block::default().borders(Borders::ALL);
+        if !focused {
+            return block;
+        }
+        let style = match (self.color, typing) {
+            (false, _) => self.bold(),
+            (true, false) => Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+            (true, true) => Style::default()
+                .fg(Color::Green)
+                .add_modifier(Modifier::BOLD),
+        };
+        block.border_type(BorderType::Thick).border_style(style)
+    }
     fn dim(&self) -> Style {
         if self.color {
             Style::default().fg(Color::DarkGray)
@@ -99,7 +121,7 @@ pub fn pt_line_text(e: &WalkEntry) -> String {
         " ..".repeat(3 - e.level),
         e.index,
         e.pte.0,
-        e.pte.pa(),
+        e.pte.raw_pa(),
         e.va,
         e.pte.attr_letters()
     )
@@ -249,16 +271,17 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     }
     if let Some(p) = &app.popup {
         let title = format!(" {} (Esc closes, j/k scroll) ", p.title);
-        let lines: Vec<Line> = p
-            .lines
-            .iter()
-            .skip(p.scroll)
-            .map(|l| Line::raw(l.clone()))
-            .collect();
         let widest = p.lines.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u16;
         let w = (widest + 2)
             .max(title.chars().count() as u16 + 4)
             .min(area.width.saturating_sub(2));
+        let inner = usize::from(w.saturating_sub(2));
+        let lines: Vec<Line> = p
+            .lines
+            .iter()
+            .skip(p.scroll)
+            .map(|l| Line::raw(crate::words::ellipsize(l, inner)))
+            .collect();
         let r = centered(
             area,
             w,
@@ -301,7 +324,20 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// One backtrace frame: `#N pc symbol  file:line`.
+/// One backtrace frame: `#N pc symbol  file:line`, then, when functions
+/// were inlined there, one line naming them innermost first (the
+/// innermost made the call: on a panic path, the function that panicked).
+fn frame_lines(t: &Theme, i: usize, fr: &super::snapshot::FrameRow) -> Vec<Line<'static>> {
+    let mut out = vec![frame_line(t, i, fr)];
+    if !fr.inlined.is_empty() {
+        out.push(Line::from(vec![
+            Span::styled("      inlined: ", t.dim()),
+            Span::styled(fr.inlined.join(" ← "), t.fg(Color::Yellow)),
+        ]));
+    }
+    out
+}
+
 fn frame_line(t: &Theme, i: usize, fr: &super::snapshot::FrameRow) -> Line<'static> {
     Line::from(vec![
         Span::raw(format!("#{i:<2} {:#018x} ", fr.pc)),
@@ -336,8 +372,12 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
         Span::styled(" kinspect ", t.bar().add_modifier(Modifier::BOLD)),
         Span::raw(" "),
         state,
-        Span::raw(format!(" {} ", app.target_name)),
     ];
+    // The panic first: it must not be cut off at the right edge.
+    if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
+        l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
+    }
+    l1.push(Span::raw(format!(" {} ", app.target_name)));
     let wide = area.width >= 100;
     if let Some(d) = app.stale_for() {
         let txt = if wide {
@@ -346,9 +386,6 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
             format!(" stale {} ", age(d))
         };
         l1.push(Span::styled(txt, t.dim()));
-    }
-    if let Some(p) = app.snapshot.as_ref().and_then(|s| s.panic.as_ref()) {
-        l1.push(Span::styled(format!(" PANIC: {p} "), t.error()));
     }
     if wide {
         l1.push(Span::styled(" ? help  q quit", t.dim()));
@@ -412,7 +449,7 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
         filter.map(|f| format!(" /{f}")).unwrap_or_default(),
         stale_tag(app)
     );
-    let block = Block::default().borders(Borders::ALL).title(Span::styled(
+    let block = t.pane(focused, false).title(Span::styled(
         title,
         if focused { t.bold() } else { Style::default() },
     ));
@@ -447,8 +484,8 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             Row::new(vec![
                 Span::raw(p.slot.to_string()),
                 Span::raw(p.pid.to_string()),
-                Span::styled(p.state.clone(), st),
-                Span::raw(p.name.clone()),
+                Span::styled(crate::words::ellipsize(&p.state, 9), st),
+                Span::raw(crate::words::ellipsize(&p.name, 16)),
                 Span::raw(format!("{:#x}", p.kstack)),
                 Span::raw(p.hart.map(|h| h.to_string()).unwrap_or_else(|| "-".into())),
             ])
@@ -531,7 +568,8 @@ fn window(len: usize, cursor: usize, height: usize) -> usize {
 
 fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
     let title = tab_title_line(app, t, area);
-    let block = Block::default().borders(Borders::ALL).title(title);
+    let typing = app.focus == Focus::Console;
+    let block = t.pane(app.focus != Focus::Procs, typing).title(title);
     let inner = block.inner(area);
     f.render_widget(block, area);
     app.hits.detail = area;
@@ -612,7 +650,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                 t.bold(),
             )];
             for (i, fr) in hs.backtrace.frames.iter().enumerate() {
-                lines.push(frame_line(t, i, fr));
+                lines.extend(frame_lines(t, i, fr));
             }
             lines.push(Line::styled(format!("({})", hs.backtrace.end), t.dim()));
             // The selected process, when it is not on a hart: where it
@@ -634,7 +672,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     Some(Some(Err(e))) => lines.push(Line::styled(e.clone(), t.dim())),
                     Some(Some(Ok(bt))) => {
                         for (i, fr) in bt.frames.iter().enumerate() {
-                            lines.push(frame_line(t, i, fr));
+                            lines.extend(frame_lines(t, i, fr));
                         }
                         lines.push(Line::styled(format!("({})", bt.end), t.dim()));
                     }
@@ -663,7 +701,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     t.state(true),
                 )
             } else {
-                Line::styled("i or Enter: type to the guest", t.dim())
+                Line::styled("i: type to the guest", t.dim())
             };
             let mut v = vec![hint];
             v.extend(lines);
@@ -685,6 +723,68 @@ fn walk_note(app: &App, root: u64) -> Option<String> {
     }
 }
 
+/// What the walk found wrong, by the entry it concerns: problems of the
+/// entry itself (keyed by the PTE's physical address), and for each table
+/// entry how many problems lie below it (keyed by level and va), so a
+/// folded table still shows that something under it is wrong.
+pub struct Marks {
+    pub at: HashMap<u64, Vec<String>>,
+    pub below: HashMap<(usize, u64), usize>,
+}
+
+pub fn finding_marks(w: &Walk) -> Marks {
+    let mut at: HashMap<u64, Vec<String>> = HashMap::new();
+    for f in &w.findings {
+        let (pte_addr, what) = match f {
+            Finding::Reserved {
+                pte_addr, problem, ..
+            } => (*pte_addr, problem.to_string()),
+            Finding::TableSeenAgain {
+                pte_addr, cycle, ..
+            } => (
+                *pte_addr,
+                format!(
+                    "points to a table seen before ({})",
+                    if *cycle { "a cycle" } else { "shared" }
+                ),
+            ),
+            Finding::TableOutsideRam {
+                pte_addr: Some(a), ..
+            } => (*a, "its table is outside RAM: not followed".to_string()),
+            // No PTE address: mark every pointer to that table.
+            Finding::Unreadable { level, table, why } => {
+                for e in w.entries.iter().filter(|e| {
+                    e.kind() == PteKind::Pointer && e.level == level + 1 && e.pte.pa() == *table
+                }) {
+                    at.entry(e.pte_addr())
+                        .or_default()
+                        .push(format!("its table is unreadable: {why}"));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        at.entry(pte_addr).or_default().push(what);
+    }
+    let mut below: HashMap<(usize, u64), usize> = HashMap::new();
+    let marked: Vec<&WalkEntry> = w
+        .entries
+        .iter()
+        .filter(|e| at.contains_key(&e.pte_addr()))
+        .collect();
+    for e in w.entries.iter().filter(|e| e.kind() == PteKind::Pointer) {
+        let n: usize = marked
+            .iter()
+            .filter(|m| m.level < e.level && m.va.wrapping_sub(e.va) < page_size(e.level))
+            .map(|m| at.get(&m.pte_addr()).map_or(0, Vec::len))
+            .sum();
+        if n > 0 {
+            below.insert((e.level, e.va), n);
+        }
+    }
+    Marks { at, below }
+}
+
 fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     let Some((root, what)) = app.shown_root() else {
         f.render_widget(Paragraph::new("no page table: satp is Bare"), area);
@@ -701,6 +801,7 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
         return;
     };
     let rows = app.pt_rows(root, &w);
+    let marks = finding_marks(&w);
     let h = area.height.saturating_sub(1) as usize;
     let cur = app.cursor_of("pt").min(rows.len().saturating_sub(1));
     let off = window(rows.len(), cur, h);
@@ -727,7 +828,9 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
         if area.width >= 96 {
             spans.push(Span::raw(format!("pte {:#018x} ", e.pte.0)));
         }
-        spans.push(Span::raw(format!("pa {:#x} ", e.pte.pa())));
+        // PTE2PA, as vmprint and `info mem` compute it: reserved bits
+        // show in the address instead of vanishing.
+        spans.push(Span::raw(format!("pa {:#x} ", e.pte.raw_pa())));
         if table {
             spans.push(Span::styled("table", t.dim()));
         } else {
@@ -744,6 +847,22 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
                 )),
                 _ => {}
             }
+        }
+        if let Some(problems) = marks.at.get(&e.pte_addr()) {
+            spans.push(Span::styled(
+                format!(" ⚠ {}", problems.join("; ")),
+                t.error(),
+            ));
+        }
+        let folded = table && !app.expanded.contains(&(root, e.level, e.va));
+        if let Some(n) = marks.below.get(&(e.level, e.va)).filter(|_| folded) {
+            spans.push(Span::styled(
+                format!(
+                    " ⚠ {} below",
+                    crate::words::count(*n, "finding", "findings")
+                ),
+                t.error(),
+            ));
         }
         let mut line = Line::from(spans);
         if n == cur && focused {
@@ -762,7 +881,11 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     }
     if !w.findings.is_empty() && lines.len() < h {
         lines.push(Line::styled(
-            format!("{} findings: {}", w.findings.len(), w.findings[0]),
+            format!(
+                "{}: {}",
+                crate::words::count(w.findings.len(), "finding", "findings"),
+                w.findings[0]
+            ),
             t.error(),
         ));
     }
@@ -844,16 +967,59 @@ fn draw_bottom(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     } else if let Some(b) = &app.busy {
         Line::styled(b.clone(), t.dim())
     } else if app.focus == Focus::Console {
-        Line::styled("console: keys go to the guest; Esc leaves", t.dim())
+        Line::styled(
+            "typing to the guest: every key goes to it; Esc or Ctrl-] leaves",
+            t.state(true),
+        )
     } else {
-        let hint = if app.running {
-            "h halt  r refresh  Tab move  1-6 tabs  : command  / filter  ? help  q quit"
-        } else {
-            "c continue  s step  Enter expand  Tab move  1-6 tabs  : command  ? help  q quit"
-        };
-        Line::styled(hint, t.dim())
+        Line::styled(key_hint(app, area.width as usize), t.dim())
     };
     f.render_widget(Paragraph::new(line), area);
+}
+
+/// The keys that matter now, as many as fit in `width` (the least
+/// important go first).
+pub fn key_hint(app: &App, width: usize) -> String {
+    let tabs = format!("1-{} tabs", app.tabs().len());
+    // (text, importance: higher stays longer)
+    let mut items: Vec<(&str, u8)> = Vec::new();
+    if app.running {
+        items.extend([("h halt", 9), ("r refresh", 5)]);
+    } else {
+        items.extend([("c continue", 9), ("s step", 6)]);
+    }
+    if app.launched {
+        items.push(("i type to guest", 8));
+    }
+    if app.focus == Focus::Procs {
+        items.push(("Enter page table", 3));
+    } else if app.tab == Tab::PageTable {
+        items.push(("Enter expand", 3));
+    }
+    items.extend([
+        ("Tab move", 7),
+        (tabs.as_str(), 7),
+        (": command", 4),
+        ("/ filter", 1),
+        ("? help", 8),
+        ("q quit", 9),
+    ]);
+    let len = |items: &[(&str, u8)]| -> usize {
+        items
+            .iter()
+            .map(|(s, _)| s.chars().count() + 2)
+            .sum::<usize>()
+    };
+    while len(&items) > width + 2 && items.len() > 1 {
+        let least = items
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, (_, imp))| (*imp, usize::MAX - i))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        items.remove(least);
+    }
+    items.iter().map(|(s, _)| *s).collect::<Vec<_>>().join("  ")
 }
 
 fn draw_help(f: &mut Frame, app: &App, t: &Theme, area: Rect) {

@@ -111,6 +111,8 @@ pub enum Reply {
     Progress(String),
     /// The connection is gone.
     Lost(String),
+    /// A new connection replaced the lost one (a snapshot follows).
+    Reconnected,
     /// The session ended (the UI may exit).
     Finished(Result<(), String>),
 }
@@ -131,12 +133,21 @@ pub trait Backend: Send {
     fn breakpoints(&self) -> Vec<u64> {
         Vec::new()
     }
+    /// Remove one breakpoint (halted); it stays in [`breakpoints`](Self::breakpoints).
+    fn lift_breakpoint(&mut self, _addr: u64) -> Result<(), String> {
+        Err("this target cannot run, so it has no breakpoints".into())
+    }
     /// Remove every breakpoint this session set; how many there were.
     fn clear_breakpoints(&mut self) -> Result<usize, String> {
         Ok(0)
     }
     /// While running: wait up to `wait` for the guest to stop by itself.
     fn poll_stop(&mut self, _wait: Duration) -> Result<bool, TargetError> {
+        Ok(false)
+    }
+    /// While halted: did something else (QEMU's monitor `cont`) let the
+    /// guest run? If so it is halted again when this returns true.
+    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
         Ok(false)
     }
     fn reconnect(&mut self) -> Result<(), TargetError> {
@@ -197,6 +208,13 @@ impl Backend for QemuBackend {
         self.breakpoints.clone()
     }
 
+    fn lift_breakpoint(&mut self, addr: u64) -> Result<(), String> {
+        let q = self.qemu().map_err(|e| e.to_string())?;
+        q.session()
+            .remove_breakpoint(addr, 4)
+            .map_err(|e| e.to_string())
+    }
+
     fn clear_breakpoints(&mut self) -> Result<usize, String> {
         let bps = std::mem::take(&mut self.breakpoints);
         let q = self.qemu().map_err(|e| e.to_string())?;
@@ -217,6 +235,12 @@ impl Backend for QemuBackend {
             Ok(stop) => Ok(stop.is_some()),
             Err(e) => Err(TargetError::Disconnected(e.to_string())),
         }
+    }
+
+    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
+        // Long enough for QEMU to stop the VM and answer on a busy
+        // machine; a later answer is found by the next poll.
+        self.qemu()?.resumed_elsewhere(Duration::from_millis(50))
     }
 
     fn reconnect(&mut self) -> Result<(), TargetError> {
@@ -460,7 +484,17 @@ impl Worker {
                 out
             }
             Request::Resume => {
-                let mut out = self.control("continue", |t| match t.control() {
+                let mut out = self.step_over_breakpoints();
+                if !out.is_empty() {
+                    return out;
+                }
+                // A stop reply still on its way (a late answer to the last
+                // probe) would be taken for a stop after this continue:
+                // collect it first. The guest is halted either way.
+                if let Err(e) = self.backend.poll_resumed() {
+                    return self.fail("continue", e);
+                }
+                out = self.control("continue", |t| match t.control() {
                     Some(c) => c.resume(),
                     None => Ok(()),
                 });
@@ -538,7 +572,10 @@ impl Worker {
                     }
                 }
                 match self.backend.clear_breakpoints() {
-                    Ok(n) => out.push(Reply::Message(format!("{n} breakpoint(s) removed"))),
+                    Ok(n) => out.push(Reply::Message(format!(
+                        "{} removed",
+                        crate::words::count(n, "breakpoint", "breakpoints")
+                    ))),
                     Err(e) => out.push(Reply::Error(format!("delete: {e}"))),
                 }
                 if was {
@@ -553,9 +590,20 @@ impl Worker {
                 Ok(()) => {
                     self.lost = false;
                     self.running = false;
-                    let mut out = vec![Reply::Message("reconnected".into())];
-                    out.extend(self.snapshot());
-                    out.push(Reply::Running(false));
+                    // As on the first attach: read the machine, then let
+                    // the guest go on if it was running when we came.
+                    let mut out = vec![Reply::Reconnected];
+                    out.extend(self.attach());
+                    if !self.lost {
+                        out.push(Reply::Message(
+                            if self.running {
+                                "reconnected; the guest runs, as it did"
+                            } else {
+                                "reconnected; the guest is halted, as it was"
+                            }
+                            .into(),
+                        ));
+                    }
                     out
                 }
                 Err(e) => vec![Reply::Lost(format!("reconnecting: {e}"))],
@@ -806,10 +854,94 @@ impl Worker {
         out
     }
 
-    /// While running: did the guest stop by itself (a breakpoint)?
-    fn poll(&mut self) -> Vec<Reply> {
-        if !self.running || self.lost {
+    /// Before continuing: a hart stopped at one of our breakpoints would
+    /// hit it again at once, so step each such hart over it (breakpoint
+    /// out, one instruction, breakpoint back in). Nothing when no hart is
+    /// at one; replies only on failure.
+    fn step_over_breakpoints(&mut self) -> Vec<Reply> {
+        let bps = self.backend.breakpoints();
+        if bps.is_empty() {
             return Vec::new();
+        }
+        let t = match self.backend.target() {
+            Ok(t) => t,
+            Err(e) => return self.fail("continue", e),
+        };
+        let mut at: Vec<(u64, Hart)> = Vec::new();
+        let pcs = t
+            .harts()
+            .and_then(|hs| hs.into_iter().map(|h| Ok((h, t.regs(h)?.pc))).collect());
+        let pcs: Vec<(Hart, u64)> = match pcs {
+            Ok(p) => p,
+            Err(e) => return self.fail("continue", e),
+        };
+        for (h, pc) in pcs {
+            if bps.contains(&pc) {
+                at.push((pc, h));
+            }
+        }
+        at.sort_unstable();
+        let mut i = 0;
+        while i < at.len() {
+            let pc = at[i].0;
+            if let Err(e) = self.backend.lift_breakpoint(pc) {
+                return vec![Reply::Error(format!(
+                    "continue: stepping over {pc:#x}: {e}"
+                ))];
+            }
+            while i < at.len() && at[i].0 == pc {
+                let h = at[i].1;
+                let r = self.control("continue: step over the breakpoint", |t| {
+                    match t.control() {
+                        Some(c) => c.step(h),
+                        None => Ok(()),
+                    }
+                });
+                if !r.is_empty() {
+                    return r;
+                }
+                i += 1;
+            }
+            if let Err(e) = self.backend.breakpoint(pc) {
+                return vec![Reply::Error(format!(
+                    "continue: putting the breakpoint at {pc:#x} back: {e}"
+                ))];
+            }
+        }
+        Vec::new()
+    }
+
+    /// While halted: did something else let the guest run (QEMU's monitor
+    /// `cont`)? Then it runs on, and the status says so.
+    fn poll_halted(&mut self) -> Vec<Reply> {
+        match self.backend.poll_resumed() {
+            Ok(false) => Vec::new(),
+            Ok(true) => {
+                let mut out = self.control("resume", |t| match t.control() {
+                    Some(c) => c.resume(),
+                    None => Ok(()),
+                });
+                if out.is_empty() {
+                    self.running = true;
+                    out.push(Reply::Running(true));
+                    out.push(Reply::Message(
+                        "the guest was resumed outside kinspect (QEMU monitor `cont`?)".into(),
+                    ));
+                }
+                out
+            }
+            Err(e) => self.fail("watching the guest", e),
+        }
+    }
+
+    /// While running: did the guest stop by itself (a breakpoint)? While
+    /// halted: did someone else let it run?
+    fn poll(&mut self) -> Vec<Reply> {
+        if self.lost {
+            return Vec::new();
+        }
+        if !self.running {
+            return self.poll_halted();
         }
         match self.backend.poll_stop(Duration::from_millis(20)) {
             Ok(false) => Vec::new(),
@@ -839,7 +971,9 @@ impl Worker {
                             "hart {h} hit the breakpoint at {at}"
                         )));
                     }
-                    None => out.push(Reply::Message("the guest stopped".into())),
+                    None => out.push(Reply::Message(
+                        "the guest was stopped outside kinspect (QEMU monitor `stop`?)".into(),
+                    )),
                 }
                 out
             }

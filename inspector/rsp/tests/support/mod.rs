@@ -6,7 +6,9 @@
 //!
 //! The protocol is gdbstub's, not ours: the only code here is the target
 //! state and a [`Connection`] wrapper that records what the client sent
-//! and can cut the connection after N bytes to play a dying QEMU.
+//! and can cut the connection after N bytes to play a dying QEMU, or
+//! freeze (neither read nor answer, as a QEMU stopped by SIGSTOP) until
+//! thawed.
 
 #![allow(dead_code)]
 
@@ -14,6 +16,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
@@ -339,12 +342,23 @@ pub struct Wire {
     die_after: Option<usize>,
     /// Flip the first hex digit written after this many bytes (once).
     corrupt_after: Option<usize>,
+    /// While set, the fake neither acts on what it read nor writes.
+    frozen: Arc<AtomicBool>,
+}
+
+impl Wire {
+    fn wait_while_frozen(&self) {
+        while self.frozen.load(Ordering::SeqCst) {
+            thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 }
 
 impl Connection for Wire {
     type Error = std::io::Error;
 
     fn write(&mut self, mut byte: u8) -> Result<(), Self::Error> {
+        self.wait_while_frozen();
         self.written += 1;
         if self.corrupt_after.is_some_and(|n| self.written > n) && byte.is_ascii_hexdigit() {
             byte = if byte == b'0' { b'1' } else { b'0' };
@@ -374,6 +388,7 @@ impl ConnectionExt for Wire {
     fn read(&mut self) -> Result<u8, Self::Error> {
         let mut b = [0u8];
         self.stream.read_exact(&mut b)?;
+        self.wait_while_frozen();
         if let Ok(mut r) = self.received.lock() {
             r.push(b[0]);
         }
@@ -451,6 +466,7 @@ pub struct Fake {
     pub received: Arc<Mutex<Vec<u8>>>,
     pub sent: Arc<Mutex<Vec<u8>>>,
     pub handle: JoinHandle<Option<FakeMachine>>,
+    frozen: Arc<AtomicBool>,
 }
 
 impl Fake {
@@ -461,6 +477,8 @@ impl Fake {
         let rec = Arc::clone(&received);
         let sent = Arc::new(Mutex::new(Vec::new()));
         let snt = Arc::clone(&sent);
+        let frozen = Arc::new(AtomicBool::new(false));
+        let frz = Arc::clone(&frozen);
         let handle = thread::spawn(move || {
             let (stream, _) = listener.accept().ok()?;
             let wire = Wire {
@@ -470,6 +488,7 @@ impl Fake {
                 written: 0,
                 die_after: opts.die_after,
                 corrupt_after: opts.corrupt_after,
+                frozen: frz,
             };
             let mut m = FakeMachine {
                 ram: ram_image(opts.ram_len),
@@ -495,7 +514,19 @@ impl Fake {
             received,
             sent,
             handle,
+            frozen,
         }
+    }
+
+    /// Stop answering (and acting on) anything, as QEMU under SIGSTOP;
+    /// what the client sends meanwhile waits in the socket.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Go on where it stopped, as QEMU after SIGCONT.
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
     }
 
     /// Everything the client sent, as text.
