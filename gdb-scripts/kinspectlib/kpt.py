@@ -92,11 +92,13 @@ class Detection:
     use (None: none), how it was found (`named`, `memory`, `type`), the
     candidates in the order tried, and the ones memory ruled out, with why."""
 
-    def __init__(self, field=None, how=None, candidates=(), rejected=()):
+    def __init__(self, field=None, how=None, candidates=(), rejected=(), turned_off=False):
         self.field = field
         self.how = how
         self.candidates = list(candidates)
         self.rejected = list(rejected)
+        # `kpt-field none`: there is none because the user said so.
+        self.turned_off = turned_off
 
     def as_dict(self):
         """The shape of `kinspect --json procs`' `kpt`."""
@@ -116,6 +118,8 @@ class Detection:
             return "%s (found by type; its root maps the kernel like kernel_pagetable)" % self.field
         if self.field is not None:
             return "%s (found by type; no live process has one yet, so memory did not confirm it)" % self.field
+        if self.turned_off:
+            return "none (%s)" % override.replace("NAME", "none")
         if not self.candidates:
             return "none (struct proc has no second page-table field)"
         return "none recognised (candidates by type: %s; name yours with %s)" % (", ".join(self.candidates), override)
@@ -181,7 +185,7 @@ def choose(setting, read_phys, ram, kernel_pagetable, procs, members, kernbase=K
     if setting in ("", "auto"):
         return confirm(read_phys, ram, kernel_pagetable, procs, candidates(members), kernbase)
     if setting == "none":
-        return Detection()
+        return Detection(turned_off=True)
     names = [n for n, _ in members]
     if setting not in names:
         raise_no_field(setting, names)
