@@ -198,7 +198,7 @@ fn ktranslate_takes_symbols_and_kprocs_finds_the_kernel_table_like_kinspect() {
         .to_string();
     let procs: serde_json::Value =
         serde_json::from_str(&kinspect(&m, &["--json", "procs"])).expect("procs --json");
-    let syms = kinspect_symbols::Symbols::open(&kinspect_testkit::kernel_elf()).expect("symbols");
+    let syms = kinspect_symbols::Symbols::open(kinspect_testkit::kernel_elf()).expect("symbols");
     let out = gdb_batch(
         &m.gdb_addr(),
         &[
