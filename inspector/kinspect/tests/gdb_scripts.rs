@@ -231,3 +231,89 @@ fn ktranslate_takes_symbols_and_kprocs_finds_the_kernel_table_like_kinspect() {
         );
     }
 }
+
+/// A QEMU that stops answering for 3 s in the middle of a gdb session (a
+/// loaded machine that does not schedule it) makes the scripts slower,
+/// never empty or wrong, even with gdb's own 2 s `remotetimeout`: before
+/// the scripts held the stub to a longer one, a late reply desynced the
+/// session and the rest of its commands printed nothing (issue 12).
+#[test]
+fn a_stalled_stub_slows_the_scripts_but_never_empties_them() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    const N: usize = 120;
+    const STALL_AFTER: usize = 10;
+    let mut m = Machine::start();
+    m.wait_for("$ ", T);
+    m.pause();
+    let mut cmd = Command::new("gdb-multiarch");
+    cmd.current_dir(kinspect_testkit::root())
+        .args(["-nx", "-batch", "-ex", "set architecture riscv:rv64", "-ex"])
+        .arg(format!("file {}", kinspect_testkit::kernel_elf().display()))
+        .args(["-ex", "source gdb-scripts/kinspect.py", "-ex"])
+        .arg(format!("target remote {}", m.gdb_addr()));
+    for _ in 0..N {
+        cmd.args([
+            "-ex",
+            "echo @@\\n",
+            "-ex",
+            "ktranslate proc[0].kstack 1 kernel",
+        ]);
+    }
+    let mut gdb = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running gdb-multiarch");
+    let stdout = gdb.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut marks = 0;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line == "@@" {
+                marks += 1;
+                if marks == STALL_AFTER {
+                    let _ = tx.send(());
+                }
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    // Stall QEMU once gdb is well into its commands.
+    let stalled = rx.recv_timeout(T).is_ok();
+    if stalled {
+        let qemu = m.pid() as libc::pid_t;
+        // SAFETY: kill(2) on our own child QEMU's pid; no memory involved.
+        unsafe { libc::kill(qemu, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_secs(3));
+        // SAFETY: as above.
+        unsafe { libc::kill(qemu, libc::SIGCONT) };
+    }
+    let stdout = reader.join().expect("reader thread");
+    let out = gdb.wait_with_output().expect("waiting for gdb");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stalled,
+        "gdb never ran {STALL_AFTER} commands:\n{stdout}\n{stderr}"
+    );
+    let parts: Vec<&str> = stdout.split("@@\n").skip(1).collect();
+    assert_eq!(
+        parts.len(),
+        N,
+        "gdb's stdout:\n{stdout}\ngdb's stderr:\n{stderr}"
+    );
+    let first = parts[0].trim_end_matches("[Inferior 1 (process 1) detached]\n");
+    assert!(first.contains("leaf (4 KiB page)"), "{first}\n{stderr}");
+    for (i, p) in parts.iter().enumerate() {
+        let p = p.trim_end_matches("[Inferior 1 (process 1) detached]\n");
+        assert_eq!(
+            p, first,
+            "command {i} of {N} printed something else after QEMU stalled:\ngdb's stderr:\n{stderr}"
+        );
+    }
+}
