@@ -431,6 +431,16 @@ class Kernel:
             )
         return rows
 
+    def warning(self, rows):
+        """kinspect procs' warning: harts running on a table that is neither
+        kernel_pagetable nor a live process's, while no per-process field
+        was recognised; None when there is nothing to say."""
+        d = self.detection()
+        if d.field is not None:
+            return None
+        tables = [r["pagetable"] for r in rows if r["state"] != "UNUSED"]
+        return kpt.unrecognised_note(d, kpt.unexplained_roots(hart_satps(), self.kernel_pagetable, tables))
+
     def header(self):
         return "kernel_pagetable %#x; per-process kernel page table: %s" % (
             self.kernel_pagetable,
@@ -457,6 +467,24 @@ class Kernel:
 
 def current_satp():
     return int(gdb.parse_and_eval("$satp")) & sv39.MASK64
+
+
+def hart_satps():
+    """(hart, satp) for every hart gdb knows (QEMU's thread N is hart N-1);
+    the selected thread is selected again afterwards."""
+    selected = gdb.selected_thread()
+    out = []
+    try:
+        for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+            try:
+                t.switch()
+                out.append((t.ptid[1] - 1 if t.ptid[1] else t.num - 1, current_satp()))
+            except gdb.error:
+                continue
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return out
 
 
 def resolve(sel, override=None):
@@ -559,12 +587,14 @@ Usage: kprocs [all] [--kpt-field NAME] [--json]
     def run(self, ns):
         k = Kernel(ns.kpt_field)
         rows = k.rows(all_slots=ns.all)
+        warning = k.warning(rows if not ns.all else [r for r in rows if r["state"] != "UNUSED"])
         if ns.json:
             hexed = ("kstack", "pagetable", "kpagetable", "sz")
             doc = {
                 "kernel_pagetable": "%#x" % k.kernel_pagetable,
                 "kpagetable_field": k.detection().field,
                 "kpt": k.detection().as_dict(),
+                "kpt_warning": warning,
                 "procs": [{key: ("%#x" % v if key in hexed and v is not None else v) for key, v in r.items()} for r in rows],
             }
             gdb.write(json.dumps(doc) + "\n")
@@ -577,6 +607,8 @@ Usage: kprocs [all] [--kpt-field NAME] [--json]
                 "%-4d %-5d %-9s %-16s 0x%016x 0x%016x %s\n"
                 % (r["slot"], r["pid"], r["state"], r["name"], r["kstack"], r["pagetable"], kp)
             )
+        if warning:
+            gdb.write("warning: %s\n" % warning)
 
 
 class KTranslate(KCommand):

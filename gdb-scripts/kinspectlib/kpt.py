@@ -196,3 +196,41 @@ def raise_no_field(name, names):
     from . import KinspectError
 
     raise KinspectError("kpt-field: no field `%s` in struct proc (fields: %s)" % (name, ", ".join(n for n in names if n)))
+
+
+def unexplained_roots(satps, kernel_pagetable, live_tables):
+    """The harts whose satp (Sv39) names a root that is neither
+    kernel_pagetable nor any live process's table: [(hart, root)].
+    `satps` are (hart, satp); `live_tables` the live processes' user (and
+    per-process kernel) roots."""
+    known = set(live_tables) | {kernel_pagetable}
+    out = []
+    for hart, satp in satps:
+        if satp >> 60 != 8:
+            continue
+        root = (satp & ((1 << 44) - 1)) << 12
+        if root not in known:
+            out.append((hart, root))
+    return out
+
+
+def unrecognised_note(d, unexplained, override=OVERRIDE_HINT):
+    """The warning for harts running on a table nobody owns while no
+    per-process field was recognised (kinspect's `unrecognised_note`), or
+    None."""
+    if d.field is not None or not unexplained:
+        return None
+    harts = ", ".join("hart %d on %#x" % (h, r) for h, r in unexplained)
+    if not d.candidates:
+        fix = "no member of struct proc has the page-table type; name the field with %s" % override
+    else:
+        why = "; ".join("%s: %s" % (c, w) for c, w in d.rejected)
+        fix = "candidates by type: %s%s; name the field with %s" % (
+            ", ".join(d.candidates),
+            " (ruled out: %s)" % why if why else "",
+            override,
+        )
+    return (
+        "%s a page table that is neither kernel_pagetable nor a process's user table: "
+        "a per-process kernel page table kinspect did not recognise? %s" % (harts, fix)
+    )

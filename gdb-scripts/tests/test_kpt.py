@@ -164,3 +164,28 @@ class Setting(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class HartsOnUnknownTables(unittest.TestCase):
+    KPT = 0x87FFF000
+
+    def test_harts_on_known_tables_are_explained(self):
+        satps = [(0, 8 << 60 | self.KPT >> 12), (1, 8 << 60 | 0x87F64), (2, 0)]
+        self.assertEqual(kpt.unexplained_roots(satps, self.KPT, [0x87F64000]), [])
+
+    def test_a_hart_on_an_unknown_table_is_named(self):
+        satps = [(0, 8 << 60 | 0x87F68), (1, 8 << 60 | self.KPT >> 12)]
+        un = kpt.unexplained_roots(satps, self.KPT, [0x87F64000])
+        self.assertEqual(un, [(0, 0x87F68000)])
+        d = kpt.Detection(candidates=["kp"], rejected=[("kp", "0x1000 is outside RAM")])
+        self.assertEqual(
+            kpt.unrecognised_note(d, un),
+            "hart 0 on 0x87f68000 a page table that is neither kernel_pagetable nor a process's user table: "
+            "a per-process kernel page table kinspect did not recognise? candidates by type: kp "
+            "(ruled out: kp: 0x1000 is outside RAM); name the field with set kinspect kpt-field NAME",
+        )
+
+    def test_no_note_once_a_field_is_known_or_all_is_explained(self):
+        self.assertIsNone(kpt.unrecognised_note(kpt.Detection(field="k", how="memory"), [(0, 1)]))
+        self.assertIsNone(kpt.unrecognised_note(kpt.Detection(), []))
+        self.assertIn("no member of struct proc has the page-table type", kpt.unrecognised_note(kpt.Detection(), [(0, 0x87F68000)]))

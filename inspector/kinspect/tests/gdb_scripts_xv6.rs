@@ -94,12 +94,13 @@ fn shell(v: &Variant) -> Machine {
 }
 
 /// The detection as gdb's `kprocs --json` and kinspect's `--json procs`
-/// both report it.
-fn detection(j: &Value) -> (Value, Value, Value) {
+/// both report it, with the warning about harts on unrecognised tables.
+fn detection(j: &Value) -> (Value, Value, Value, Value) {
     (
         j["kpagetable_field"].clone(),
         j["kpt"]["how"].clone(),
         j["kpt"]["candidates"].clone(),
+        j["kpt_warning"].clone(),
     )
 }
 
