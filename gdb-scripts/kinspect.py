@@ -102,7 +102,8 @@ class RamMibParameter(gdb.Parameter):
         return ""
 
     def get_show_string(self, svalue):
-        return "The RAM size is %s." % ("found from QEMU's memory tree" if svalue == "0" else svalue + " MiB")
+        ram, source = current_ram_and_source()
+        return "The RAM size is %s MiB at %#x (%s)." % (ram.size >> 20, ram.base, source)
 
 
 KPT_FIELD = KptFieldParameter()
@@ -189,11 +190,11 @@ def read_phys(pa, length):
 _ram_cache = {}
 
 
-def current_ram():
+def current_ram_and_source():
     """RAM as `set kinspect ram-mib` says, else as QEMU's memory tree says
-    (asked once per connection), else 128 MiB."""
+    (asked once per connection), else 128 MiB; and which of these it is."""
     if RAM_MIB.value:
-        return kram.choose(RAM_MIB.value)[0]
+        return kram.choose(RAM_MIB.value)
     key = getattr(gdb.selected_inferior(), "connection_num", None)
     if key is not None and key in _ram_cache:
         return _ram_cache[key]
@@ -201,10 +202,14 @@ def current_ram():
         tree = gdb.execute("monitor info mtree -f", to_string=True)
     except gdb.error:
         tree = ""
-    found = kram.choose(0, tree)[0]
+    found = kram.choose(0, tree)
     if key is not None:
         _ram_cache[key] = found
     return found
+
+
+def current_ram():
+    return current_ram_and_source()[0]
 
 
 # ---------------------------------------------------------------------------

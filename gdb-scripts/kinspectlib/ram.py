@@ -41,4 +41,4 @@ def choose(setting_mib, mtree_text=None):
     found = from_mtree(mtree_text)
     if found is not None:
         return found, "QEMU's memory tree"
-    return Ram(DEFAULT_BASE, DEFAULT_MIB << 20), "the default (QEMU virt -m 128M)"
+    return Ram(DEFAULT_BASE, DEFAULT_MIB << 20), "the default, QEMU virt -m 128M"

@@ -206,6 +206,11 @@ fn ktranslate_takes_symbols_and_kprocs_finds_the_kernel_table_like_kinspect() {
             "kprocs --json",
             "ktranslate etext kernel",
             "ktranslate trampoline kernel",
+            // RAM as QEMU's memory tree says (-m 128M), then a smaller
+            // setting: every table page above 64 MiB is outside it.
+            "show kinspect ram-mib",
+            "set kinspect ram-mib 64",
+            "kmaps kernel",
         ],
     );
     assert_eq!(
@@ -230,6 +235,14 @@ fn ktranslate_takes_symbols_and_kprocs_finds_the_kernel_table_like_kinspect() {
             "ktranslate {sym} kernel ({a:#x})\n{out}"
         );
     }
+    assert!(
+        out[4].contains("The RAM size is 128 MiB at 0x80000000 (QEMU's memory tree)"),
+        "{out}"
+    );
+    assert!(
+        out[6].contains("outside RAM; not followed") && out[6].lines().count() > 2,
+        "kmaps kernel with 64 MiB of RAM:\n{out}"
+    );
 }
 
 /// A QEMU that stops answering for 3 s in the middle of a gdb session (a
