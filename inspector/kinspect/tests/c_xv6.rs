@@ -420,3 +420,39 @@ buggy! {
         reaches ["mappages", "uvmalloc", "growproc"]
         says ["a user region grown over an existing mapping", "uvmalloc"],
 }
+
+/// `check` sampled while `usertests forkforkfork` creates and reaps
+/// processes as fast as it can: processes caught between states (a ZOMBIE
+/// inside `wait → freeproc`, a USED slot inside `allocproc`/`exec`) are
+/// info, never errors, on a correct kernel.
+#[test]
+fn check_never_cries_wolf_while_processes_come_and_go() {
+    let v = variant("stock");
+    let mut m = v.boot();
+    m.wait_for("$ ", BOOT);
+    let elf = v.elf();
+    let mark = m.console_len();
+    m.send(b"usertests forkforkfork\n");
+    m.wait_for_after(mark, "test forkforkfork", BOOT);
+    let mut samples = 0;
+    let mut transient = 0;
+    while samples < 40 && !m.console()[mark..].contains("forkforkfork: OK") {
+        let c = json(&m, &elf, &["check"], 0);
+        samples += 1;
+        let findings = c["findings"].as_array().expect("findings");
+        transient += findings
+            .iter()
+            .filter(|f| {
+                f["evidence"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("being torn down") || e.contains("being built"))
+            })
+            .count();
+    }
+    assert!(
+        samples >= 3,
+        "forkforkfork ended before check could sample it"
+    );
+    m.wait_for_after(mark, "ALL TESTS PASSED", Duration::from_secs(600));
+    eprintln!("{samples} samples, {transient} findings about processes between states");
+}

@@ -93,7 +93,7 @@ fn a_mapped_guard_page_is_an_error_naming_the_process() {
     assert_eq!(r.err, "kinspect: check: 1 error finding in the kernel\n");
     assert!(
         r.out
-            .contains("12 checks over 4 processes and 5 page tables: 1 error, 0 warnings;"),
+            .contains("13 checks over 4 processes and 5 page tables: 1 error, 0 warnings;"),
         "{}",
         r.out
     );
@@ -358,4 +358,62 @@ fn a_user_mapping_of_kernel_memory_is_an_error() {
         k[0].2
     );
     assert!(k[0].2.contains("trapframe of pid 3 (slot 2)"), "{}", k[0].2);
+}
+
+#[test]
+fn a_zombie_being_torn_down_is_info_and_the_same_on_a_sleeper_is_an_error() {
+    // wait -> freeproc frees a ZOMBIE's tables while it is still ZOMBIE:
+    // its TRAMPOLINE and TRAPFRAME may already be gone.
+    let mut b = scene(ELF);
+    let (zroot, _, _, _) = b.made.user[&5];
+    for va in [TRAMPOLINE, TRAPFRAME] {
+        let p = b.pte_addr(zroot, va);
+        b.w64(p, 0);
+    }
+    let (code, v) = check(&mut b, ELF, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    let torn: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "info")
+        .collect();
+    assert_eq!(torn.len(), 2, "{v:#}");
+    for f in torn {
+        assert!(
+            f["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("a ZOMBIE being torn down"),
+            "{f:#}"
+        );
+    }
+    // The same on a sleeping process is a broken kernel.
+    let mut b = scene(ELF);
+    let (sroot, _, _, _) = b.made.user[&1];
+    let p = b.pte_addr(sroot, TRAPFRAME);
+    b.w64(p, 0);
+    let (code, v) = check(&mut b, ELF, &[]);
+    assert_eq!(code, 5, "{v:#}");
+    assert!(
+        errors(&v)
+            .iter()
+            .any(|(c, o, _)| c == "trapframe" && o.starts_with("pid 2 (sh, slot 1)")),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn an_invalid_proc_state_is_an_error() {
+    let mut b = scene(ELF);
+    let state = sym(&b.syms, "proc") + b.l.proc_size + b.l.state;
+    b.t.mem.write(state, &9u32.to_le_bytes());
+    let (code, v) = check(&mut b, ELF, &[]);
+    assert_eq!(code, 5, "{v:#}");
+    assert!(
+        errors(&v)
+            .iter()
+            .any(|(c, o, e)| c == "proc-state" && o.starts_with("proc[1]") && e.contains("9")),
+        "{v:#}"
+    );
 }

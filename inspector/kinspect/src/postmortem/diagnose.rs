@@ -540,18 +540,17 @@ pub fn diagnose(
             .find(|h| h.hart == hart)
             .and_then(|h| h.pid)
             .and_then(|pid| s.by_pid(pid));
-        let own = me.and_then(|p| p.kpagetable.filter(|k| *k != 0).map(|k| (p, k)));
-        let in_own = own.map(|(p, k)| {
+        let own = me.and_then(|p| p.kpagetable.filter(|k| *k != 0).map(|k| (p.pid, k)));
+        let in_own = own.map(|(_, k)| {
             let name = table_name(state, k);
             d.facts.push(walk_text(target, k, va, ram, &name));
-            (p, k, name, pte_of(target, k, va, ram).is_some())
+            (name, pte_of(target, k, va, ram).is_some())
         });
         match in_own {
-            Some((p, k, name, true)) if !in_global => {
+            Some((name, true)) if !in_global => {
                 d.table = Some((kpt, table_name(state, kpt)));
                 d.cause = format!(
-                    "kvmpa walks kernel_pagetable, but {va:#x} is mapped only in pid {}'s own kernel page table {k:#x} ({name}): kvmpa must walk the process's kernel page table (myproc()->{}), not kernel_pagetable",
-                    p.pid,
+                    "kvmpa walks kernel_pagetable, but {va:#x} is mapped only in {name}: kvmpa must walk the process's kernel page table (myproc()->{}), not kernel_pagetable",
                     s.kpagetable_field.as_deref().unwrap_or("kernel page table")
                 );
             }
