@@ -4,48 +4,110 @@
 #   (gdb) target remote localhost:1234
 #   (gdb) kprocs
 #
-# The commands read the kernel's structures through gdb's own symbol and
-# type information (no hard-coded offsets) and walk Sv39 page tables over
-# *physical* memory, as kinspect does: QEMU's `Qqemu.PhyMemMode:1` is set
-# for the walk and always restored to its previous value (against
-# `kinspect serve`, its `monitor phys on` does the same). Kernel globals
-# live in xv6's identity-mapped region (KERNBASE..PHYSTOP), so their
+# This file is the gdb glue only: it reads the kernel's objects through
+# gdb's own symbol and type information (no hard-coded offsets) and hands
+# plain integers and a physical-memory reader to `kinspectlib/` beside it,
+# which holds the Sv39 walks, the per-process kernel page-table detection
+# and the argument parsing, and is unit-tested without gdb
+# (`python3 -m unittest discover -s gdb-scripts/tests`).
+#
+# Page tables are walked over *physical* memory, as kinspect does: QEMU's
+# `Qqemu.PhyMemMode:1` is set for the command and always restored to its
+# previous value (against `kinspect serve`, its `monitor phys on` does the
+# same). Kernel globals live in xv6's identity-mapped region, so their
 # addresses are physical addresses too.
 #
-# They work on this project's Rust kernel and on a C xv6-riscv kernel built
-# with -g: the objects are found by xv6's names (proc, cpus,
-# kernel_pagetable, kmem) and the per-process kernel page table by the
-# first of KPT_FIELDS that `struct proc` has.
-#
-# Every loop over target data is bounded: a page table is at most 3 levels
-# of 512 entries, a table page seen twice is reported and not followed, and
-# a PTE pointing outside RAM is reported and not followed.
+# Settings:
+#   set kinspect kpt-field NAME|none|auto   the per-process kernel page table
+#   set kinspect ram-mib N                  RAM size (0: ask QEMU's memory tree)
 
+import importlib
+import json
+import os
 import re
+import sys
 
 import gdb
 
-PGSIZE = 4096
-PTES_PER_TABLE = 512
-LEVELS = 3
-KERNBASE = 0x80000000
-PHYSTOP = KERNBASE + 128 * 1024 * 1024
-VA_BITS = 39
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
-PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = (1 << i for i in range(8))
-PTE_RESERVED = 0x7F << 54
+import kinspectlib  # noqa: E402
+from kinspectlib import args as kargs  # noqa: E402
+from kinspectlib import kpt, ram as kram, sv39  # noqa: E402
 
-SATP_MODES = {0: "Bare", 8: "Sv39", 9: "Sv48", 10: "Sv57"}
-
-# Names a per-process kernel page table goes by in struct proc: ours first,
-# then those seen in pgtbl-lab solutions.
-KPT_FIELDS = ("kpagetable", "kernel_pagetable", "kernelpt", "kpgtbl", "k_pagetable")
+# `source` again after editing kinspectlib picks up the edits.
+for _m in (kinspectlib, sv39, kpt, kram, kargs):
+    importlib.reload(_m)
 
 STATE_NAMES = ("UNUSED", "USED", "SLEEPING", "RUNNABLE", "RUNNING", "ZOMBIE")
+BASE_CODES = (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_CHAR, gdb.TYPE_CODE_BOOL, gdb.TYPE_CODE_FLT)
+# At most this many proc slots are read, whatever the DWARF says.
+MAX_SLOTS = 4096
 
 
 class KinspectError(gdb.GdbError):
     pass
+
+
+# ---------------------------------------------------------------------------
+# Settings: `set kinspect ...` / `show kinspect ...`
+
+
+class _Prefix(gdb.Command):
+    def __init__(self, name):
+        super().__init__(name, gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+
+_Prefix("set kinspect")
+_Prefix("show kinspect")
+
+
+class KptFieldParameter(gdb.Parameter):
+    """The struct proc field that holds a process's kernel page table (the
+    pgtbl lab's "a kernel page table per process"): `auto` (the default)
+    finds it by type and confirms it from memory, `none` says the kernel has
+    none, any other word names the field."""
+
+    set_doc = "Set the per-process kernel page-table field (NAME, none or auto)."
+    show_doc = "Show the per-process kernel page-table field."
+
+    def __init__(self):
+        super().__init__("kinspect kpt-field", gdb.COMMAND_DATA, gdb.PARAM_STRING)
+        self.value = "auto"
+
+    def get_set_string(self):
+        if not self.value:
+            self.value = "auto"
+        return ""
+
+    def get_show_string(self, svalue):
+        return "The per-process kernel page-table field is %s." % (svalue or "auto")
+
+
+class RamMibParameter(gdb.Parameter):
+    """RAM size in MiB from 0x80000000 (QEMU's -m): page-table pointers
+    outside RAM are reported, never followed. 0 (the default) asks QEMU's
+    memory tree (`monitor info mtree`), else assumes 128."""
+
+    set_doc = "Set the RAM size in MiB (0: from QEMU's memory tree)."
+    show_doc = "Show the RAM size setting in MiB."
+
+    def __init__(self):
+        super().__init__("kinspect ram-mib", gdb.COMMAND_DATA, gdb.PARAM_ZUINTEGER)
+        self.value = 0
+
+    def get_set_string(self):
+        return ""
+
+    def get_show_string(self, svalue):
+        ram, source = current_ram_and_source()
+        return "The RAM size is %s MiB at %#x (%s)." % (ram.size >> 20, ram.base, source)
+
+
+KPT_FIELD = KptFieldParameter()
+RAM_MIB = RamMibParameter()
 
 
 # ---------------------------------------------------------------------------
@@ -93,159 +155,61 @@ class PhysicalMode:
         return False
 
 
+class PatientStub:
+    """`with PatientStub():` gives the stub at least MIN_REMOTE_TIMEOUT
+    seconds per reply for one command, then restores `remotetimeout`.
+
+    gdb's default (2 s) is shorter than a busy machine may leave QEMU
+    unscheduled. A reply that comes late is then taken as the reply to the
+    next packet: reads return other packets' data and a command prints a
+    wrong table instead of failing. A halted stub always answers, so
+    waiting longer only costs time when the machine is slow."""
+
+    MIN_REMOTE_TIMEOUT = 30
+
+    def __enter__(self):
+        self.previous = gdb.parameter("remotetimeout")
+        if self.previous is not None and self.previous < self.MIN_REMOTE_TIMEOUT:
+            gdb.execute("set remotetimeout %d" % self.MIN_REMOTE_TIMEOUT, to_string=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None and self.previous < self.MIN_REMOTE_TIMEOUT:
+            gdb.execute("set remotetimeout %d" % self.previous, to_string=True)
+        return False
+
+
 def read_phys(pa, length):
+    """Physical memory, while a PhysicalMode is active."""
     try:
         return bytes(gdb.selected_inferior().read_memory(pa, length))
     except gdb.MemoryError:
-        raise KinspectError("cannot read %d bytes of physical memory at %#x" % (length, pa))
+        raise kinspectlib.Unreadable("cannot read %d bytes of physical memory at %#x" % (length, pa))
 
 
-def in_ram(pa):
-    return KERNBASE <= pa < PHYSTOP
+_ram_cache = {}
 
 
-# ---------------------------------------------------------------------------
-# Sv39
+def current_ram_and_source():
+    """RAM as `set kinspect ram-mib` says, else as QEMU's memory tree says
+    (asked once per connection), else 128 MiB; and which of these it is."""
+    if RAM_MIB.value:
+        return kram.choose(RAM_MIB.value)
+    key = getattr(gdb.selected_inferior(), "connection_num", None)
+    if key is not None and key in _ram_cache:
+        return _ram_cache[key]
+    try:
+        tree = gdb.execute("monitor info mtree -f", to_string=True)
+    except gdb.error:
+        tree = ""
+    found = kram.choose(0, tree)
+    if key is not None:
+        _ram_cache[key] = found
+    return found
 
 
-def decode_satp(satp):
-    mode = satp >> 60
-    return {
-        "mode": SATP_MODES.get(mode, "reserved(%d)" % mode),
-        "asid": (satp >> 44) & 0xFFFF,
-        "ppn": satp & ((1 << 44) - 1),
-        "root": (satp & ((1 << 44) - 1)) << 12,
-    }
-
-
-def pte_pa(pte):
-    return ((pte >> 10) & ((1 << 44) - 1)) << 12
-
-
-def canonical(va):
-    if va & (1 << (VA_BITS - 1)):
-        va |= -(1 << VA_BITS) & 0xFFFFFFFFFFFFFFFF
-    return va
-
-
-def flags_str(pte):
-    return "".join(c if pte & bit else "-" for c, bit in zip("rwxugad", (PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D)))
-
-
-class Walk:
-    """One bounded walk of an Sv39 tree, recording everything it sees."""
-
-    def __init__(self, root):
-        self.root = root
-        self.problems = []
-        self.seen = set()
-        self.tables = {}
-
-    def table(self, pa):
-        if pa not in self.tables:
-            raw = read_phys(pa, PGSIZE)
-            self.tables[pa] = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, PGSIZE, 8)]
-        return self.tables[pa]
-
-    def entries(self, table_pa=None, level=LEVELS - 1, va=0, path=()):
-        """Yield (path, va, level, pte, kind) for each valid PTE, depth first.
-        kind is 'leaf', 'table', or 'bad' (not followed)."""
-        if table_pa is None:
-            table_pa = self.root
-        if table_pa in self.seen:
-            self.problems.append("page-table page %#x reached twice (cycle or shared table); not followed again" % table_pa)
-            return
-        self.seen.add(table_pa)
-        for idx, pte in enumerate(self.table(table_pa)):
-            if not pte & PTE_V:
-                continue
-            entry_va = va | (idx << (12 + 9 * level))
-            here = path + (idx,)
-            pa = pte_pa(pte)
-            if pte & (PTE_R | PTE_W | PTE_X):
-                yield here, entry_va, level, pte, "leaf"
-            elif level == 0:
-                self.problems.append("PTE at va %#x is a pointer at the last level" % entry_va)
-                yield here, entry_va, level, pte, "bad"
-            elif not in_ram(pa):
-                self.problems.append("PTE at va %#x points to %#x, outside RAM; not followed" % (entry_va, pa))
-                yield here, entry_va, level, pte, "bad"
-            else:
-                yield here, entry_va, level, pte, "table"
-                for e in self.entries(pa, level - 1, entry_va, here):
-                    yield e
-
-
-def info_mem_lines(root):
-    """Merged ranges printed as QEMU's `info mem` prints them, merging rules
-    included: a range also ends where a new page-table page begins."""
-    walk = Walk(root)
-    lines = [
-        "vaddr            paddr            size             attr",
-        "---------------- ---------------- ---------------- -------",
-    ]
-    cur = None  # [vbase, pbase, size, attr, table_pa_of_last]
-    last_table = {}
-    for path, va, level, pte, kind in walk.entries():
-        if kind != "leaf":
-            continue
-        attr = pte & 0xFF
-        size = 1 << (12 + 9 * level)
-        pa = pte_pa(pte)
-        parent = path[:-1]
-        contiguous = (
-            cur is not None
-            and cur[3] == attr
-            and cur[1] + cur[2] == pa
-            and cur[0] + cur[2] == va
-            and last_table.get("parent") == parent
-        )
-        if contiguous:
-            cur[2] += size
-        else:
-            if cur is not None:
-                lines.append("%016x %016x %016x %s" % (canonical(cur[0]), cur[1], cur[2], flags_str(cur[3])))
-            cur = [va, pa, size, attr]
-        last_table["parent"] = parent
-    if cur is not None:
-        lines.append("%016x %016x %016x %s" % (canonical(cur[0]), cur[1], cur[2], flags_str(cur[3])))
-    return lines, walk.problems
-
-
-def vmprint_lines(root, by_va=False):
-    walk = Walk(root)
-    lines = ["page table 0x%016x" % root]
-    for path, va, level, pte, kind in walk.entries():
-        depth = len(path)
-        label = ("0x%016x" % canonical(va)) if by_va else str(path[-1])
-        lines.append("%s%s: pte 0x%016x pa 0x%016x" % (" .." * depth, label, pte, pte_pa(pte)))
-    return lines, walk.problems
-
-
-def translate_lines(root, va):
-    lines = ["va 0x%016x  root 0x%016x" % (va, root)]
-    table = root
-    for level in range(LEVELS - 1, -1, -1):
-        idx = (va >> (12 + 9 * level)) & 0x1FF
-        pte_addr = table + idx * 8
-        pte = int.from_bytes(read_phys(pte_addr, 8), "little")
-        desc = "L%d[%3d] at 0x%016x: pte 0x%016x %s" % (level, idx, pte_addr, pte, flags_str(pte))
-        if not pte & PTE_V:
-            lines.append(desc + "  invalid: not mapped")
-            return lines, None
-        if pte & (PTE_R | PTE_W | PTE_X):
-            page = 1 << (12 + 9 * level)
-            pa = pte_pa(pte) + (va & (page - 1))
-            lines.append(desc + "  leaf (%s page)" % {0: "4 KiB", 1: "2 MiB", 2: "1 GiB"}[level])
-            lines.append("pa 0x%016x" % pa)
-            return lines, pa
-        table = pte_pa(pte)
-        if not in_ram(table):
-            lines.append(desc + "  points outside RAM")
-            return lines, None
-        lines.append(desc + "  -> table 0x%016x" % table)
-    lines.append("a pointer PTE at the last level: broken table")
-    return lines, None
+def current_ram():
+    return current_ram_and_source()[0]
 
 
 # ---------------------------------------------------------------------------
@@ -312,6 +276,46 @@ def evaluate(text):
         raise KinspectError("cannot evaluate `%s`: %s" % (text, e))
 
 
+_IDENT = re.compile(r"^[A-Za-z_$][\w$.]*$")
+
+
+def _linker_symbol_address(name):
+    """The address of a symbol gdb knows only from the ELF's symbol table
+    (an assembler label, a linker-script symbol: `trampoline`, `etext` in
+    the Rust kernel), through C's `&`: Rust expressions do not see them."""
+    previous = gdb.parameter("language")
+    try:
+        gdb.execute("set language c", to_string=True)
+        return int(gdb.parse_and_eval("(unsigned long)&%s" % name)) & sv39.MASK64
+    except gdb.error:
+        return None
+    finally:
+        gdb.execute("set language %s" % previous, to_string=True)
+
+
+def address(text):
+    """The address an expression names, as C would take it: a pointer or a
+    number is its value; an array (`etext`, `trampoline`) or a function
+    (`main`) is where it is; a label with no debug info is where it is."""
+    try:
+        v = gdb.parse_and_eval(kernel_expression(text))
+    except gdb.error as e:
+        if _IDENT.match(text):
+            a = _linker_symbol_address(text)
+            if a is not None:
+                return a
+        raise KinspectError("cannot evaluate `%s`: %s" % (text, e))
+    t = v.type.strip_typedefs()
+    if t.code in (gdb.TYPE_CODE_ARRAY, gdb.TYPE_CODE_FUNC):
+        if v.address is None:
+            raise KinspectError("`%s` is a %s that is not in memory" % (text, t))
+        return int(v.address) & sv39.MASK64
+    try:
+        return as_int(v)
+    except (gdb.error, KinspectError) as e:
+        raise KinspectError("cannot use `%s` (a `%s`) as an address: %s" % (text, v.type, e))
+
+
 def field(value, name):
     try:
         return value[name]
@@ -319,21 +323,17 @@ def field(value, name):
         raise KinspectError("`%s` has no field `%s`" % (value.type, name))
 
 
-def has_field(value, name):
-    return any(f.name == name for f in value.type.strip_typedefs().fields())
-
-
 def as_int(value):
     t = value.type.strip_typedefs()
     if t.code == gdb.TYPE_CODE_PTR:
-        return int(value.cast(gdb.lookup_type("unsigned long") if _is_c() else t)) & 0xFFFFFFFFFFFFFFFF
+        return int(value.cast(gdb.lookup_type("unsigned long") if _is_c() else t)) & sv39.MASK64
     if t.code == gdb.TYPE_CODE_STRUCT:
         # Rust newtypes (PhysAddr(u64), a PageTable pointer wrapper, AtomicBool...): the first field.
         fields = t.fields()
         if fields:
             return as_int(value[fields[0]])
         raise KinspectError("cannot read `%s` as a number" % t)
-    return int(value) & 0xFFFFFFFFFFFFFFFF
+    return int(value) & sv39.MASK64
 
 
 def _is_c():
@@ -368,68 +368,142 @@ def array_len(value):
     return hi - lo + 1
 
 
-def kpt_field(p):
-    for name in KPT_FIELDS:
-        if has_field(p, name):
-            return name
-    return None
+def pointee(t):
+    """A member type as kinspectlib.kpt compares them: what it points to,
+    through typedefs and qualifiers, or None when it is no pointer."""
+    t = t.strip_typedefs()
+    if t.code != gdb.TYPE_CODE_PTR:
+        return None
+    p = t.target().strip_typedefs().unqualified()
+    return kpt.Pointee(p.code in BASE_CODES, p.name or p.tag, p.sizeof, p)
 
 
-def read_procs(all_slots=False):
-    procs = global_value("proc")
-    rows = []
-    n = array_len(procs)
-    for i in range(min(n, 4096)):
-        p = procs[i]
-        state = state_name(field(p, "state"))
-        if state == "UNUSED" and not all_slots:
-            continue
-        kpt = kpt_field(p)
-        rows.append(
-            {
-                "slot": i,
-                "pid": int(field(p, "pid")),
-                "state": state,
-                "name": cstring(field(p, "name")),
-                "kstack": as_int(field(p, "kstack")),
-                "pagetable": as_int(field(p, "pagetable")),
-                "kpagetable": as_int(field(p, kpt)) if kpt else None,
-                "sz": as_int(field(p, "sz")),
-            }
+class Kernel:
+    """One command's reading of the kernel: `proc[]`, `kernel_pagetable`,
+    RAM, and the per-process kernel page table, detected once (the setting,
+    or `override` for this command)."""
+
+    def __init__(self, override=None):
+        self.ram = current_ram()
+        self.setting = override if override is not None else (KPT_FIELD.value or "auto")
+        self.procs = global_value("proc")
+        self.nslots = min(array_len(self.procs), MAX_SLOTS)
+        try:
+            self.procs.fetch_lazy()  # one read of the whole table
+        except gdb.error:
+            pass
+        element = self.procs.type.strip_typedefs().target()
+        self.members = [(f.name, pointee(f.type)) for f in element.strip_typedefs().fields()]
+        self.kernel_pagetable = as_int(global_value("kernel_pagetable"))
+        self._detection = None
+
+    def slot(self, i):
+        return self.procs[i]
+
+    def detection(self):
+        if self._detection is None:
+            names = kpt.candidates(self.members) if self.setting in ("", "auto") else []
+            slots = []
+            for i in range(self.nslots):
+                p = self.slot(i)
+                state = state_name(field(p, "state"))
+                values = {} if state == "UNUSED" else {c: as_int(field(p, c)) for c in names}
+                slots.append((state, values))
+            self._detection = kpt.choose(
+                self.setting, read_phys, self.ram, self.kernel_pagetable, slots, self.members, self.ram.base
+            )
+        return self._detection
+
+    def rows(self, all_slots=False):
+        d = self.detection()
+        rows = []
+        for i in range(self.nslots):
+            p = self.slot(i)
+            state = state_name(field(p, "state"))
+            if state == "UNUSED" and not all_slots:
+                continue
+            rows.append(
+                {
+                    "slot": i,
+                    "pid": int(field(p, "pid")),
+                    "state": state,
+                    "name": cstring(field(p, "name")),
+                    "kstack": as_int(field(p, "kstack")),
+                    "pagetable": as_int(field(p, "pagetable")),
+                    "kpagetable": as_int(field(p, d.field)) if d.field else None,
+                    "sz": as_int(field(p, "sz")),
+                }
+            )
+        return rows
+
+    def warning(self, rows):
+        """kinspect procs' warning: harts running on a table that is neither
+        kernel_pagetable nor a live process's, while no per-process field
+        was recognised; None when there is nothing to say."""
+        d = self.detection()
+        if d.field is not None:
+            return None
+        tables = [r["pagetable"] for r in rows if r["state"] != "UNUSED"]
+        return kpt.unrecognised_note(d, kpt.unexplained_roots(hart_satps(), self.kernel_pagetable, tables))
+
+    def header(self):
+        return "kernel_pagetable %#x; per-process kernel page table: %s" % (
+            self.kernel_pagetable,
+            self.detection().describe(),
         )
-    return rows
+
+    def root(self, sel):
+        """The root the selector names and a description of it."""
+        if sel.kind == "kernel":
+            return self.kernel_pagetable, "kernel_pagetable"
+        for row in self.rows():
+            if row["pid"] != sel.pid:
+                continue
+            if sel.kind == "user":
+                return row["pagetable"], "user page table of pid %d" % sel.pid
+            d = self.detection()
+            if d.field is None:
+                return self.kernel_pagetable, "kernel_pagetable (no per-process kernel page table)"
+            if not row["kpagetable"]:
+                raise KinspectError("pid %d has no kernel page table yet (its %s is 0)" % (sel.pid, d.field))
+            return row["kpagetable"], "kernel page table of pid %d (%s)" % (sel.pid, d.field)
+        raise KinspectError("no process with pid %d" % sel.pid)
 
 
 def current_satp():
-    return int(gdb.parse_and_eval("$satp")) & 0xFFFFFFFFFFFFFFFF
+    return int(gdb.parse_and_eval("$satp")) & sv39.MASK64
 
 
-def root_for(arg):
-    """The page-table root a command's argument names: nothing = the current
-    hart's satp; `kernel` = kernel_pagetable; a pid = that process's user
-    table; `PID kernel` = its kernel page table."""
-    words = arg.split()
-    if not words:
+def hart_satps():
+    """(hart, satp) for every hart gdb knows (QEMU's thread N is hart N-1);
+    the selected thread is selected again afterwards."""
+    selected = gdb.selected_thread()
+    out = []
+    try:
+        for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+            try:
+                t.switch()
+                out.append((t.ptid[1] - 1 if t.ptid[1] else t.num - 1, current_satp()))
+            except gdb.error:
+                continue
+    finally:
+        if selected is not None and selected.is_valid():
+            selected.switch()
+    return out
+
+
+def resolve(sel, override=None):
+    """(root, description, Kernel or None) for a selector: the current
+    hart's satp needs no kernel objects; the others read them."""
+    if sel.kind == "satp":
         satp = current_satp()
-        d = decode_satp(satp)
+        d = sv39.decode_satp(satp)
         if d["mode"] != "Sv39":
             raise KinspectError("satp = %#x: mode %s, no Sv39 page table to walk" % (satp, d["mode"]))
-        return d["root"], "satp of the current hart"
-    if words[0] == "kernel":
-        return as_int(global_value("kernel_pagetable")), "kernel_pagetable"
-    try:
-        pid = int(words[0], 0)
-    except ValueError:
-        raise KinspectError("expected a pid, `kernel`, or nothing; got `%s`" % words[0])
-    want_kernel = len(words) > 1 and words[1] in ("kernel", "--kernel-pt", "k")
-    for row in read_procs():
-        if row["pid"] == pid:
-            if want_kernel:
-                if row["kpagetable"] is None:
-                    return as_int(global_value("kernel_pagetable")), "kernel_pagetable (no per-process kernel page table)"
-                return row["kpagetable"], "kernel page table of pid %d" % pid
-            return row["pagetable"], "user page table of pid %d" % pid
-    raise KinspectError("no process with pid %d" % pid)
+        return d["root"], "satp of the current hart", None
+    k = Kernel(override)
+    root, what = k.root(sel)
+    return root, what, k
 
 
 def _print(lines, problems=()):
@@ -445,10 +519,13 @@ class KCommand(gdb.Command):
 
     def invoke(self, arg, from_tty):
         try:
-            with PhysicalMode():
-                self.run(arg.strip())
+            ns = self.parse(arg)
+            with PatientStub(), PhysicalMode():
+                self.run(ns)
         except KinspectError:
             raise
+        except kinspectlib.KinspectError as e:
+            raise KinspectError(str(e))
         except gdb.error as e:
             raise KinspectError(str(e))
 
@@ -460,74 +537,108 @@ Usage: ksatp [VALUE]"""
     def __init__(self):
         super().__init__("ksatp")
 
-    def run(self, arg):
-        satp = as_int(evaluate(arg)) if arg else current_satp()
-        d = decode_satp(satp & 0xFFFFFFFFFFFFFFFF)
+    parse = staticmethod(kargs.parse_ksatp)
+
+    def run(self, ns):
+        satp = as_int(evaluate(ns.value)) if ns.value else current_satp()
+        d = sv39.decode_satp(satp & sv39.MASK64)
         gdb.write("satp 0x%016x: mode %s asid %d ppn 0x%x root 0x%016x\n" % (satp, d["mode"], d["asid"], d["ppn"], d["root"]))
 
 
 class KVmprint(KCommand):
     """Print a page table the way the xv6 pgtbl lab's vmprint does.
-Usage: kvmprint [PID [kernel] | kernel] [--va]
+Usage: kvmprint [PID [kernel] | kernel] [--va] [--kpt-field NAME]
   no argument: the current hart's satp; PID: that process's user page table;
-  PID kernel: its kernel page table; kernel: kernel_pagetable."""
+  PID kernel: its kernel page table; kernel: kernel_pagetable.
+  --va prints virtual addresses instead of indices."""
 
     def __init__(self):
         super().__init__("kvmprint")
 
-    def run(self, arg):
-        by_va = "--va" in arg.split()
-        root, _ = root_for(" ".join(w for w in arg.split() if w != "--va"))
-        _print(*vmprint_lines(root, by_va))
+    parse = staticmethod(kargs.parse_kvmprint)
+
+    def run(self, ns):
+        root, _, _ = resolve(ns.selector, ns.kpt_field)
+        _print(*sv39.vmprint_lines(read_phys, root, current_ram(), ns.va))
 
 
 class KMaps(KCommand):
     """Merged mapped ranges, printed like QEMU's `info mem`.
-Usage: kmaps [PID [kernel] | kernel]"""
+Usage: kmaps [PID [kernel] | kernel] [--kpt-field NAME]"""
 
     def __init__(self):
         super().__init__("kmaps")
 
-    def run(self, arg):
-        root, _ = root_for(arg)
-        _print(*info_mem_lines(root))
+    parse = staticmethod(kargs.parse_kmaps)
+
+    def run(self, ns):
+        root, _, _ = resolve(ns.selector, ns.kpt_field)
+        _print(*sv39.info_mem_lines(read_phys, root, current_ram()))
 
 
 class KProcs(KCommand):
     """The process table: slot, pid, state, name, kernel stack, page tables.
-Usage: kprocs [all]"""
+Usage: kprocs [all] [--kpt-field NAME] [--json]
+  The first line says which struct proc field holds the per-process kernel
+  page table and how it was found (set kinspect kpt-field overrides).
+  all: UNUSED slots too. --json: the same as JSON, with kinspect procs'
+  field names (kernel_pagetable, kpagetable_field, kpt, procs)."""
 
     def __init__(self):
         super().__init__("kprocs")
 
-    def run(self, arg):
-        rows = read_procs(all_slots=(arg == "all"))
+    parse = staticmethod(kargs.parse_kprocs)
+
+    def run(self, ns):
+        k = Kernel(ns.kpt_field)
+        rows = k.rows(all_slots=ns.all)
+        warning = k.warning(rows if not ns.all else [r for r in rows if r["state"] != "UNUSED"])
+        if ns.json:
+            hexed = ("kstack", "pagetable", "kpagetable", "sz")
+            doc = {
+                "kernel_pagetable": "%#x" % k.kernel_pagetable,
+                "kpagetable_field": k.detection().field,
+                "kpt": k.detection().as_dict(),
+                "kpt_warning": warning,
+                "procs": [{key: ("%#x" % v if key in hexed and v is not None else v) for key, v in r.items()} for r in rows],
+            }
+            gdb.write(json.dumps(doc) + "\n")
+            return
+        gdb.write(k.header() + "\n")
         gdb.write("%-4s %-5s %-9s %-16s %-18s %-18s %s\n" % ("slot", "pid", "state", "name", "kstack", "pagetable", "kpagetable"))
         for r in rows:
-            kpt = "0x%016x" % r["kpagetable"] if r["kpagetable"] is not None else "-"
+            kp = "0x%016x" % r["kpagetable"] if r["kpagetable"] is not None else "-"
             gdb.write(
                 "%-4d %-5d %-9s %-16s 0x%016x 0x%016x %s\n"
-                % (r["slot"], r["pid"], r["state"], r["name"], r["kstack"], r["pagetable"], kpt)
+                % (r["slot"], r["pid"], r["state"], r["name"], r["kstack"], r["pagetable"], kp)
             )
+        if warning:
+            gdb.write("warning: %s\n" % warning)
 
 
 class KTranslate(KCommand):
     """Translate a virtual address level by level (kvmpa-style).
-Usage: ktranslate EXPR [PID [kernel] | kernel]
-  EXPR is any gdb expression (proc[3].kstack, &proc[2], 0x3fffffe000)."""
+Usage: ktranslate EXPR [PID [kernel] | kernel] [--kpt-field NAME]
+  EXPR is any gdb expression (proc[3].kstack, &proc[2], 0x3fffffe000) or
+  symbol (etext, main, trampoline: arrays, functions and labels give
+  their address). Quote an EXPR with spaces."""
 
     def __init__(self):
         super().__init__("ktranslate")
 
-    def run(self, arg):
-        words = arg.split()
-        if not words:
-            raise KinspectError("usage: ktranslate EXPR [PID [kernel] | kernel]")
-        va = as_int(evaluate(words[0]))
-        root, what = root_for(" ".join(words[1:]))
-        lines, pa = translate_lines(root, va)
+    parse = staticmethod(kargs.parse_ktranslate)
+
+    def run(self, ns):
+        va = address(ns.expr)
+        root, what, k = resolve(ns.selector, ns.kpt_field)
+        lines, pa = sv39.translate_lines(read_phys, root, va, current_ram())
         gdb.write("in %s\n" % what)
         _print(lines)
+        if pa is None and ns.selector.kind == "kernel" and k.detection().field:
+            gdb.write(
+                "note: this kernel has per-process kernel page tables (struct proc's %s): "
+                "`ktranslate %s PID kernel` walks one\n" % (k.detection().field, ns.expr)
+            )
 
 
 for _cmd in (KSatp, KVmprint, KMaps, KProcs, KTranslate):

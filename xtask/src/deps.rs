@@ -28,6 +28,12 @@ pub const GDB: Tool = Tool {
     why: "for gdb-scripts/ and their tests",
 };
 
+pub const PYTHON3: Tool = Tool {
+    program: "python3",
+    package: "python3",
+    why: "for the gdb scripts' unit tests (python3 -m unittest)",
+};
+
 pub const TMUX: Tool = Tool {
     program: "tmux",
     package: "tmux",

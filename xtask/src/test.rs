@@ -21,6 +21,7 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
     deps::ensure(&[
         deps::QEMU,
         deps::GDB,
+        deps::PYTHON3,
         deps::TMUX,
         deps::RISCV_GCC,
         deps::MAKE,

@@ -94,22 +94,20 @@ fn the_gdb_views_read_a_c_xv6_kernel() {
     .iter()
     .map(|(p, s, n)| (*p, s.to_string(), n.to_string()))
     .collect();
-    assert_eq!(rows, want, "kprocs on C xv6:\n{}", out[0]);
+    assert_eq!(rows, want, "kprocs on C xv6:\n{out}");
     // sh's user page table, walked in gdb, is the one the builder made.
     let (user_root, _, _, _) = b.made.user[&1];
     assert!(
         out[1].starts_with(&format!("page table 0x{user_root:016x}\n")),
-        "kvmprint 2:\n{}",
-        out[1]
+        "kvmprint 2:\n{out}"
     );
     // C xv6 has no per-process kernel page table: `2 kernel` falls back to
     // kernel_pagetable, where sh's kernel stack is mapped to the page the
     // builder gave it, and the guard page below it is not mapped.
-    assert!(out[2].contains("kernel_pagetable"), "{}", out[2]);
+    assert!(out[2].contains("kernel_pagetable"), "{out}");
     assert!(
         out[2].contains(&format!("pa 0x{kstack_pa_sh:016x}")),
-        "{}",
-        out[2]
+        "{out}"
     );
-    assert!(out[3].contains("invalid: not mapped"), "{}", out[3]);
+    assert!(out[3].contains("invalid: not mapped"), "{out}");
 }

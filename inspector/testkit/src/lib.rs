@@ -328,8 +328,20 @@ impl Machine {
             m.send(b"cat &\n");
             m.wait_for_after(mark, "$ ", timeout);
         }
-        // Let the last child get from fork to its read.
-        thread::sleep(Duration::from_millis(500));
+        // Each cat is forked, execs and only then sleeps reading the
+        // console: wait until the kernel itself lists init, sh and every
+        // cat as sleeping, however long a loaded machine takes.
+        let deadline = Instant::now() + timeout;
+        loop {
+            let listed = m.procdump();
+            if listed.len() == cats + 2 && listed.iter().all(|(_, s, _)| s == "sleep") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Ctrl-P never listed init, sh and {cats} cat(s) all sleeping: {listed:?}"
+            );
+        }
         m
     }
 
@@ -400,18 +412,55 @@ impl Drop for Machine {
     }
 }
 
+/// What one `gdb-multiarch -batch` run printed: each command's stdout
+/// (`out[i]`), and the whole stdout and stderr for failure messages
+/// (`{out}` prints both).
+#[derive(Debug)]
+pub struct GdbRun {
+    /// The output of each command, in order.
+    pub parts: Vec<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::ops::Index<usize> for GdbRun {
+    type Output = String;
+    fn index(&self, i: usize) -> &String {
+        &self.parts[i]
+    }
+}
+
+impl std::fmt::Display for GdbRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "gdb's stdout:\n{}\ngdb's stderr:\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// How long gdb waits for one reply from the stub, and for the TCP
+/// connection, in seconds. gdb's defaults (2 s per reply) are a timing
+/// assumption that a loaded machine breaks: the stub answers, just late,
+/// and gdb gives up with the command's output empty. A halted QEMU always
+/// answers, so waiting long costs nothing when it is quick.
+pub const GDB_REMOTE_TIMEOUT_S: u32 = 120;
+
 /// Run `gdb-multiarch` in batch mode against `gdb_addr` with the kernel's
 /// ELF and `gdb-scripts/kinspect.py` loaded, executing `commands` in order.
 /// Each command's output is returned separately (split on markers the
-/// helper echoes between commands). Panics if gdb cannot be run.
-pub fn gdb_batch(gdb_addr: &str, commands: &[&str]) -> Vec<String> {
+/// helper echoes between commands). Panics if gdb cannot be run, cannot
+/// connect, or did not run every command, printing gdb's stdout and stderr.
+pub fn gdb_batch(gdb_addr: &str, commands: &[&str]) -> GdbRun {
     gdb_batch_with(&kernel_elf(), gdb_addr, commands)
 }
 
 /// [`gdb_batch`] with another kernel ELF than target/kernel/kernel.elf
-/// (a C xv6 fixture, say).
-pub fn gdb_batch_with(elf: &Path, gdb_addr: &str, commands: &[&str]) -> Vec<String> {
+/// (a C xv6 kernel, a fixture).
+pub fn gdb_batch_with(elf: &Path, gdb_addr: &str, commands: &[&str]) -> GdbRun {
     const MARK: &str = "@@kinspect-test-mark@@";
+    const CONNECTED: &str = "@@kinspect-test-connected@@";
     let mut cmd = std::process::Command::new("gdb-multiarch");
     cmd.current_dir(root())
         .args([
@@ -423,10 +472,20 @@ pub fn gdb_batch_with(elf: &Path, gdb_addr: &str, commands: &[&str]) -> Vec<Stri
             "set confirm off",
         ])
         .arg("-ex")
+        .arg(format!("set remotetimeout {GDB_REMOTE_TIMEOUT_S}"))
+        .arg("-ex")
+        .arg(format!("set tcp connect-timeout {GDB_REMOTE_TIMEOUT_S}"))
+        .arg("-ex")
         .arg(format!("file {}", elf.display()))
         .args(["-ex", "source gdb-scripts/kinspect.py"])
         .arg("-ex")
-        .arg(format!("target remote {gdb_addr}"));
+        .arg(format!("target remote {gdb_addr}"))
+        // Printed only when `target remote` succeeded: gdb -batch goes on
+        // after a failed command, and every later command would fail too.
+        .arg("-ex")
+        .arg(format!(
+            "python print('{CONNECTED}' if gdb.selected_inferior().pid > 0 else '')"
+        ));
     for c in commands {
         cmd.arg("-ex")
             .arg(format!("echo {MARK}\\n"))
@@ -437,19 +496,29 @@ pub fn gdb_batch_with(elf: &Path, gdb_addr: &str, commands: &[&str]) -> Vec<Stri
     let out = cmd
         .output()
         .expect("running gdb-multiarch (cargo xtask test installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    let parts: Vec<String> = text
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let parts: Vec<String> = stdout
         .split(&format!("{MARK}\n"))
         .skip(1)
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        parts.len(),
-        commands.len() + 1,
-        "gdb did not run every command; stdout:\n{text}\nstderr:\n{err}"
+    let mut run = GdbRun {
+        parts,
+        stdout,
+        stderr,
+    };
+    assert!(
+        run.stdout.contains(CONNECTED),
+        "gdb did not connect to {gdb_addr}:\n{run}"
     );
-    parts[..commands.len()].to_vec()
+    assert_eq!(
+        run.parts.len(),
+        commands.len() + 1,
+        "gdb did not run every command:\n{run}"
+    );
+    run.parts.truncate(commands.len());
+    run
 }
 
 /// The kernel's Ctrl-P process list (`pid state name` lines) printed after
