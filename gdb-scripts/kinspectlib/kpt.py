@@ -185,7 +185,8 @@ def choose(setting, read_phys, ram, kernel_pagetable, procs, members, kernbase=K
     if setting in ("", "auto"):
         return confirm(read_phys, ram, kernel_pagetable, procs, candidates(members), kernbase)
     if setting == "none":
-        return Detection(turned_off=True)
+        # kinspect's --kpt-field none: no field, `how` named (the user said so).
+        return Detection(how=NAMED, turned_off=True)
     names = [n for n, _ in members]
     if setting not in names:
         raise_no_field(setting, names)

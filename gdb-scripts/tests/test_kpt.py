@@ -144,7 +144,7 @@ class Setting(unittest.TestCase):
     def test_none_says_there_is_none_because_the_user_said_so(self):
         d = self.choose("none")
         self.assertIsNone(d.field)
-        self.assertEqual(d.as_dict(), {"field": None, "how": None, "candidates": [], "rejected": []})
+        self.assertEqual(d.as_dict(), {"field": None, "how": "named", "candidates": [], "rejected": []})
         self.assertEqual(d.describe(), "none (set kinspect kpt-field none)")
 
     def test_a_name_overrides(self):
