@@ -16,58 +16,16 @@
 //! names and a backtrace that reaches the function to fix; a snapshot of
 //! the panicked machine gives the same report.
 
+mod xv6_common;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kinspect_testkit::xv6::{variant, Variant};
+use kinspect_testkit::xv6::variant;
 use kinspect_testkit::{Boot, Machine};
 use serde_json::Value;
-
-/// Generous: CI machines are shared and slow down without warning.
-const BOOT: Duration = Duration::from_secs(120);
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace('\r', "")
-}
-
-/// The real kinspect binary on `elf` at `m`'s stub.
-fn kinspect(m: &Machine, elf: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .arg("--gdb")
-        .arg(m.gdb_addr())
-        .arg("--elf")
-        .arg(elf)
-        .args(args)
-        .output()
-        .expect("running kinspect")
-}
-
-/// `kinspect --json ARGS`, which must exit with `code`.
-fn json(m: &Machine, elf: &Path, args: &[&str], code: i32) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let o = kinspect(m, elf, &a);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "kinspect {args:?}: stdout:\n{}\nstderr:\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("kinspect {args:?}: {e}: {}", text(&o.stdout)))
-}
-
-fn hex(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-            .unwrap_or_else(|e| panic!("{e}: {s}")),
-        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("not a u64: {n}")),
-        other => panic!("not an address: {other}"),
-    }
-}
+use xv6_common::{hex, json, kinspect, shell, text, BOOT};
 
 /// QEMU's `xp` (physical) for a whole page, as 512 64-bit words.
 fn xp_page(m: &mut Machine, pa: u64) -> Vec<u64> {
@@ -80,33 +38,6 @@ fn xp_page(m: &mut Machine, pa: u64) -> Vec<u64> {
         .collect();
     assert_eq!(words.len(), 512, "unexpected xp output {t:?}");
     words
-}
-
-/// Boot to the shell with one background `cat` (a third sleeping
-/// process), press Ctrl-P and pause the machine.
-fn shell(v: &Variant) -> (Machine, Vec<(i64, String, String)>) {
-    let mut m = v.boot();
-    m.wait_for("$ ", BOOT);
-    let mark = m.console_len();
-    m.send(b"cat &\n");
-    m.wait_for_after(mark, "$ ", BOOT);
-    // The cat is asleep on the console once Ctrl-P lists it by its new
-    // name (the forked shell sleeps on the disk inside exec, still `sh`)
-    // with everything else asleep too.
-    let deadline = Instant::now() + BOOT;
-    let listed = loop {
-        let l = m.procdump();
-        let cat = l.iter().any(|(_, s, n)| s == "sleep" && n == "cat");
-        if cat && l.len() == 3 && l.iter().all(|(_, s, _)| s == "sleep") {
-            break l;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Ctrl-P never listed init, sh and cat asleep: {l:?}"
-        );
-    };
-    m.pause();
-    (m, listed)
 }
 
 /// `procs` equals Ctrl-P, the per-process kernel page table is found by

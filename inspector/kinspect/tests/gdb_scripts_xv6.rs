@@ -14,30 +14,17 @@
 //! - `ktranslate etext`, `main` and `trampoline` (an array, a function and
 //!   an assembler label) translate the symbol's address.
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod xv6_common;
 
-use kinspect_testkit::xv6::{variant, variants, Variant};
+use std::path::Path;
+
+use kinspect_testkit::xv6::{variant, variants};
 use kinspect_testkit::{gdb_batch_with, Machine};
 use serde_json::Value;
+use xv6_common::{hex, kinspect, shell, text};
 
-/// Generous: CI machines are shared and slow down without warning.
-const BOOT: Duration = Duration::from_secs(120);
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace('\r', "")
-}
-
-fn kinspect(m: &Machine, elf: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .arg("--gdb")
-        .arg(m.gdb_addr())
-        .arg("--elf")
-        .arg(elf)
-        .args(args)
-        .output()
-        .expect("running kinspect")
+fn kinspect_json(m: &Machine, elf: &Path, args: &[&str]) -> Value {
+    xv6_common::json(m, elf, args, 0)
 }
 
 /// kinspect's stdout; it must succeed.
@@ -51,46 +38,6 @@ fn kinspect_ok(m: &Machine, elf: &Path, args: &[&str]) -> String {
         text(&o.stderr)
     );
     text(&o.stdout)
-}
-
-fn kinspect_json(m: &Machine, elf: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let out = kinspect_ok(m, elf, &a);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("kinspect {args:?}: {e}: {out}"))
-}
-
-fn hex(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-            .unwrap_or_else(|e| panic!("{e}: {s}")),
-        Value::Number(n) => n.as_u64().unwrap_or_else(|| panic!("not a u64: {n}")),
-        other => panic!("not an address: {other}"),
-    }
-}
-
-/// Boot to the shell with one background `cat`, wait until the kernel's
-/// own Ctrl-P lists init, sh and cat asleep, and pause the machine.
-fn shell(v: &Variant) -> Machine {
-    let mut m = v.boot();
-    m.wait_for("$ ", BOOT);
-    let mark = m.console_len();
-    m.send(b"cat &\n");
-    m.wait_for_after(mark, "$ ", BOOT);
-    let deadline = Instant::now() + BOOT;
-    loop {
-        let l = m.procdump();
-        if l.iter().filter(|(_, s, _)| s == "sleep").count() >= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: Ctrl-P never listed 3 sleeping processes: {l:?}",
-            v.name
-        );
-    }
-    m.pause();
-    m
 }
 
 /// The detection as gdb's `kprocs --json` and kinspect's `--json procs`
@@ -114,7 +61,7 @@ fn gdb_and_kinspect_agree(name: &str) {
             .unwrap_or_else(|| panic!("{name}: no ELF symbol {s}"))
             .addr
     };
-    let m = shell(&v);
+    let (m, _) = shell(&v);
 
     // kinspect first: it leaves a halted machine halted.
     let procs = kinspect_json(&m, &elf, &["procs"]);
