@@ -281,6 +281,15 @@ fn attach_in_tmux(m: &Machine, name: &str) -> Tmux {
 
 /// [`attach_in_tmux`] with another kernel's ELF (a C xv6's).
 fn attach_elf_in_tmux(m: &Machine, name: &str, elf: &std::path::Path) -> Tmux {
+    let t = attach_elf_in_tmux_halted(m, name, elf);
+    t.wait("init and sh, running", Duration::from_secs(60), |s| {
+        has_proc(s, "init") && has_proc(s, "sh") && s.contains(" RUNNING ")
+    });
+    t
+}
+
+/// `kinspect attach` on `elf` in tmux, without waiting for anything.
+fn attach_elf_in_tmux_halted(m: &Machine, name: &str, elf: &std::path::Path) -> Tmux {
     let bin = env!("CARGO_BIN_EXE_kinspect");
     let dir = std::env::temp_dir().join(format!("kinspect-tui-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -290,17 +299,13 @@ fn attach_elf_in_tmux(m: &Machine, name: &str, elf: &std::path::Path) -> Tmux {
         elf.display(),
         dir.join("stderr").display()
     );
-    let t = Tmux::start(
+    Tmux::start(
         format!("kinspect-{name}-{}", std::process::id()),
         dir,
         100,
         32,
         &shell,
-    );
-    t.wait("init and sh, running", Duration::from_secs(60), |s| {
-        has_proc(s, "init") && has_proc(s, "sh") && s.contains(" RUNNING ")
-    });
-    t
+    )
 }
 
 /// Wait until the guest's shell has printed `line` as a line of output
@@ -549,4 +554,31 @@ fn the_tui_shows_a_c_lab_kernels_per_process_kernel_table() {
         s.contains(&format!("{init_kpt:#x}")),
         "the TUI's root is not procs' {init_kpt:#x}:\n{s}"
     );
+}
+
+/// A C xv6 keeps its panic message only in `panic`'s argument: held on
+/// `panic`'s first instruction by `kinspect watch`, the TUI reads it from
+/// a0 and names the panicking hart.
+#[test]
+fn the_tui_reads_a_c_kernels_panic_message_from_a0() {
+    let v = kinspect_testkit::xv6::variant("bug-kstack-twice");
+    let m = v.boot_with(Boot {
+        wait_for_debugger: true,
+        ..Boot::default()
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .args(["--gdb", &m.gdb_addr(), "--elf"])
+        .arg(v.elf())
+        .args(["watch", "--timeout", "300"])
+        .output()
+        .expect("running kinspect watch");
+    assert!(
+        out.status.success(),
+        "watch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = attach_elf_in_tmux_halted(&m, "c-panic", &v.elf());
+    t.wait("the panic", Duration::from_secs(60), |s| {
+        s.contains("PANIC: remap") && s.contains("the kernel panicked on hart")
+    });
 }

@@ -414,6 +414,24 @@ pub fn saved_context_backtrace(
     backtrace(target, Some(syms), ram, &regs, satp, Some(1)).map(Ok)
 }
 
+/// A NUL-terminated string of printable text at kernel address `va`, at
+/// most `max` bytes; empty when unreadable or not text.
+fn read_cstr(mem: &mut KernelMem<'_>, va: u64, max: u64) -> String {
+    let mut bytes = Vec::new();
+    for i in 0..max {
+        let mut b = [0u8];
+        let Some(a) = va.checked_add(i) else { break };
+        if kinspect_symbols::Memory::read(mem, a, &mut b).is_err() || b[0] == 0 {
+            break;
+        }
+        bytes.push(b[0]);
+    }
+    match String::from_utf8(bytes) {
+        Ok(t) if t.chars().all(|c| !c.is_control() || c == '\n') => t.trim_end().to_string(),
+        _ => String::new(),
+    }
+}
+
 /// Read everything the views need from a halted machine.
 pub fn read_snapshot(
     target: &mut dyn Target,
@@ -470,26 +488,41 @@ pub fn read_snapshot(
             .load_global(&mut mem, "panicked")
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
-        if panicked != 0 {
-            let msg = syms
+        // A hart held on panic's first instruction (`kinspect watch` holds
+        // a C xv6 there) has panicked before `panicked` is set, and a0 is
+        // the message C xv6 keeps nowhere else.
+        let at_entry = syms.elf_symbol("panic").and_then(|p| {
+            snap.harts
+                .iter()
+                .find(|h| h.regs.pc == p.addr)
+                .map(|h| (h.hart, h.regs.x[10]))
+        });
+        if panicked != 0 || at_entry.is_some() {
+            let mut msg = syms
                 .load_global(&mut mem, "panicmsg")
                 .and_then(|v| v.as_cstr())
                 .unwrap_or_default();
+            if msg.is_empty() {
+                if let Some((_, a0)) = at_entry {
+                    msg = read_cstr(&mut mem, a0, 128);
+                }
+            }
             snap.panic = Some(if msg.is_empty() {
                 "the kernel panicked".into()
             } else {
                 msg
             });
-            snap.panic_hart = snap
-                .harts
-                .iter()
-                .find(|h| {
-                    h.backtrace
-                        .frames
-                        .iter()
-                        .any(|f| f.symbol.as_deref().is_some_and(is_panic_frame))
-                })
-                .map(|h| h.hart);
+            snap.panic_hart = at_entry.map(|(h, _)| h).or_else(|| {
+                snap.harts
+                    .iter()
+                    .find(|h| {
+                        h.backtrace
+                            .frames
+                            .iter()
+                            .any(|f| f.symbol.as_deref().is_some_and(is_panic_frame))
+                    })
+                    .map(|h| h.hart)
+            });
         }
         if let Some(e) = mem.fatal.take() {
             return Err(e);
