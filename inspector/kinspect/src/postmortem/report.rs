@@ -325,7 +325,10 @@ pub fn build(
             .map(|f| f.function.clone())
             .unwrap_or_else(|| "??".into());
         let panic_entry = syms.elf_symbol("panic").map(|s| s.addr);
-        let sie = csr(target, Csr::Sstatus).map(|v| v & 2 != 0);
+        let sie = registers
+            .iter()
+            .find(|(n, _)| n == "sstatus")
+            .map(|(_, v)| v & 2 != 0);
         let interrupts = match sie {
             Some(true) => " (interrupts on)",
             Some(false) => " (interrupts off)",
@@ -362,6 +365,7 @@ pub fn build(
             let (_, raw, root) = raw_by_hart.iter().find(|(x, _, _)| *x == h)?;
             let hart = harts.iter().find(|r| r.hart == h)?;
             let m = panic_argument(&mut *target, syms, hart, raw, *root, ram)?;
+            notes.retain(|n| !n.contains("no `panicmsg` symbol"));
             notes.push("the message is panic's argument (this kernel keeps no panicmsg)".into());
             Some(m)
         }),
