@@ -426,3 +426,41 @@ fn a_mismatched_elf_is_refused_before_any_answer() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
     }
 }
+
+/// A process asleep on a pipe sleeps on an address inside a page kalloc
+/// handed out: `procs` names that page, not `end+0x…` past the image.
+#[test]
+fn a_pipe_sleeper_is_named_by_its_page() {
+    let v = variant("stock");
+    let mut m = v.boot();
+    m.wait_for("$ ", BOOT);
+    let mark = m.console_len();
+    m.send(b"cat | cat &\n");
+    m.wait_for_after(mark, "$ ", BOOT);
+    let elf = v.elf();
+    let deadline = Instant::now() + BOOT;
+    let chans = loop {
+        m.pause();
+        let p = json(&m, &elf, &["procs"], 0);
+        m.resume();
+        let chans: Vec<String> = p["procs"]
+            .as_array()
+            .expect("procs")
+            .iter()
+            .filter(|q| q["name"] == "cat" && q["state"] == "SLEEPING")
+            .filter_map(|q| q["chan_symbol"].as_str().map(String::from))
+            .collect();
+        if chans.len() == 2 {
+            break chans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two sleeping cats never showed: {p}"
+        );
+    };
+    assert!(
+        chans.iter().any(|c| c.starts_with("kalloc'd page 0x8")),
+        "the pipe reader's channel: {chans:?}"
+    );
+    assert!(chans.iter().all(|c| !c.starts_with("end+")), "{chans:?}");
+}

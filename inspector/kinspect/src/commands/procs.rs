@@ -74,7 +74,8 @@ pub struct ProcsJson {
     pub procs: Vec<ProcJson>,
 }
 
-/// `name+0xoff`, or `&proc[N]` for an address inside the process table.
+/// `name+0xoff`, `&proc[N]` for an address inside the process table, or
+/// `kalloc'd page PAGE+0xoff` past the kernel image.
 pub fn symbolize(
     debug: &kinspect_symbols::Symbols,
     state: &KernelState,
@@ -93,6 +94,15 @@ pub fn symbolize(
                 format!("&proc[{slot}]+{within:#x}")
             });
         }
+    }
+    // Past the kernel image is kalloc's memory: `end+0x7f074b8` would be
+    // a wrong name for a pipe or any other page the kernel allocated.
+    if debug.elf_symbol("end").is_some_and(|e| addr >= e.addr) {
+        return Some(format!(
+            "kalloc'd page {:#x}+{:#x}",
+            addr & !0xfff,
+            addr & 0xfff
+        ));
     }
     debug.symbolize(addr).map(|(name, off)| {
         if off == 0 {
