@@ -34,6 +34,12 @@ pub const PYTHON3: Tool = Tool {
     why: "for the gdb scripts' unit tests (python3 -m unittest)",
 };
 
+pub const JQ: Tool = Tool {
+    program: "jq",
+    package: "jq",
+    why: "for the --json round-trip test (Debian's jq 1.6 reads every number as a double)",
+};
+
 pub const TMUX: Tool = Tool {
     program: "tmux",
     package: "tmux",

@@ -22,6 +22,7 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
         deps::QEMU,
         deps::GDB,
         deps::PYTHON3,
+        deps::JQ,
         deps::TMUX,
         deps::RISCV_GCC,
         deps::MAKE,
