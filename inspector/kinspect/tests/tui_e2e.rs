@@ -415,11 +415,11 @@ fn the_run_state_follows_qemus_monitor() {
     m.wait_for("$ ", BOOT);
     let t = attach_in_tmux(&m, "drift");
     m.pause();
-    t.wait("HALTED after QMP stop", Duration::from_secs(20), |s| {
+    t.wait("HALTED after QMP stop", Duration::from_secs(60), |s| {
         s.contains(" HALTED ")
     });
     m.resume();
-    let s = t.wait("RUNNING after QMP cont", Duration::from_secs(20), |s| {
+    let s = t.wait("RUNNING after QMP cont", Duration::from_secs(60), |s| {
         s.contains(" RUNNING ")
     });
     assert!(s.contains("resumed outside kinspect"), "{s}");
@@ -428,11 +428,11 @@ fn the_run_state_follows_qemus_monitor() {
     wait_output(&m, &t, mark, "still-running");
     // Again, to be sure it was no accident of timing.
     m.pause();
-    t.wait("HALTED again", Duration::from_secs(20), |s| {
+    t.wait("HALTED again", Duration::from_secs(60), |s| {
         s.contains(" HALTED ")
     });
     m.resume();
-    t.wait("RUNNING again", Duration::from_secs(20), |s| {
+    t.wait("RUNNING again", Duration::from_secs(60), |s| {
         s.contains(" RUNNING ")
     });
 }
