@@ -11,12 +11,15 @@
 //! Run: `cargo bench -p kinspect --bench c_xv6` (after `cargo xtask build`
 //! and `cargo xtask xv6`). The figures in docs/benchmarks.md come from it.
 
+#[path = "../tests/xv6_common/mod.rs"]
+mod xv6_common;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kinspect_testkit::xv6::variant;
-use kinspect_testkit::{kernel_elf, root, Boot, Machine};
+use kinspect_testkit::{kernel_elf, Boot, Machine};
+use xv6_common::kinspect;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -35,15 +38,7 @@ fn time(m: &Machine, elf: &Path, args: &[&str], runs: usize, ok: &[i32]) -> (Dur
     let mut times = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-            .current_dir(root())
-            .arg("--gdb")
-            .arg(m.gdb_addr())
-            .arg("--elf")
-            .arg(elf)
-            .args(args)
-            .output()
-            .expect("running kinspect");
+        let out = kinspect(m, elf, args);
         times.push(start.elapsed());
         assert!(
             ok.contains(&out.status.code().unwrap_or(-1)),
@@ -111,14 +106,7 @@ fn main() {
             ..Boot::default()
         });
         let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-            .arg("--gdb")
-            .arg(m.gdb_addr())
-            .arg("--elf")
-            .arg(v.elf())
-            .args(["watch", "--timeout", "300"])
-            .output()
-            .expect("running kinspect watch");
+        let out = kinspect(&m, &v.elf(), &["watch", "--timeout", "300"]);
         assert!(
             out.status.success(),
             "{}",
