@@ -136,11 +136,15 @@ fn read_chan() -> usize {
 
 /// User write()s to the console go here: copy `n` bytes from `src` (a user
 /// address if `user_src`) to the UART. Returns the number written.
-pub fn consolewrite(user_src: bool, src: u64, n: i32) -> i32 {
+///
+/// # Safety
+/// If `!user_src`, `src` is a kernel buffer of `n` readable bytes.
+pub unsafe fn consolewrite(user_src: bool, src: u64, n: i32) -> i32 {
     let mut i = 0;
     while i < n {
         let mut c = [0u8; 1];
-        if either_copyin(&mut c, user_src, src + i as u64).is_err() {
+        // SAFETY: src is user memory, or the caller's n-byte buffer.
+        if unsafe { either_copyin(&mut c, user_src, src + i as u64) }.is_err() {
             break;
         }
         uartputc_sync(c[0]);
@@ -152,7 +156,10 @@ pub fn consolewrite(user_src: bool, src: u64, n: i32) -> i32 {
 /// User read()s from the console go here. Copy (up to) a whole input line
 /// to `dst` (a user address if `user_dst`). Returns bytes read, or -1 if
 /// the process was killed while waiting.
-pub fn consoleread(user_dst: bool, dst: u64, n: i32) -> i32 {
+///
+/// # Safety
+/// If `!user_dst`, `dst` is a kernel buffer of `n` writable bytes.
+pub unsafe fn consoleread(user_dst: bool, dst: u64, n: i32) -> i32 {
     let target = n;
     let mut n = n;
     let mut dst = dst;
@@ -180,7 +187,8 @@ pub fn consoleread(user_dst: bool, dst: u64, n: i32) -> i32 {
         }
 
         // copy the input byte to the user-space buffer.
-        if either_copyout(user_dst, dst, &[c]).is_err() {
+        // SAFETY: dst is user memory, or the caller's n-byte buffer.
+        if unsafe { either_copyout(user_dst, dst, &[c]) }.is_err() {
             break;
         }
 

@@ -13,7 +13,7 @@ use crate::log::{begin_op, end_op};
 use crate::memlayout::TRAPFRAME;
 use crate::param::{MAXARG, MAXPATH, USERSTACK};
 use crate::proc::{myproc, proc_freepagetable, proc_pagetable, set_name};
-use crate::riscv::{pg_round_up, PageTable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
+use crate::riscv::{pg_round_up, Pagetable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
 use crate::syscall::{argaddr, argstr, fetchaddr, fetchstr};
 use crate::vm::{copyout, uvmalloc, uvmclear, walkaddr};
 
@@ -117,13 +117,14 @@ fn read_exact(ip: *mut Inode, dst: &mut [u8], off: u64) -> bool {
         return false;
     };
     let n = dst.len() as u32;
-    readi(ip, false, dst.as_mut_ptr() as u64, off, n) == n as i32
+    // SAFETY: a kernel destination: dst, n bytes, ours.
+    unsafe { readi(ip, false, dst.as_mut_ptr() as u64, off, n) == n as i32 }
 }
 
 /// Load a program segment into pagetable at virtual address `va`. `va` must
 /// be page-aligned and the pages from va to va+sz must already be mapped.
 /// Returns false if the file is short.
-fn loadseg(pagetable: *mut PageTable, va: u64, ip: *mut Inode, offset: u64, sz: u64) -> bool {
+fn loadseg(pagetable: &Pagetable, va: u64, ip: *mut Inode, offset: u64, sz: u64) -> bool {
     let mut i = 0;
     while i < sz {
         let pa = match walkaddr(pagetable, VirtAddr(va + i)) {
@@ -134,7 +135,9 @@ fn loadseg(pagetable: *mut PageTable, va: u64, ip: *mut Inode, offset: u64, sz: 
         let Ok(off) = u32::try_from(offset + i) else {
             return false;
         };
-        if readi(ip, false, pa.0, off, n as u32) != n as i32 {
+        // SAFETY: a kernel destination: pa is a whole page of ours, just
+        // mapped by uvmalloc, and n <= PGSIZE.
+        if unsafe { readi(ip, false, pa.0, off, n as u32) } != n as i32 {
             return false;
         }
         i += PGSIZE;
@@ -193,12 +196,11 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
     }
     ilock(ip);
 
-    let mut pagetable: *mut PageTable = core::ptr::null_mut();
     let mut sz: u64 = 0;
     // Everything up to here that needs undoing on failure: ip (locked, in
     // a log op) and the new page table of `sz` bytes.
-    let fail = |pagetable: *mut PageTable, sz: u64, ip: *mut Inode| -> i64 {
-        if !pagetable.is_null() {
+    let fail = |pagetable: Option<Pagetable>, sz: u64, ip: *mut Inode| -> i64 {
+        if let Some(pagetable) = pagetable {
             proc_freepagetable(pagetable, sz);
         }
         if !ip.is_null() {
@@ -211,25 +213,25 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
     // Check ELF header
     let mut eb = [0u8; ELF_HDR_SIZE];
     if !read_exact(ip, &mut eb, 0) {
-        return fail(pagetable, sz, ip);
+        return fail(None, sz, ip);
     }
     let elf = ElfHdr::parse(&eb);
     if elf.magic != ELF_MAGIC {
-        return fail(pagetable, sz, ip);
+        return fail(None, sz, ip);
     }
 
     // SAFETY: p is the current process; its trapframe is allocated.
-    match unsafe { proc_pagetable(p) } {
-        Some(pt) => pagetable = pt,
-        None => return fail(pagetable, sz, ip),
-    }
+    let pagetable = match unsafe { proc_pagetable(p) } {
+        Some(pt) => pt,
+        None => return fail(None, sz, ip),
+    };
 
     // Load program into memory.
     let mut off = elf.phoff;
     for _ in 0..elf.phnum {
         let mut pb = [0u8; PROG_HDR_SIZE];
         if !read_exact(ip, &mut pb, off) {
-            return fail(pagetable, sz, ip);
+            return fail(Some(pagetable), sz, ip);
         }
         off += PROG_HDR_SIZE as u64;
         let ph = ProgHdr::parse(&pb);
@@ -237,14 +239,14 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
             continue;
         }
         if !ph.is_loadable() {
-            return fail(pagetable, sz, ip);
+            return fail(Some(pagetable), sz, ip);
         }
-        match uvmalloc(pagetable, sz, ph.vaddr + ph.memsz, flags2perm(ph.flags)) {
+        match uvmalloc(&pagetable, sz, ph.vaddr + ph.memsz, flags2perm(ph.flags)) {
             Ok(sz1) => sz = sz1,
-            Err(_) => return fail(pagetable, sz, ip),
+            Err(_) => return fail(Some(pagetable), sz, ip),
         }
-        if !loadseg(pagetable, ph.vaddr, ip, ph.off, ph.filesz) {
-            return fail(pagetable, sz, ip);
+        if !loadseg(&pagetable, ph.vaddr, ip, ph.off, ph.filesz) {
+            return fail(Some(pagetable), sz, ip);
         }
     }
     iunlockput(ip);
@@ -258,18 +260,18 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
     // inaccessible as a stack guard. Use the rest as the user stack.
     sz = pg_round_up(sz);
     if sz + (USERSTACK as u64 + 1) * PGSIZE > TRAPFRAME {
-        return fail(pagetable, sz, ip);
+        return fail(Some(pagetable), sz, ip);
     }
     match uvmalloc(
-        pagetable,
+        &pagetable,
         sz,
         sz + (USERSTACK as u64 + 1) * PGSIZE,
         PteFlags::W,
     ) {
         Ok(sz1) => sz = sz1,
-        Err(_) => return fail(pagetable, sz, ip),
+        Err(_) => return fail(Some(pagetable), sz, ip),
     }
-    uvmclear(pagetable, VirtAddr(sz - (USERSTACK as u64 + 1) * PGSIZE));
+    uvmclear(&pagetable, VirtAddr(sz - (USERSTACK as u64 + 1) * PGSIZE));
     let mut sp = sz;
     let stackbase = sp - USERSTACK as u64 * PGSIZE;
 
@@ -279,15 +281,15 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         let arg = argv.get(i);
         let len = arg.len() as u64 + 1;
         if len > sp - stackbase {
-            return fail(pagetable, sz, ip);
+            return fail(Some(pagetable), sz, ip);
         }
         sp -= len;
         sp -= sp % 16; // riscv sp must be 16-byte aligned
         if sp < stackbase
-            || copyout(pagetable, sp, arg).is_err()
-            || copyout(pagetable, sp + arg.len() as u64, &[0]).is_err()
+            || copyout(&pagetable, sp, arg).is_err()
+            || copyout(&pagetable, sp + arg.len() as u64, &[0]).is_err()
         {
-            return fail(pagetable, sz, ip);
+            return fail(Some(pagetable), sz, ip);
         }
         *slot = sp;
     }
@@ -297,16 +299,16 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
     // push the array of argv[] pointers.
     let bytes = (argc as u64 + 1) * 8;
     if bytes > sp - stackbase {
-        return fail(pagetable, sz, ip);
+        return fail(Some(pagetable), sz, ip);
     }
     sp -= bytes;
     sp -= sp % 16;
     if sp < stackbase {
-        return fail(pagetable, sz, ip);
+        return fail(Some(pagetable), sz, ip);
     }
     for (i, a) in ustack[..=argc].iter().enumerate() {
-        if copyout(pagetable, sp + 8 * i as u64, &a.to_le_bytes()).is_err() {
-            return fail(pagetable, sz, ip);
+        if copyout(&pagetable, sp + 8 * i as u64, &a.to_le_bytes()).is_err() {
+            return fail(Some(pagetable), sz, ip);
         }
     }
 
@@ -322,18 +324,21 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         let last = path.rsplit(|&c| c == b'/').next().unwrap_or(path);
         set_name(&mut (*p).name, last);
 
-        // Commit to the user image.
-        let oldpagetable = (*p).pagetable;
-        (*p).pagetable = pagetable;
-        (*p).sz = sz;
-        tf.epc = elf.entry; // initial program counter = main
-        tf.sp = sp; // initial stack pointer
-        proc_freepagetable(oldpagetable, oldsz);
-
         // As in the pgtbl lab: show the first process's page table once,
         // an oracle for page-table inspectors.
         if (*p).pid == 1 {
-            crate::vm::vmprint((*p).pagetable);
+            crate::vm::vmprint(&pagetable);
+        }
+
+        // Commit to the user image.
+        let oldpagetable = core::mem::replace(&mut (*p).pagetable, pagetable.into_raw());
+        (*p).sz = sz;
+        tf.epc = elf.entry; // initial program counter = main
+        tf.sp = sp; // initial stack pointer
+                    // The field no longer names the old table, so this handle is the
+                    // only one: proc_pagetable made it (allocproc or an earlier exec).
+        if let Some(old) = Pagetable::from_raw(oldpagetable) {
+            proc_freepagetable(old, oldsz);
         }
     }
     argc as i64

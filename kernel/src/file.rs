@@ -11,7 +11,6 @@ use crate::fs::{ilock, iput, iunlock, readi, stati, writei, Inode, BSIZE};
 use crate::log::{begin_op, end_op};
 use crate::param::{MAXOPBLOCKS, NDEV, NFILE};
 use crate::pipe::{pipeclose, piperead, pipewrite, Pipe};
-use crate::proc::myproc;
 use crate::spinlock::Spinlock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +56,9 @@ impl File {
 }
 
 /// A device's read and write: (user_addr?, addr, n) -> bytes or -1.
-pub type DevFn = fn(bool, u64, i32) -> i32;
+/// Unsafe because a kernel `addr` (user_addr? false) is trusted: it must be
+/// a buffer of `n` bytes.
+pub type DevFn = unsafe fn(bool, u64, i32) -> i32;
 
 /// Map major device number to device functions.
 #[derive(Clone, Copy)]
@@ -191,8 +192,7 @@ pub fn filestat(f: *mut File, addr: u64) -> i32 {
             ilock((*f).ip);
             let st = stati((*f).ip);
             iunlock((*f).ip);
-            let p = myproc();
-            if crate::vm::copyout((*p).pagetable, addr, st.as_bytes()).is_err() {
+            if crate::proc::copyout_user(addr, st.as_bytes()).is_err() {
                 return -1;
             }
             return 0;
@@ -211,6 +211,7 @@ pub fn fileread(f: *mut File, addr: u64, n: i32) -> i32 {
         match (*f).typ {
             FdType::Pipe => piperead((*f).pipe, addr, n),
             FdType::Device => match dev((*f).major).and_then(|d| d.read) {
+                // a user address: checked by copyout.
                 Some(read) => read(true, addr, n),
                 None => -1,
             },
@@ -238,6 +239,7 @@ pub fn filewrite(f: *mut File, addr: u64, n: i32) -> i32 {
         match (*f).typ {
             FdType::Pipe => pipewrite((*f).pipe, addr, n),
             FdType::Device => match dev((*f).major).and_then(|d| d.write) {
+                // a user address: checked by copyin.
                 Some(write) => write(true, addr, n),
                 None => -1,
             },

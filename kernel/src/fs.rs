@@ -526,7 +526,11 @@ pub fn stati(ip: *mut Inode) -> Stat {
 /// then dst is a user virtual address; otherwise, dst is a kernel address.
 /// Returns the number of bytes read, or -1 on a bad user address before
 /// anything was read.
-pub fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u32) -> i32 {
+///
+/// # Safety
+/// If `!user_dst`, `dst` is a kernel buffer of `n` writable bytes that
+/// nothing else uses meanwhile (a user `dst` is checked by copyout).
+pub unsafe fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u32) -> i32 {
     // SAFETY: the caller holds ip->lock.
     let size = unsafe { (*ip).size };
     if off > size || off.checked_add(n).is_none() {
@@ -544,8 +548,9 @@ pub fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u32) -> 
         let bp = bread(unsafe { (*ip).dev }, addr);
         let start = off as usize % BSIZE;
         let m = ((n - tot) as usize).min(BSIZE - start);
-        // SAFETY: we hold bp.
-        let ok = either_copyout(user_dst, dst, unsafe { &(&(*bp).data)[start..start + m] }).is_ok();
+        // SAFETY: we hold bp; dst is user memory or the caller's buffer,
+        // of which m more bytes remain.
+        let ok = unsafe { either_copyout(user_dst, dst, &(&(*bp).data)[start..start + m]) }.is_ok();
         brelse(bp);
         if !ok {
             return -1;
@@ -561,7 +566,10 @@ pub fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u32) -> 
 /// then src is a user virtual address; otherwise, src is a kernel address.
 /// Returns the number of bytes successfully written. If the return value
 /// is less than the requested n, there was an error of some kind.
-pub fn writei(ip: *mut Inode, user_src: bool, mut src: u64, off: u32, n: u32) -> i32 {
+///
+/// # Safety
+/// If `!user_src`, `src` is a kernel buffer of `n` readable bytes.
+pub unsafe fn writei(ip: *mut Inode, user_src: bool, mut src: u64, off: u32, n: u32) -> i32 {
     // SAFETY: the caller holds ip->lock.
     let size = unsafe { (*ip).size };
     if off > size {
@@ -582,13 +590,10 @@ pub fn writei(ip: *mut Inode, user_src: bool, mut src: u64, off: u32, n: u32) ->
         let bp = bread(unsafe { (*ip).dev }, addr);
         let start = off as usize % BSIZE;
         let m = ((n - tot) as usize).min(BSIZE - start);
-        // SAFETY: we hold bp.
-        let ok = either_copyin(
-            unsafe { &mut (&mut (*bp).data)[start..start + m] },
-            user_src,
-            src,
-        )
-        .is_ok();
+        // SAFETY: we hold bp; src is user memory or the caller's buffer,
+        // of which m more bytes remain.
+        let ok = unsafe { either_copyin(&mut (&mut (*bp).data)[start..start + m], user_src, src) }
+            .is_ok();
         if !ok {
             brelse(bp);
             break;
@@ -628,7 +633,8 @@ pub fn namecmp(s: &[u8], t: &[u8; DIRSIZ]) -> bool {
 /// Look for a directory entry in a directory. If found, set *poff to byte
 /// offset of entry. Returns null if not found.
 pub fn dirlookup(dp: *mut Inode, name: &[u8], poff: Option<&mut u32>) -> *mut Inode {
-    // SAFETY: the caller holds dp->lock.
+    // SAFETY: the caller holds dp->lock; readi's destination is `de` on
+    // our stack, DIRENT_SIZE bytes.
     unsafe {
         if (*dp).typ != T_DIR {
             panic!("dirlookup not DIR");
@@ -672,7 +678,8 @@ pub fn dirlink(dp: *mut Inode, name: &[u8], inum: u32) -> i32 {
     // Look for an empty dirent.
     let mut de = Dirent::default();
     let mut off = 0;
-    // SAFETY: the caller holds dp->lock.
+    // SAFETY: the caller holds dp->lock; readi's destination is `de` on
+    // our stack, DIRENT_SIZE bytes.
     unsafe {
         while off < (*dp).size {
             if readi(
@@ -696,7 +703,9 @@ pub fn dirlink(dp: *mut Inode, name: &[u8], inum: u32) -> i32 {
     de.name = [0; DIRSIZ];
     de.name[..n].copy_from_slice(&name[..n]);
     de.inum = inum as u16;
-    if writei(dp, false, de.as_bytes().as_ptr() as u64, off, DIRENT_SIZE) != DIRENT_SIZE as i32 {
+    // SAFETY: a kernel source: de, DIRENT_SIZE bytes on our stack.
+    let n = unsafe { writei(dp, false, de.as_bytes().as_ptr() as u64, off, DIRENT_SIZE) };
+    if n != DIRENT_SIZE as i32 {
         return -1;
     }
     0

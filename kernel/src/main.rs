@@ -11,10 +11,8 @@
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
-// Page tables travel as `*mut PageTable`, xv6's `pagetable_t`: a physical
-// page the kernel owns. Their validity is a kernel invariant (they come from
-// kalloc via uvmcreate/kvmmake), not something each safe caller can break,
-// so vm.rs's functions take them like xv6 does instead of being `unsafe fn`.
+// The file system still passes `*mut Buf`/`*mut Inode`/`*mut File` to safe
+// functions; page tables no longer travel as raw pointers (see Pagetable).
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 // Kernel statics need `const fn new()`; `Default` would add nothing.
 #![allow(clippy::new_without_default)]

@@ -117,7 +117,7 @@ pub fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
                 sleep(write_chan(pi), &(*pi).lock);
             } else {
                 let mut ch = [0u8; 1];
-                if crate::vm::copyin((*p).pagetable, &mut ch, addr + i as u64).is_err() {
+                if crate::proc::copyin_user(&mut ch, addr + i as u64).is_err() {
                     break;
                 }
                 (*pi).data[(*pi).nwrite as usize % PIPESIZE] = ch[0];
@@ -160,7 +160,7 @@ pub fn piperead(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
                 break;
             }
             let ch = [(*pi).data[(*pi).nread as usize % PIPESIZE]];
-            if crate::vm::copyout((*p).pagetable, addr + i as u64, &ch).is_err() {
+            if crate::proc::copyout_user(addr + i as u64, &ch).is_err() {
                 if i == 0 {
                     i = -1;
                 }

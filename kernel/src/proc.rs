@@ -11,7 +11,9 @@ use crate::file::File;
 use crate::fs::Inode;
 use crate::memlayout::{TRAMPOLINE, TRAPFRAME};
 use crate::param::{NCPU, NOFILE, NPROC};
-use crate::riscv::{intr_get, intr_off, intr_on, PageTable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
+use crate::riscv::{
+    intr_get, intr_off, intr_on, PageTable, Pagetable, PhysAddr, PteFlags, VirtAddr, PGSIZE,
+};
 use crate::spinlock::{SpinLock, Spinlock};
 use crate::swtch::swtch;
 use crate::vm::{self, VmError};
@@ -226,6 +228,31 @@ impl Proc {
             name: [0; 16],
         }
     }
+
+    /// `p`'s user page table, borrowed from its C-layout field. Panics
+    /// `proc: no pagetable` if the slot has none (allocproc gives one).
+    ///
+    /// # Safety
+    /// `p` points at a `Proc`, and for `'a` nobody frees or replaces its
+    /// table: the caller is `p` itself (the field is private to the
+    /// process; only its own exec replaces it), or holds `p->lock` while `p`
+    /// cannot run or exit (allocproc/fork before it is runnable, wait on a
+    /// zombie).
+    pub unsafe fn pagetable<'a>(p: *const Proc) -> &'a Pagetable {
+        // SAFETY: the caller's contract keeps the field alive and unchanged.
+        unsafe { Pagetable::borrow_field(&raw const (*p).pagetable) }.expect("proc: no pagetable")
+    }
+
+    /// `p`'s kernel page table, borrowed like [`Proc::pagetable`]. Panics
+    /// `proc: no kpagetable` if the slot has none.
+    ///
+    /// # Safety
+    /// As for [`Proc::pagetable`]; the scheduler may also borrow it while it
+    /// holds `p->lock` (freeproc needs that lock).
+    pub unsafe fn kpagetable<'a>(p: *const Proc) -> &'a Pagetable {
+        // SAFETY: the caller's contract keeps the field alive and unchanged.
+        unsafe { Pagetable::borrow_field(&raw const (*p).kpagetable) }.expect("proc: no kpagetable")
+    }
 }
 
 /// The per-hart state, indexed by hart id (C xv6: `struct cpu cpus[NCPU]`).
@@ -366,7 +393,7 @@ fn allocproc() -> *mut Proc {
 
         // An empty user page table.
         match proc_pagetable(p) {
-            Some(pt) => (*p).pagetable = pt,
+            Some(pt) => (*p).pagetable = pt.into_raw(),
             None => {
                 freeproc(p);
                 (*p).lock.release();
@@ -378,7 +405,7 @@ fn allocproc() -> *mut Proc {
         let kernel = vm::kernel_pagetable_root();
         let kstack_pa = vm::kvmpa(kernel, VirtAddr((*p).kstack));
         match kstack_pa.and_then(|pa| vm::kvmcreate(kernel, VirtAddr((*p).kstack), pa)) {
-            Some(kpt) => (*p).kpagetable = kpt,
+            Some(kpt) => (*p).kpagetable = kpt.into_raw(),
             None => {
                 freeproc(p);
                 (*p).lock.release();
@@ -409,14 +436,20 @@ unsafe fn freeproc(p: *mut Proc) {
             crate::kalloc::kfree(PhysAddr::from_ptr((*p).trapframe));
         }
         (*p).trapframe = core::ptr::null_mut();
-        if !(*p).pagetable.is_null() {
-            proc_freepagetable((*p).pagetable, (*p).sz);
+        // The slot gives up its tables: the fields go null as the handles
+        // take them over, so nobody can reach a freed table through them.
+        let pt = core::mem::replace(&mut (*p).pagetable, core::ptr::null_mut());
+        // SAFETY: the field held proc_pagetable's table (or null), and p->lock
+        // plus a state other than Running keep everyone else off it.
+        if let Some(pt) = Pagetable::from_raw(pt) {
+            proc_freepagetable(pt, (*p).sz);
         }
-        (*p).pagetable = core::ptr::null_mut();
-        if !(*p).kpagetable.is_null() {
-            vm::kvmfree((*p).kpagetable);
+        let kpt = core::mem::replace(&mut (*p).kpagetable, core::ptr::null_mut());
+        // SAFETY: as above, kvmcreate's table; the scheduler has switched
+        // away from it before releasing p->lock.
+        if let Some(kpt) = Pagetable::from_raw(kpt) {
+            vm::kvmfree(kpt);
         }
-        (*p).kpagetable = core::ptr::null_mut();
         (*p).sz = 0;
         (*p).pid = 0;
         (*p).parent = core::ptr::null_mut();
@@ -433,7 +466,7 @@ unsafe fn freeproc(p: *mut Proc) {
 ///
 /// # Safety
 /// `p` is a slot whose trapframe is allocated, owned by the caller.
-pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
+pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<Pagetable> {
     // An empty page table.
     let pagetable = vm::uvmcreate()?;
 
@@ -441,7 +474,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
     // virtual address. only the supervisor uses it, on the way to/from
     // user space, so not PTE_U.
     if vm::mappages(
-        pagetable,
+        &pagetable,
         VirtAddr(TRAMPOLINE),
         PGSIZE,
         crate::trampoline::trampoline_pa(),
@@ -458,7 +491,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
     // SAFETY: caller's contract.
     let tf = unsafe { (*p).trapframe };
     if vm::mappages(
-        pagetable,
+        &pagetable,
         VirtAddr(TRAPFRAME),
         PGSIZE,
         PhysAddr::from_ptr(tf),
@@ -466,7 +499,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
     )
     .is_err()
     {
-        vm::uvmunmap(pagetable, VirtAddr(TRAMPOLINE), 1, false);
+        vm::uvmunmap(&pagetable, VirtAddr(TRAMPOLINE), 1, false);
         vm::uvmfree(pagetable, 0);
         return None;
     }
@@ -474,9 +507,9 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<*mut PageTable> {
 }
 
 /// Free a process's page table, and free the physical memory it refers to.
-pub fn proc_freepagetable(pagetable: *mut PageTable, sz: u64) {
-    vm::uvmunmap(pagetable, VirtAddr(TRAMPOLINE), 1, false);
-    vm::uvmunmap(pagetable, VirtAddr(TRAPFRAME), 1, false);
+pub fn proc_freepagetable(pagetable: Pagetable, sz: u64) {
+    vm::uvmunmap(&pagetable, VirtAddr(TRAMPOLINE), 1, false);
+    vm::uvmunmap(&pagetable, VirtAddr(TRAPFRAME), 1, false);
     vm::uvmfree(pagetable, sz);
 }
 
@@ -492,7 +525,7 @@ pub fn userinit() {
     unsafe {
         // allocate one user page and copy initcode's instructions and data
         // into it.
-        vm::uvmfirst((*p).pagetable, crate::initcode::initcode());
+        vm::uvmfirst(Proc::pagetable(p), crate::initcode::initcode());
         (*p).sz = PGSIZE;
 
         // prepare for the very first "return" from kernel to user.
@@ -520,10 +553,10 @@ pub fn growproc(n: i64) -> Result<(), VmError> {
             if newsz > TRAPFRAME {
                 return Err(VmError::BadAddr);
             }
-            vm::uvmalloc((*p).pagetable, sz, newsz, PteFlags::W)?
+            vm::uvmalloc(Proc::pagetable(p), sz, newsz, PteFlags::W)?
         } else {
             let newsz = sz.checked_sub(n.unsigned_abs()).ok_or(VmError::BadAddr)?;
-            vm::uvmdealloc((*p).pagetable, sz, newsz)
+            vm::uvmdealloc(Proc::pagetable(p), sz, newsz)
         };
         (*p).sz = newsz;
     }
@@ -546,7 +579,7 @@ pub fn fork() -> i32 {
     // to p, the current process.
     unsafe {
         // Copy user memory from parent to child.
-        if vm::uvmcopy((*p).pagetable, (*np).pagetable, (*p).sz).is_err() {
+        if vm::uvmcopy(Proc::pagetable(p), Proc::pagetable(np), (*p).sz).is_err() {
             freeproc(np);
             (*np).lock.release();
             return -1;
@@ -671,7 +704,8 @@ pub fn wait(addr: u64) -> i32 {
                     // Found one.
                     let pid = (*pp).pid;
                     if addr != 0
-                        && vm::copyout((*p).pagetable, addr, &(*pp).xstate.to_le_bytes()).is_err()
+                        && vm::copyout(Proc::pagetable(p), addr, &(*pp).xstate.to_le_bytes())
+                            .is_err()
                     {
                         (*pp).lock.release();
                         WAIT_LOCK.release();
@@ -737,7 +771,10 @@ pub fn scheduler() -> ! {
                     // back to us.
                     (*p).state = ProcState::Running;
                     (*c).proc = p;
-                    vm::kvmswitch((*p).kpagetable);
+                    // SAFETY (kvmswitch): p's kernel table maps the kernel
+                    // and all RAM (so this boot stack) and p's own stack;
+                    // freeproc cannot free it while we hold p->lock.
+                    vm::kvmswitch(Proc::kpagetable(p));
                     swtch(&raw mut (*c).context, &raw const (*p).context);
                     // Back on kernel_pagetable before p->lock is released,
                     // so nobody frees p's kernel page table while this hart
@@ -922,13 +959,17 @@ pub fn killed(p: *mut Proc) -> bool {
 
 /// Copy to either a user address, or kernel address, depending on
 /// `user_dst`.
-pub fn either_copyout(user_dst: bool, dst: u64, src: &[u8]) -> Result<(), VmError> {
+///
+/// # Safety
+/// If `!user_dst`, `dst` is a kernel address valid for writing `src.len()`
+/// bytes that nothing else reads or writes meanwhile (the caller's own
+/// buffer). A user `dst` is checked against the current process's page
+/// table, so it needs nothing.
+pub unsafe fn either_copyout(user_dst: bool, dst: u64, src: &[u8]) -> Result<(), VmError> {
     if user_dst {
-        let p = myproc();
-        // SAFETY: the current process's page table is private to it.
-        vm::copyout(unsafe { (*p).pagetable }, dst, src)
+        copyout_user(dst, src)
     } else {
-        // SAFETY: kernel callers pass a valid kernel buffer of src.len().
+        // SAFETY: the caller's contract.
         unsafe { core::ptr::copy(src.as_ptr(), dst as usize as *mut u8, src.len()) };
         Ok(())
     }
@@ -936,16 +977,36 @@ pub fn either_copyout(user_dst: bool, dst: u64, src: &[u8]) -> Result<(), VmErro
 
 /// Copy from either a user address, or kernel address, depending on
 /// `user_src`.
-pub fn either_copyin(dst: &mut [u8], user_src: bool, src: u64) -> Result<(), VmError> {
+///
+/// # Safety
+/// If `!user_src`, `src` is a kernel address valid for reading
+/// `dst.len()` bytes that nothing writes meanwhile.
+pub unsafe fn either_copyin(dst: &mut [u8], user_src: bool, src: u64) -> Result<(), VmError> {
     if user_src {
-        let p = myproc();
-        // SAFETY: the current process's page table is private to it.
-        vm::copyin(unsafe { (*p).pagetable }, dst, src)
+        copyin_user(dst, src)
     } else {
-        // SAFETY: kernel callers pass a valid kernel buffer of dst.len().
+        // SAFETY: the caller's contract.
         unsafe { core::ptr::copy(src as usize as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
+}
+
+/// Copy `src` to user address `dst` of the current process (`copyout`
+/// through `myproc()->pagetable`). Returns BadAddr if it is not writable
+/// user memory.
+pub fn copyout_user(dst: u64, src: &[u8]) -> Result<(), VmError> {
+    let p = myproc();
+    // SAFETY: p is the current process, which owns its page table: only
+    // its own exec replaces it, and not during this call.
+    vm::copyout(unsafe { Proc::pagetable(p) }, dst, src)
+}
+
+/// Copy from user address `src` of the current process to `dst` (`copyin`
+/// through `myproc()->pagetable`).
+pub fn copyin_user(dst: &mut [u8], src: u64) -> Result<(), VmError> {
+    let p = myproc();
+    // SAFETY: as in copyout_user.
+    vm::copyin(unsafe { Proc::pagetable(p) }, dst, src)
 }
 
 /// Print a process listing to console (`pid state name`). For debugging.

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use core::ops::{BitAnd, BitOr, BitOrAssign};
+use core::ptr::NonNull;
 
 /// Define a reader `$r()` and a writer `$w(x)` for a CSR.
 macro_rules! csr {
@@ -29,12 +30,18 @@ macro_rules! csr {
                 0
             }
         }
+        /// Write the CSR.
+        ///
+        /// # Safety
+        /// A CSR write changes how this hart translates addresses, takes
+        /// traps or returns from them: the value must keep the running
+        /// code and its stack mapped, and the trap state consistent with
+        /// the kernel's (the caller says why in its `SAFETY:` comment).
         #[inline(always)]
         #[allow(unused_variables)]
-        pub fn $w(x: u64) {
+        pub unsafe fn $w(x: u64) {
             #[cfg(target_arch = "riscv64")]
-            // SAFETY: the callers (boot, traps, vm) write values that keep the
-            // hart in a state the kernel expects, as xv6 does.
+            // SAFETY: the caller's contract above.
             unsafe {
                 core::arch::asm!(concat!("csrw ", $name, ", {}"), in(reg) x)
             };
@@ -119,12 +126,15 @@ pub fn r_tp() -> u64 {
 }
 
 /// Set `tp` (only `start` does, to the hart id).
+///
+/// # Safety
+/// `x` is this hart's id: `cpuid()` and every per-hart structure trust it.
 #[inline(always)]
 #[allow(unused_variables)]
-pub fn w_tp(x: u64) {
+pub unsafe fn w_tp(x: u64) {
     #[cfg(target_arch = "riscv64")]
     // SAFETY: tp is reserved for the hart id in the kernel; no Rust code
-    // uses it otherwise (no TLS on this target).
+    // uses it otherwise (no TLS on this target); the caller passes the id.
     unsafe {
         core::arch::asm!("mv tp, {}", in(reg) x)
     };
@@ -133,13 +143,16 @@ pub fn w_tp(x: u64) {
 /// Enable device interrupts.
 #[inline(always)]
 pub fn intr_on() {
-    w_sstatus(r_sstatus() | SSTATUS_SIE);
+    // SAFETY: only the SIE bit changes; the trap vector is installed
+    // before any hart turns interrupts on (trapinithart, then scheduler).
+    unsafe { w_sstatus(r_sstatus() | SSTATUS_SIE) };
 }
 
 /// Disable device interrupts.
 #[inline(always)]
 pub fn intr_off() {
-    w_sstatus(r_sstatus() & !SSTATUS_SIE);
+    // SAFETY: only clears the SIE bit: fewer traps, never a bad one.
+    unsafe { w_sstatus(r_sstatus() & !SSTATUS_SIE) };
 }
 
 /// Are device interrupts enabled?
@@ -304,16 +317,111 @@ impl Pte {
     }
 }
 
-/// One page-table page: 512 PTEs. The kernel passes pointers to these around
-/// as xv6 passes `pagetable_t`.
+/// One page-table page: 512 PTEs. A whole table travels as a [`Pagetable`]
+/// handle to its root page; `proc[i].pagetable` and `kernel_pagetable` keep
+/// the root as a plain `*mut PageTable`, the C layout kinspect reads.
 #[repr(C, align(4096))]
 pub struct PageTable {
     pub entries: [Pte; 512],
 }
 
-/// `satp` value selecting Sv39 with root page table `pt` (`MAKE_SATP`).
-pub fn make_satp(pt: *const PageTable) -> u64 {
-    SATP_SV39 | (PhysAddr::from_ptr(pt).0 >> 12)
+/// A whole Sv39 page table, by its root page (C xv6: `pagetable_t`).
+///
+/// Invariant: the root is a 4096-byte page-table page in RAM the kernel
+/// maps at its physical address, every valid non-leaf entry below it points
+/// at another such page, and those pages stay allocated while the handle
+/// lives. Only [`crate::vm::uvmcreate`], `kvmmake` and
+/// [`crate::vm::kvmcreate`] make one from fresh pages; anything else
+/// goes through the `unsafe` [`Pagetable::from_raw`] and states why the
+/// invariant holds. The handle is neither `Copy` nor `Clone`: the functions
+/// that free a table (`uvmfree`, `freewalk`, `kvmfree`, `proc_freepagetable`)
+/// take it by value, so safe code cannot use a freed table.
+///
+/// The table's pages are shared with the hardware walker and written
+/// through raw pointers (never through a Rust reference to a whole page),
+/// by the one owner of the table: the process for its user table, hart 0
+/// at boot for the kernel's.
+#[derive(Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Pagetable(NonNull<PageTable>);
+
+// SAFETY: the handle is a physical address; the pages it names are written
+// only by the table's owner (see the invariant), so it may move between harts
+// (a process migrates) and be read from several (the kernel's table).
+unsafe impl Send for Pagetable {}
+// SAFETY: as above.
+unsafe impl Sync for Pagetable {}
+
+impl Pagetable {
+    /// Take over the table whose root is `root`; None if `root` is null.
+    ///
+    /// # Safety
+    /// `root` satisfies the [`Pagetable`] invariant for as long as the
+    /// handle lives, and the table is freed at most once over all the
+    /// handles made from it.
+    pub unsafe fn from_raw(root: *mut PageTable) -> Option<Pagetable> {
+        NonNull::new(root).map(Pagetable)
+    }
+
+    /// Borrow the table whose root a `*mut PageTable` field holds
+    /// (`proc[i].pagetable`, `kernel_pagetable`), without taking it over;
+    /// None if the field is null.
+    ///
+    /// # Safety
+    /// `field` is readable for `'a`, and for `'a` nobody writes the field
+    /// or frees the table it names, which satisfies the invariant.
+    pub unsafe fn borrow_field<'a>(field: *const *mut PageTable) -> Option<&'a Pagetable> {
+        // SAFETY: `Option<Pagetable>` is `Option<NonNull<PageTable>>`,
+        // which has the size and bits of `*mut PageTable` (null = None), as
+        // `NonNull`'s documentation guarantees; the caller keeps the field
+        // alive and unchanged for 'a.
+        unsafe { (*field.cast::<Option<Pagetable>>()).as_ref() }
+    }
+
+    /// A fresh zeroed page as an empty table.
+    ///
+    /// # Safety
+    /// `page` is a page-aligned, zero-filled page of kernel-mapped RAM that
+    /// the caller hands over (it came from `kzalloc`).
+    pub(crate) unsafe fn from_zeroed_page(page: PhysAddr) -> Pagetable {
+        // SAFETY: a kzalloc'd page is not at address 0; all-zero PTEs are a
+        // valid empty table.
+        Pagetable(unsafe { NonNull::new_unchecked(page.as_mut_ptr::<PageTable>()) })
+    }
+
+    /// Give the root back as the raw pointer the C-layout fields store.
+    /// The caller becomes responsible for freeing it (through `from_raw`).
+    pub fn into_raw(self) -> *mut PageTable {
+        self.0.as_ptr()
+    }
+
+    /// The root page (for walking below it; writes go through raw pointers).
+    pub fn as_ptr(&self) -> *mut PageTable {
+        self.0.as_ptr()
+    }
+
+    /// The root's physical address.
+    pub fn pa(&self) -> PhysAddr {
+        PhysAddr::from_ptr(self.0.as_ptr())
+    }
+
+    /// Root entry `i` (< 512).
+    pub fn entry(&self, i: usize) -> Pte {
+        // SAFETY: the root is a page-table page (invariant); i < 512 is
+        // checked by the array index; a Pte is plain data.
+        unsafe { (*self.0.as_ptr()).entries[i] }
+    }
+
+    /// `satp` value selecting Sv39 with this table (`MAKE_SATP`).
+    pub fn satp(&self) -> u64 {
+        make_satp(self.pa())
+    }
+}
+
+/// `satp` value selecting Sv39 with the root page table at `root`
+/// (`MAKE_SATP`).
+pub const fn make_satp(root: PhysAddr) -> u64 {
+    SATP_SV39 | (root.0 >> 12)
 }
 
 #[cfg(test)]
@@ -355,7 +463,6 @@ mod tests {
 
     #[test]
     fn satp_encodes_sv39_and_ppn() {
-        let pt = 0x87ff_f000usize as *const PageTable;
-        assert_eq!(make_satp(pt), (8 << 60) | 0x87fff);
+        assert_eq!(make_satp(PhysAddr(0x87ff_f000)), (8 << 60) | 0x87fff);
     }
 }

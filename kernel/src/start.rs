@@ -52,33 +52,39 @@ core::arch::global_asm!(
 #[cfg(target_arch = "riscv64")]
 #[no_mangle]
 pub extern "C" fn start() -> ! {
-    // set M Previous Privilege mode to Supervisor, for mret.
-    let mut x = r_mstatus();
-    x &= !MSTATUS_MPP_MASK;
-    x |= MSTATUS_MPP_S;
-    w_mstatus(x);
+    // SAFETY: machine mode at boot, paging off, on this hart's boot stack:
+    // each write below is one step of xv6's start(), and none of them can
+    // unmap or corrupt the code and stack running now.
+    unsafe {
+        // set M Previous Privilege mode to Supervisor, for mret.
+        let mut x = r_mstatus();
+        x &= !MSTATUS_MPP_MASK;
+        x |= MSTATUS_MPP_S;
+        w_mstatus(x);
 
-    // set M Exception Program Counter to main, for mret.
-    w_mepc(crate::main as *const () as usize as u64);
+        // set M Exception Program Counter to main, for mret.
+        w_mepc(crate::main as *const () as usize as u64);
 
-    // disable paging for now.
-    w_satp(0);
+        // disable paging for now.
+        w_satp(0);
 
-    // delegate all interrupts and exceptions to supervisor mode.
-    w_medeleg(0xffff);
-    w_mideleg(0xffff);
-    w_sie(r_sie() | SIE_SEIE | SIE_STIE | SIE_SSIE);
+        // delegate all interrupts and exceptions to supervisor mode.
+        w_medeleg(0xffff);
+        w_mideleg(0xffff);
+        w_sie(r_sie() | SIE_SEIE | SIE_STIE | SIE_SSIE);
 
-    // configure Physical Memory Protection to give supervisor mode access to
-    // all of physical memory.
-    w_pmpaddr0(0x3f_ffff_ffff_ffff);
-    w_pmpcfg0(0xf);
+        // configure Physical Memory Protection to give supervisor mode
+        // access to all of physical memory.
+        w_pmpaddr0(0x3f_ffff_ffff_ffff);
+        w_pmpcfg0(0xf);
+    }
 
     // ask for clock interrupts.
     timerinit();
 
     // keep each CPU's hartid in its tp register, for cpuid().
-    w_tp(r_mhartid());
+    // SAFETY: mhartid is this hart's id.
+    unsafe { w_tp(r_mhartid()) };
 
     // switch to supervisor mode and jump to main().
     // SAFETY: mstatus.MPP = S and mepc = main were set above.
@@ -89,12 +95,17 @@ pub extern "C" fn start() -> ! {
 /// the Sstc extension's `stimecmp` (QEMU 7.2's rv64 harts have it).
 #[cfg(target_arch = "riscv64")]
 fn timerinit() {
-    // enable supervisor-mode timer interrupts.
-    w_mie(r_mie() | MIE_STIE);
-    // enable the sstc extension (i.e. stimecmp).
-    w_menvcfg(r_menvcfg() | (1 << 63));
-    // allow supervisor to use stimecmp and time.
-    w_mcounteren(r_mcounteren() | 2);
-    // ask for the very first timer interrupt.
-    w_stimecmp(r_time() + 1_000_000);
+    // SAFETY: machine mode at boot; these only enable the supervisor timer,
+    // whose interrupt S mode takes once main has installed its trap vector
+    // (interrupts stay off until then).
+    unsafe {
+        // enable supervisor-mode timer interrupts.
+        w_mie(r_mie() | MIE_STIE);
+        // enable the sstc extension (i.e. stimecmp).
+        w_menvcfg(r_menvcfg() | (1 << 63));
+        // allow supervisor to use stimecmp and time.
+        w_mcounteren(r_mcounteren() | 2);
+        // ask for the very first timer interrupt.
+        w_stimecmp(r_time() + 1_000_000);
+    }
 }

@@ -6,7 +6,7 @@
 //! and re-exported here. To add a system call, give it a number there and a
 //! row in [`syscall_fn`].
 
-use crate::proc::myproc;
+use crate::proc::{myproc, Proc};
 use crate::vm::{copyin, copyinstr};
 
 pub use crate::abi::syscalls::*;
@@ -15,8 +15,9 @@ pub use crate::abi::syscalls::*;
 /// outside the process's memory.
 pub fn fetchaddr(addr: u64) -> Option<u64> {
     let p = myproc();
-    // SAFETY: sz and pagetable are private to the current process.
-    let (sz, pt) = unsafe { ((*p).sz, (*p).pagetable) };
+    // SAFETY: sz and pagetable are private to the current process, and
+    // only its own exec replaces the table.
+    let (sz, pt) = unsafe { ((*p).sz, Proc::pagetable(p)) };
     // both tests needed, in case of overflow
     if addr >= sz || addr.checked_add(8)? > sz {
         return None;
@@ -30,8 +31,9 @@ pub fn fetchaddr(addr: u64) -> Option<u64> {
 /// `buf`. Returns the length of the string, not including the NUL, or None.
 pub fn fetchstr(addr: u64, buf: &mut [u8]) -> Option<usize> {
     let p = myproc();
-    // SAFETY: pagetable is private to the current process.
-    let pt = unsafe { (*p).pagetable };
+    // SAFETY: pagetable is private to the current process, and only its
+    // own exec replaces it.
+    let pt = unsafe { Proc::pagetable(p) };
     copyinstr(pt, buf, addr).ok()
 }
 

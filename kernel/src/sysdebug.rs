@@ -25,7 +25,7 @@
 
 use crate::kalloc::kzalloc;
 use crate::memlayout::TRAMPOLINE;
-use crate::proc::myproc;
+use crate::proc::{myproc, Proc};
 use crate::riscv::{pg_round_up, PhysAddr, PteFlags, VirtAddr, PGSIZE};
 use crate::syscall::argint;
 use crate::sysproc::ERR;
@@ -72,13 +72,15 @@ fn enabled() -> bool {
 pub fn sys_kdebug() -> u64 {
     let op = argint(0);
     let p = myproc();
-    // SAFETY: these fields are private to the current process.
+    // SAFETY: these fields are private to the current process; only its
+    // own exec (not running now) replaces a table, and freeproc runs after
+    // it has exited.
     let (pid, sz, pagetable, kpagetable, kstack) = unsafe {
         (
             (*p).pid,
             (*p).sz,
-            (*p).pagetable,
-            (*p).kpagetable,
+            Proc::pagetable(p),
+            Proc::kpagetable(p),
             (*p).kstack,
         )
     };
@@ -130,7 +132,7 @@ pub fn sys_kdebug() -> u64 {
             // Freeing a page table with uvmfree(pt, 0) while it still
             // maps a page: freewalk meets the leaf.
             if let (Some(pt), Some(page)) = (vm::uvmcreate(), kzalloc()) {
-                if vm::mappages(pt, VirtAddr(0), PGSIZE, page, PteFlags::R | PteFlags::U).is_ok() {
+                if vm::mappages(&pt, VirtAddr(0), PGSIZE, page, PteFlags::R | PteFlags::U).is_ok() {
                     vm::uvmfree(pt, 0);
                 }
             }
@@ -144,11 +146,11 @@ pub fn sys_kdebug() -> u64 {
             let tramp = vm::kvmpa(kernel, VirtAddr(TRAMPOLINE));
             if let (Some(pt), Some(tramp)) = (vm::uvmcreate(), tramp) {
                 for i in 0..512 {
-                    // SAFETY: both are live page-table roots; pt is ours.
-                    unsafe { (*pt).entries[i] = (*kernel).entries[i] };
+                    // SAFETY: pt's root is a fresh page of ours.
+                    unsafe { (*pt.as_ptr()).entries[i] = kernel.entry(i) };
                 }
                 let _ = vm::mappages(
-                    pt,
+                    &pt,
                     VirtAddr(TRAMPOLINE),
                     PGSIZE,
                     tramp,

@@ -173,7 +173,9 @@ fn isdirempty(dp: *mut Inode) -> bool {
     // SAFETY: the caller holds dp->lock.
     let size = unsafe { (*dp).size };
     while off < size {
-        if readi(dp, false, de.as_mut_ptr() as u64, off, DIRENT_SIZE) != DIRENT_SIZE as i32 {
+        // SAFETY: a kernel destination: de, DIRENT_SIZE bytes, ours.
+        let n = unsafe { readi(dp, false, de.as_mut_ptr() as u64, off, DIRENT_SIZE) };
+        if n != DIRENT_SIZE as i32 {
             panic!("isdirempty: readi");
         }
         if de[0] != 0 || de[1] != 0 {
@@ -231,6 +233,7 @@ pub fn sys_unlink() -> u64 {
         }
 
         let de = [0u8; DIRENT_SIZE as usize];
+        // (writei's source: de, DIRENT_SIZE bytes on our stack.)
         if writei(dp, false, de.as_ptr() as u64, off, DIRENT_SIZE) != DIRENT_SIZE as i32 {
             panic!("unlink: writei");
         }
@@ -476,9 +479,8 @@ pub fn sys_pipe() -> u64 {
     };
     // SAFETY: pagetable and ofile are private to the current process.
     unsafe {
-        let pt = (*p).pagetable;
-        if crate::vm::copyout(pt, fdarray, &(fd0 as i32).to_le_bytes()).is_err()
-            || crate::vm::copyout(pt, fdarray + 4, &(fd1 as i32).to_le_bytes()).is_err()
+        if crate::proc::copyout_user(fdarray, &(fd0 as i32).to_le_bytes()).is_err()
+            || crate::proc::copyout_user(fdarray + 4, &(fd1 as i32).to_le_bytes()).is_err()
         {
             (*p).ofile[fd0] = core::ptr::null_mut();
             (*p).ofile[fd1] = core::ptr::null_mut();

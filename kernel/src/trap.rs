@@ -109,7 +109,9 @@ fn kernelvec_addr() -> u64 {
 
 /// Set up to take exceptions and traps while in the kernel (every hart).
 pub fn trapinithart() {
-    w_stvec(kernelvec_addr());
+    // SAFETY: kernelvec is the kernel's trap entry, mapped in every kernel
+    // page table (it is kernel text).
+    unsafe { w_stvec(kernelvec_addr()) };
 }
 
 /// Handle an interrupt, exception, or system call from user space. Called
@@ -121,7 +123,8 @@ pub extern "C" fn usertrap() -> ! {
     }
     // send interrupts and exceptions to kerneltrap(), since we're now in
     // the kernel.
-    w_stvec(kernelvec_addr());
+    // SAFETY: as in trapinithart.
+    unsafe { w_stvec(kernelvec_addr()) };
 
     let p = myproc();
     // SAFETY: a trap from user space always has a current process, whose
@@ -186,7 +189,9 @@ pub fn usertrapret() -> ! {
         // send syscalls, interrupts, and exceptions to uservec in the
         // trampoline.
         let trampoline_uservec = TRAMPOLINE + (uservec as *const () as u64 - tramp);
-        w_stvec(trampoline_uservec);
+        // SAFETY: interrupts are off, and uservec is mapped at this address
+        // in the user page table the hart is about to switch to.
+        unsafe { w_stvec(trampoline_uservec) };
 
         // set up trapframe values that uservec will need when the process
         // next traps into the kernel.
@@ -194,7 +199,7 @@ pub fn usertrapret() -> ! {
         // tables are private to it.
         let satp = unsafe {
             let tf = &mut *(*p).trapframe;
-            tf.kernel_satp = make_satp((*p).kpagetable); // this process's kernel page table
+            tf.kernel_satp = make_satp(PhysAddr::from_ptr((*p).kpagetable)); // this process's kernel page table
             tf.kernel_sp = (*p).kstack + PGSIZE; // process's kernel stack
             tf.kernel_trap = usertrap as *const () as u64;
             tf.kernel_hartid = r_tp(); // hartid for cpuid()
@@ -206,13 +211,15 @@ pub fn usertrapret() -> ! {
             let mut x = r_sstatus();
             x &= !SSTATUS_SPP; // clear SPP to 0 for user mode
             x |= SSTATUS_SPIE; // enable interrupts in user mode
+                               // SAFETY (sstatus, sepc): interrupts are off until userret's
+                               // sret, which uses exactly these to enter user mode at tf.epc.
             w_sstatus(x);
 
             // set S Exception Program Counter to the saved user pc.
             w_sepc(tf.epc);
 
             // tell trampoline.rs the user page table to switch to.
-            make_satp((*p).pagetable)
+            make_satp(PhysAddr::from_ptr((*p).pagetable))
         };
 
         // jump to userret in the trampoline at the top of memory, which
@@ -267,8 +274,13 @@ pub extern "C" fn kerneltrap() {
 
     // the yield() may have caused some traps to occur, so restore trap
     // registers for use by kernelvec.S's sepc instruction.
-    w_sepc(sepc);
-    w_sstatus(sstatus);
+    // SAFETY: the values this trap arrived with, which kernelvec's sret
+    // returns through (interrupts are off again: devintr and yield
+    // return with them off).
+    unsafe {
+        w_sepc(sepc);
+        w_sstatus(sstatus);
+    }
 }
 
 /// The timer interrupt: count a tick (hart 0) and ask for the next one.
@@ -281,7 +293,8 @@ fn clockintr() {
     }
     // ask for the next timer interrupt. this also clears the interrupt
     // request. 1000000 is about a tenth of a second.
-    w_stimecmp(r_time() + 1_000_000);
+    // SAFETY: only moves this hart's next timer interrupt.
+    unsafe { w_stimecmp(r_time() + 1_000_000) };
 }
 
 /// Check if it's an external interrupt or software interrupt, and handle

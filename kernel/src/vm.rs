@@ -1,12 +1,15 @@
 //! Sv39 virtual memory (xv6's vm.c): the kernel page table, user address
 //! spaces, and copying between user and kernel memory.
 //!
-//! A page table is a `*mut PageTable`: a physical page of 512 [`Pte`]s, also
-//! a valid kernel pointer because the kernel maps RAM at its physical
-//! address. Page-table pages come from [`kalloc`]. The unmangled static
-//! `kernel_pagetable` holds the root of the kernel's own table; each process
-//! also has `proc[i].pagetable` (user) and `proc[i].kpagetable` (its private
-//! view of the kernel, see [`kvmcreate`]).
+//! A page table travels as a [`Pagetable`] handle (xv6's `pagetable_t`): its
+//! root, a physical page of 512 [`Pte`]s, also a valid kernel pointer because
+//! the kernel maps RAM at its physical address. Only [`uvmcreate`], `kvmmake`
+//! and [`kvmcreate`] make handles from fresh [`kalloc`] pages, so the safe
+//! functions here can trust the table they are given; freeing one takes the
+//! handle by value. The unmangled static `kernel_pagetable` holds the root of
+//! the kernel's own table as a plain pointer (the C layout kinspect reads);
+//! each process also has `proc[i].pagetable` (user) and `proc[i].kpagetable`
+//! (its private view of the kernel, see [`kvmcreate`]).
 
 use core::fmt::{self, Write};
 
@@ -32,10 +35,13 @@ pub enum VmError {
 #[allow(non_upper_case_globals)]
 pub static mut kernel_pagetable: *mut PageTable = core::ptr::null_mut();
 
-/// The kernel's page table root (after `kvminit`).
-pub fn kernel_pagetable_root() -> *mut PageTable {
-    // SAFETY: written once on hart 0 before any other hart reads it.
-    unsafe { core::ptr::read_volatile(&raw const kernel_pagetable) }
+/// The kernel's page table. Panics `kernel_pagetable: not made` before
+/// `kvminit`.
+pub fn kernel_pagetable_root() -> &'static Pagetable {
+    // SAFETY: kvminit writes the static once on hart 0 before any other
+    // hart starts, from kvmmake's handle, and nothing frees or rewrites it.
+    unsafe { Pagetable::borrow_field(&raw const kernel_pagetable) }
+        .expect("kernel_pagetable: not made")
 }
 
 #[cfg(not(test))]
@@ -49,24 +55,30 @@ extern "C" {
 /// Make a direct-map page table for the kernel: devices, kernel text and
 /// data, free RAM, the trampoline, and every process slot's kernel stack.
 #[cfg(not(test))]
-fn kvmmake() -> *mut PageTable {
-    let kpgtbl = kzalloc()
-        .expect("kvmmake: out of memory")
-        .as_mut_ptr::<PageTable>();
+fn kvmmake() -> Pagetable {
+    let page = kzalloc().expect("kvmmake: out of memory");
+    // SAFETY: a fresh zeroed page from kzalloc, handed over.
+    let kpgtbl = unsafe { Pagetable::from_zeroed_page(page) };
     // Only the addresses of the linker's symbols are taken.
     let (etext_a, tramp_a) = (&raw const etext as u64, &raw const trampoline as u64);
     let rw = PteFlags::R | PteFlags::W;
     // QEMU's test finisher, so the kernel can end a run with a status.
-    kvmmap(kpgtbl, VirtAddr(VIRT_TEST), PhysAddr(VIRT_TEST), PGSIZE, rw);
+    kvmmap(
+        &kpgtbl,
+        VirtAddr(VIRT_TEST),
+        PhysAddr(VIRT_TEST),
+        PGSIZE,
+        rw,
+    );
     // uart registers
-    kvmmap(kpgtbl, VirtAddr(UART0), PhysAddr(UART0), PGSIZE, rw);
+    kvmmap(&kpgtbl, VirtAddr(UART0), PhysAddr(UART0), PGSIZE, rw);
     // virtio mmio disk interface
-    kvmmap(kpgtbl, VirtAddr(VIRTIO0), PhysAddr(VIRTIO0), PGSIZE, rw);
+    kvmmap(&kpgtbl, VirtAddr(VIRTIO0), PhysAddr(VIRTIO0), PGSIZE, rw);
     // PLIC
-    kvmmap(kpgtbl, VirtAddr(PLIC), PhysAddr(PLIC), PLIC_SIZE, rw);
+    kvmmap(&kpgtbl, VirtAddr(PLIC), PhysAddr(PLIC), PLIC_SIZE, rw);
     // map kernel text executable and read-only.
     kvmmap(
-        kpgtbl,
+        &kpgtbl,
         VirtAddr(KERNBASE),
         PhysAddr(KERNBASE),
         etext_a - KERNBASE,
@@ -74,7 +86,7 @@ fn kvmmake() -> *mut PageTable {
     );
     // map kernel data and the physical RAM we'll make use of.
     kvmmap(
-        kpgtbl,
+        &kpgtbl,
         VirtAddr(etext_a),
         PhysAddr(etext_a),
         PHYSTOP - etext_a,
@@ -83,21 +95,21 @@ fn kvmmake() -> *mut PageTable {
     // map the trampoline for trap entry/exit to the highest virtual address
     // in the kernel.
     kvmmap(
-        kpgtbl,
+        &kpgtbl,
         VirtAddr(TRAMPOLINE),
         PhysAddr(tramp_a),
         PGSIZE,
         PteFlags::R | PteFlags::X,
     );
     // allocate and map a kernel stack for each process.
-    proc_mapstacks(kpgtbl);
+    proc_mapstacks(&kpgtbl);
     kpgtbl
 }
 
 /// Allocate a page for each process slot's kernel stack and map it at
 /// KSTACK(i), high in memory, followed by an invalid guard page.
 #[cfg(not(test))]
-fn proc_mapstacks(kpgtbl: *mut PageTable) {
+fn proc_mapstacks(kpgtbl: &Pagetable) {
     for i in 0..NPROC {
         let pa = kalloc().expect("kalloc: proc_mapstacks");
         kvmmap(
@@ -114,16 +126,24 @@ fn proc_mapstacks(kpgtbl: *mut PageTable) {
 #[cfg(not(test))]
 #[cfg_attr(not(test), no_mangle)]
 pub fn kvminit() {
-    let pt = kvmmake();
-    // SAFETY: hart 0 at boot; the other harts wait on `started`.
+    let pt = kvmmake().into_raw();
+    // SAFETY: hart 0 at boot; the other harts wait on `STARTED`. The
+    // static keeps the table for the kernel's life (never freed).
     unsafe { core::ptr::write_volatile(&raw mut kernel_pagetable, pt) };
 }
 
 /// Switch this hart's page table register to `pt` and enable paging.
-pub fn kvmswitch(pt: *const PageTable) {
+///
+/// # Safety
+/// `pt` maps the kernel as `kvmmake` does (text, data, RAM, devices, the
+/// trampoline) and the stack this hart runs on: `kernel_pagetable`, or a
+/// process's `kpagetable` while on that process's kernel stack or a boot
+/// stack. And `pt` stays alive until satp holds another table.
+pub unsafe fn kvmswitch(pt: &Pagetable) {
     // wait for any previous writes to the page table memory to finish.
     sfence_vma();
-    w_satp(make_satp(pt));
+    // SAFETY: the caller's contract: the code and stack keep their mapping.
+    unsafe { w_satp(pt.satp()) };
     // flush stale entries from the TLB.
     sfence_vma();
 }
@@ -131,7 +151,9 @@ pub fn kvmswitch(pt: *const PageTable) {
 /// Switch this hart to the kernel page table (every hart, at boot).
 #[cfg_attr(not(test), no_mangle)]
 pub fn kvminithart() {
-    kvmswitch(kernel_pagetable_root());
+    // SAFETY: kernel_pagetable maps all of RAM (so the boot stack) and the
+    // kernel, and is never freed.
+    unsafe { kvmswitch(kernel_pagetable_root()) };
 }
 
 /// Return the address of the PTE in page table `pagetable` that corresponds
@@ -148,14 +170,15 @@ pub fn kvminithart() {
 ///   12..20 -- 9 bits of level-0 index.
 ///    0..11 -- 12 bits of byte offset within the page.
 #[cfg_attr(not(test), no_mangle)]
-pub fn walk(pagetable: *mut PageTable, va: VirtAddr, alloc: bool) -> Option<*mut Pte> {
+pub fn walk(pagetable: &Pagetable, va: VirtAddr, alloc: bool) -> Option<*mut Pte> {
     if va.0 >= MAXVA {
         panic!("walk");
     }
-    let mut pt = pagetable;
+    let mut pt = pagetable.as_ptr();
     for level in [2, 1] {
         // SAFETY: pt is a page-table page (the root, or from a valid
-        // non-leaf PTE), in RAM the kernel maps; the index is < 512.
+        // non-leaf PTE: the Pagetable invariant), in RAM the kernel maps;
+        // the index is < 512; no other reference to this entry is live.
         let pte = unsafe { &mut (*pt).entries[va.px(level)] };
         if pte.is_valid() {
             if !pte.is_table() {
@@ -178,7 +201,7 @@ pub fn walk(pagetable: *mut PageTable, va: VirtAddr, alloc: bool) -> Option<*mut
 
 /// Look up a virtual address, return the physical address, or None if not
 /// mapped. Can only be used to look up user pages.
-pub fn walkaddr(pagetable: *mut PageTable, va: VirtAddr) -> Option<PhysAddr> {
+pub fn walkaddr(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
     if va.0 >= MAXVA {
         return None;
     }
@@ -193,7 +216,7 @@ pub fn walkaddr(pagetable: *mut PageTable, va: VirtAddr) -> Option<PhysAddr> {
 
 /// Translate any mapped virtual address (kernel or user) in `pagetable`
 /// to its physical address, offset included (xv6's kvmpa).
-pub fn kvmpa(pagetable: *mut PageTable, va: VirtAddr) -> Option<PhysAddr> {
+pub fn kvmpa(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
     if va.0 >= MAXVA {
         return None;
     }
@@ -208,7 +231,7 @@ pub fn kvmpa(pagetable: *mut PageTable, va: VirtAddr) -> Option<PhysAddr> {
 
 /// Add a mapping to the kernel page table. Only used when booting. Does not
 /// flush TLB or enable paging. Panics `kvmmap` if out of memory.
-pub fn kvmmap(kpgtbl: *mut PageTable, va: VirtAddr, pa: PhysAddr, sz: u64, perm: PteFlags) {
+pub fn kvmmap(kpgtbl: &Pagetable, va: VirtAddr, pa: PhysAddr, sz: u64, perm: PteFlags) {
     if mappages(kpgtbl, va, sz, pa, perm).is_err() {
         panic!("kvmmap");
     }
@@ -221,7 +244,7 @@ pub fn kvmmap(kpgtbl: *mut PageTable, va: VirtAddr, pa: PhysAddr, sz: u64, perm:
 /// walk() couldn't allocate a needed page-table page.
 #[cfg_attr(not(test), no_mangle)]
 pub fn mappages(
-    pagetable: *mut PageTable,
+    pagetable: &Pagetable,
     va: VirtAddr,
     size: u64,
     pa: PhysAddr,
@@ -260,7 +283,7 @@ pub fn mappages(
 /// page-aligned. The mappings must exist. Optionally free the physical
 /// memory.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmunmap(pagetable: *mut PageTable, va: VirtAddr, npages: u64, do_free: bool) {
+pub fn uvmunmap(pagetable: &Pagetable, va: VirtAddr, npages: u64, do_free: bool) {
     if !va.is_page_aligned() {
         panic!("uvmunmap: not aligned");
     }
@@ -287,13 +310,15 @@ pub fn uvmunmap(pagetable: *mut PageTable, va: VirtAddr, npages: u64, do_free: b
 }
 
 /// Create an empty user page table. Returns None if out of memory.
-pub fn uvmcreate() -> Option<*mut PageTable> {
-    Some(kzalloc()?.as_mut_ptr::<PageTable>())
+pub fn uvmcreate() -> Option<Pagetable> {
+    let page = kzalloc()?;
+    // SAFETY: a fresh zeroed page from kzalloc, handed over.
+    Some(unsafe { Pagetable::from_zeroed_page(page) })
 }
 
 /// Load the user initcode into address 0 of pagetable, for the very first
 /// process. `src.len()` must be less than a page.
-pub fn uvmfirst(pagetable: *mut PageTable, src: &[u8]) {
+pub fn uvmfirst(pagetable: &Pagetable, src: &[u8]) {
     if src.len() as u64 >= PGSIZE {
         panic!("uvmfirst: more than a page");
     }
@@ -318,7 +343,7 @@ pub fn uvmfirst(pagetable: *mut PageTable, src: &[u8]) {
 /// (having freed what it allocated).
 #[cfg_attr(not(test), no_mangle)]
 pub fn uvmalloc(
-    pagetable: *mut PageTable,
+    pagetable: &Pagetable,
     oldsz: u64,
     newsz: u64,
     xperm: PteFlags,
@@ -356,7 +381,7 @@ pub fn uvmalloc(
 /// less than `oldsz`. `oldsz` can be larger than the actual process size.
 /// Returns the new process size.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmdealloc(pagetable: *mut PageTable, oldsz: u64, newsz: u64) -> u64 {
+pub fn uvmdealloc(pagetable: &Pagetable, oldsz: u64, newsz: u64) -> u64 {
     if newsz >= oldsz {
         return oldsz;
     }
@@ -369,26 +394,38 @@ pub fn uvmdealloc(pagetable: *mut PageTable, oldsz: u64, newsz: u64) -> u64 {
 
 /// Recursively free page-table pages. All leaf mappings must already have
 /// been removed (panics `freewalk: leaf`).
-pub fn freewalk(pagetable: *mut PageTable) {
+pub fn freewalk(pagetable: Pagetable) {
+    let root = pagetable.into_raw();
+    // SAFETY: the handle was ours (taken by value), so are its pages.
+    unsafe { freewalk_page(root) }
+}
+
+/// [`freewalk`] for one page-table page and the pages below it.
+///
+/// # Safety
+/// `pt` is a page-table page nobody else uses, whose non-leaf entries point
+/// at such pages too.
+unsafe fn freewalk_page(pt: *mut PageTable) {
     // there are 2^9 = 512 PTEs in a page table.
     for i in 0..512 {
-        // SAFETY: pagetable is a page-table page we own.
-        let pte = unsafe { &mut (*pagetable).entries[i] };
+        // SAFETY: pt is a page-table page we own (caller's contract).
+        let pte = unsafe { &mut (*pt).entries[i] };
         if pte.is_table() {
             // this PTE points to a lower-level page table.
-            freewalk(pte.pa().as_mut_ptr::<PageTable>());
+            // SAFETY: a non-leaf entry of our table: a page of ours too.
+            unsafe { freewalk_page(pte.pa().as_mut_ptr::<PageTable>()) };
             *pte = Pte(0);
         } else if pte.is_valid() {
             panic!("freewalk: leaf");
         }
     }
-    kfree(PhysAddr::from_ptr(pagetable));
+    kfree(PhysAddr::from_ptr(pt));
 }
 
 /// Free user memory pages, then free page-table pages.
-pub fn uvmfree(pagetable: *mut PageTable, sz: u64) {
+pub fn uvmfree(pagetable: Pagetable, sz: u64) {
     if sz > 0 {
-        uvmunmap(pagetable, VirtAddr(0), pg_round_up(sz) / PGSIZE, true);
+        uvmunmap(&pagetable, VirtAddr(0), pg_round_up(sz) / PGSIZE, true);
     }
     freewalk(pagetable);
 }
@@ -397,7 +434,7 @@ pub fn uvmfree(pagetable: *mut PageTable, sz: u64) {
 /// table. Copies both the page table and the physical memory. Returns NoMem
 /// on failure, having freed any allocated pages.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmcopy(old: *mut PageTable, new: *mut PageTable, sz: u64) -> Result<(), VmError> {
+pub fn uvmcopy(old: &Pagetable, new: &Pagetable, sz: u64) -> Result<(), VmError> {
     let mut i = 0;
     while i < sz {
         let pte = match walk(old, VirtAddr(i), false) {
@@ -433,7 +470,7 @@ pub fn uvmcopy(old: *mut PageTable, new: *mut PageTable, sz: u64) -> Result<(), 
 
 /// Mark a PTE invalid for user access. Used by exec for the user stack
 /// guard page.
-pub fn uvmclear(pagetable: *mut PageTable, va: VirtAddr) {
+pub fn uvmclear(pagetable: &Pagetable, va: VirtAddr) {
     let pte = match walk(pagetable, va, false) {
         Some(p) => p,
         None => panic!("uvmclear"),
@@ -446,7 +483,7 @@ pub fn uvmclear(pagetable: *mut PageTable, va: VirtAddr) {
 /// given page table. Returns BadAddr if a destination page is not a
 /// writable user page.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyout(pagetable: *mut PageTable, dstva: u64, src: &[u8]) -> Result<(), VmError> {
+pub fn copyout(pagetable: &Pagetable, dstva: u64, src: &[u8]) -> Result<(), VmError> {
     let mut dstva = dstva;
     let mut done = 0usize;
     while done < src.len() {
@@ -479,7 +516,7 @@ pub fn copyout(pagetable: *mut PageTable, dstva: u64, src: &[u8]) -> Result<(), 
 /// Copy from user to kernel. Copy `dst.len()` bytes to `dst` from virtual
 /// address `srcva` in a given page table.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyin(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<(), VmError> {
+pub fn copyin(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<(), VmError> {
     let mut srcva = srcva;
     let mut done = 0usize;
     while done < dst.len() {
@@ -505,7 +542,7 @@ pub fn copyin(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<(
 /// string's length (without the NUL, which is stored), or BadAddr if it
 /// does not fit or a page is unmapped.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyinstr(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Result<usize, VmError> {
+pub fn copyinstr(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<usize, VmError> {
     let mut srcva = srcva;
     let mut got = 0usize;
     while got < dst.len() {
@@ -531,16 +568,20 @@ pub fn copyinstr(pagetable: *mut PageTable, dst: &mut [u8], srcva: u64) -> Resul
 
 /// Write the pgtbl lab's `vmprint` listing of `pagetable` to `w`: one line
 /// per valid PTE, depth shown by repeated " ..", index in decimal.
-pub fn vmprint_to(w: &mut dyn Write, pagetable: *const PageTable) -> fmt::Result {
-    writeln!(w, "page table {:#018x}", pagetable as usize)?;
-    vmprint_level(w, pagetable, 1)
+pub fn vmprint_to(w: &mut dyn Write, pagetable: &Pagetable) -> fmt::Result {
+    writeln!(w, "page table {:#018x}", pagetable.pa().0)?;
+    // SAFETY: the root of a table (Pagetable invariant).
+    unsafe { vmprint_level(w, pagetable.as_ptr(), 1) }
 }
 
 /// Print the valid entries of page-table page `pt` at `depth` (1 = root)
 /// and recurse into lower levels.
-fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::Result {
+///
+/// # Safety
+/// `pt` is a page-table page whose non-leaf entries point at such pages.
+unsafe fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::Result {
     for i in 0..512 {
-        // SAFETY: pt is a page-table page (the root, or from a non-leaf PTE).
+        // SAFETY: pt is a page-table page (caller's contract).
         let pte = unsafe { (*pt).entries[i] };
         if !pte.is_valid() {
             continue;
@@ -550,7 +591,8 @@ fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::
         }
         writeln!(w, "{}: pte {:#018x} pa {:#018x}", i, pte.0, pte.pa().0)?;
         if pte.is_table() && depth < 3 {
-            vmprint_level(w, pte.pa().as_mut_ptr::<PageTable>(), depth + 1)?;
+            // SAFETY: a non-leaf entry points at a page-table page.
+            unsafe { vmprint_level(w, pte.pa().as_mut_ptr::<PageTable>(), depth + 1)? };
         }
     }
     Ok(())
@@ -558,7 +600,7 @@ fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -> fmt::
 
 /// Print `pagetable` to the console in the pgtbl lab's format.
 #[cfg_attr(not(test), no_mangle)]
-pub fn vmprint(pagetable: *const PageTable) {
+pub fn vmprint(pagetable: &Pagetable) {
     struct Out;
     impl Write for Out {
         fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -578,29 +620,30 @@ const TOP_INDEX: usize = (TRAMPOLINE >> 30) as usize & 0x1ff;
 /// (`kstack_va` -> `kstack_pa`). Returns None if out of memory. Free it with
 /// [`kvmfree`], which never frees the shared pages.
 pub fn kvmcreate(
-    kernel: *mut PageTable,
+    kernel: &Pagetable,
     kstack_va: VirtAddr,
     kstack_pa: PhysAddr,
-) -> Option<*mut PageTable> {
+) -> Option<Pagetable> {
     let pt = uvmcreate()?;
     for i in 0..512 {
         if i != TOP_INDEX {
-            // SAFETY: both are page-table roots; share the subtree.
-            unsafe { (*pt).entries[i] = (*kernel).entries[i] };
+            // SAFETY: pt's root is a fresh page of ours; the entry shares
+            // the kernel's subtree, which outlives pt (never freed).
+            unsafe { (*pt.as_ptr()).entries[i] = kernel.entry(i) };
         }
     }
     let tramp = kvmpa(kernel, VirtAddr(TRAMPOLINE));
     let ok = match tramp {
         Some(tpa) => {
             mappages(
-                pt,
+                &pt,
                 VirtAddr(TRAMPOLINE),
                 PGSIZE,
                 tpa,
                 PteFlags::R | PteFlags::X,
             )
             .is_ok()
-                && mappages(pt, kstack_va, PGSIZE, kstack_pa, PteFlags::R | PteFlags::W).is_ok()
+                && mappages(&pt, kstack_va, PGSIZE, kstack_pa, PteFlags::R | PteFlags::W).is_ok()
         }
         None => false,
     };
@@ -614,8 +657,9 @@ pub fn kvmcreate(
 /// Free a page table made by [`kvmcreate`]: its root and its private
 /// top-1-GiB subtree (not the trampoline or the kernel stack it maps, and
 /// none of the subtrees shared with the kernel page table).
-pub fn kvmfree(pt: *mut PageTable) {
-    // SAFETY: pt is a root made by kvmcreate.
+pub fn kvmfree(pt: Pagetable) {
+    let pt = pt.into_raw();
+    // SAFETY: pt is a root made by kvmcreate, ours (taken by value).
     let top = unsafe { &mut (*pt).entries[TOP_INDEX] };
     if top.is_table() {
         let l1 = top.pa().as_mut_ptr::<PageTable>();
@@ -651,7 +695,7 @@ mod tests {
     fn walk_without_alloc_finds_nothing_in_an_empty_table() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        assert!(walk(pt, VirtAddr(0x1000), false).is_none());
+        assert!(walk(&pt, VirtAddr(0x1000), false).is_none());
         assert_eq!(nfree(), 7, "walk(alloc=false) must not allocate");
     }
 
@@ -661,22 +705,20 @@ mod tests {
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
         let before = nfree();
-        mappages(pt, VirtAddr(0x4000_2000), PGSIZE, pa, rwu()).unwrap();
+        mappages(&pt, VirtAddr(0x4000_2000), PGSIZE, pa, rwu()).unwrap();
         assert_eq!(before - nfree(), 2, "one level-1 and one level-0 page");
         // SAFETY: walk returned a PTE inside a page-table page of fake RAM.
-        let pte = unsafe { *walk(pt, VirtAddr(0x4000_2abc), false).unwrap() };
+        let pte = unsafe { *walk(&pt, VirtAddr(0x4000_2abc), false).unwrap() };
         assert_eq!(pte.pa(), pa);
         assert_eq!(pte.flags(), rwu() | PteFlags::V);
-        assert_eq!(walkaddr(pt, VirtAddr(0x4000_2000)), Some(pa));
+        assert_eq!(walkaddr(&pt, VirtAddr(0x4000_2000)), Some(pa));
         assert_eq!(
-            kvmpa(pt, VirtAddr(0x4000_2abc)),
+            kvmpa(&pt, VirtAddr(0x4000_2abc)),
             Some(PhysAddr(pa.0 + 0xabc))
         );
         // The intermediate entries are pointers (V only).
-        // SAFETY: pt is a root page in fake RAM.
-        let root = unsafe { &*pt };
-        assert!(root.entries[1].is_table());
-        assert!(walkaddr(pt, VirtAddr(0x4000_3000)).is_none());
+        assert!(pt.entry(1).is_table());
+        assert!(walkaddr(&pt, VirtAddr(0x4000_3000)).is_none());
     }
 
     #[test]
@@ -684,10 +726,10 @@ mod tests {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(pt, VirtAddr(0), PGSIZE, pa, PteFlags::R).unwrap();
-        assert_eq!(walkaddr(pt, VirtAddr(0)), None);
-        assert_eq!(kvmpa(pt, VirtAddr(0)), Some(pa));
-        assert_eq!(walkaddr(pt, VirtAddr(MAXVA)), None);
+        mappages(&pt, VirtAddr(0), PGSIZE, pa, PteFlags::R).unwrap();
+        assert_eq!(walkaddr(&pt, VirtAddr(0)), None);
+        assert_eq!(kvmpa(&pt, VirtAddr(0)), Some(pa));
+        assert_eq!(walkaddr(&pt, VirtAddr(MAXVA)), None);
     }
 
     #[test]
@@ -696,8 +738,8 @@ mod tests {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(pt, VirtAddr(0x1000), PGSIZE, pa, rwu()).unwrap();
-        let _ = mappages(pt, VirtAddr(0x1000), PGSIZE, pa, rwu());
+        mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu()).unwrap();
+        let _ = mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu());
     }
 
     #[test]
@@ -705,7 +747,7 @@ mod tests {
     fn mapping_nothing_panics() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        let _ = mappages(pt, VirtAddr(0), 0, PhysAddr(0x8000_0000), rwu());
+        let _ = mappages(&pt, VirtAddr(0), 0, PhysAddr(0x8000_0000), rwu());
     }
 
     #[test]
@@ -713,7 +755,7 @@ mod tests {
     fn walk_beyond_maxva_panics() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        let _ = walk(pt, VirtAddr(MAXVA), true);
+        let _ = walk(&pt, VirtAddr(MAXVA), true);
     }
 
     #[test]
@@ -722,7 +764,7 @@ mod tests {
         let pt = uvmcreate().unwrap();
         let _spare = kalloc().unwrap();
         assert_eq!(
-            mappages(pt, VirtAddr(0), PGSIZE, PhysAddr(0x8000_0000), rwu()),
+            mappages(&pt, VirtAddr(0), PGSIZE, PhysAddr(0x8000_0000), rwu()),
             Err(VmError::NoMem)
         );
     }
@@ -733,21 +775,21 @@ mod tests {
         let start = nfree();
         let a = uvmcreate().unwrap();
         assert_eq!(
-            uvmalloc(a, 0, 3 * PGSIZE + 10, PteFlags::W),
+            uvmalloc(&a, 0, 3 * PGSIZE + 10, PteFlags::W),
             Ok(3 * PGSIZE + 10)
         );
-        copyout(a, 0x1ff0, b"hello, world").unwrap();
+        copyout(&a, 0x1ff0, b"hello, world").unwrap();
         let b = uvmcreate().unwrap();
-        uvmcopy(a, b, 4 * PGSIZE).unwrap();
+        uvmcopy(&a, &b, 4 * PGSIZE).unwrap();
         let mut buf = [0u8; 12];
-        copyin(b, &mut buf, 0x1ff0).unwrap();
+        copyin(&b, &mut buf, 0x1ff0).unwrap();
         assert_eq!(&buf, b"hello, world");
         // Separate copies: writing the child leaves the parent alone.
-        copyout(b, 0x1ff0, b"HELLO").unwrap();
-        copyin(a, &mut buf, 0x1ff0).unwrap();
+        copyout(&b, 0x1ff0, b"HELLO").unwrap();
+        copyin(&a, &mut buf, 0x1ff0).unwrap();
         assert_eq!(&buf, b"hello, world");
-        assert_eq!(uvmdealloc(a, 4 * PGSIZE, PGSIZE), PGSIZE);
-        assert_eq!(copyin(a, &mut buf, 0x1ff0), Err(VmError::BadAddr));
+        assert_eq!(uvmdealloc(&a, 4 * PGSIZE, PGSIZE), PGSIZE);
+        assert_eq!(copyin(&a, &mut buf, 0x1ff0), Err(VmError::BadAddr));
         uvmfree(a, PGSIZE);
         uvmfree(b, 4 * PGSIZE);
         assert_eq!(nfree(), start, "pages leaked");
@@ -757,26 +799,29 @@ mod tests {
     fn copyinstr_stops_at_nul_and_rejects_overlong() {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
-        uvmalloc(pt, 0, 2 * PGSIZE, PteFlags::W).unwrap();
+        uvmalloc(&pt, 0, 2 * PGSIZE, PteFlags::W).unwrap();
         // A string that crosses the page boundary.
-        copyout(pt, PGSIZE - 3, b"/init\0").unwrap();
+        copyout(&pt, PGSIZE - 3, b"/init\0").unwrap();
         let mut dst = [0xffu8; 16];
-        assert_eq!(copyinstr(pt, &mut dst, PGSIZE - 3), Ok(5));
+        assert_eq!(copyinstr(&pt, &mut dst, PGSIZE - 3), Ok(5));
         assert_eq!(&dst[..6], b"/init\0");
         let mut small = [0u8; 4];
-        assert_eq!(copyinstr(pt, &mut small, PGSIZE - 3), Err(VmError::BadAddr));
-        assert_eq!(copyinstr(pt, &mut dst, 5 * PGSIZE), Err(VmError::BadAddr));
+        assert_eq!(
+            copyinstr(&pt, &mut small, PGSIZE - 3),
+            Err(VmError::BadAddr)
+        );
+        assert_eq!(copyinstr(&pt, &mut dst, 5 * PGSIZE), Err(VmError::BadAddr));
     }
 
     #[test]
     fn copyout_refuses_read_only_pages() {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
-        uvmalloc(pt, 0, PGSIZE, PteFlags::NONE).unwrap();
-        assert_eq!(copyout(pt, 0, b"x"), Err(VmError::BadAddr));
-        uvmclear(pt, VirtAddr(0));
+        uvmalloc(&pt, 0, PGSIZE, PteFlags::NONE).unwrap();
+        assert_eq!(copyout(&pt, 0, b"x"), Err(VmError::BadAddr));
+        uvmclear(&pt, VirtAddr(0));
         let mut b = [0u8; 1];
-        assert_eq!(copyin(pt, &mut b, 0), Err(VmError::BadAddr));
+        assert_eq!(copyin(&pt, &mut b, 0), Err(VmError::BadAddr));
     }
 
     #[test]
@@ -784,12 +829,12 @@ mod tests {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(pt, VirtAddr(0x1000), PGSIZE, pa, rwu() | PteFlags::X).unwrap();
+        mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu() | PteFlags::X).unwrap();
         let mut s = String::new();
-        vmprint_to(&mut s, pt).unwrap();
+        vmprint_to(&mut s, &pt).unwrap();
         let lines: std::vec::Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert_eq!(lines[0], std::format!("page table {:#018x}", pt as usize));
+        assert_eq!(lines[0], std::format!("page table {:#018x}", pt.pa().0));
         assert!(lines[1].starts_with(" ..0: pte 0x"), "{}", lines[1]);
         assert!(lines[2].starts_with(" .. ..0: pte 0x"), "{}", lines[2]);
         let leaf = Pte::new(pa, rwu() | PteFlags::X | PteFlags::V);
@@ -806,7 +851,7 @@ mod tests {
         let tramp = kalloc().unwrap();
         let stack = kalloc().unwrap();
         kvmmap(
-            kernel,
+            &kernel,
             VirtAddr(TRAMPOLINE),
             tramp,
             PGSIZE,
@@ -818,13 +863,13 @@ mod tests {
             while nfree() > spare {
                 hog.push(kalloc().unwrap());
             }
-            assert!(kvmcreate(kernel, VirtAddr(kstack(0)), stack).is_none());
+            assert!(kvmcreate(&kernel, VirtAddr(kstack(0)), stack).is_none());
             assert_eq!(nfree(), spare, "kvmcreate leaked on failure");
             for pa in hog {
                 kfree(pa);
             }
         }
-        let p = kvmcreate(kernel, VirtAddr(kstack(0)), stack).unwrap();
+        let p = kvmcreate(&kernel, VirtAddr(kstack(0)), stack).unwrap();
         kvmfree(p);
     }
 
@@ -837,50 +882,49 @@ mod tests {
         let stack0 = kalloc().unwrap();
         let stack1 = kalloc().unwrap();
         kvmmap(
-            kernel,
+            &kernel,
             VirtAddr(0x8000_0000),
             low,
             PGSIZE,
             PteFlags::R | PteFlags::X,
         );
         kvmmap(
-            kernel,
+            &kernel,
             VirtAddr(TRAMPOLINE),
             tramp,
             PGSIZE,
             PteFlags::R | PteFlags::X,
         );
         kvmmap(
-            kernel,
+            &kernel,
             VirtAddr(kstack(0)),
             stack0,
             PGSIZE,
             PteFlags::R | PteFlags::W,
         );
         kvmmap(
-            kernel,
+            &kernel,
             VirtAddr(kstack(1)),
             stack1,
             PGSIZE,
             PteFlags::R | PteFlags::W,
         );
         let before = nfree();
-        let p = kvmcreate(kernel, VirtAddr(kstack(1)), stack1).unwrap();
+        let p = kvmcreate(&kernel, VirtAddr(kstack(1)), stack1).unwrap();
         assert_eq!(before - nfree(), 3, "root + private level 1 + level 0");
-        assert_eq!(kvmpa(p, VirtAddr(0x8000_0000)), Some(low));
-        // SAFETY: both are root pages in fake RAM.
-        assert_eq!(unsafe { (*p).entries[2] }, unsafe { (*kernel).entries[2] });
-        assert_eq!(kvmpa(p, VirtAddr(TRAMPOLINE)), Some(tramp));
-        assert_eq!(kvmpa(p, VirtAddr(kstack(1))), Some(stack1));
+        assert_eq!(kvmpa(&p, VirtAddr(0x8000_0000)), Some(low));
+        assert_eq!(p.entry(2), kernel.entry(2));
+        assert_eq!(kvmpa(&p, VirtAddr(TRAMPOLINE)), Some(tramp));
+        assert_eq!(kvmpa(&p, VirtAddr(kstack(1))), Some(stack1));
         assert_eq!(
-            kvmpa(p, VirtAddr(kstack(0))),
+            kvmpa(&p, VirtAddr(kstack(0))),
             None,
             "another process's stack"
         );
         kvmfree(p);
         assert_eq!(nfree(), before);
         // The kernel's own table is intact.
-        assert_eq!(kvmpa(kernel, VirtAddr(kstack(0))), Some(stack0));
-        assert_eq!(kvmpa(kernel, VirtAddr(0x8000_0000)), Some(low));
+        assert_eq!(kvmpa(&kernel, VirtAddr(kstack(0))), Some(stack0));
+        assert_eq!(kvmpa(&kernel, VirtAddr(0x8000_0000)), Some(low));
     }
 }
