@@ -194,7 +194,11 @@ pub fn bread(dev: u32, blockno: u32) -> *mut Buf {
 }
 
 /// Write b's contents to disk. Must be locked.
-pub fn bwrite(b: *mut Buf) {
+///
+/// # Safety
+/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
+/// (not yet passed to `brelse`). The caller holds its sleep-lock.
+pub unsafe fn bwrite(b: *mut Buf) {
     // SAFETY: b is a cache buffer.
     unsafe {
         if !(*b).lock.holding() {
@@ -206,7 +210,11 @@ pub fn bwrite(b: *mut Buf) {
 
 /// Release a locked buffer and move it to the head of the most recently
 /// used list.
-pub fn brelse(b: *mut Buf) {
+///
+/// # Safety
+/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
+/// (not yet passed to `brelse`).
+pub unsafe fn brelse(b: *mut Buf) {
     let c = bcache.get();
     // SAFETY: we hold b's sleep lock; bcache.lock guards the list.
     unsafe {
@@ -226,7 +234,10 @@ pub fn brelse(b: *mut Buf) {
 }
 
 /// Keep b in the cache (the log holds it until the transaction commits).
-pub fn bpin(b: *mut Buf) {
+///
+/// # Safety
+/// `b` is a buffer of the cache that the caller holds (from `bread`).
+pub unsafe fn bpin(b: *mut Buf) {
     let c = bcache.get();
     // SAFETY: bcache.lock guards refcnt.
     unsafe {
@@ -236,7 +247,10 @@ pub fn bpin(b: *mut Buf) {
     }
 }
 
-pub fn bunpin(b: *mut Buf) {
+///
+/// # Safety
+/// `b` is a buffer of the cache that the caller holds (from `bread`).
+pub unsafe fn bunpin(b: *mut Buf) {
     let c = bcache.get();
     // SAFETY: bcache.lock guards refcnt.
     unsafe {

@@ -194,7 +194,8 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         end_op();
         return -1;
     }
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
 
     let mut sz: u64 = 0;
     // Everything up to here that needs undoing on failure: ip (locked, in
@@ -204,7 +205,8 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
             proc_freepagetable(pagetable, sz);
         }
         if !ip.is_null() {
-            iunlockput(ip);
+            // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+            unsafe { iunlockput(ip) };
             end_op();
         }
         -1
@@ -249,7 +251,8 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
             return fail(Some(pagetable), sz, ip);
         }
     }
-    iunlockput(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe { iunlockput(ip) };
     end_op();
     let ip: *mut Inode = core::ptr::null_mut();
 

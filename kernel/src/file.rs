@@ -138,7 +138,12 @@ pub fn filealloc() -> *mut File {
 }
 
 /// Increment ref count for file f.
-pub fn filedup(f: *mut File) -> *mut File {
+///
+/// # Safety
+/// `f` is an entry of the file table on which the caller holds a reference
+/// (from `filealloc`, `filedup`, or an open descriptor of the current
+/// process).
+pub unsafe fn filedup(f: *mut File) -> *mut File {
     let t = ftable.get();
     // SAFETY: ftable.lock guards ref.
     unsafe {
@@ -153,7 +158,12 @@ pub fn filedup(f: *mut File) -> *mut File {
 }
 
 /// Close file f. (Decrement ref count, close when reaches 0.)
-pub fn fileclose(f: *mut File) {
+///
+/// # Safety
+/// `f` is an entry of the file table on which the caller holds a reference
+/// (from `filealloc`, `filedup`, or an open descriptor of the current
+/// process).
+pub unsafe fn fileclose(f: *mut File) {
     let t = ftable.get();
     // SAFETY: ftable.lock guards ref; the last reference owns the rest.
     unsafe {
@@ -185,7 +195,12 @@ pub fn fileclose(f: *mut File) {
 
 /// Get metadata about file f. addr is a user virtual address, pointing to
 /// a struct stat.
-pub fn filestat(f: *mut File, addr: u64) -> i32 {
+///
+/// # Safety
+/// `f` is an entry of the file table on which the caller holds a reference
+/// (from `filealloc`, `filedup`, or an open descriptor of the current
+/// process).
+pub unsafe fn filestat(f: *mut File, addr: u64) -> i32 {
     // SAFETY: f is an open file of the current process.
     unsafe {
         if (*f).typ == FdType::Inode || (*f).typ == FdType::Device {
@@ -202,7 +217,12 @@ pub fn filestat(f: *mut File, addr: u64) -> i32 {
 }
 
 /// Read from file f. addr is a user virtual address.
-pub fn fileread(f: *mut File, addr: u64, n: i32) -> i32 {
+///
+/// # Safety
+/// `f` is an entry of the file table on which the caller holds a reference
+/// (from `filealloc`, `filedup`, or an open descriptor of the current
+/// process).
+pub unsafe fn fileread(f: *mut File, addr: u64, n: i32) -> i32 {
     // SAFETY: f is an open file of the current process.
     unsafe {
         if !(*f).readable {
@@ -230,7 +250,12 @@ pub fn fileread(f: *mut File, addr: u64, n: i32) -> i32 {
 }
 
 /// Write to file f. addr is a user virtual address.
-pub fn filewrite(f: *mut File, addr: u64, n: i32) -> i32 {
+///
+/// # Safety
+/// `f` is an entry of the file table on which the caller holds a reference
+/// (from `filealloc`, `filedup`, or an open descriptor of the current
+/// process).
+pub unsafe fn filewrite(f: *mut File, addr: u64, n: i32) -> i32 {
     // SAFETY: f is an open file of the current process.
     unsafe {
         if !(*f).writable {

@@ -97,7 +97,8 @@ fn readsb(dev: u32) -> SuperBlock {
             core::mem::size_of::<SuperBlock>(),
         );
     }
-    brelse(bp);
+    // SAFETY: `bp` came from bread above and is still ours.
+    unsafe { brelse(bp) };
     s
 }
 
@@ -118,8 +119,11 @@ fn bzero(dev: u32, bno: u32) {
     let bp = bread(dev, bno);
     // SAFETY: we hold bp.
     unsafe { (*bp).data = [0; BSIZE] };
-    log_write(bp);
-    brelse(bp);
+    // SAFETY: `bp` came from bread above and is still ours.
+    unsafe {
+        log_write(bp);
+        brelse(bp);
+    }
 }
 
 // Blocks.
@@ -146,7 +150,8 @@ fn balloc(dev: u32) -> u32 {
             }
             bi += 1;
         }
-        brelse(bp);
+        // SAFETY: `bp` came from bread above and is still ours.
+        unsafe { brelse(bp) };
         b += BPB;
     }
     crate::println!("balloc: out of blocks");
@@ -165,8 +170,11 @@ fn bfree(dev: u32, b: u32) {
         }
         (*bp).data[(bi / 8) as usize] &= !m;
     }
-    log_write(bp);
-    brelse(bp);
+    // SAFETY: `bp` came from bread above and is still ours.
+    unsafe {
+        log_write(bp);
+        brelse(bp);
+    }
 }
 
 // Inodes.
@@ -280,7 +288,8 @@ pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
                 return iget(dev, inum);
             }
         }
-        brelse(bp);
+        // SAFETY: `bp` came from bread above and is still ours.
+        unsafe { brelse(bp) };
     }
     crate::println!("ialloc: no inodes");
     core::ptr::null_mut()
@@ -288,7 +297,12 @@ pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
 
 /// Copy a modified in-memory inode to disk. Must be called after every
 /// change to an ip->xxx field that lives on disk. Caller must hold ip->lock.
-pub fn iupdate(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `ip->lock`.
+pub unsafe fn iupdate(ip: *mut Inode) {
     // SAFETY: the caller holds ip->lock.
     unsafe {
         let bp = bread((*ip).dev, superblock().iblock((*ip).inum));
@@ -341,7 +355,11 @@ fn iget(dev: u32, inum: u32) -> *mut Inode {
 
 /// Increment reference count for ip. Returns ip to enable ip = idup(ip1)
 /// idiom.
-pub fn idup(ip: *mut Inode) -> *mut Inode {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+pub unsafe fn idup(ip: *mut Inode) -> *mut Inode {
     let t = itable.get();
     // SAFETY: itable.lock guards ref.
     unsafe {
@@ -353,7 +371,11 @@ pub fn idup(ip: *mut Inode) -> *mut Inode {
 }
 
 /// Lock the given inode. Reads the inode from disk if necessary.
-pub fn ilock(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+pub unsafe fn ilock(ip: *mut Inode) {
     // SAFETY: ip is a referenced itable entry.
     unsafe {
         if ip.is_null() || (*ip).r#ref < 1 {
@@ -379,7 +401,12 @@ pub fn ilock(ip: *mut Inode) {
 }
 
 /// Unlock the given inode.
-pub fn iunlock(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `ip->lock`.
+pub unsafe fn iunlock(ip: *mut Inode) {
     // SAFETY: ip is a referenced itable entry.
     unsafe {
         if ip.is_null() || !(*ip).lock.holding() || (*ip).r#ref < 1 {
@@ -394,7 +421,12 @@ pub fn iunlock(ip: *mut Inode) {
 /// reference and the inode has no links to it, free the inode (and its
 /// content) on disk. All calls to iput() must be inside a transaction in
 /// case it has to free the inode.
-pub fn iput(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The reference is given up.
+pub unsafe fn iput(ip: *mut Inode) {
     let t = itable.get();
     // SAFETY: itable.lock guards ref; ip->lock the rest.
     unsafe {
@@ -421,7 +453,12 @@ pub fn iput(ip: *mut Inode) {
 }
 
 /// Common idiom: unlock, then put.
-pub fn iunlockput(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `ip->lock`; the reference is given up.
+pub unsafe fn iunlockput(ip: *mut Inode) {
     iunlock(ip);
     iput(ip);
 }
@@ -479,7 +516,12 @@ fn bmap(ip: *mut Inode, bn: u32) -> u32 {
 }
 
 /// Truncate inode (discard contents). Caller must hold ip->lock.
-pub fn itrunc(ip: *mut Inode) {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `ip->lock`.
+pub unsafe fn itrunc(ip: *mut Inode) {
     // SAFETY: the caller holds ip->lock.
     unsafe {
         for i in 0..NDIRECT {
@@ -509,7 +551,12 @@ pub fn itrunc(ip: *mut Inode) {
 }
 
 /// Copy stat information from inode. Caller must hold ip->lock.
-pub fn stati(ip: *mut Inode) -> Stat {
+///
+/// # Safety
+/// `ip` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `ip->lock`.
+pub unsafe fn stati(ip: *mut Inode) -> Stat {
     // SAFETY: the caller holds ip->lock.
     unsafe {
         Stat {
@@ -632,7 +679,12 @@ pub fn namecmp(s: &[u8], t: &[u8; DIRSIZ]) -> bool {
 
 /// Look for a directory entry in a directory. If found, set *poff to byte
 /// offset of entry. Returns null if not found.
-pub fn dirlookup(dp: *mut Inode, name: &[u8], poff: Option<&mut u32>) -> *mut Inode {
+///
+/// # Safety
+/// `dp` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `dp->lock`.
+pub unsafe fn dirlookup(dp: *mut Inode, name: &[u8], poff: Option<&mut u32>) -> *mut Inode {
     // SAFETY: the caller holds dp->lock; readi's destination is `de` on
     // our stack, DIRENT_SIZE bytes.
     unsafe {
@@ -667,7 +719,12 @@ pub fn dirlookup(dp: *mut Inode, name: &[u8], poff: Option<&mut u32>) -> *mut In
 
 /// Write a new directory entry (name, inum) into the directory dp.
 /// Returns 0 on success, -1 on failure (e.g. out of disk blocks).
-pub fn dirlink(dp: *mut Inode, name: &[u8], inum: u32) -> i32 {
+///
+/// # Safety
+/// `dp` is an entry of the inode table on which the caller holds a reference
+/// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
+/// The caller holds `dp->lock`.
+pub unsafe fn dirlink(dp: *mut Inode, name: &[u8], inum: u32) -> i32 {
     // Check that name is not present.
     let ip = dirlookup(dp, name, None);
     if !ip.is_null() {
@@ -756,35 +813,43 @@ fn namex(path: &[u8], nameiparent: bool, name: &mut [u8; DIRSIZ]) -> *mut Inode 
     let mut ip = if path.first() == Some(&b'/') {
         iget(ROOTDEV, ROOTINO)
     } else {
-        // SAFETY: a process is running this system call.
-        idup(unsafe { (*myproc()).cwd })
+        // SAFETY: a process is running this system call, and its cwd holds
+        // a reference on that inode (cwd is private to the process).
+        unsafe { idup((*myproc()).cwd) }
     };
 
     let mut path = path;
     while let Some(rest) = skipelem(path, name) {
         path = rest;
-        ilock(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put.
+        unsafe { ilock(ip) };
         // SAFETY: ip->lock held.
         if unsafe { (*ip).typ } != T_DIR {
-            iunlockput(ip);
+            // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+            unsafe { iunlockput(ip) };
             return core::ptr::null_mut();
         }
         if nameiparent && path.is_empty() {
             // Stop one level early.
-            iunlock(ip);
+            // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+            unsafe { iunlock(ip) };
             return ip;
         }
         let n = name_len(name);
-        let next = dirlookup(ip, &name[..n], None);
+        // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+        let next = unsafe { dirlookup(ip, &name[..n], None) };
         if next.is_null() {
-            iunlockput(ip);
+            // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+            unsafe { iunlockput(ip) };
             return core::ptr::null_mut();
         }
-        iunlockput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(ip) };
         ip = next;
     }
     if nameiparent {
-        iput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put.
+        unsafe { iput(ip) };
         return core::ptr::null_mut();
     }
     ip

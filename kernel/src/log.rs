@@ -252,7 +252,11 @@ fn commit() {
 ///   log_write(bp)
 ///   brelse(bp)
 /// ```
-pub fn log_write(b: *mut Buf) {
+///
+/// # Safety
+/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
+/// (not yet passed to `brelse`).
+pub unsafe fn log_write(b: *mut Buf) {
     let l = log.get();
     // SAFETY: lock guards the log; the caller holds b's sleep lock.
     unsafe {

@@ -11,9 +11,6 @@
 
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
-// The file system still passes `*mut Buf`/`*mut Inode`/`*mut File` to safe
-// functions; page tables no longer travel as raw pointers (see Pagetable).
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
 // Kernel statics need `const fn new()`; `Default` would add nothing.
 #![allow(clippy::new_without_default)]
 

@@ -49,10 +49,12 @@ pub fn pipealloc() -> Option<(*mut File, *mut File)> {
     let page = if f1.is_null() { None } else { kalloc() };
     let Some(page) = page else {
         if !f0.is_null() {
-            fileclose(f0);
+            // SAFETY: `f0` is an open file we hold a reference on (argfd, filealloc or our ofile).
+            unsafe { fileclose(f0) };
         }
         if !f1.is_null() {
-            fileclose(f1);
+            // SAFETY: `f1` is an open file we hold a reference on (argfd, filealloc or our ofile).
+            unsafe { fileclose(f1) };
         }
         return None;
     };
@@ -80,7 +82,11 @@ pub fn pipealloc() -> Option<(*mut File, *mut File)> {
 }
 
 /// Close one end; free the pipe when both are closed.
-pub fn pipeclose(pi: *mut Pipe, writable: bool) {
+///
+/// # Safety
+/// `pi` came from `pipealloc`, and the caller holds one of its ends open.
+/// That end is given up.
+pub unsafe fn pipeclose(pi: *mut Pipe, writable: bool) {
     // SAFETY: pi->lock guards the pipe.
     unsafe {
         (*pi).lock.acquire();
@@ -101,7 +107,10 @@ pub fn pipeclose(pi: *mut Pipe, writable: bool) {
 }
 
 /// Write n bytes from user address addr; returns bytes written or -1.
-pub fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
+///
+/// # Safety
+/// `pi` came from `pipealloc`, and the caller holds one of its ends open.
+pub unsafe fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
     let mut i = 0;
     let p = myproc();
     // SAFETY: pi->lock guards the pipe.
@@ -139,8 +148,11 @@ pub fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
 /// of file, -1 on error.
 // The wait loop's condition changes while we sleep: writers on other harts
 // update nwrite and writeopen under pi->lock, which sleep() gives up.
+///
+/// # Safety
+/// `pi` came from `pipealloc`, and the caller holds one of its ends open.
 #[allow(clippy::while_immutable_condition)]
-pub fn piperead(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
+pub unsafe fn piperead(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
     let p = myproc();
     // SAFETY: pi->lock guards the pipe.
     unsafe {

@@ -721,7 +721,8 @@ pub fn wait(addr: u64) -> i32 {
         }
 
         // No point waiting if we don't have any children.
-        if !havekids || killed(p) {
+        // SAFETY: `p` is myproc(), a slot of the process table.
+        if !havekids || unsafe { killed(p) } {
             WAIT_LOCK.release();
             return -1;
         }
@@ -937,7 +938,11 @@ pub fn kill(pid: i32) -> i32 {
 }
 
 /// Mark `p` killed.
-pub fn setkilled(p: *mut Proc) {
+///
+/// # Safety
+/// `p` is a slot of the process table (as `myproc()` or `proc_slot` return
+/// it).
+pub unsafe fn setkilled(p: *mut Proc) {
     // SAFETY: killed is guarded by p->lock.
     unsafe {
         (*p).lock.acquire();
@@ -947,7 +952,11 @@ pub fn setkilled(p: *mut Proc) {
 }
 
 /// Has `p` been killed?
-pub fn killed(p: *mut Proc) -> bool {
+///
+/// # Safety
+/// `p` is a slot of the process table (as `myproc()` or `proc_slot` return
+/// it).
+pub unsafe fn killed(p: *mut Proc) -> bool {
     // SAFETY: killed is guarded by p->lock.
     unsafe {
         (*p).lock.acquire();

@@ -71,7 +71,8 @@ pub fn sys_dup() -> u64 {
     let Some(fd) = fdalloc(f) else {
         return ERR;
     };
-    filedup(f);
+    // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+    unsafe { filedup(f) };
     fd as u64
 }
 
@@ -81,7 +82,8 @@ pub fn sys_read() -> u64 {
     let Some((_, f)) = argfd(0) else {
         return ERR;
     };
-    ret(fileread(f, p, n))
+    // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+    ret(unsafe { fileread(f, p, n) })
 }
 
 pub fn sys_write() -> u64 {
@@ -90,7 +92,8 @@ pub fn sys_write() -> u64 {
     let Some((_, f)) = argfd(0) else {
         return ERR;
     };
-    ret(filewrite(f, p, n))
+    // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+    ret(unsafe { filewrite(f, p, n) })
 }
 
 pub fn sys_close() -> u64 {
@@ -99,7 +102,8 @@ pub fn sys_close() -> u64 {
     };
     // SAFETY: ofile is private to the current process.
     unsafe { (*myproc()).ofile[fd] = core::ptr::null_mut() };
-    fileclose(f);
+    // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+    unsafe { fileclose(f) };
     0
 }
 
@@ -108,7 +112,8 @@ pub fn sys_fstat() -> u64 {
     let Some((_, f)) = argfd(0) else {
         return ERR;
     };
-    ret(filestat(f, st))
+    // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+    ret(unsafe { filestat(f, st) })
 }
 
 /// Create the path new as a link to the same inode as old.
@@ -126,7 +131,8 @@ pub fn sys_link() -> u64 {
         return ERR;
     }
 
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
     // SAFETY: ip->lock held.
     unsafe {
         if (*ip).typ == T_DIR {
@@ -136,32 +142,43 @@ pub fn sys_link() -> u64 {
         }
         (*ip).nlink += 1;
     }
-    iupdate(ip);
-    iunlock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe {
+        iupdate(ip);
+        iunlock(ip);
+    }
 
     let mut name = [0u8; DIRSIZ];
     let dp = nameiparent(new, &mut name);
     let ok = !dp.is_null() && {
-        ilock(dp);
+        // SAFETY: `dp` holds a reference taken above and not yet put.
+        unsafe { ilock(dp) };
         let n = name_len(&name);
         // SAFETY: dp->lock held; ip referenced.
         let same_dev = unsafe { (*dp).dev == (*ip).dev };
-        let linked = same_dev && dirlink(dp, &name[..n], unsafe { (*ip).inum }) >= 0;
-        iunlockput(dp);
+        // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+        let linked = same_dev && unsafe { dirlink(dp, &name[..n], (*ip).inum) } >= 0;
+        // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(dp) };
         linked
     };
     if ok {
-        iput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put.
+        unsafe { iput(ip) };
         end_op();
         return 0;
     }
 
     // bad: undo the link count.
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
     // SAFETY: ip->lock held.
     unsafe { (*ip).nlink -= 1 };
-    iupdate(ip);
-    iunlockput(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe {
+        iupdate(ip);
+        iunlockput(ip);
+    }
     end_op();
     ERR
 }
@@ -200,25 +217,30 @@ pub fn sys_unlink() -> u64 {
         return ERR;
     }
 
-    ilock(dp);
+    // SAFETY: `dp` holds a reference taken above and not yet put.
+    unsafe { ilock(dp) };
 
     // Cannot unlink "." or "..".
     let n = name_len(&name);
     let elem = &name[..n];
     if elem == b"." || elem == b".." {
-        iunlockput(dp);
+        // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(dp) };
         end_op();
         return ERR;
     }
 
     let mut off = 0u32;
-    let ip = dirlookup(dp, elem, Some(&mut off));
+    // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+    let ip = unsafe { dirlookup(dp, elem, Some(&mut off)) };
     if ip.is_null() {
-        iunlockput(dp);
+        // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(dp) };
         end_op();
         return ERR;
     }
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
 
     // SAFETY: ip->lock and dp->lock held.
     unsafe {
@@ -263,29 +285,37 @@ fn create(path: &[u8], typ: i16, major: i16, minor: i16) -> *mut Inode {
     let n = name_len(&name);
     let elem = &name[..n];
 
-    ilock(dp);
+    // SAFETY: `dp` holds a reference taken above and not yet put.
+    unsafe { ilock(dp) };
 
-    let ip = dirlookup(dp, elem, None);
+    // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+    let ip = unsafe { dirlookup(dp, elem, None) };
     if !ip.is_null() {
-        iunlockput(dp);
-        ilock(ip);
+        // SAFETY: `dp` and `ip` hold a reference taken above and not yet put, locked where the callee needs it.
+        unsafe {
+            iunlockput(dp);
+            ilock(ip);
+        }
         // SAFETY: ip->lock held.
         let t = unsafe { (*ip).typ };
         if typ == T_FILE && (t == T_FILE || t == T_DEVICE) {
             return ip;
         }
-        iunlockput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(ip) };
         return core::ptr::null_mut();
     }
 
     // SAFETY: dp->lock held.
     let ip = ialloc(unsafe { (*dp).dev }, typ);
     if ip.is_null() {
-        iunlockput(dp);
+        // SAFETY: `dp` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(dp) };
         return core::ptr::null_mut();
     }
 
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
     // SAFETY: ip->lock and dp->lock held.
     unsafe {
         (*ip).major = major;
@@ -342,10 +372,12 @@ pub fn sys_open() -> u64 {
             end_op();
             return ERR;
         }
-        ilock(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put.
+        unsafe { ilock(ip) };
         // SAFETY: ip->lock held.
         if unsafe { (*ip).typ } == T_DIR && omode != O_RDONLY {
-            iunlockput(ip);
+            // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+            unsafe { iunlockput(ip) };
             end_op();
             return ERR;
         }
@@ -355,7 +387,8 @@ pub fn sys_open() -> u64 {
     // SAFETY: ip->lock held.
     let (typ, major) = unsafe { ((*ip).typ, (*ip).major) };
     if typ == T_DEVICE && (major < 0 || major as usize >= NDEV) {
-        iunlockput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(ip) };
         end_op();
         return ERR;
     }
@@ -364,9 +397,11 @@ pub fn sys_open() -> u64 {
     let fd = if f.is_null() { None } else { fdalloc(f) };
     let Some(fd) = fd else {
         if !f.is_null() {
-            fileclose(f);
+            // SAFETY: `f` is an open file we hold a reference on (argfd, filealloc or our ofile).
+            unsafe { fileclose(f) };
         }
-        iunlockput(ip);
+        // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+        unsafe { iunlockput(ip) };
         end_op();
         return ERR;
     };
@@ -389,7 +424,8 @@ pub fn sys_open() -> u64 {
         }
     }
 
-    iunlock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe { iunlock(ip) };
     end_op();
 
     fd as u64
@@ -406,7 +442,8 @@ pub fn sys_mkdir() -> u64 {
         end_op();
         return ERR;
     }
-    iunlockput(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe { iunlockput(ip) };
     end_op();
     0
 }
@@ -424,7 +461,8 @@ pub fn sys_mknod() -> u64 {
         end_op();
         return ERR;
     }
-    iunlockput(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put, and we hold its lock.
+    unsafe { iunlockput(ip) };
     end_op();
     0
 }
@@ -442,7 +480,8 @@ pub fn sys_chdir() -> u64 {
         end_op();
         return ERR;
     }
-    ilock(ip);
+    // SAFETY: `ip` holds a reference taken above and not yet put.
+    unsafe { ilock(ip) };
     // SAFETY: ip->lock held; cwd is private to the current process.
     unsafe {
         if (*ip).typ != T_DIR {
@@ -466,15 +505,21 @@ pub fn sys_pipe() -> u64 {
         return ERR;
     };
     let Some(fd0) = fdalloc(rf) else {
-        fileclose(rf);
-        fileclose(wf);
+        // SAFETY: `rf` and `wf` is an open file we hold a reference on (argfd, filealloc or our ofile).
+        unsafe {
+            fileclose(rf);
+            fileclose(wf);
+        }
         return ERR;
     };
     let Some(fd1) = fdalloc(wf) else {
         // SAFETY: ofile is private to the current process.
         unsafe { (*p).ofile[fd0] = core::ptr::null_mut() };
-        fileclose(rf);
-        fileclose(wf);
+        // SAFETY: `rf` and `wf` is an open file we hold a reference on (argfd, filealloc or our ofile).
+        unsafe {
+            fileclose(rf);
+            fileclose(wf);
+        }
         return ERR;
     };
     // SAFETY: pagetable and ofile are private to the current process.

@@ -47,7 +47,8 @@ pub fn sys_sleep() -> u64 {
     let mut ticks = TICKS.lock();
     let ticks0 = *ticks;
     while ticks.wrapping_sub(ticks0) < n {
-        if proc::killed(myproc()) {
+        // SAFETY: `myproc` is myproc(), a slot of the process table.
+        if unsafe { proc::killed(myproc()) } {
             return ERR;
         }
         ticks = ticks.sleep(ticks_chan());

@@ -137,7 +137,8 @@ pub extern "C" fn usertrap() -> ! {
     let mut which_dev = 0;
     if scause == 8 {
         // system call
-        if killed(p) {
+        // SAFETY: `p` is myproc(), a slot of the process table.
+        if unsafe { killed(p) } {
             exit(-1);
         }
         // sepc points to the ecall instruction, but we want to return to
@@ -157,11 +158,13 @@ pub extern "C" fn usertrap() -> ! {
                 scause, pid, name
             );
             println!("            sepc={:#x} stval={:#x}", r_sepc(), r_stval());
-            setkilled(p);
+            // SAFETY: `p` is myproc(), a slot of the process table.
+            unsafe { setkilled(p) };
         }
     }
 
-    if killed(p) {
+    // SAFETY: `p` is myproc(), a slot of the process table.
+    if unsafe { killed(p) } {
         exit(-1);
     }
 

@@ -341,7 +341,11 @@ unsafe fn alloc3_desc(d: *mut Disk) -> Option<[usize; 3]> {
 
 /// Read (write = false) or write buffer `b` from/to its disk block, and
 /// sleep until the device is done.
-pub fn virtio_disk_rw(b: *mut Buf, write: bool) {
+///
+/// # Safety
+/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
+/// (not yet passed to `brelse`). The caller holds its sleep-lock.
+pub unsafe fn virtio_disk_rw(b: *mut Buf, write: bool) {
     let d = DISK.get();
     // SAFETY: vdisk_lock guards the queue; the caller holds b's sleep lock,
     // and the device owns b->data while b->disk is set.

@@ -43,6 +43,27 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
         "kernel unit tests",
     )?;
 
+    deps::ensure_rust_target(build::KERNEL_TARGET)?;
+    //    Clippy on the kernel target, warnings denied: among them
+    //    `not_unsafe_ptr_arg_deref`, so no safe `pub fn` dereferences a raw
+    //    pointer it was given (docs/kernel.md, "Handles and locks").
+    run_checked(
+        cargo()
+            .current_dir(root.join("kernel"))
+            .env_remove("RUSTFLAGS")
+            .args([
+                "clippy",
+                "--release",
+                "--workspace",
+                "--target",
+                build::KERNEL_TARGET,
+            ])
+            .arg("--target-dir")
+            .arg(paths::target_dir())
+            .args(["--", "-D", "warnings"]),
+        "kernel clippy",
+    )?;
+
     // 2. The kernel and its disk image, and the C xv6 kernels (stock, lab
     //    solutions, classic bugs), which the integration tests boot.
     build::build_all()?;
