@@ -14,29 +14,12 @@
 //! Data flow: fs.rs and log.rs call bread/bwrite; bwrite and a cache miss
 //! go to virtio_disk.rs.
 
-use core::cell::UnsafeCell;
-
 use crate::fs::BSIZE;
+use crate::kcell::KernelCell;
 use crate::param::NBUF;
 use crate::sleeplock::Sleeplock;
 use crate::spinlock::Spinlock;
 use crate::virtio_disk::virtio_disk_rw;
-
-/// A kernel global shared between harts, reached through a raw pointer;
-/// the locking rule is written where each one is declared.
-pub struct KernelCell<T>(UnsafeCell<T>);
-
-// SAFETY: users follow the locking rule documented on each static.
-unsafe impl<T> Sync for KernelCell<T> {}
-
-impl<T> KernelCell<T> {
-    pub const fn new(v: T) -> KernelCell<T> {
-        KernelCell(UnsafeCell::new(v))
-    }
-    pub fn get(&self) -> *mut T {
-        self.0.get()
-    }
-}
 
 /// One cached block (xv6's `struct buf`).
 #[repr(C)]

@@ -6,7 +6,7 @@
 //! inode (fs.rs), a pipe (pipe.rs) or a device (devsw). sysfile.rs calls
 //! these functions; fork/exit call [`filedup`]/[`fileclose`].
 
-use crate::bio::KernelCell;
+use crate::kcell::KernelCell;
 use crate::fs::{ilock, iput, iunlock, readi, stati, writei, Inode, BSIZE};
 use crate::log::{begin_op, end_op};
 use crate::param::{MAXOPBLOCKS, NDEV, NFILE};
@@ -39,6 +39,11 @@ pub struct File {
     /// FD_DEVICE
     pub major: i16,
 }
+
+// SAFETY: `pipe` and `ip` name a kalloc'd pipe and an inode-table entry,
+// both shared between harts under their own locks (pi->lock, ip->lock);
+// the pointers themselves are plain addresses any hart may hold.
+unsafe impl Send for File {}
 
 impl File {
     const fn new() -> File {

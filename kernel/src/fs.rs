@@ -15,7 +15,8 @@
 //! ```
 
 use crate::abi::stat::{Stat, T_DIR};
-use crate::bio::{bread, brelse, Buf, KernelCell};
+use crate::bio::{bread, brelse, Buf};
+use crate::kcell::KernelCell;
 use crate::log::{initlog, log_write};
 use crate::param::{NINODE, ROOTDEV};
 use crate::proc::{either_copyin, either_copyout, myproc};

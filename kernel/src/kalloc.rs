@@ -11,7 +11,7 @@
 //! stops the kernel with a named panic instead of corrupting the list.
 
 use crate::riscv::{pg_round_up, PhysAddr, PGSIZE};
-use crate::spinlock::Spinlock;
+use crate::spinlock::{Held, Spinlock};
 
 /// A free page's first word: the next free page.
 #[repr(C)]
@@ -26,7 +26,9 @@ const MAX_PAGES: usize = (128 * 1024 * 1024) / PGSIZE as usize;
 ///
 /// Locking rule: `lock` must be held to read or write every other field.
 /// (The lock cannot own them: kinspect reads `kmem.lock` and
-/// `kmem.freelist` by xv6's field names.)
+/// `kmem.freelist` by xv6's field names.) The code reaches them only
+/// through `Kmem::lock`'s guard, which holds the lock and hands out each
+/// field on its own.
 #[repr(C)]
 pub struct Kmem {
     pub lock: Spinlock,
@@ -87,10 +89,52 @@ pub unsafe fn init_range(k: *mut Kmem, start: u64, top: u64) {
     }
 }
 
-/// The bitmap word and bit of page `pa` in `k`.
-fn map_bit(k: &Kmem, pa: u64) -> (usize, u64) {
-    let i = ((pa - k.base) / PGSIZE) as usize;
+/// The bitmap word and bit of page `pa`, for an allocator starting at `base`.
+fn map_bit(base: u64, pa: u64) -> (usize, u64) {
+    let i = ((pa - base) / PGSIZE) as usize;
     (i / 64, 1u64 << (i % 64))
+}
+
+/// An allocator whose lock this hart holds: the fields `lock` guards,
+/// each reached through its own place (`&mut (*k).freelist`), never
+/// through a `&mut Kmem` over the whole struct, which would alias the lock
+/// other harts are spinning on. Dropping it releases the lock.
+struct Locked<'a> {
+    k: *mut Kmem,
+    _held: Held<'a>,
+}
+
+impl Kmem {
+    /// Acquire `k.lock` and return the fields it guards.
+    ///
+    /// # Safety
+    /// `k` points at a `Kmem` that outlives `'a`.
+    unsafe fn lock<'a>(k: *mut Kmem) -> Locked<'a> {
+        // SAFETY: a shared reference to the lock field alone (atomics),
+        // which every hart may hold at once; k outlives 'a.
+        let held = unsafe { &(*k).lock }.lock();
+        Locked { k, _held: held }
+    }
+}
+
+impl Locked<'_> {
+    fn freelist(&mut self) -> &mut *mut Run {
+        // SAFETY: we hold the lock, so this hart alone uses the field.
+        unsafe { &mut (*self.k).freelist }
+    }
+    fn nfree(&mut self) -> &mut u64 {
+        // SAFETY: as in freelist.
+        unsafe { &mut (*self.k).nfree }
+    }
+    fn free_map(&mut self) -> &mut [u64; MAX_PAGES / 64] {
+        // SAFETY: as in freelist.
+        unsafe { &mut (*self.k).free_map }
+    }
+    /// `[base, top)`: fixed since init_range.
+    fn range(&self) -> (u64, u64) {
+        // SAFETY: as in freelist; plain reads.
+        unsafe { ((*self.k).base, (*self.k).top) }
+    }
 }
 
 /// Free the page of physical memory pointed at by `pa`, which normally
@@ -108,15 +152,11 @@ pub unsafe fn kfree_in(k: *mut Kmem, pa: PhysAddr) {
     if pa.0 < base || pa.0 >= top {
         panic!("kfree: out of range {:#x}", pa.0);
     }
-    // SAFETY: lock is an atomic field; taking a shared reference to it is
-    // fine while other harts use it too.
-    let lock = unsafe { &(*k).lock };
-    lock.acquire();
-    // SAFETY: we hold k's lock, so we are the only hart touching its fields.
-    let km = unsafe { &mut *k };
-    let (w, bit) = map_bit(km, pa.0);
-    if km.free_map[w] & bit != 0 {
-        lock.release();
+    // SAFETY: k is valid (caller's contract) for this call.
+    let mut km = unsafe { Kmem::lock(k) };
+    let (w, bit) = map_bit(base, pa.0);
+    if km.free_map()[w] & bit != 0 {
+        drop(km);
         panic!("kfree: double free {:#x}", pa.0);
     }
     // Fill with junk to catch dangling refs.
@@ -125,11 +165,10 @@ pub unsafe fn kfree_in(k: *mut Kmem, pa: PhysAddr) {
     unsafe { core::ptr::write_bytes(pa.as_mut_ptr::<u8>(), 1, PGSIZE as usize) };
     let r = pa.as_mut_ptr::<Run>();
     // SAFETY: r is the page just filled, ours to write.
-    unsafe { (*r).next = km.freelist };
-    km.freelist = r;
-    km.free_map[w] |= bit;
-    km.nfree += 1;
-    lock.release();
+    unsafe { (*r).next = *km.freelist() };
+    *km.freelist() = r;
+    km.free_map()[w] |= bit;
+    *km.nfree() += 1;
 }
 
 /// Allocate one 4096-byte page of physical memory, filled with junk (5s).
@@ -138,31 +177,28 @@ pub unsafe fn kfree_in(k: *mut Kmem, pa: PhysAddr) {
 /// # Safety
 /// `k` is a valid, initialised allocator.
 pub unsafe fn kalloc_in(k: *mut Kmem) -> Option<PhysAddr> {
-    // SAFETY: see kfree_in.
-    let lock = unsafe { &(*k).lock };
-    lock.acquire();
-    // SAFETY: we hold k's lock.
-    let km = unsafe { &mut *k };
-    let r = km.freelist;
+    // SAFETY: k is valid (caller's contract) for this call.
+    let mut km = unsafe { Kmem::lock(k) };
+    let r = *km.freelist();
     if r.is_null() {
-        lock.release();
         return None;
     }
     let pa = PhysAddr::from_ptr(r);
-    if pa.0 < km.base || pa.0 >= km.top || !pa.is_page_aligned() {
-        lock.release();
+    let (base, top) = km.range();
+    let listed = pa.0 >= base && pa.0 < top && pa.is_page_aligned() && {
+        let (w, bit) = map_bit(base, pa.0);
+        km.free_map()[w] & bit != 0
+    };
+    if !listed {
+        drop(km);
         panic!("kalloc: corrupt freelist {:#x}", pa.0);
     }
-    let (w, bit) = map_bit(km, pa.0);
-    if km.free_map[w] & bit == 0 {
-        lock.release();
-        panic!("kalloc: corrupt freelist {:#x}", pa.0);
-    }
-    // SAFETY: r is a free page of ours.
-    km.freelist = unsafe { (*r).next };
-    km.free_map[w] &= !bit;
-    km.nfree -= 1;
-    lock.release();
+    let (w, bit) = map_bit(base, pa.0);
+    // SAFETY: r is a free page of ours (in range, marked free).
+    *km.freelist() = unsafe { (*r).next };
+    km.free_map()[w] &= !bit;
+    *km.nfree() -= 1;
+    drop(km);
     // SAFETY: the page is now ours alone.
     unsafe { core::ptr::write_bytes(pa.as_mut_ptr::<u8>(), 5, PGSIZE as usize) };
     Some(pa)
@@ -173,13 +209,9 @@ pub unsafe fn kalloc_in(k: *mut Kmem) -> Option<PhysAddr> {
 /// # Safety
 /// `k` is a valid allocator.
 pub unsafe fn nfree_in(k: *mut Kmem) -> u64 {
-    // SAFETY: see kfree_in.
-    let lock = unsafe { &(*k).lock };
-    lock.acquire();
-    // SAFETY: we hold the lock.
-    let n = unsafe { (*k).nfree };
-    lock.release();
-    n
+    // SAFETY: k is valid (caller's contract) for this call.
+    let mut km = unsafe { Kmem::lock(k) };
+    *km.nfree()
 }
 
 /// The allocator `kalloc`/`kfree` use: the global `kmem` in the kernel, a

@@ -22,7 +22,8 @@
 //! Log appends are synchronous. fs.rs calls [`log_write`] instead of
 //! bwrite; the blocks reach their home locations at commit.
 
-use crate::bio::{bpin, bread, brelse, bunpin, bwrite, Buf, KernelCell};
+use crate::bio::{bpin, bread, brelse, bunpin, bwrite, Buf};
+use crate::kcell::KernelCell;
 use crate::fs::{SuperBlock, BSIZE};
 use crate::param::{LOGSIZE, MAXOPBLOCKS};
 use crate::proc::{sleep, wakeup};

@@ -25,6 +25,7 @@ pub mod file;
 pub mod fs;
 pub mod initcode;
 pub mod kalloc;
+pub mod kcell;
 pub mod log;
 pub mod memlayout;
 pub mod param;

@@ -2,9 +2,11 @@
 //!
 //! [`Spinlock`] is xv6's `struct spinlock` (`locked`, `name`, `cpu`), used
 //! where kinspect reads a lock by its xv6 field names (`proc[i].lock`,
-//! `kmem.lock`) and the data it guards are sibling fields, as in C. New code
-//! should prefer [`SpinLock<T>`], which owns the data it protects so the
-//! locking rule is in the type: the data is reachable only through the guard.
+//! `kmem.lock`) and the data it guards are sibling fields, as in C.
+//! [`Spinlock::lock`] returns a [`Held`] guard that releases it on drop, so
+//! no path forgets a `release`. New code should prefer [`SpinLock<T>`],
+//! which owns the data it protects so the locking rule is in the type: the
+//! data is reachable only through the guard.
 //!
 //! Holding a spinlock disables interrupts on this hart ([`push_off`]), so an
 //! interrupt handler never spins on a lock its own hart holds.
@@ -70,6 +72,44 @@ impl Spinlock {
     /// Is this hart holding the lock? Interrupts must be off.
     pub fn holding(&self) -> bool {
         self.locked.load(Ordering::Relaxed) != 0 && self.cpu.load(Ordering::Relaxed) == mycpu()
+    }
+
+    /// Acquire the lock and return a guard that releases it when dropped,
+    /// on every path out of the caller. For the C-layout locks whose data
+    /// are sibling fields (`proc[i].lock`, `kmem.lock`, `wait_lock`).
+    pub fn lock(&self) -> Held<'_> {
+        self.acquire();
+        Held { lock: self }
+    }
+}
+
+/// Proof that this hart holds a [`Spinlock`]; releases it when dropped
+/// (the guard of a lock that does not own its data: the data's rule is
+/// written on the struct, as in xv6).
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct Held<'a> {
+    lock: &'a Spinlock,
+}
+
+impl<'a> Held<'a> {
+    /// The lock this guard holds.
+    pub fn spinlock(&self) -> &'a Spinlock {
+        self.lock
+    }
+
+    /// Atomically release the lock and sleep on `chan`; holds the lock
+    /// again when it returns (xv6's `sleep(chan, lk)`).
+    pub fn sleep(self, chan: usize) -> Held<'a> {
+        let lock = self.lock;
+        core::mem::forget(self);
+        crate::proc::sleep(chan, lock);
+        Held { lock }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.lock.release();
     }
 }
 
@@ -206,6 +246,18 @@ mod tests {
         }
         assert!(!l.raw().holding());
         assert_eq!(*l.lock(), 6);
+    }
+
+    #[test]
+    fn held_releases_on_drop() {
+        let l = Spinlock::new("held");
+        {
+            let g = l.lock();
+            assert!(g.spinlock().holding());
+        }
+        assert!(!l.holding());
+        l.acquire();
+        l.release();
     }
 
     #[test]

@@ -13,7 +13,8 @@
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 
-use crate::bio::{Buf, KernelCell};
+use crate::bio::Buf;
+use crate::kcell::KernelCell;
 use crate::fs::BSIZE;
 use crate::kalloc::kzalloc;
 use crate::memlayout::VIRTIO0;
@@ -136,6 +137,11 @@ struct Disk {
     ops: [VirtioBlkReq; NUM],
     vdisk_lock: Spinlock,
 }
+
+// SAFETY: desc, avail and used are the driver's DMA pages (kalloc'd once at
+// init), and info[i].b a buffer-cache entry: addresses any hart may hold,
+// used only under vdisk_lock.
+unsafe impl Send for Disk {}
 
 static DISK: KernelCell<Disk> = KernelCell::new(Disk {
     desc: core::ptr::null_mut(),
