@@ -575,45 +575,66 @@ pub fn fork() -> i32 {
         return -1;
     }
 
-    // SAFETY: np's lock is held (allocproc); p's memory fields are private
-    // to p, the current process.
-    unsafe {
-        // Copy user memory from parent to child.
-        if vm::uvmcopy(Proc::pagetable(p), Proc::pagetable(np), (*p).sz).is_err() {
+    // Copy user memory from parent to child.
+    // SAFETY: p is the current process, which owns its table; np's lock is
+    // held (allocproc) and np cannot run yet, so its table is ours too.
+    let copied = unsafe { vm::uvmcopy(Proc::pagetable(p), Proc::pagetable(np), (*p).sz) };
+    if copied.is_err() {
+        // SAFETY: np is a slot whose lock we hold (allocproc).
+        unsafe {
             freeproc(np);
             (*np).lock.release();
-            return -1;
         }
+        return -1;
+    }
+
+    // SAFETY: np's lock is held and it is not runnable, so its private
+    // fields are ours; p's sz, trapframe, ofile, cwd and name are private to
+    // p, the current process; the two trapframes are distinct pages.
+    unsafe {
         (*np).sz = (*p).sz;
-
-        // copy saved user registers.
+        // copy saved user registers; fork returns 0 in the child.
         *(*np).trapframe = *(*p).trapframe;
-
-        // Cause fork to return 0 in the child.
         (*(*np).trapframe).a0 = 0;
+    }
 
-        // increment reference counts on open file descriptors.
-        for i in 0..NOFILE {
-            if !(*p).ofile[i].is_null() {
-                (*np).ofile[i] = crate::file::filedup((*p).ofile[i]);
+    // increment reference counts on open file descriptors.
+    for i in 0..NOFILE {
+        // SAFETY: as above; a non-null ofile entry of p is an open file on
+        // which p holds a reference, so filedup may take another.
+        unsafe {
+            let f = (*p).ofile[i];
+            if !f.is_null() {
+                (*np).ofile[i] = crate::file::filedup(f);
             }
         }
+    }
+    // SAFETY: as above; p's cwd holds a reference on its inode.
+    unsafe {
         (*np).cwd = crate::fs::idup((*p).cwd);
-
         (*np).name = (*p).name;
+    }
 
+    // SAFETY: np is a slot of the table; its lock is held (allocproc), and
+    // pid is read under it.
+    let pid = unsafe {
         let pid = (*np).pid;
         (*np).lock.release();
-
-        WAIT_LOCK.acquire();
-        (*np).parent = p;
-        WAIT_LOCK.release();
-
-        (*np).lock.acquire();
-        (*np).state = ProcState::Runnable;
-        (*np).lock.release();
         pid
+    };
+
+    {
+        let _wait = WAIT_LOCK.lock();
+        // SAFETY: parent fields are guarded by WAIT_LOCK, held.
+        unsafe { (*np).parent = p };
     }
+
+    // SAFETY: np is a slot of the table; state is guarded by its lock.
+    unsafe {
+        let _np = (*np).lock.lock();
+        (*np).state = ProcState::Runnable;
+    }
+    pid
 }
 
 /// Pass p's abandoned children to init. Caller must hold WAIT_LOCK.
@@ -682,53 +703,49 @@ pub fn exit(status: i32) -> ! {
 /// Wait for a child process to exit and return its pid; store its exit
 /// status at user address `addr` unless 0. Returns -1 if this process has
 /// no children (or is killed, or `addr` is bad).
+///
+/// The locks are guards: leaving by any `return` releases the child's
+/// lock, then WAIT_LOCK.
 #[cfg_attr(not(test), no_mangle)]
 pub fn wait(addr: u64) -> i32 {
     let p = myproc();
-    WAIT_LOCK.acquire();
+    let mut wait_lock = WAIT_LOCK.lock();
     loop {
         // Scan through table looking for exited children.
         let mut havekids = false;
         for i in 0..NPROC {
             let pp = proc_slot(i);
-            // SAFETY: parent is guarded by WAIT_LOCK (held); the rest of
-            // pp by pp->lock, taken below.
-            unsafe {
-                if (*pp).parent != p {
-                    continue;
+            // SAFETY: parent is guarded by WAIT_LOCK, held.
+            if unsafe { (*pp).parent } != p {
+                continue;
+            }
+            // make sure the child isn't still in exit() or swtch().
+            // SAFETY: pp is a slot of the table; the guard lives only in
+            // this iteration.
+            let _child = unsafe { (*pp).lock.lock() };
+            havekids = true;
+            // SAFETY: state, pid and xstate are guarded by pp->lock, held.
+            let (state, pid, xstate) = unsafe { ((*pp).state, (*pp).pid, (*pp).xstate) };
+            if state == ProcState::Zombie {
+                // Found one.
+                if addr != 0 && copyout_user(addr, &xstate.to_le_bytes()).is_err() {
+                    return -1;
                 }
-                // make sure the child isn't still in exit() or swtch().
-                (*pp).lock.acquire();
-                havekids = true;
-                if (*pp).state == ProcState::Zombie {
-                    // Found one.
-                    let pid = (*pp).pid;
-                    if addr != 0
-                        && vm::copyout(Proc::pagetable(p), addr, &(*pp).xstate.to_le_bytes())
-                            .is_err()
-                    {
-                        (*pp).lock.release();
-                        WAIT_LOCK.release();
-                        return -1;
-                    }
-                    freeproc(pp);
-                    (*pp).lock.release();
-                    WAIT_LOCK.release();
-                    return pid;
-                }
-                (*pp).lock.release();
+                // SAFETY: we hold pp->lock; a zombie no longer runs, so its
+                // memory and page tables are ours to free.
+                unsafe { freeproc(pp) };
+                return pid;
             }
         }
 
         // No point waiting if we don't have any children.
-        // SAFETY: `p` is myproc(), a slot of the process table.
+        // SAFETY: p is myproc(), a slot of the process table.
         if !havekids || unsafe { killed(p) } {
-            WAIT_LOCK.release();
             return -1;
         }
 
         // Wait for a child to exit.
-        sleep(p as usize, &WAIT_LOCK);
+        wait_lock = wait_lock.sleep(p as usize);
     }
 }
 
