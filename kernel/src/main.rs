@@ -17,7 +17,8 @@
 #[macro_use]
 pub mod printf;
 
-pub mod abi;
+/// xv6's user ABI and disk format: the `abi` crate (`kernel/abi/`).
+pub use ::abi;
 pub mod bio;
 pub mod console;
 pub mod exec;

@@ -65,6 +65,30 @@ impl SuperBlock {
     pub fn bblock(&self, b: u32) -> u32 {
         b / BPB + self.bmapstart
     }
+
+    /// Blocks before the first data block.
+    pub fn nmeta(&self) -> u32 {
+        self.size - self.nblocks
+    }
+
+    /// The 32 bytes on disk, little-endian (block 1).
+    pub fn to_bytes(self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        let fields = [
+            self.magic,
+            self.size,
+            self.nblocks,
+            self.ninodes,
+            self.nlog,
+            self.logstart,
+            self.inodestart,
+            self.bmapstart,
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            b[i * 4..i * 4 + 4].copy_from_slice(&f.to_le_bytes());
+        }
+        b
+    }
 }
 
 /// On-disk inode structure.
@@ -83,6 +107,40 @@ pub struct Dinode {
     pub size: u32,
     /// Data block addresses: NDIRECT direct ones, then the indirect block's.
     pub addrs: [u32; NDIRECT + 1],
+}
+
+impl Dinode {
+    /// The 64 bytes on disk, little-endian.
+    pub fn to_bytes(self) -> [u8; DINODE_SIZE] {
+        let mut b = [0u8; DINODE_SIZE];
+        b[0..2].copy_from_slice(&self.typ.to_le_bytes());
+        b[2..4].copy_from_slice(&self.major.to_le_bytes());
+        b[4..6].copy_from_slice(&self.minor.to_le_bytes());
+        b[6..8].copy_from_slice(&self.nlink.to_le_bytes());
+        b[8..12].copy_from_slice(&self.size.to_le_bytes());
+        for (i, a) in self.addrs.iter().enumerate() {
+            b[12 + i * 4..16 + i * 4].copy_from_slice(&a.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decode [`Dinode::to_bytes`].
+    pub fn from_bytes(b: &[u8; DINODE_SIZE]) -> Dinode {
+        let i16_at = |o: usize| i16::from_le_bytes([b[o], b[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let mut addrs = [0u32; NDIRECT + 1];
+        for (i, a) in addrs.iter_mut().enumerate() {
+            *a = u32_at(12 + i * 4);
+        }
+        Dinode {
+            typ: i16_at(0),
+            major: i16_at(2),
+            minor: i16_at(4),
+            nlink: i16_at(6),
+            size: u32_at(8),
+            addrs,
+        }
+    }
 }
 
 /// A directory entry on disk; inode number 0 marks a free slot.
@@ -112,5 +170,25 @@ impl Dirent {
     pub fn as_bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above; any bytes are a valid Dirent.
         unsafe { core::slice::from_raw_parts_mut(self as *mut Dirent as *mut u8, 16) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stat::T_FILE;
+
+    #[test]
+    fn dinode_round_trips_and_is_64_bytes() {
+        let mut d = Dinode {
+            typ: T_FILE,
+            nlink: 1,
+            size: 12345,
+            ..Dinode::default()
+        };
+        d.addrs[NDIRECT] = 0xdead;
+        let b = d.to_bytes();
+        assert_eq!(&b[60..64], &0xdeadu32.to_le_bytes());
+        assert_eq!(Dinode::from_bytes(&b), d);
     }
 }

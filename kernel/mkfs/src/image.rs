@@ -51,7 +51,7 @@ pub struct Image {
 impl Image {
     /// An empty file system: superblock and a root directory holding `.` and `..`.
     pub fn new() -> Image {
-        let sb = SuperBlock::xv6();
+        let sb = xv6_superblock();
         let mut img = Image {
             sb,
             disk: vec![0u8; FSSIZE as usize * BSIZE],

@@ -5,10 +5,8 @@
 //! kernel's `fs.rs` reads the result (so does a stock xv6-riscv kernel).
 //! Each file is stored under its base name with a leading `_` dropped.
 
-// The on-disk format's one definition, the kernel's kernel/src/abi/.
-#[allow(dead_code)]
-#[path = "../../src/abi/mod.rs"]
-mod abi;
+// The on-disk format's one definition: the `abi` crate (kernel/abi/).
+use ::abi;
 mod image;
 mod layout;
 
@@ -28,7 +26,7 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let free = img.free_blocks();
     std::fs::write(img_path, img.finish()).map_err(|e| format!("{img_path}: {e}"))?;
-    let sb = layout::SuperBlock::xv6();
+    let sb = layout::xv6_superblock();
     eprintln!(
         "mkfs: {img_path}: {} files, nmeta {} (boot, super, log blocks {} inode blocks {}, bitmap blocks {}) blocks {} total {}, {free} data blocks free",
         files.len(),

@@ -21,10 +21,9 @@
 
 pub extern crate alloc;
 
-/// The ABI the kernel defines (`kernel/src/abi/`: system call numbers, open
-/// flags, `struct stat`, the on-disk format), compiled from the same files.
-#[path = "../../src/abi/mod.rs"]
-pub mod abi;
+/// The ABI the kernel defines (the `abi` crate, `kernel/abi/`: system call
+/// numbers, open flags, `struct stat`, the on-disk format).
+pub use ::abi;
 pub mod args;
 pub mod print;
 pub mod string;
