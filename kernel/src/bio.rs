@@ -230,6 +230,7 @@ pub unsafe fn bpin(b: *mut Buf) {
     }
 }
 
+/// Undo [`bpin`]: the cache may recycle `b` again once it is released.
 ///
 /// # Safety
 /// `b` is a buffer of the cache that the caller holds (from `bread`).

@@ -6,8 +6,8 @@
 //! inode (fs.rs), a pipe (pipe.rs) or a device (devsw). sysfile.rs calls
 //! these functions; fork/exit call [`filedup`]/[`fileclose`].
 
-use crate::kcell::KernelCell;
 use crate::fs::{ilock, iput, iunlock, readi, stati, writei, Inode, BSIZE};
+use crate::kcell::KernelCell;
 use crate::log::{begin_op, end_op};
 use crate::param::{MAXOPBLOCKS, NDEV, NFILE};
 use crate::pipe::{pipeclose, piperead, pipewrite, Pipe};

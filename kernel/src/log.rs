@@ -23,8 +23,8 @@
 //! bwrite; the blocks reach their home locations at commit.
 
 use crate::bio::{bpin, bread, brelse, bunpin, bwrite, Buf};
-use crate::kcell::KernelCell;
 use crate::fs::{SuperBlock, BSIZE};
+use crate::kcell::KernelCell;
 use crate::param::{LOGSIZE, MAXOPBLOCKS};
 use crate::proc::{sleep, wakeup};
 use crate::spinlock::Spinlock;

@@ -146,11 +146,11 @@ pub unsafe fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
 
 /// Read up to n bytes to user address addr; returns bytes read, 0 at end
 /// of file, -1 on error.
-// The wait loop's condition changes while we sleep: writers on other harts
-// update nwrite and writeopen under pi->lock, which sleep() gives up.
 ///
 /// # Safety
 /// `pi` came from `pipealloc`, and the caller holds one of its ends open.
+// The wait loop's condition changes while we sleep: writers on other harts
+// update nwrite and writeopen under pi->lock, which sleep() gives up.
 #[allow(clippy::while_immutable_condition)]
 pub unsafe fn piperead(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
     let p = myproc();

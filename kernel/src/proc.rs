@@ -678,7 +678,7 @@ pub fn exit(status: i32) -> ! {
         (*p).cwd = core::ptr::null_mut();
     }
 
-    WAIT_LOCK.acquire();
+    let wait_lock = WAIT_LOCK.lock();
 
     // Give any children to init.
     reparent(p);
@@ -688,12 +688,14 @@ pub fn exit(status: i32) -> ! {
         // Parent might be sleeping in wait().
         wakeup((*p).parent as usize);
 
+        // Held into sched() and released by whoever runs next (the
+        // scheduler), as in xv6: not a guard.
         (*p).lock.acquire();
         (*p).xstate = status;
         (*p).state = ProcState::Zombie;
     }
 
-    WAIT_LOCK.release();
+    drop(wait_lock);
 
     // Jump into the scheduler, never to return.
     sched();
@@ -918,13 +920,13 @@ pub fn wakeup(chan: usize) {
         if p == me {
             continue;
         }
-        // SAFETY: state and chan are guarded by p->lock.
+        // SAFETY: state and chan are guarded by p->lock, held for the
+        // block.
         unsafe {
-            (*p).lock.acquire();
+            let _held = (*p).lock.lock();
             if (*p).state == ProcState::Sleeping && (*p).chan == chan {
                 (*p).state = ProcState::Runnable;
             }
-            (*p).lock.release();
         }
     }
 }
@@ -936,19 +938,18 @@ pub fn wakeup(chan: usize) {
 pub fn kill(pid: i32) -> i32 {
     for i in 0..NPROC {
         let p = proc_slot(i);
-        // SAFETY: pid, killed and state are guarded by p->lock.
+        // SAFETY: pid, killed and state are guarded by p->lock, held for
+        // the block (the guard releases it on the return too).
         unsafe {
-            (*p).lock.acquire();
+            let _held = (*p).lock.lock();
             if (*p).pid == pid && (*p).state != ProcState::Unused {
                 (*p).killed = 1;
                 if (*p).state == ProcState::Sleeping {
                     // Wake process from sleep().
                     (*p).state = ProcState::Runnable;
                 }
-                (*p).lock.release();
                 return 0;
             }
-            (*p).lock.release();
         }
     }
     -1
@@ -960,11 +961,11 @@ pub fn kill(pid: i32) -> i32 {
 /// `p` is a slot of the process table (as `myproc()` or `proc_slot` return
 /// it).
 pub unsafe fn setkilled(p: *mut Proc) {
-    // SAFETY: killed is guarded by p->lock.
+    // SAFETY: p is a slot (caller's contract); killed is guarded by
+    // p->lock, held for the block.
     unsafe {
-        (*p).lock.acquire();
+        let _held = (*p).lock.lock();
         (*p).killed = 1;
-        (*p).lock.release();
     }
 }
 
@@ -974,12 +975,11 @@ pub unsafe fn setkilled(p: *mut Proc) {
 /// `p` is a slot of the process table (as `myproc()` or `proc_slot` return
 /// it).
 pub unsafe fn killed(p: *mut Proc) -> bool {
-    // SAFETY: killed is guarded by p->lock.
+    // SAFETY: p is a slot (caller's contract); killed is guarded by
+    // p->lock, held for the block.
     unsafe {
-        (*p).lock.acquire();
-        let k = (*p).killed;
-        (*p).lock.release();
-        k != 0
+        let _held = (*p).lock.lock();
+        (*p).killed != 0
     }
 }
 
@@ -1089,6 +1089,14 @@ mod tests {
         set_name(&mut n, b"sh\0junk");
         assert_eq!(name_str(&n), "sh");
         assert_eq!(name_str(&[0xff, 0xfe, 0]), "???");
+    }
+
+    #[test]
+    #[should_panic(expected = "proc: no pagetable")]
+    fn borrowing_a_missing_page_table_panics() {
+        let p = Proc::new();
+        // SAFETY: p is a live local that nobody else touches.
+        let _ = unsafe { Proc::pagetable(&p) };
     }
 
     #[test]

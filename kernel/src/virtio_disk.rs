@@ -14,9 +14,9 @@ use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
 
 use crate::bio::Buf;
-use crate::kcell::KernelCell;
 use crate::fs::BSIZE;
 use crate::kalloc::kzalloc;
+use crate::kcell::KernelCell;
 use crate::memlayout::VIRTIO0;
 use crate::proc::{sleep, wakeup};
 use crate::spinlock::Spinlock;

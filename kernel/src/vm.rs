@@ -692,6 +692,30 @@ mod tests {
     }
 
     #[test]
+    fn a_table_goes_into_a_c_layout_field_and_comes_back() {
+        let _ram = FakeRam::new(16);
+        let start = nfree();
+        let mut field: *mut PageTable = core::ptr::null_mut();
+        // SAFETY: the field is a live local; null borrows as None.
+        assert!(unsafe { Pagetable::borrow_field(&raw const field) }.is_none());
+        let pt = uvmcreate().unwrap();
+        let root = pt.pa();
+        field = pt.into_raw();
+        // SAFETY: the field holds uvmcreate's table; nobody frees it or
+        // writes the field while `borrowed` lives.
+        let borrowed = unsafe { Pagetable::borrow_field(&raw const field) }.unwrap();
+        assert_eq!(borrowed.pa(), root);
+        assert_eq!(borrowed.satp(), (8 << 60) | (root.0 >> 12));
+        uvmalloc(borrowed, 0, PGSIZE, PteFlags::W).unwrap();
+        let taken = core::mem::replace(&mut field, core::ptr::null_mut());
+        // SAFETY: the field no longer names the table: this is its only handle.
+        let back = unsafe { Pagetable::from_raw(taken) }.unwrap();
+        assert!(walkaddr(&back, VirtAddr(0)).is_some());
+        uvmfree(back, PGSIZE);
+        assert_eq!(nfree(), start, "pages leaked");
+    }
+
+    #[test]
     fn walk_without_alloc_finds_nothing_in_an_empty_table() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
