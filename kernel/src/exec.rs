@@ -13,7 +13,7 @@ use crate::log::{begin_op, end_op};
 use crate::memlayout::TRAPFRAME;
 use crate::param::{MAXARG, MAXPATH, USERSTACK};
 use crate::proc::{myproc, proc_freepagetable, proc_pagetable, set_name};
-use crate::riscv::{pg_round_up, Pagetable, PhysAddr, PteFlags, VirtAddr, PGSIZE};
+use crate::riscv::{pg_round_up, Pagetable, PagetableRef, PhysAddr, PteFlags, VirtAddr, PGSIZE};
 use crate::syscall::{argaddr, argstr, fetchaddr, fetchstr};
 use crate::vm::{copyout, uvmalloc, uvmclear, walkaddr};
 
@@ -124,7 +124,7 @@ fn read_exact(ip: *mut Inode, dst: &mut [u8], off: u64) -> bool {
 /// Load a program segment into pagetable at virtual address `va`. `va` must
 /// be page-aligned and the pages from va to va+sz must already be mapped.
 /// Returns false if the file is short.
-fn loadseg(pagetable: &Pagetable, va: u64, ip: *mut Inode, offset: u64, sz: u64) -> bool {
+fn loadseg(pagetable: PagetableRef<'_>, va: u64, ip: *mut Inode, offset: u64, sz: u64) -> bool {
     let mut i = 0;
     while i < sz {
         let pa = match walkaddr(pagetable, VirtAddr(va + i)) {
@@ -243,11 +243,11 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         if !ph.is_loadable() {
             return fail(Some(pagetable), sz, ip);
         }
-        match uvmalloc(&pagetable, sz, ph.vaddr + ph.memsz, flags2perm(ph.flags)) {
+        match uvmalloc(pagetable.view(), sz, ph.vaddr + ph.memsz, flags2perm(ph.flags)) {
             Ok(sz1) => sz = sz1,
             Err(_) => return fail(Some(pagetable), sz, ip),
         }
-        if !loadseg(&pagetable, ph.vaddr, ip, ph.off, ph.filesz) {
+        if !loadseg(pagetable.view(), ph.vaddr, ip, ph.off, ph.filesz) {
             return fail(Some(pagetable), sz, ip);
         }
     }
@@ -266,7 +266,7 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         return fail(Some(pagetable), sz, ip);
     }
     match uvmalloc(
-        &pagetable,
+        pagetable.view(),
         sz,
         sz + (USERSTACK as u64 + 1) * PGSIZE,
         PteFlags::W,
@@ -274,7 +274,7 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         Ok(sz1) => sz = sz1,
         Err(_) => return fail(Some(pagetable), sz, ip),
     }
-    uvmclear(&pagetable, VirtAddr(sz - (USERSTACK as u64 + 1) * PGSIZE));
+    uvmclear(pagetable.view(), VirtAddr(sz - (USERSTACK as u64 + 1) * PGSIZE));
     let mut sp = sz;
     let stackbase = sp - USERSTACK as u64 * PGSIZE;
 
@@ -289,8 +289,8 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         sp -= len;
         sp -= sp % 16; // riscv sp must be 16-byte aligned
         if sp < stackbase
-            || copyout(&pagetable, sp, arg).is_err()
-            || copyout(&pagetable, sp + arg.len() as u64, &[0]).is_err()
+            || copyout(pagetable.view(), sp, arg).is_err()
+            || copyout(pagetable.view(), sp + arg.len() as u64, &[0]).is_err()
         {
             return fail(Some(pagetable), sz, ip);
         }
@@ -310,7 +310,7 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         return fail(Some(pagetable), sz, ip);
     }
     for (i, a) in ustack[..=argc].iter().enumerate() {
-        if copyout(&pagetable, sp + 8 * i as u64, &a.to_le_bytes()).is_err() {
+        if copyout(pagetable.view(), sp + 8 * i as u64, &a.to_le_bytes()).is_err() {
             return fail(Some(pagetable), sz, ip);
         }
     }
@@ -330,7 +330,7 @@ pub fn exec(path: &[u8], argv: &Argv) -> i64 {
         // As in the pgtbl lab: show the first process's page table once,
         // an oracle for page-table inspectors.
         if (*p).pid == 1 {
-            crate::vm::vmprint(&pagetable);
+            crate::vm::vmprint(pagetable.view());
         }
 
         // Commit to the user image.

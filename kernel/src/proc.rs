@@ -12,7 +12,7 @@ use crate::fs::Inode;
 use crate::memlayout::{TRAMPOLINE, TRAPFRAME};
 use crate::param::{NCPU, NOFILE, NPROC};
 use crate::riscv::{
-    intr_get, intr_off, intr_on, PageTable, Pagetable, PhysAddr, PteFlags, VirtAddr, PGSIZE,
+    intr_get, intr_off, intr_on, PageTable, Pagetable, PagetableRef, PhysAddr, PteFlags, VirtAddr, PGSIZE,
 };
 use crate::spinlock::{SpinLock, Spinlock};
 use crate::swtch::swtch;
@@ -238,9 +238,9 @@ impl Proc {
     /// process; only its own exec replaces it), or holds `p->lock` while `p`
     /// cannot run or exit (allocproc/fork before it is runnable, wait on a
     /// zombie).
-    pub unsafe fn pagetable<'a>(p: *const Proc) -> &'a Pagetable {
+    pub unsafe fn pagetable<'a>(p: *const Proc) -> PagetableRef<'a> {
         // SAFETY: the caller's contract keeps the field alive and unchanged.
-        unsafe { Pagetable::borrow_field(&raw const (*p).pagetable) }.expect("proc: no pagetable")
+        unsafe { PagetableRef::from_field(&raw const (*p).pagetable) }.expect("proc: no pagetable")
     }
 
     /// `p`'s kernel page table, borrowed like [`Proc::pagetable`]. Panics
@@ -249,9 +249,9 @@ impl Proc {
     /// # Safety
     /// As for [`Proc::pagetable`]; the scheduler may also borrow it while it
     /// holds `p->lock` (freeproc needs that lock).
-    pub unsafe fn kpagetable<'a>(p: *const Proc) -> &'a Pagetable {
+    pub unsafe fn kpagetable<'a>(p: *const Proc) -> PagetableRef<'a> {
         // SAFETY: the caller's contract keeps the field alive and unchanged.
-        unsafe { Pagetable::borrow_field(&raw const (*p).kpagetable) }.expect("proc: no kpagetable")
+        unsafe { PagetableRef::from_field(&raw const (*p).kpagetable) }.expect("proc: no kpagetable")
     }
 }
 
@@ -474,7 +474,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<Pagetable> {
     // virtual address. only the supervisor uses it, on the way to/from
     // user space, so not PTE_U.
     if vm::mappages(
-        &pagetable,
+        pagetable.view(),
         VirtAddr(TRAMPOLINE),
         PGSIZE,
         crate::trampoline::trampoline_pa(),
@@ -491,7 +491,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<Pagetable> {
     // SAFETY: caller's contract.
     let tf = unsafe { (*p).trapframe };
     if vm::mappages(
-        &pagetable,
+        pagetable.view(),
         VirtAddr(TRAPFRAME),
         PGSIZE,
         PhysAddr::from_ptr(tf),
@@ -499,7 +499,7 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<Pagetable> {
     )
     .is_err()
     {
-        vm::uvmunmap(&pagetable, VirtAddr(TRAMPOLINE), 1, false);
+        vm::uvmunmap(pagetable.view(), VirtAddr(TRAMPOLINE), 1, false);
         vm::uvmfree(pagetable, 0);
         return None;
     }
@@ -508,8 +508,8 @@ pub unsafe fn proc_pagetable(p: *mut Proc) -> Option<Pagetable> {
 
 /// Free a process's page table, and free the physical memory it refers to.
 pub fn proc_freepagetable(pagetable: Pagetable, sz: u64) {
-    vm::uvmunmap(&pagetable, VirtAddr(TRAMPOLINE), 1, false);
-    vm::uvmunmap(&pagetable, VirtAddr(TRAPFRAME), 1, false);
+    vm::uvmunmap(pagetable.view(), VirtAddr(TRAMPOLINE), 1, false);
+    vm::uvmunmap(pagetable.view(), VirtAddr(TRAPFRAME), 1, false);
     vm::uvmfree(pagetable, sz);
 }
 

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use core::ops::{BitAnd, BitOr, BitOrAssign};
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 /// Define a reader `$r()` and a writer `$w(x)` for a CSR.
@@ -325,7 +326,7 @@ pub struct PageTable {
     pub entries: [Pte; 512],
 }
 
-/// A whole Sv39 page table, by its root page (C xv6: `pagetable_t`).
+/// A whole Sv39 page table, by its root page (C xv6: `pagetable_t`), owned.
 ///
 /// Invariant: the root is a 4096-byte page-table page in RAM the kernel
 /// maps at its physical address, every valid non-leaf entry below it points
@@ -337,6 +338,10 @@ pub struct PageTable {
 /// that free a table (`uvmfree`, `freewalk`, `kvmfree`, `proc_freepagetable`)
 /// take it by value, so safe code cannot use a freed table.
 ///
+/// The other functions take a [`PagetableRef`], a `Copy` borrow of one
+/// pointer (as std's `BorrowedFd` is to `OwnedFd`): passed by value, so in
+/// a backtrace the argument `pagetable` is the root itself, as in C.
+///
 /// The table's pages are shared with the hardware walker and written
 /// through raw pointers (never through a Rust reference to a whole page),
 /// by the one owner of the table: the process for its user table, hart 0
@@ -345,12 +350,27 @@ pub struct PageTable {
 #[repr(transparent)]
 pub struct Pagetable(NonNull<PageTable>);
 
+/// A borrowed [`Pagetable`]: the root, valid for `'a`. Made by
+/// [`Pagetable::view`], or from a C-layout field by the `unsafe`
+/// [`PagetableRef::from_field`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct PagetableRef<'a> {
+    root: NonNull<PageTable>,
+    _table: PhantomData<&'a Pagetable>,
+}
+
 // SAFETY: the handle is a physical address; the pages it names are written
-// only by the table's owner (see the invariant), so it may move between harts
-// (a process migrates) and be read from several (the kernel's table).
+// only by the table's owner (see the invariant), so it may move between
+// harts (a process migrates).
 unsafe impl Send for Pagetable {}
-// SAFETY: as above.
+// SAFETY: as above; a shared handle only reads through `entry`, and
+// writers are the owner.
 unsafe impl Sync for Pagetable {}
+// SAFETY: as for Pagetable.
+unsafe impl Send for PagetableRef<'_> {}
+// SAFETY: as for Pagetable.
+unsafe impl Sync for PagetableRef<'_> {}
 
 impl Pagetable {
     /// Take over the table whose root is `root`; None if `root` is null.
@@ -361,21 +381,6 @@ impl Pagetable {
     /// handles made from it.
     pub unsafe fn from_raw(root: *mut PageTable) -> Option<Pagetable> {
         NonNull::new(root).map(Pagetable)
-    }
-
-    /// Borrow the table whose root a `*mut PageTable` field holds
-    /// (`proc[i].pagetable`, `kernel_pagetable`), without taking it over;
-    /// None if the field is null.
-    ///
-    /// # Safety
-    /// `field` is readable for `'a`, and for `'a` nobody writes the field
-    /// or frees the table it names, which satisfies the invariant.
-    pub unsafe fn borrow_field<'a>(field: *const *mut PageTable) -> Option<&'a Pagetable> {
-        // SAFETY: `Option<Pagetable>` is `Option<NonNull<PageTable>>`,
-        // which has the size and bits of `*mut PageTable` (null = None), as
-        // `NonNull`'s documentation guarantees; the caller keeps the field
-        // alive and unchanged for 'a.
-        unsafe { (*field.cast::<Option<Pagetable>>()).as_ref() }
     }
 
     /// A fresh zeroed page as an empty table.
@@ -395,25 +400,56 @@ impl Pagetable {
         self.0.as_ptr()
     }
 
-    /// The root page (for walking below it; writes go through raw pointers).
-    pub fn as_ptr(&self) -> *mut PageTable {
-        self.0.as_ptr()
+    /// Borrow the table for the functions that walk or change it.
+    pub fn view(&self) -> PagetableRef<'_> {
+        PagetableRef {
+            root: self.0,
+            _table: PhantomData,
+        }
     }
 
     /// The root's physical address.
     pub fn pa(&self) -> PhysAddr {
-        PhysAddr::from_ptr(self.0.as_ptr())
+        self.view().pa()
+    }
+}
+
+impl<'a> PagetableRef<'a> {
+    /// Borrow the table whose root a `*mut PageTable` field holds
+    /// (`proc[i].pagetable`, `kernel_pagetable`), without taking it over;
+    /// None if the field is null.
+    ///
+    /// # Safety
+    /// `field` is readable now, and for `'a` nobody frees the table it
+    /// names, which satisfies the [`Pagetable`] invariant.
+    pub unsafe fn from_field(field: *const *mut PageTable) -> Option<PagetableRef<'a>> {
+        // SAFETY: the caller's contract: the field is readable.
+        let root = unsafe { field.read() };
+        NonNull::new(root).map(|root| PagetableRef {
+            root,
+            _table: PhantomData,
+        })
+    }
+
+    /// The root page (for walking below it; writes go through raw pointers).
+    pub fn as_ptr(self) -> *mut PageTable {
+        self.root.as_ptr()
+    }
+
+    /// The root's physical address.
+    pub fn pa(self) -> PhysAddr {
+        PhysAddr::from_ptr(self.root.as_ptr())
     }
 
     /// Root entry `i` (< 512).
-    pub fn entry(&self, i: usize) -> Pte {
+    pub fn entry(self, i: usize) -> Pte {
         // SAFETY: the root is a page-table page (invariant); i < 512 is
         // checked by the array index; a Pte is plain data.
-        unsafe { (*self.0.as_ptr()).entries[i] }
+        unsafe { (*self.root.as_ptr()).entries[i] }
     }
 
     /// `satp` value selecting Sv39 with this table (`MAKE_SATP`).
-    pub fn satp(&self) -> u64 {
+    pub fn satp(self) -> u64 {
         make_satp(self.pa())
     }
 }

@@ -132,7 +132,7 @@ pub fn sys_kdebug() -> u64 {
             // Freeing a page table with uvmfree(pt, 0) while it still
             // maps a page: freewalk meets the leaf.
             if let (Some(pt), Some(page)) = (vm::uvmcreate(), kzalloc()) {
-                if vm::mappages(&pt, VirtAddr(0), PGSIZE, page, PteFlags::R | PteFlags::U).is_ok() {
+                if vm::mappages(pt.view(), VirtAddr(0), PGSIZE, page, PteFlags::R | PteFlags::U).is_ok() {
                     vm::uvmfree(pt, 0);
                 }
             }
@@ -147,10 +147,10 @@ pub fn sys_kdebug() -> u64 {
             if let (Some(pt), Some(tramp)) = (vm::uvmcreate(), tramp) {
                 for i in 0..512 {
                     // SAFETY: pt's root is a fresh page of ours.
-                    unsafe { (*pt.as_ptr()).entries[i] = kernel.entry(i) };
+                    unsafe { (*pt.view().as_ptr()).entries[i] = kernel.entry(i) };
                 }
                 let _ = vm::mappages(
-                    &pt,
+                    pt.view(),
                     VirtAddr(TRAMPOLINE),
                     PGSIZE,
                     tramp,

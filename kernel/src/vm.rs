@@ -37,10 +37,10 @@ pub static mut kernel_pagetable: *mut PageTable = core::ptr::null_mut();
 
 /// The kernel's page table. Panics `kernel_pagetable: not made` before
 /// `kvminit`.
-pub fn kernel_pagetable_root() -> &'static Pagetable {
+pub fn kernel_pagetable_root() -> PagetableRef<'static> {
     // SAFETY: kvminit writes the static once on hart 0 before any other
     // hart starts, from kvmmake's handle, and nothing frees or rewrites it.
-    unsafe { Pagetable::borrow_field(&raw const kernel_pagetable) }
+    unsafe { PagetableRef::from_field(&raw const kernel_pagetable) }
         .expect("kernel_pagetable: not made")
 }
 
@@ -64,21 +64,21 @@ fn kvmmake() -> Pagetable {
     let rw = PteFlags::R | PteFlags::W;
     // QEMU's test finisher, so the kernel can end a run with a status.
     kvmmap(
-        &kpgtbl,
+        kpgtbl.view(),
         VirtAddr(VIRT_TEST),
         PhysAddr(VIRT_TEST),
         PGSIZE,
         rw,
     );
     // uart registers
-    kvmmap(&kpgtbl, VirtAddr(UART0), PhysAddr(UART0), PGSIZE, rw);
+    kvmmap(kpgtbl.view(), VirtAddr(UART0), PhysAddr(UART0), PGSIZE, rw);
     // virtio mmio disk interface
-    kvmmap(&kpgtbl, VirtAddr(VIRTIO0), PhysAddr(VIRTIO0), PGSIZE, rw);
+    kvmmap(kpgtbl.view(), VirtAddr(VIRTIO0), PhysAddr(VIRTIO0), PGSIZE, rw);
     // PLIC
-    kvmmap(&kpgtbl, VirtAddr(PLIC), PhysAddr(PLIC), PLIC_SIZE, rw);
+    kvmmap(kpgtbl.view(), VirtAddr(PLIC), PhysAddr(PLIC), PLIC_SIZE, rw);
     // map kernel text executable and read-only.
     kvmmap(
-        &kpgtbl,
+        kpgtbl.view(),
         VirtAddr(KERNBASE),
         PhysAddr(KERNBASE),
         etext_a - KERNBASE,
@@ -86,7 +86,7 @@ fn kvmmake() -> Pagetable {
     );
     // map kernel data and the physical RAM we'll make use of.
     kvmmap(
-        &kpgtbl,
+        kpgtbl.view(),
         VirtAddr(etext_a),
         PhysAddr(etext_a),
         PHYSTOP - etext_a,
@@ -95,21 +95,21 @@ fn kvmmake() -> Pagetable {
     // map the trampoline for trap entry/exit to the highest virtual address
     // in the kernel.
     kvmmap(
-        &kpgtbl,
+        kpgtbl.view(),
         VirtAddr(TRAMPOLINE),
         PhysAddr(tramp_a),
         PGSIZE,
         PteFlags::R | PteFlags::X,
     );
     // allocate and map a kernel stack for each process.
-    proc_mapstacks(&kpgtbl);
+    proc_mapstacks(kpgtbl.view());
     kpgtbl
 }
 
 /// Allocate a page for each process slot's kernel stack and map it at
 /// KSTACK(i), high in memory, followed by an invalid guard page.
 #[cfg(not(test))]
-fn proc_mapstacks(kpgtbl: &Pagetable) {
+fn proc_mapstacks(kpgtbl: PagetableRef<'_>) {
     for i in 0..NPROC {
         let pa = kalloc().expect("kalloc: proc_mapstacks");
         kvmmap(
@@ -139,7 +139,7 @@ pub fn kvminit() {
 /// trampoline) and the stack this hart runs on: `kernel_pagetable`, or a
 /// process's `kpagetable` while on that process's kernel stack or a boot
 /// stack. And `pt` stays alive until satp holds another table.
-pub unsafe fn kvmswitch(pt: &Pagetable) {
+pub unsafe fn kvmswitch(pt: PagetableRef<'_>) {
     // wait for any previous writes to the page table memory to finish.
     sfence_vma();
     // SAFETY: the caller's contract: the code and stack keep their mapping.
@@ -170,7 +170,7 @@ pub fn kvminithart() {
 ///   12..20 -- 9 bits of level-0 index.
 ///    0..11 -- 12 bits of byte offset within the page.
 #[cfg_attr(not(test), no_mangle)]
-pub fn walk(pagetable: &Pagetable, va: VirtAddr, alloc: bool) -> Option<*mut Pte> {
+pub fn walk(pagetable: PagetableRef<'_>, va: VirtAddr, alloc: bool) -> Option<*mut Pte> {
     if va.0 >= MAXVA {
         panic!("walk");
     }
@@ -201,7 +201,7 @@ pub fn walk(pagetable: &Pagetable, va: VirtAddr, alloc: bool) -> Option<*mut Pte
 
 /// Look up a virtual address, return the physical address, or None if not
 /// mapped. Can only be used to look up user pages.
-pub fn walkaddr(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
+pub fn walkaddr(pagetable: PagetableRef<'_>, va: VirtAddr) -> Option<PhysAddr> {
     if va.0 >= MAXVA {
         return None;
     }
@@ -216,7 +216,7 @@ pub fn walkaddr(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
 
 /// Translate any mapped virtual address (kernel or user) in `pagetable`
 /// to its physical address, offset included (xv6's kvmpa).
-pub fn kvmpa(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
+pub fn kvmpa(pagetable: PagetableRef<'_>, va: VirtAddr) -> Option<PhysAddr> {
     if va.0 >= MAXVA {
         return None;
     }
@@ -231,7 +231,7 @@ pub fn kvmpa(pagetable: &Pagetable, va: VirtAddr) -> Option<PhysAddr> {
 
 /// Add a mapping to the kernel page table. Only used when booting. Does not
 /// flush TLB or enable paging. Panics `kvmmap` if out of memory.
-pub fn kvmmap(kpgtbl: &Pagetable, va: VirtAddr, pa: PhysAddr, sz: u64, perm: PteFlags) {
+pub fn kvmmap(kpgtbl: PagetableRef<'_>, va: VirtAddr, pa: PhysAddr, sz: u64, perm: PteFlags) {
     if mappages(kpgtbl, va, sz, pa, perm).is_err() {
         panic!("kvmmap");
     }
@@ -244,7 +244,7 @@ pub fn kvmmap(kpgtbl: &Pagetable, va: VirtAddr, pa: PhysAddr, sz: u64, perm: Pte
 /// walk() couldn't allocate a needed page-table page.
 #[cfg_attr(not(test), no_mangle)]
 pub fn mappages(
-    pagetable: &Pagetable,
+    pagetable: PagetableRef<'_>,
     va: VirtAddr,
     size: u64,
     pa: PhysAddr,
@@ -283,7 +283,7 @@ pub fn mappages(
 /// page-aligned. The mappings must exist. Optionally free the physical
 /// memory.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmunmap(pagetable: &Pagetable, va: VirtAddr, npages: u64, do_free: bool) {
+pub fn uvmunmap(pagetable: PagetableRef<'_>, va: VirtAddr, npages: u64, do_free: bool) {
     if !va.is_page_aligned() {
         panic!("uvmunmap: not aligned");
     }
@@ -318,7 +318,7 @@ pub fn uvmcreate() -> Option<Pagetable> {
 
 /// Load the user initcode into address 0 of pagetable, for the very first
 /// process. `src.len()` must be less than a page.
-pub fn uvmfirst(pagetable: &Pagetable, src: &[u8]) {
+pub fn uvmfirst(pagetable: PagetableRef<'_>, src: &[u8]) {
     if src.len() as u64 >= PGSIZE {
         panic!("uvmfirst: more than a page");
     }
@@ -343,7 +343,7 @@ pub fn uvmfirst(pagetable: &Pagetable, src: &[u8]) {
 /// (having freed what it allocated).
 #[cfg_attr(not(test), no_mangle)]
 pub fn uvmalloc(
-    pagetable: &Pagetable,
+    pagetable: PagetableRef<'_>,
     oldsz: u64,
     newsz: u64,
     xperm: PteFlags,
@@ -381,7 +381,7 @@ pub fn uvmalloc(
 /// less than `oldsz`. `oldsz` can be larger than the actual process size.
 /// Returns the new process size.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmdealloc(pagetable: &Pagetable, oldsz: u64, newsz: u64) -> u64 {
+pub fn uvmdealloc(pagetable: PagetableRef<'_>, oldsz: u64, newsz: u64) -> u64 {
     if newsz >= oldsz {
         return oldsz;
     }
@@ -395,37 +395,30 @@ pub fn uvmdealloc(pagetable: &Pagetable, oldsz: u64, newsz: u64) -> u64 {
 /// Recursively free page-table pages. All leaf mappings must already have
 /// been removed (panics `freewalk: leaf`).
 pub fn freewalk(pagetable: Pagetable) {
-    let root = pagetable.into_raw();
-    // SAFETY: the handle was ours (taken by value), so are its pages.
-    unsafe { freewalk_page(root) }
-}
-
-/// [`freewalk`] for one page-table page and the pages below it.
-///
-/// # Safety
-/// `pt` is a page-table page nobody else uses, whose non-leaf entries point
-/// at such pages too.
-unsafe fn freewalk_page(pt: *mut PageTable) {
+    let pt = pagetable.view().as_ptr();
     // there are 2^9 = 512 PTEs in a page table.
     for i in 0..512 {
-        // SAFETY: pt is a page-table page we own (caller's contract).
+        // SAFETY: pt is a page-table page of ours (we own the handle).
         let pte = unsafe { &mut (*pt).entries[i] };
         if pte.is_table() {
             // this PTE points to a lower-level page table.
-            // SAFETY: a non-leaf entry of our table: a page of ours too.
-            unsafe { freewalk_page(pte.pa().as_mut_ptr::<PageTable>()) };
+            // SAFETY: a non-leaf entry of our table names a page-table page
+            // of ours; clearing the entry below leaves this its one handle.
+            if let Some(child) = unsafe { Pagetable::from_raw(pte.pa().as_mut_ptr()) } {
+                freewalk(child);
+            }
             *pte = Pte(0);
         } else if pte.is_valid() {
             panic!("freewalk: leaf");
         }
     }
-    kfree(PhysAddr::from_ptr(pt));
+    kfree(pagetable.pa());
 }
 
 /// Free user memory pages, then free page-table pages.
 pub fn uvmfree(pagetable: Pagetable, sz: u64) {
     if sz > 0 {
-        uvmunmap(&pagetable, VirtAddr(0), pg_round_up(sz) / PGSIZE, true);
+        uvmunmap(pagetable.view(), VirtAddr(0), pg_round_up(sz) / PGSIZE, true);
     }
     freewalk(pagetable);
 }
@@ -434,7 +427,7 @@ pub fn uvmfree(pagetable: Pagetable, sz: u64) {
 /// table. Copies both the page table and the physical memory. Returns NoMem
 /// on failure, having freed any allocated pages.
 #[cfg_attr(not(test), no_mangle)]
-pub fn uvmcopy(old: &Pagetable, new: &Pagetable, sz: u64) -> Result<(), VmError> {
+pub fn uvmcopy(old: PagetableRef<'_>, new: PagetableRef<'_>, sz: u64) -> Result<(), VmError> {
     let mut i = 0;
     while i < sz {
         let pte = match walk(old, VirtAddr(i), false) {
@@ -470,7 +463,7 @@ pub fn uvmcopy(old: &Pagetable, new: &Pagetable, sz: u64) -> Result<(), VmError>
 
 /// Mark a PTE invalid for user access. Used by exec for the user stack
 /// guard page.
-pub fn uvmclear(pagetable: &Pagetable, va: VirtAddr) {
+pub fn uvmclear(pagetable: PagetableRef<'_>, va: VirtAddr) {
     let pte = match walk(pagetable, va, false) {
         Some(p) => p,
         None => panic!("uvmclear"),
@@ -483,7 +476,7 @@ pub fn uvmclear(pagetable: &Pagetable, va: VirtAddr) {
 /// given page table. Returns BadAddr if a destination page is not a
 /// writable user page.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyout(pagetable: &Pagetable, dstva: u64, src: &[u8]) -> Result<(), VmError> {
+pub fn copyout(pagetable: PagetableRef<'_>, dstva: u64, src: &[u8]) -> Result<(), VmError> {
     let mut dstva = dstva;
     let mut done = 0usize;
     while done < src.len() {
@@ -516,7 +509,7 @@ pub fn copyout(pagetable: &Pagetable, dstva: u64, src: &[u8]) -> Result<(), VmEr
 /// Copy from user to kernel. Copy `dst.len()` bytes to `dst` from virtual
 /// address `srcva` in a given page table.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyin(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<(), VmError> {
+pub fn copyin(pagetable: PagetableRef<'_>, dst: &mut [u8], srcva: u64) -> Result<(), VmError> {
     let mut srcva = srcva;
     let mut done = 0usize;
     while done < dst.len() {
@@ -542,7 +535,7 @@ pub fn copyin(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<(), V
 /// string's length (without the NUL, which is stored), or BadAddr if it
 /// does not fit or a page is unmapped.
 #[cfg_attr(not(test), no_mangle)]
-pub fn copyinstr(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<usize, VmError> {
+pub fn copyinstr(pagetable: PagetableRef<'_>, dst: &mut [u8], srcva: u64) -> Result<usize, VmError> {
     let mut srcva = srcva;
     let mut got = 0usize;
     while got < dst.len() {
@@ -568,7 +561,7 @@ pub fn copyinstr(pagetable: &Pagetable, dst: &mut [u8], srcva: u64) -> Result<us
 
 /// Write the pgtbl lab's `vmprint` listing of `pagetable` to `w`: one line
 /// per valid PTE, depth shown by repeated " ..", index in decimal.
-pub fn vmprint_to(w: &mut dyn Write, pagetable: &Pagetable) -> fmt::Result {
+pub fn vmprint_to(w: &mut dyn Write, pagetable: PagetableRef<'_>) -> fmt::Result {
     writeln!(w, "page table {:#018x}", pagetable.pa().0)?;
     // SAFETY: the root of a table (Pagetable invariant).
     unsafe { vmprint_level(w, pagetable.as_ptr(), 1) }
@@ -600,7 +593,7 @@ unsafe fn vmprint_level(w: &mut dyn Write, pt: *const PageTable, depth: usize) -
 
 /// Print `pagetable` to the console in the pgtbl lab's format.
 #[cfg_attr(not(test), no_mangle)]
-pub fn vmprint(pagetable: &Pagetable) {
+pub fn vmprint(pagetable: PagetableRef<'_>) {
     struct Out;
     impl Write for Out {
         fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -620,7 +613,7 @@ const TOP_INDEX: usize = (TRAMPOLINE >> 30) as usize & 0x1ff;
 /// (`kstack_va` -> `kstack_pa`). Returns None if out of memory. Free it with
 /// [`kvmfree`], which never frees the shared pages.
 pub fn kvmcreate(
-    kernel: &Pagetable,
+    kernel: PagetableRef<'_>,
     kstack_va: VirtAddr,
     kstack_pa: PhysAddr,
 ) -> Option<Pagetable> {
@@ -629,21 +622,21 @@ pub fn kvmcreate(
         if i != TOP_INDEX {
             // SAFETY: pt's root is a fresh page of ours; the entry shares
             // the kernel's subtree, which outlives pt (never freed).
-            unsafe { (*pt.as_ptr()).entries[i] = kernel.entry(i) };
+            unsafe { (*pt.view().as_ptr()).entries[i] = kernel.entry(i) };
         }
     }
     let tramp = kvmpa(kernel, VirtAddr(TRAMPOLINE));
     let ok = match tramp {
         Some(tpa) => {
             mappages(
-                &pt,
+                pt.view(),
                 VirtAddr(TRAMPOLINE),
                 PGSIZE,
                 tpa,
                 PteFlags::R | PteFlags::X,
             )
             .is_ok()
-                && mappages(&pt, kstack_va, PGSIZE, kstack_pa, PteFlags::R | PteFlags::W).is_ok()
+                && mappages(pt.view(), kstack_va, PGSIZE, kstack_pa, PteFlags::R | PteFlags::W).is_ok()
         }
         None => false,
     };
@@ -697,20 +690,20 @@ mod tests {
         let start = nfree();
         let mut field: *mut PageTable = core::ptr::null_mut();
         // SAFETY: the field is a live local; null borrows as None.
-        assert!(unsafe { Pagetable::borrow_field(&raw const field) }.is_none());
+        assert!(unsafe { PagetableRef::from_field(&raw const field) }.is_none());
         let pt = uvmcreate().unwrap();
         let root = pt.pa();
         field = pt.into_raw();
         // SAFETY: the field holds uvmcreate's table; nobody frees it or
         // writes the field while `borrowed` lives.
-        let borrowed = unsafe { Pagetable::borrow_field(&raw const field) }.unwrap();
+        let borrowed = unsafe { PagetableRef::from_field(&raw const field) }.unwrap();
         assert_eq!(borrowed.pa(), root);
         assert_eq!(borrowed.satp(), (8 << 60) | (root.0 >> 12));
         uvmalloc(borrowed, 0, PGSIZE, PteFlags::W).unwrap();
         let taken = core::mem::replace(&mut field, core::ptr::null_mut());
         // SAFETY: the field no longer names the table: this is its only handle.
         let back = unsafe { Pagetable::from_raw(taken) }.unwrap();
-        assert!(walkaddr(&back, VirtAddr(0)).is_some());
+        assert!(walkaddr(back.view(), VirtAddr(0)).is_some());
         uvmfree(back, PGSIZE);
         assert_eq!(nfree(), start, "pages leaked");
     }
@@ -719,7 +712,7 @@ mod tests {
     fn walk_without_alloc_finds_nothing_in_an_empty_table() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        assert!(walk(&pt, VirtAddr(0x1000), false).is_none());
+        assert!(walk(pt.view(), VirtAddr(0x1000), false).is_none());
         assert_eq!(nfree(), 7, "walk(alloc=false) must not allocate");
     }
 
@@ -729,20 +722,20 @@ mod tests {
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
         let before = nfree();
-        mappages(&pt, VirtAddr(0x4000_2000), PGSIZE, pa, rwu()).unwrap();
+        mappages(pt.view(), VirtAddr(0x4000_2000), PGSIZE, pa, rwu()).unwrap();
         assert_eq!(before - nfree(), 2, "one level-1 and one level-0 page");
         // SAFETY: walk returned a PTE inside a page-table page of fake RAM.
-        let pte = unsafe { *walk(&pt, VirtAddr(0x4000_2abc), false).unwrap() };
+        let pte = unsafe { *walk(pt.view(), VirtAddr(0x4000_2abc), false).unwrap() };
         assert_eq!(pte.pa(), pa);
         assert_eq!(pte.flags(), rwu() | PteFlags::V);
-        assert_eq!(walkaddr(&pt, VirtAddr(0x4000_2000)), Some(pa));
+        assert_eq!(walkaddr(pt.view(), VirtAddr(0x4000_2000)), Some(pa));
         assert_eq!(
-            kvmpa(&pt, VirtAddr(0x4000_2abc)),
+            kvmpa(pt.view(), VirtAddr(0x4000_2abc)),
             Some(PhysAddr(pa.0 + 0xabc))
         );
         // The intermediate entries are pointers (V only).
-        assert!(pt.entry(1).is_table());
-        assert!(walkaddr(&pt, VirtAddr(0x4000_3000)).is_none());
+        assert!(pt.view().entry(1).is_table());
+        assert!(walkaddr(pt.view(), VirtAddr(0x4000_3000)).is_none());
     }
 
     #[test]
@@ -750,10 +743,10 @@ mod tests {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(&pt, VirtAddr(0), PGSIZE, pa, PteFlags::R).unwrap();
-        assert_eq!(walkaddr(&pt, VirtAddr(0)), None);
-        assert_eq!(kvmpa(&pt, VirtAddr(0)), Some(pa));
-        assert_eq!(walkaddr(&pt, VirtAddr(MAXVA)), None);
+        mappages(pt.view(), VirtAddr(0), PGSIZE, pa, PteFlags::R).unwrap();
+        assert_eq!(walkaddr(pt.view(), VirtAddr(0)), None);
+        assert_eq!(kvmpa(pt.view(), VirtAddr(0)), Some(pa));
+        assert_eq!(walkaddr(pt.view(), VirtAddr(MAXVA)), None);
     }
 
     #[test]
@@ -762,8 +755,8 @@ mod tests {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu()).unwrap();
-        let _ = mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu());
+        mappages(pt.view(), VirtAddr(0x1000), PGSIZE, pa, rwu()).unwrap();
+        let _ = mappages(pt.view(), VirtAddr(0x1000), PGSIZE, pa, rwu());
     }
 
     #[test]
@@ -771,7 +764,7 @@ mod tests {
     fn mapping_nothing_panics() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        let _ = mappages(&pt, VirtAddr(0), 0, PhysAddr(0x8000_0000), rwu());
+        let _ = mappages(pt.view(), VirtAddr(0), 0, PhysAddr(0x8000_0000), rwu());
     }
 
     #[test]
@@ -779,7 +772,7 @@ mod tests {
     fn walk_beyond_maxva_panics() {
         let _ram = FakeRam::new(8);
         let pt = uvmcreate().unwrap();
-        let _ = walk(&pt, VirtAddr(MAXVA), true);
+        let _ = walk(pt.view(), VirtAddr(MAXVA), true);
     }
 
     #[test]
@@ -788,7 +781,7 @@ mod tests {
         let pt = uvmcreate().unwrap();
         let _spare = kalloc().unwrap();
         assert_eq!(
-            mappages(&pt, VirtAddr(0), PGSIZE, PhysAddr(0x8000_0000), rwu()),
+            mappages(pt.view(), VirtAddr(0), PGSIZE, PhysAddr(0x8000_0000), rwu()),
             Err(VmError::NoMem)
         );
     }
@@ -799,21 +792,21 @@ mod tests {
         let start = nfree();
         let a = uvmcreate().unwrap();
         assert_eq!(
-            uvmalloc(&a, 0, 3 * PGSIZE + 10, PteFlags::W),
+            uvmalloc(a.view(), 0, 3 * PGSIZE + 10, PteFlags::W),
             Ok(3 * PGSIZE + 10)
         );
-        copyout(&a, 0x1ff0, b"hello, world").unwrap();
+        copyout(a.view(), 0x1ff0, b"hello, world").unwrap();
         let b = uvmcreate().unwrap();
-        uvmcopy(&a, &b, 4 * PGSIZE).unwrap();
+        uvmcopy(a.view(), b.view(), 4 * PGSIZE).unwrap();
         let mut buf = [0u8; 12];
-        copyin(&b, &mut buf, 0x1ff0).unwrap();
+        copyin(b.view(), &mut buf, 0x1ff0).unwrap();
         assert_eq!(&buf, b"hello, world");
         // Separate copies: writing the child leaves the parent alone.
-        copyout(&b, 0x1ff0, b"HELLO").unwrap();
-        copyin(&a, &mut buf, 0x1ff0).unwrap();
+        copyout(b.view(), 0x1ff0, b"HELLO").unwrap();
+        copyin(a.view(), &mut buf, 0x1ff0).unwrap();
         assert_eq!(&buf, b"hello, world");
-        assert_eq!(uvmdealloc(&a, 4 * PGSIZE, PGSIZE), PGSIZE);
-        assert_eq!(copyin(&a, &mut buf, 0x1ff0), Err(VmError::BadAddr));
+        assert_eq!(uvmdealloc(a.view(), 4 * PGSIZE, PGSIZE), PGSIZE);
+        assert_eq!(copyin(a.view(), &mut buf, 0x1ff0), Err(VmError::BadAddr));
         uvmfree(a, PGSIZE);
         uvmfree(b, 4 * PGSIZE);
         assert_eq!(nfree(), start, "pages leaked");
@@ -823,29 +816,29 @@ mod tests {
     fn copyinstr_stops_at_nul_and_rejects_overlong() {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
-        uvmalloc(&pt, 0, 2 * PGSIZE, PteFlags::W).unwrap();
+        uvmalloc(pt.view(), 0, 2 * PGSIZE, PteFlags::W).unwrap();
         // A string that crosses the page boundary.
-        copyout(&pt, PGSIZE - 3, b"/init\0").unwrap();
+        copyout(pt.view(), PGSIZE - 3, b"/init\0").unwrap();
         let mut dst = [0xffu8; 16];
-        assert_eq!(copyinstr(&pt, &mut dst, PGSIZE - 3), Ok(5));
+        assert_eq!(copyinstr(pt.view(), &mut dst, PGSIZE - 3), Ok(5));
         assert_eq!(&dst[..6], b"/init\0");
         let mut small = [0u8; 4];
         assert_eq!(
-            copyinstr(&pt, &mut small, PGSIZE - 3),
+            copyinstr(pt.view(), &mut small, PGSIZE - 3),
             Err(VmError::BadAddr)
         );
-        assert_eq!(copyinstr(&pt, &mut dst, 5 * PGSIZE), Err(VmError::BadAddr));
+        assert_eq!(copyinstr(pt.view(), &mut dst, 5 * PGSIZE), Err(VmError::BadAddr));
     }
 
     #[test]
     fn copyout_refuses_read_only_pages() {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
-        uvmalloc(&pt, 0, PGSIZE, PteFlags::NONE).unwrap();
-        assert_eq!(copyout(&pt, 0, b"x"), Err(VmError::BadAddr));
-        uvmclear(&pt, VirtAddr(0));
+        uvmalloc(pt.view(), 0, PGSIZE, PteFlags::NONE).unwrap();
+        assert_eq!(copyout(pt.view(), 0, b"x"), Err(VmError::BadAddr));
+        uvmclear(pt.view(), VirtAddr(0));
         let mut b = [0u8; 1];
-        assert_eq!(copyin(&pt, &mut b, 0), Err(VmError::BadAddr));
+        assert_eq!(copyin(pt.view(), &mut b, 0), Err(VmError::BadAddr));
     }
 
     #[test]
@@ -853,9 +846,9 @@ mod tests {
         let _ram = FakeRam::new(16);
         let pt = uvmcreate().unwrap();
         let pa = kalloc().unwrap();
-        mappages(&pt, VirtAddr(0x1000), PGSIZE, pa, rwu() | PteFlags::X).unwrap();
+        mappages(pt.view(), VirtAddr(0x1000), PGSIZE, pa, rwu() | PteFlags::X).unwrap();
         let mut s = String::new();
-        vmprint_to(&mut s, &pt).unwrap();
+        vmprint_to(&mut s, pt.view()).unwrap();
         let lines: std::vec::Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], std::format!("page table {:#018x}", pt.pa().0));
@@ -875,7 +868,7 @@ mod tests {
         let tramp = kalloc().unwrap();
         let stack = kalloc().unwrap();
         kvmmap(
-            &kernel,
+            kernel.view(),
             VirtAddr(TRAMPOLINE),
             tramp,
             PGSIZE,
@@ -887,13 +880,13 @@ mod tests {
             while nfree() > spare {
                 hog.push(kalloc().unwrap());
             }
-            assert!(kvmcreate(&kernel, VirtAddr(kstack(0)), stack).is_none());
+            assert!(kvmcreate(kernel.view(), VirtAddr(kstack(0)), stack).is_none());
             assert_eq!(nfree(), spare, "kvmcreate leaked on failure");
             for pa in hog {
                 kfree(pa);
             }
         }
-        let p = kvmcreate(&kernel, VirtAddr(kstack(0)), stack).unwrap();
+        let p = kvmcreate(kernel.view(), VirtAddr(kstack(0)), stack).unwrap();
         kvmfree(p);
     }
 
@@ -906,49 +899,49 @@ mod tests {
         let stack0 = kalloc().unwrap();
         let stack1 = kalloc().unwrap();
         kvmmap(
-            &kernel,
+            kernel.view(),
             VirtAddr(0x8000_0000),
             low,
             PGSIZE,
             PteFlags::R | PteFlags::X,
         );
         kvmmap(
-            &kernel,
+            kernel.view(),
             VirtAddr(TRAMPOLINE),
             tramp,
             PGSIZE,
             PteFlags::R | PteFlags::X,
         );
         kvmmap(
-            &kernel,
+            kernel.view(),
             VirtAddr(kstack(0)),
             stack0,
             PGSIZE,
             PteFlags::R | PteFlags::W,
         );
         kvmmap(
-            &kernel,
+            kernel.view(),
             VirtAddr(kstack(1)),
             stack1,
             PGSIZE,
             PteFlags::R | PteFlags::W,
         );
         let before = nfree();
-        let p = kvmcreate(&kernel, VirtAddr(kstack(1)), stack1).unwrap();
+        let p = kvmcreate(kernel.view(), VirtAddr(kstack(1)), stack1).unwrap();
         assert_eq!(before - nfree(), 3, "root + private level 1 + level 0");
-        assert_eq!(kvmpa(&p, VirtAddr(0x8000_0000)), Some(low));
-        assert_eq!(p.entry(2), kernel.entry(2));
-        assert_eq!(kvmpa(&p, VirtAddr(TRAMPOLINE)), Some(tramp));
-        assert_eq!(kvmpa(&p, VirtAddr(kstack(1))), Some(stack1));
+        assert_eq!(kvmpa(p.view(), VirtAddr(0x8000_0000)), Some(low));
+        assert_eq!(p.view().entry(2), kernel.view().entry(2));
+        assert_eq!(kvmpa(p.view(), VirtAddr(TRAMPOLINE)), Some(tramp));
+        assert_eq!(kvmpa(p.view(), VirtAddr(kstack(1))), Some(stack1));
         assert_eq!(
-            kvmpa(&p, VirtAddr(kstack(0))),
+            kvmpa(p.view(), VirtAddr(kstack(0))),
             None,
             "another process's stack"
         );
         kvmfree(p);
         assert_eq!(nfree(), before);
         // The kernel's own table is intact.
-        assert_eq!(kvmpa(&kernel, VirtAddr(kstack(0))), Some(stack0));
-        assert_eq!(kvmpa(&kernel, VirtAddr(0x8000_0000)), Some(low));
+        assert_eq!(kvmpa(kernel.view(), VirtAddr(kstack(0))), Some(stack0));
+        assert_eq!(kvmpa(kernel.view(), VirtAddr(0x8000_0000)), Some(low));
     }
 }
