@@ -1,6 +1,7 @@
 //! The RISC-V machine as the kernel sees it (xv6's riscv.h): control and
 //! status registers, and the Sv39 types every other module builds on:
-//! [`PhysAddr`], [`VirtAddr`], [`Pte`], [`PteFlags`] and [`PageTable`].
+//! [`PhysAddr`], [`VirtAddr`], [`Pte`], [`PteFlags`], [`PageTable`], and a
+//! whole table as the owned [`Pagetable`] handle or its borrow [`PagetableRef`].
 //!
 //! CSR accessors are real instructions on riscv64. On the host (unit tests)
 //! they read as 0 and writes are dropped, so code that only toggles
