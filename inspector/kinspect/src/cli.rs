@@ -424,15 +424,27 @@ Esc to leave it). Builds nothing: run `cargo xtask build` first, or simply
   kinspect report                          the live machine (halted while read)
   kinspect --snapshot crash.kisnap report  a saved one
   kinspect report --report crash.md        also write Markdown (or .json)
+  kinspect report --batch crashes/         every snapshot and QEMU core in a
+                                           directory, grouped by cause
 
+With --batch, each file's kernel is --elf, else FILE.elf, else kernel,
+kernel.elf or kernel/kernel beside the file (the first of the same build).
+Exit 6 if any file could not be reported; the others are reported anyway.
 See docs/postmortem.md.")]
     Report {
         /// Also write the report to FILE (.md Markdown, .json JSON, else text).
-        #[arg(long = "report", value_name = "FILE")]
+        #[arg(long = "report", value_name = "FILE", conflicts_with = "batch")]
         file: Option<PathBuf>,
         /// md, json or text [default: from FILE's extension].
-        #[arg(long, value_name = "FORMAT")]
+        #[arg(long, value_name = "FORMAT", conflicts_with = "batch")]
         format: Option<String>,
+        /// Report many snapshots or QEMU cores (directories are searched),
+        /// one line each, then a count of each diagnosis.
+        #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
+        batch: Vec<PathBuf>,
+        /// With --batch: files read at once [default: one per CPU].
+        #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
     },
 
     /// Wait for the kernel to panic (a breakpoint on `panic`), then report.
@@ -471,7 +483,7 @@ impl Command {
         matches!(
             self,
             Command::Satp { value: Some(_) } | Command::Completions { .. }
-        )
+        ) || matches!(self, Command::Report { batch, .. } if !batch.is_empty())
     }
 }
 
@@ -628,7 +640,18 @@ pub fn run_on(
         Command::Snapshot { output, level } => {
             crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
         }
-        Command::Report { file, format } => {
+        Command::Report { batch, jobs, .. } if !batch.is_empty() => {
+            let opts = crate::postmortem::batch::Options {
+                elf: cli.elf.clone(),
+                profile: ctx.profile.clone(),
+                ram: ctx.ram,
+                jobs: jobs
+                    .map(|j| j as usize)
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            };
+            crate::postmortem::batch::main(batch, &opts, ctx.json, ctx.out)
+        }
+        Command::Report { file, format, .. } => {
             crate::postmortem::watch::run_report(&mut ctx, cli, file.as_deref(), format.as_deref())
         }
         Command::Watch { .. } => Err(Error::BadInput(
