@@ -468,7 +468,7 @@ impl Diff {
                     };
                     let _ = writeln!(
                         s,
-                        "    {mark} {:#012x}-{:#012x} {:>5}  {what}",
+                        "    {mark} {:#012x}-{:#012x} {:<9} {what}",
                         r.va,
                         r.end() - 1,
                         crate::words::count(r.pages as usize, "page", "pages"),
