@@ -455,9 +455,9 @@ impl Batch {
                         .as_deref()
                         .map(|m| format!("panic: {m}"))
                         .unwrap_or_else(|| "panic (message unknown)".into());
-                    let who = match (e.panicking_hart, e.pid, &e.process) {
-                        (Some(h), Some(p), Some(n)) => format!(" (hart {h}, pid {p} {n})"),
-                        (Some(h), _, _) => format!(" (hart {h})"),
+                    let who = match (e.panicking_hart, &e.process) {
+                        (Some(h), Some(p)) => format!(" (hart {h}, {p})"),
+                        (Some(h), None) => format!(" (hart {h})"),
                         _ => String::new(),
                     };
                     format!("{:<30} {msg}{who}", e.class.unwrap_or("undiagnosed"))
