@@ -182,7 +182,7 @@ fn a_hundred_crashes_are_grouped_by_cause() {
             }
             92..=94 => {
                 let junk: Vec<u8> = (0..4096u32)
-                    .map(|x| (x * 2_654_435_761u32 >> 24) as u8)
+                    .map(|x| (x.wrapping_mul(2_654_435_761u32) >> 24) as u8)
                     .collect();
                 std::fs::write(&f, junk).expect("write");
                 damaged.push(f);
