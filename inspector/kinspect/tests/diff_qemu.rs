@@ -10,11 +10,14 @@
 //! replaced. The accessed/dirty bits are left out on both sides (the
 //! hardware sets them as the program runs).
 
+mod xv6_common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use kinspect_testkit::xv6::variant;
 use kinspect_testkit::{kernel_elf, Machine};
 use serde_json::Value;
 
@@ -87,13 +90,17 @@ fn stop_listing(m: &Machine, from: usize, step: &str) -> (i64, Pages) {
 }
 
 fn snapshot(m: &mut Machine, dir: &Path, name: &str) -> PathBuf {
+    snapshot_with(m, &kernel_elf(), dir, name)
+}
+
+fn snapshot_with(m: &mut Machine, elf: &Path, dir: &Path, name: &str) -> PathBuf {
     m.pause();
     let f = dir.join(format!("{name}.kisnap"));
     let o = Command::new(env!("CARGO_BIN_EXE_kinspect"))
         .arg("--gdb")
         .arg(m.gdb_addr())
         .arg("--elf")
-        .arg(kernel_elf())
+        .arg(elf)
         .args(["snapshot", "-o"])
         .arg(&f)
         .output()
@@ -109,9 +116,13 @@ fn snapshot(m: &mut Machine, dir: &Path, name: &str) -> PathBuf {
 }
 
 fn diff(a: &Path, b: &Path) -> Value {
+    diff_with(&kernel_elf(), a, b)
+}
+
+fn diff_with(elf: &Path, a: &Path, b: &Path) -> Value {
     let o = Command::new(env!("CARGO_BIN_EXE_kinspect"))
         .arg("--elf")
-        .arg(kernel_elf())
+        .arg(elf)
         .args(["--json", "diff"])
         .arg(a)
         .arg(b)
@@ -299,4 +310,77 @@ fn fork_exec_and_sbrk_as_the_kernels_own_vmprint_sees_them() {
     let live: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert!(reported(&live, child).is_empty(), "{live:#}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On stock C xv6: a second background `cat` appears between two
+/// snapshots. The kernel's own Ctrl-P list, before and after, says which
+/// process is new; its table must hold the trampoline at the ELF's
+/// `trampoline` page, and user text at VA 0.
+#[test]
+fn a_new_process_on_stock_xv6_as_ctrl_p_lists_it() {
+    let v = variant("stock");
+    let elf = v.elf();
+    let dir = std::env::temp_dir().join(format!("kinspect-diff-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (mut m, before_list) = xv6_common::shell(&v);
+    let a = snapshot_with(&mut m, &elf, &dir, "before");
+    let mark = m.console_len();
+    m.send(b"cat &\n");
+    m.wait_for_after(mark, "$ ", WAIT);
+    let deadline = std::time::Instant::now() + WAIT;
+    let after_list = loop {
+        let l = m.procdump();
+        if l.len() == before_list.len() + 1 && l.iter().all(|(_, s, _)| s == "sleep") {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "Ctrl-P: {l:?}");
+    };
+    let new: Vec<_> = after_list
+        .iter()
+        .filter(|p| !before_list.iter().any(|q| q.0 == p.0))
+        .collect();
+    assert_eq!(new.len(), 1, "{before_list:?} -> {after_list:?}");
+    let (pid, _, name) = new[0];
+    let b = snapshot_with(&mut m, &elf, &dir, "after");
+
+    let r = diff_with(&elf, &a, &b);
+    let procs = r["processes"].as_array().expect("processes");
+    let appeared: Vec<_> = procs.iter().filter(|p| p["change"] == "appeared").collect();
+    assert_eq!(appeared.len(), 1, "{r:#}");
+    assert_eq!(appeared[0]["pid"], *pid, "{r:#}");
+    assert_eq!(appeared[0]["name"], name.as_str(), "{r:#}");
+    assert!(
+        procs.iter().all(|p| p["change"] != "ended"),
+        "nothing ended: {r:#}"
+    );
+    let pages = reported(&r, *pid);
+    let tramp = elf_symbol(&elf, "trampoline");
+    let top = pages
+        .get(&0x3f_ffff_f000)
+        .and_then(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no trampoline page added: {r:#}"));
+    assert_eq!(top.0, tramp, "the trampoline's page: {r:#}");
+    assert_eq!(
+        top.1 & 0x10,
+        0,
+        "the trampoline is not user-accessible: {r:#}"
+    );
+    let text = pages
+        .get(&0)
+        .and_then(|(_, a)| *a)
+        .unwrap_or_else(|| panic!("no page at VA 0: {r:#}"));
+    assert_eq!(text.1 & 0x18, 0x18, "user text is u and x: {r:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An ELF symbol's address, read with the `object` crate (independent of
+/// kinspect's symbol layer).
+fn elf_symbol(elf: &Path, name: &str) -> u64 {
+    use object::{Object, ObjectSymbol};
+    let bytes = std::fs::read(elf).expect("the ELF");
+    let file = object::File::parse(&*bytes).expect("an ELF");
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .map(|s| s.address())
+        .unwrap_or_else(|| panic!("no symbol {name} in {}", elf.display()))
 }
