@@ -3,7 +3,8 @@
 //! for post-mortem demos and kinspect's tests. The user side is `kfault`.
 //!
 //! It is OFF until someone enables it: every operation except
-//! [`KDEBUG_STATUS`] and [`KDEBUG_ENABLE`] returns -1 while [`kdebug_enabled`]
+//! [`KDEBUG_STATUS`], [`KDEBUG_ENABLE`] and [`KDEBUG_VMPRINT`] (which only
+//! prints the caller's page table) returns -1 while [`kdebug_enabled`]
 //! is 0. `kfault enable` (or `kdebug(KDEBUG_ENABLE)`) turns it on until the
 //! next boot and says so on the console, so a machine never crashes through
 //! here without a line that explains why. A teacher's summary: "system call
@@ -53,6 +54,10 @@ pub const KDEBUG_PAGEFAULT: i32 = 7;
 
 /// Panic `remap`: a table sharing the kernel's top entry maps TRAMPOLINE again.
 pub const KDEBUG_REMAP_TRAMPOLINE: i32 = 8;
+/// Print the caller's user page table with the lab's `vmprint` (no panic;
+/// always allowed, like [`KDEBUG_STATUS`]). `vmsteps` uses it, and the
+/// tests of `kinspect diff` take the kernel's own listing as their oracle.
+pub const KDEBUG_VMPRINT: i32 = 9;
 
 /// 1 once `kdebug(KDEBUG_ENABLE)` ran since boot (unmangled, so kinspect
 /// and gdb can show it: `p kdebug_enabled`).
@@ -86,6 +91,11 @@ pub fn sys_kdebug() -> u64 {
     };
     match op {
         KDEBUG_STATUS => return enabled() as u64,
+        KDEBUG_VMPRINT => {
+            println!("vmprint of pid {}:", pid);
+            vm::vmprint(pagetable);
+            return 0;
+        }
         KDEBUG_ENABLE => {
             // SAFETY: as in `enabled`.
             unsafe { core::ptr::write_volatile(&raw mut kdebug_enabled, 1) };

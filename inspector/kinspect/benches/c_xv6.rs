@@ -7,6 +7,8 @@
 //!   mirror).
 //! - `report` on a panicked machine: our kernel after `kfault remap`; the
 //!   lab bug `bug-kstack-twice` held by `watch` on panic's entry.
+//! - `report --batch` over 100 snapshots of that panic, each beside its
+//!   kernel: files per second on all cores and on one.
 //!
 //! Run: `cargo bench -p kinspect --bench c_xv6` (after `cargo xtask build`
 //! and `cargo xtask xv6`). The figures in docs/benchmarks.md come from it.
@@ -122,5 +124,57 @@ fn main() {
             time(&m, &v.elf(), &["report"], 9, &[0]),
             9,
         );
+
+        println!("3. report --batch over 100 snapshots of that panic, whole process");
+        let dir = std::env::temp_dir().join(format!("kinspect-bench-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let one = dir.join("one.kisnap");
+        let out = kinspect(
+            &m,
+            &v.elf(),
+            &["snapshot", "-o", one.to_str().expect("utf-8")],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let section = dir.join("section");
+        std::fs::create_dir_all(&section).expect("temp dir");
+        for i in 0..100 {
+            let f = section.join(format!("{i:03}.kisnap"));
+            std::fs::copy(&one, &f).expect("copy");
+            std::os::unix::fs::symlink(v.elf(), f.with_extension("elf")).expect("link");
+        }
+        for jobs in [None, Some("1")] {
+            let mut times = Vec::new();
+            for _ in 0..3 {
+                let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kinspect"));
+                c.args(["report", "--batch"]).arg(&section);
+                if let Some(j) = jobs {
+                    c.args(["--jobs", j]);
+                }
+                let start = Instant::now();
+                let out = c.output().expect("running kinspect");
+                times.push(start.elapsed());
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let med = median(times);
+            println!(
+                "   {:<44} median {:>9}  {:.0} files/s  (3 runs)",
+                format!(
+                    "100 files, {}",
+                    jobs.map_or("one thread per CPU".to_string(), |j| format!("{j} thread"))
+                ),
+                ms(med),
+                100.0 / med.as_secs_f64()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

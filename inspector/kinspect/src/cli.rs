@@ -424,15 +424,27 @@ Esc to leave it). Builds nothing: run `cargo xtask build` first, or simply
   kinspect report                          the live machine (halted while read)
   kinspect --snapshot crash.kisnap report  a saved one
   kinspect report --report crash.md        also write Markdown (or .json)
+  kinspect report --batch crashes/         every snapshot and QEMU core in a
+                                           directory, grouped by cause
 
+With --batch, each file's kernel is --elf, else FILE.elf, else kernel,
+kernel.elf or kernel/kernel beside the file (the first of the same build).
+Exit 6 if any file could not be reported; the others are reported anyway.
 See docs/postmortem.md.")]
     Report {
         /// Also write the report to FILE (.md Markdown, .json JSON, else text).
-        #[arg(long = "report", value_name = "FILE")]
+        #[arg(long = "report", value_name = "FILE", conflicts_with = "batch")]
         file: Option<PathBuf>,
         /// md, json or text [default: from FILE's extension].
-        #[arg(long, value_name = "FORMAT")]
+        #[arg(long, value_name = "FORMAT", conflicts_with = "batch")]
         format: Option<String>,
+        /// Report many snapshots or QEMU cores (directories are searched),
+        /// one line each, then a count of each diagnosis.
+        #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
+        batch: Vec<PathBuf>,
+        /// With --batch: files read at once [default: one per CPU].
+        #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..=256))]
+        jobs: Option<u32>,
     },
 
     /// Wait for the kernel to panic (a breakpoint on `panic`), then report.
@@ -449,6 +461,36 @@ A kernel that has already panicked is reported at once.")]
         /// Give up after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 86400)]
         timeout: u64,
+    },
+
+    /// What changed between two moments: processes that appeared, ended or
+    /// changed, and each process's user page-table mappings added, removed
+    /// or changed, grouped into ranges.
+    #[command(after_help = "\
+  kinspect snapshot -o before.kisnap      (then let the kernel run: fork, exec, sbrk ...)
+  kinspect snapshot -o after.kisnap
+  kinspect diff before.kisnap after.kisnap
+  kinspect diff before.kisnap --live      against the machine as it is now
+
+Both sides must be of the kernel build the ELF (--elf) is. Changes of the
+accessed/dirty bits alone are left out unless --ad. See docs/diff.md.")]
+    Diff {
+        /// The earlier moment: a snapshot or QEMU core.
+        #[arg(value_name = "BEFORE")]
+        before: PathBuf,
+        /// The later moment: a snapshot or QEMU core.
+        #[arg(
+            value_name = "AFTER",
+            required_unless_present = "live",
+            conflicts_with = "live"
+        )]
+        after: Option<PathBuf>,
+        /// Compare with the machine on --gdb now (halted while read).
+        #[arg(long)]
+        live: bool,
+        /// Count changes of the accessed (A) and dirty (D) bits too.
+        #[arg(long)]
+        ad: bool,
     },
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -471,7 +513,7 @@ impl Command {
         matches!(
             self,
             Command::Satp { value: Some(_) } | Command::Completions { .. }
-        )
+        ) || matches!(self, Command::Report { batch, .. } if !batch.is_empty())
     }
 }
 
@@ -628,7 +670,18 @@ pub fn run_on(
         Command::Snapshot { output, level } => {
             crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
         }
-        Command::Report { file, format } => {
+        Command::Report { batch, jobs, .. } if !batch.is_empty() => {
+            let opts = crate::postmortem::batch::Options {
+                elf: cli.elf.clone(),
+                profile: ctx.profile.clone(),
+                ram: ctx.ram,
+                jobs: jobs
+                    .map(|j| j as usize)
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            };
+            crate::postmortem::batch::main(batch, &opts, ctx.json, ctx.out)
+        }
+        Command::Report { file, format, .. } => {
             crate::postmortem::watch::run_report(&mut ctx, cli, file.as_deref(), format.as_deref())
         }
         Command::Watch { .. } => Err(Error::BadInput(
@@ -644,6 +697,9 @@ pub fn run_on(
             ctx.out.write_all(&script)?;
             Ok(())
         }
+        Command::Diff { .. } => Err(Error::BadInput(
+            "diff reads its files itself: kinspect diff BEFORE AFTER".into(),
+        )),
         Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
             "attach and launch run the TUI in a terminal (kinspect attach)".into(),
         )),
@@ -800,6 +856,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         crate::tui::launch(&cli, &opts)
     } else if let Command::Attach = &cli.command {
         crate::tui::attach(&cli)
+    } else if let Command::Diff {
+        before,
+        after,
+        live: _,
+        ad,
+    } = &cli.command
+    {
+        run_diff(&cli, before, after.as_deref(), *ad, &mut out, &mut warn)
     } else if cli.command.offline() {
         run_on(&cli, None, &mut out, &mut warn)
     } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {
@@ -818,4 +882,57 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let code = finish(r, cli.json, &mut out, &mut warn);
     let _ = out.flush();
     code
+}
+
+/// `kinspect diff`: read both sides (snapshots, or the live machine for
+/// AFTER), then compare.
+fn run_diff(
+    cli: &Cli,
+    before: &Path,
+    after: Option<&Path>,
+    ad: bool,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<()> {
+    let debug = load_debug(cli)?.ok_or_else(|| {
+        Error::BadInput(
+            "diff needs the kernel ELF with DWARF (--elf, or target/kernel/kernel.elf)".into(),
+        )
+    })?;
+    let profile = profile(cli)?;
+    let ram = kinspect_sv39::Ram {
+        base: 0x8000_0000,
+        size: cli.ram_mib.saturating_mul(1 << 20),
+    };
+    let mut b = crate::snapshot::cmd::open(cli, before, warn)?;
+    let vb = crate::diff::view(&mut b, &debug, &profile, ram)?;
+    let va = match after {
+        Some(p) => {
+            let mut a = crate::snapshot::cmd::open(cli, p, warn)?;
+            crate::diff::view(&mut a, &debug, &profile, ram)?
+        }
+        None => {
+            let mut session = commands::connect(&cli.gdb)?;
+            let r = (|| {
+                let t = session.target();
+                let mut phys = crate::model::PhysCache::new(&mut *t);
+                crate::model::verify_image(&debug, &mut phys).map_err(commands::model_error)?;
+                drop(phys);
+                crate::diff::view(t, &debug, &profile, ram)
+            })();
+            let done = session.finish().map_err(Error::from);
+            let v = r?;
+            done?;
+            v
+        }
+    };
+    let d = crate::diff::diff(&vb, &va, ad);
+    if cli.json {
+        let s = serde_json::to_string_pretty(&d)
+            .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
+        writeln!(out, "{s}")?;
+    } else {
+        write!(out, "{}", d.text())?;
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod diff;
 pub mod model;
 pub mod postmortem;
 pub mod serve;

@@ -11,7 +11,8 @@
 //!   parse; a usage error (exit 2) means the page is stale.
 //!
 //! Long-running commands (`attach`, `launch`, `serve`, `watch`) and ones
-//! naming files (`--snapshot`, `-o`) are left to their own tests.
+//! naming files (`--snapshot`, `-o`, `diff`, `--batch`) are left to their
+//! own tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,6 +110,8 @@ fn skipped(args: &[String]) -> bool {
     const LONG_RUNNING: [&str; 4] = ["attach", "launch", "serve", "watch"];
     args.iter().any(|a| {
         LONG_RUNNING.contains(&a.as_str())
+            || a == "diff"
+            || a == "--batch"
             || a == "--snapshot"
             || a.starts_with("--snapshot=")
             || a == "-o"

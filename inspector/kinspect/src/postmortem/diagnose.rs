@@ -238,6 +238,73 @@ fn kstack_note(state: Option<&KernelState>, va: u64) -> Option<String> {
     None
 }
 
+/// Every [`Diagnosis::class`](super::report::Diagnosis::class), with the
+/// cause in a few words: the groups `kinspect report --batch` counts.
+pub const CLASSES: &[(&str, &str)] = &[
+    ("remap/kstack-twice", "a kernel stack mapped twice"),
+    ("remap/trampoline-twice", "the trampoline mapped twice"),
+    (
+        "remap/user-mirror-into-device",
+        "the user mirror ran into a device (CLINT/PLIC)",
+    ),
+    (
+        "remap/user-grown-over-mapping",
+        "uvmalloc grew user memory over an existing mapping",
+    ),
+    ("remap/table-reused", "a page table reused without clearing"),
+    (
+        "remap/mapped-twice",
+        "a mapping made twice (which one unknown)",
+    ),
+    (
+        "kvmpa/wrong-table",
+        "kvmpa walks kernel_pagetable, not the process's kernel page table",
+    ),
+    (
+        "kvmpa/process-table-incomplete",
+        "the process's kernel page table lacks a kernel mapping",
+    ),
+    ("kvmpa/guard-page", "kvmpa of a kernel stack's guard page"),
+    ("kvmpa/unmapped", "kvmpa of an address no table maps"),
+    ("uvmunmap/past-end", "uvmunmap past the end of user memory"),
+    ("uvmunmap/hole", "uvmunmap of a hole in user memory"),
+    ("uvmunmap/never-mapped", "uvmunmap of a page never mapped"),
+    (
+        "freewalk/kernel-table-freewalked",
+        "a per-process kernel page table freed with freewalk",
+    ),
+    (
+        "freewalk/leaves-left",
+        "a page table freed while it still maps pages",
+    ),
+    (
+        "kfree/kernel-pages-freed",
+        "the kernel's shared pages freed with a per-process table",
+    ),
+    (
+        "kfree/bad-pointer",
+        "kfree of a page kalloc never handed out",
+    ),
+    (
+        "trap/guard-page",
+        "a kernel access to a kernel stack's guard page",
+    ),
+    (
+        "trap/unmapped-access",
+        "a kernel access through an unmapped address",
+    ),
+    ("trap/unexpected", "an unexpected trap in kernel mode"),
+];
+
+/// The words for a class, or the class itself when unknown.
+pub fn class_words(class: &str) -> &str {
+    CLASSES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .map(|(_, w)| *w)
+        .unwrap_or(class)
+}
+
 /// The classic panics, by where `panic` was called from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
@@ -387,16 +454,16 @@ pub fn diagnose(
                 }
                 let callers = callers(report, hart, "mappages");
                 let device = existing.and_then(|(pa, _)| device_name(pa));
-                d.cause = if let (Some(dev), true) = (device, va < mirror_limit) {
-                    format!("the user mirror ran into a device: {name} maps {dev} at {va:#x}, where the copy of user memory now reaches (called from {}); a per-process kernel page table that mirrors user memory must leave out CLINT, and growproc must refuse to grow user memory to PLIC", callers.join(" <- "))
+                (d.class, d.cause) = if let (Some(dev), true) = (device, va < mirror_limit) {
+                    ("remap/user-mirror-into-device", format!("the user mirror ran into a device: {name} maps {dev} at {va:#x}, where the copy of user memory now reaches (called from {}); a per-process kernel page table that mirrors user memory must leave out CLINT, and growproc must refuse to grow user memory to PLIC", callers.join(" <- ")))
                 } else if va & !(PGSIZE - 1) == trampoline {
-                    format!("the trampoline mapped twice: {name} already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", callers.first().map(String::as_str).unwrap_or("its caller"))
+                    ("remap/trampoline-twice", format!("the trampoline mapped twice: {name} already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", callers.first().map(String::as_str).unwrap_or("its caller")))
                 } else if owners
                     .iter()
                     .any(|o| matches!(o, Owner::KernelStack { .. }))
                     || kstack_note(state, va).is_some_and(|k| k.contains("kernel stack KSTACK"))
                 {
-                    format!("a kernel stack mapped twice: {va:#x} already maps a kernel stack in {name} when {} maps it again: the table already had the stack (copied from kernel_pagetable, where procinit maps every KSTACK, or mapped earlier) — map each kernel stack once, either in procinit or in allocproc", callers.first().map(String::as_str).unwrap_or("its caller"))
+                    ("remap/kstack-twice", format!("a kernel stack mapped twice: {va:#x} already maps a kernel stack in {name} when {} maps it again: the table already had the stack (copied from kernel_pagetable, where procinit maps every KSTACK, or mapped earlier) — map each kernel stack once, either in procinit or in allocproc", callers.first().map(String::as_str).unwrap_or("its caller")))
                 } else if callers.iter().any(|c| c == "uvmalloc" || c == "growproc") {
                     let sz = state.and_then(|s| {
                         s.procs
@@ -404,12 +471,17 @@ pub fn diagnose(
                             .find(|p| p.pagetable == pt)
                             .and_then(|p| p.sz.map(|sz| (p.pid, sz)))
                     });
-                    match sz {
+                    ("remap/user-grown-over-mapping", match sz {
                         Some((pid, sz)) => format!("a user region grown over an existing mapping: uvmalloc mapped from {va:#x}, below pid {pid}'s size {sz:#x}, where its memory is already mapped (the old size passed to uvmalloc is too small)"),
                         None => format!("a user region grown over an existing mapping: uvmalloc mapped {va:#x}, which the table already maps"),
-                    }
+                    })
                 } else {
-                    format!("a page table reused without clearing: {name} already maps {va:#x}")
+                    (
+                        "remap/table-reused",
+                        format!(
+                            "a page table reused without clearing: {name} already maps {va:#x}"
+                        ),
+                    )
                 };
             }
             (None, Some(va)) => {
@@ -447,17 +519,21 @@ pub fn diagnose(
                         )),
                     }
                 }
-                d.cause = if is_trampoline {
-                    format!("the trampoline mapped twice: the table being built already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", chain("mappages").split(" <- ").next().unwrap_or("its caller"))
+                (d.class, d.cause) = if is_trampoline {
+                    ("remap/trampoline-twice", format!("the trampoline mapped twice: the table being built already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", chain("mappages").split(" <- ").next().unwrap_or("its caller")))
                 } else if kstack_note(state, va).is_some_and(|k| k.contains("kernel stack KSTACK"))
                 {
-                    format!("a kernel stack mapped twice: {va:#x} is a kernel stack, already mapped in the table being built (as if mapped both at boot and again in allocproc)")
+                    ("remap/kstack-twice", format!("a kernel stack mapped twice: {va:#x} is a kernel stack, already mapped in the table being built (as if mapped both at boot and again in allocproc)"))
                 } else {
-                    format!("a mapping made twice: the table being built already maps {va:#x}")
+                    (
+                        "remap/mapped-twice",
+                        format!("a mapping made twice: the table being built already maps {va:#x}"),
+                    )
                 };
             }
             _ => {
                 d.facts.push("the VA and the table are optimised out at this pc (mappages keeps them in registers the unwinder could not recover)".into());
+                d.class = "remap/mapped-twice";
                 d.cause = "a mapping made twice; without the VA kinspect cannot say which".into();
             }
         }
@@ -517,6 +593,7 @@ pub fn diagnose(
         let Some(va) = va else {
             d.facts
                 .push("the VA is optimised out at this pc and not in the message".into());
+            d.class = "kvmpa/unmapped";
             d.cause = "a kernel address that kvmpa's page table does not map; without the VA kinspect cannot say which".into();
             return Some(d);
         };
@@ -526,6 +603,7 @@ pub fn diagnose(
             d.facts.push(k);
         }
         let Some(s) = state else {
+            d.class = "kvmpa/unmapped";
             d.cause = "a kernel address kvmpa's page table does not map".into();
             return Some(d);
         };
@@ -549,6 +627,7 @@ pub fn diagnose(
         match in_own {
             Some((name, true)) if !in_global => {
                 d.table = Some((kpt, table_name(state, kpt)));
+                d.class = "kvmpa/wrong-table";
                 d.cause = format!(
                     "kvmpa walks kernel_pagetable, but {va:#x} is mapped only in {name}: kvmpa must walk the process's kernel page table (myproc()->{}), not kernel_pagetable",
                     s.kpagetable_field.as_deref().unwrap_or("kernel page table")
@@ -556,10 +635,10 @@ pub fn diagnose(
             }
             _ => {
                 d.table = Some((kpt, table_name(state, kpt)));
-                d.cause = match kstack_note(state, va) {
-                    Some(k) if k.contains("guard") => "a translation of a kernel stack's guard page: the address is one page below a kernel stack (an off-by-one in KSTACK arithmetic, or a stack overflow)".into(),
-                    _ if in_global => format!("{va:#x} is mapped in kernel_pagetable, so kvmpa walked another table that lacks it (the process's kernel page table missing a mapping kernel_pagetable has)"),
-                    _ => format!("{va:#x} is mapped neither in kernel_pagetable nor in the running process's kernel page table: a kernel address the kernel never mapped"),
+                (d.class, d.cause) = match kstack_note(state, va) {
+                    Some(k) if k.contains("guard") => ("kvmpa/guard-page", "a translation of a kernel stack's guard page: the address is one page below a kernel stack (an off-by-one in KSTACK arithmetic, or a stack overflow)".into()),
+                    _ if in_global => ("kvmpa/process-table-incomplete", format!("{va:#x} is mapped in kernel_pagetable, so kvmpa walked another table that lacks it (the process's kernel page table missing a mapping kernel_pagetable has)")),
+                    _ => ("kvmpa/unmapped", format!("{va:#x} is mapped neither in kernel_pagetable nor in the running process's kernel page table: a kernel address the kernel never mapped")),
                 };
             }
         }
@@ -604,13 +683,14 @@ pub fn diagnose(
                     "pid {pid}'s size sz = {sz:#x}; {a:#x} is {} it",
                     if a >= sz { "beyond" } else { "below" }
                 ));
-                d.cause = if a >= sz {
-                    "unmapping past the end of user memory: the old size given to uvmdealloc/uvmunmap is larger than what was ever mapped".into()
+                (d.class, d.cause) = if a >= sz {
+                    ("uvmunmap/past-end", "unmapping past the end of user memory: the old size given to uvmdealloc/uvmunmap is larger than what was ever mapped".into())
                 } else {
-                    "a hole in user memory: a page below sz was never mapped or was unmapped twice"
-                        .into()
+                    ("uvmunmap/hole", "a hole in user memory: a page below sz was never mapped or was unmapped twice"
+                        .into())
                 };
             } else {
+                d.class = "uvmunmap/never-mapped";
                 d.cause =
                     "unmapping a page that was never mapped (a size or a range off by some pages)"
                         .into();
@@ -618,6 +698,7 @@ pub fn diagnose(
         } else {
             d.facts
                 .push("the table and VA are optimised out at this pc".into());
+            d.class = "uvmunmap/never-mapped";
             d.cause = "unmapping a page that was never mapped".into();
         }
         return Some(d);
@@ -669,10 +750,10 @@ pub fn diagnose(
         // xv6 itself calls freewalk only from uvmfree, on a user table whose
         // leaves uvmunmap has removed; any other caller is freeing a table
         // that still maps what it shares with the kernel.
-        d.cause = if (kernel_leaves > 0 || !outside.is_empty()) && !user_free {
-            format!("a per-process kernel page table freed with freewalk: its leaves map the kernel's own pages (devices, kernel text and data, shared with kernel_pagetable), which freewalk refuses; free the per-process kernel table without freeing the kernel's shared leaf pages: clear the leaves (or walk only the table pages) and kfree just the table pages, in {}", outside.first().map(String::as_str).unwrap_or("the caller"))
+        (d.class, d.cause) = if (kernel_leaves > 0 || !outside.is_empty()) && !user_free {
+            ("freewalk/kernel-table-freewalked", format!("a per-process kernel page table freed with freewalk: its leaves map the kernel's own pages (devices, kernel text and data, shared with kernel_pagetable), which freewalk refuses; free the per-process kernel table without freeing the kernel's shared leaf pages: clear the leaves (or walk only the table pages) and kfree just the table pages, in {}", outside.first().map(String::as_str).unwrap_or("the caller")))
         } else {
-            "a page table freed while it still maps pages: uvmfree/freewalk ran before uvmunmap removed every leaf (a size passed too small)".into()
+            ("freewalk/leaves-left", "a page table freed while it still maps pages: uvmfree/freewalk ran before uvmunmap removed every leaf (a size passed too small)".into())
         };
         return Some(d);
     }
@@ -747,10 +828,10 @@ pub fn diagnose(
                     || !ram.contains_page(pa & !(PGSIZE - 1))
             });
         let user = outside.iter().any(|c| c == "uvmfree" || c == "uvmdealloc");
-        d.cause = if kernel_page && !user {
-            format!("the kernel's shared pages freed: a per-process kernel page table's leaves point at the kernel's own pages (text, data, devices, shared with kernel_pagetable), and {} freed them with the table; free the per-process kernel table without freeing the kernel's shared leaf pages (unmap with do_free = 0, kfree only the table pages)", outside.iter().find(|c| c.as_str() != "kfree").map(String::as_str).unwrap_or("its caller"))
+        (d.class, d.cause) = if kernel_page && !user {
+            ("kfree/kernel-pages-freed", format!("the kernel's shared pages freed: a per-process kernel page table's leaves point at the kernel's own pages (text, data, devices, shared with kernel_pagetable), and {} freed them with the table; free the per-process kernel table without freeing the kernel's shared leaf pages (unmap with do_free = 0, kfree only the table pages)", outside.iter().find(|c| c.as_str() != "kfree").map(String::as_str).unwrap_or("its caller")))
         } else {
-            "kfree of a page kalloc never handed out (not page-aligned, below end, or above PHYSTOP): a freed pointer that was never allocated, or freed twice after being overwritten".into()
+            ("kfree/bad-pointer", "kfree of a page kalloc never handed out (not page-aligned, below end, or above PHYSTOP): a freed pointer that was never allocated, or freed twice after being overwritten".into())
         };
         return Some(d);
     }
@@ -782,14 +863,15 @@ pub fn diagnose(
                 if let Some(k) = kstack_note(state, v) {
                     d.facts.push(k.clone());
                 }
-                d.cause = match kstack_note(state, v) {
-                    Some(k) if k.contains("guard") => "a kernel stack overflow or a pointer one page below a kernel stack: the access hit the guard page".into(),
-                    _ if c == 13 || c == 15 || c == 12 => "a kernel access through an unmapped address (a wild or stale pointer)".into(),
-                    _ => "an unexpected trap in kernel mode".into(),
+                (d.class, d.cause) = match kstack_note(state, v) {
+                    Some(k) if k.contains("guard") => ("trap/guard-page", "a kernel stack overflow or a pointer one page below a kernel stack: the access hit the guard page".into()),
+                    _ if c == 13 || c == 15 || c == 12 => ("trap/unmapped-access", "a kernel access through an unmapped address (a wild or stale pointer)".into()),
+                    _ => ("trap/unexpected", "an unexpected trap in kernel mode".into()),
                 };
             }
             _ => {
                 d.facts.push("scause/stval/sepc were not saved (a QEMU core has no CSRs); the console line `scause=... sepc=... stval=...` has them".into());
+                d.class = "trap/unexpected";
                 d.cause = "an unexpected trap in kernel mode".into();
             }
         }
@@ -812,5 +894,51 @@ fn walk_text(target: &mut dyn Target, root: u64, va: u64, ram: Ram, name: &str) 
             }
         },
         Err(e) => format!("the walk of {va:#x} failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every class a diagnosis can carry is listed (with words) in CLASSES,
+    /// and every listed class is given somewhere.
+    #[test]
+    fn every_class_is_listed_once() {
+        let src = include_str!("diagnose.rs");
+        let body = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+        let table_end = body.find("pub fn class_words").unwrap_or(0);
+        let given: Vec<&str> = body[table_end..]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                s.contains('/')
+                    && !s.contains(' ')
+                    && [
+                        "remap/",
+                        "kvmpa/",
+                        "uvmunmap/",
+                        "freewalk/",
+                        "kfree/",
+                        "trap/",
+                    ]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+            })
+            .collect();
+        assert!(given.len() >= CLASSES.len(), "{given:?}");
+        for c in &given {
+            assert!(CLASSES.iter().any(|(k, _)| k == c), "{c} is not in CLASSES");
+        }
+        for (k, w) in CLASSES {
+            assert!(given.contains(k), "{k} is listed but never given");
+            assert!(!w.is_empty());
+            assert_eq!(
+                CLASSES.iter().filter(|(x, _)| x == k).count(),
+                1,
+                "{k} twice"
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! process from `cpus[h].proc`, the frames from the stack; where it cannot
 //! know something it says so instead of guessing.
 
+pub mod batch;
 pub mod diagnose;
 pub mod locals;
 pub mod report;

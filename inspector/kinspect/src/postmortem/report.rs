@@ -59,6 +59,9 @@ pub struct Diagnosis {
     pub facts: Vec<String>,
     /// The likely cause, in one sentence.
     pub cause: String,
+    /// The cause as a stable name (`remap/kstack-twice`, `kvmpa/wrong-table`,
+    /// ...; [`super::diagnose::CLASSES`]), for grouping many crashes.
+    pub class: &'static str,
     /// The VA involved, when known.
     #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub va: Option<u64>,

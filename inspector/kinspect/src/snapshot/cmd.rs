@@ -38,55 +38,60 @@ pub fn elf_path(cli: &Cli) -> Option<PathBuf> {
 /// Open `path` for `cli`'s ELF: check the kernel identity, recover satp
 /// for QEMU cores. Notes for the user are written to `warn`.
 pub fn open(cli: &Cli, path: &Path, warn: &mut dyn Write) -> Result<SnapshotTarget> {
+    let profile = crate::cli::profile(cli).ok();
+    let ram = kinspect_sv39::Ram {
+        base: 0x8000_0000,
+        size: cli.ram_mib.saturating_mul(1 << 20),
+    };
+    let (t, notes) = open_with(path, elf_path(cli).as_deref(), profile, ram)?;
+    for n in notes {
+        writeln!(warn, "kinspect: note: {n}")?;
+    }
+    Ok(t)
+}
+
+/// Open `path` for the kernel `elf` (when known): refuse a snapshot of
+/// another build, recover satp for QEMU cores. Returns the notes a reader
+/// should see.
+pub fn open_with(
+    path: &Path,
+    elf: Option<&Path>,
+    profile: Option<crate::model::Profile>,
+    ram: kinspect_sv39::Ram,
+) -> Result<(SnapshotTarget, Vec<String>)> {
     let mut t = SnapshotTarget::open(path)?;
-    let elf = elf_path(cli);
-    if let Some(elf) = &elf {
+    if let Some(elf) = elf {
         let id = identity::of_elf_file(elf).map_err(Error::BadInput)?;
         t.snapshot()
             .check_kernel(&path.display().to_string(), &elf.display().to_string(), &id)?;
     }
-    if t.meta().format == elfcore::FORMAT {
-        if let Some(elf) = &elf {
-            check_core_build_id(&mut t, path, elf)?;
-        }
-        let va = elf
-            .as_deref()
-            .and_then(|e| crate::commands::symbols::Symbols::load(e).ok())
-            .and_then(|s| s.lookup("kernel_pagetable"));
-        match va {
-            Some(va) => {
-                let mut note = elfcore::recover_satp(&mut t, va).map_err(|e| {
-                    Error::Snapshot(format!("{}: {e}", path.display()))
-                })?;
-                let debug = elf
-                    .as_deref()
-                    .and_then(|e| kinspect_symbols::Symbols::open(e).ok());
-                let profile = crate::cli::profile(cli).ok();
-                if let (Some(debug), Some(profile)) = (debug, profile) {
-                    let ram = kinspect_sv39::Ram {
-                        base: 0x8000_0000,
-                        size: cli.ram_mib.saturating_mul(1 << 20),
-                    };
-                    let refined = elfcore::refine_satp(&mut t, &debug, profile, ram);
-                    if !refined.is_empty() {
-                        note.push_str("; except ");
-                        note.push_str(&refined.join(", "));
-                    }
-                }
-                t.snapshot_mut().meta.notes = vec![note.clone()];
-                writeln!(warn, "kinspect: note: {note}")?;
-            }
-            None => writeln!(
-                warn,
-                "kinspect: note: a QEMU ELF core has no CSRs, and without the kernel ELF (--elf) satp cannot be recovered"
-            )?,
-        }
-    } else {
-        for n in &t.meta().notes {
-            writeln!(warn, "kinspect: note: {n}")?;
+    if t.meta().format != elfcore::FORMAT {
+        let notes = t.meta().notes.clone();
+        return Ok((t, notes));
+    }
+    if let Some(elf) = elf {
+        check_core_build_id(&mut t, path, elf)?;
+    }
+    let va = elf
+        .and_then(|e| crate::commands::symbols::Symbols::load(e).ok())
+        .and_then(|s| s.lookup("kernel_pagetable"));
+    let Some(va) = va else {
+        return Ok((t, vec![
+            "a QEMU ELF core has no CSRs, and without the kernel ELF (--elf) satp cannot be recovered".into(),
+        ]));
+    };
+    let mut note = elfcore::recover_satp(&mut t, va)
+        .map_err(|e| Error::Snapshot(format!("{}: {e}", path.display())))?;
+    let debug = elf.and_then(|e| kinspect_symbols::Symbols::open(e).ok());
+    if let (Some(debug), Some(profile)) = (debug, profile) {
+        let refined = elfcore::refine_satp(&mut t, &debug, profile, ram);
+        if !refined.is_empty() {
+            note.push_str("; except ");
+            note.push_str(&refined.join(", "));
         }
     }
-    Ok(t)
+    t.snapshot_mut().meta.notes = vec![note.clone()];
+    Ok((t, vec![note]))
 }
 
 /// A QEMU core carries no identity of its own, but a kernel that loads its

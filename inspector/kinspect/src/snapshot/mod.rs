@@ -119,10 +119,15 @@ pub struct Region {
     /// Page-aligned physical address of the first page.
     pub base: u64,
     /// The bytes of every page (absent pages read as zeros here, but
-    /// [`Region::read`] refuses them).
+    /// [`Region::read`] refuses them), except the pages in `fills`.
     pub data: Vec<u8>,
     /// Which pages were saved.
     pub present: Vec<bool>,
+    /// Pages kept as "8 bytes, then one byte repeated" (xv6's free pages:
+    /// the free-list pointer, then kfree's junk) instead of in `data`, by
+    /// page index, sorted: decoding a snapshot then touches only the pages
+    /// that hold something else, not 128 MiB.
+    pub fills: Vec<(usize, [u8; 8], u8)>,
 }
 
 impl Region {
@@ -132,7 +137,16 @@ impl Region {
             base,
             data: vec![0; pages * PAGE as usize],
             present: vec![false; pages],
+            fills: Vec::new(),
         }
+    }
+
+    /// Page `i` as a fill (see `fills`), if it is kept as one.
+    fn fill(&self, i: usize) -> Option<&(usize, [u8; 8], u8)> {
+        self.fills
+            .binary_search_by_key(&i, |f| f.0)
+            .ok()
+            .map(|k| &self.fills[k])
     }
 
     pub fn pages(&self) -> usize {
@@ -144,15 +158,35 @@ impl Region {
     }
 
     /// The bytes of page `i`.
-    pub fn page(&self, i: usize) -> &[u8] {
-        &self.data[i * PAGE as usize..(i + 1) * PAGE as usize]
+    pub fn page(&self, i: usize) -> std::borrow::Cow<'_, [u8]> {
+        match self.fill(i) {
+            Some((_, head, byte)) => {
+                let mut p = vec![*byte; PAGE as usize];
+                p[..8].copy_from_slice(head);
+                std::borrow::Cow::Owned(p)
+            }
+            None => {
+                std::borrow::Cow::Borrowed(&self.data[i * PAGE as usize..(i + 1) * PAGE as usize])
+            }
+        }
     }
 
     /// Store page `i` and mark it present.
     pub fn set_page(&mut self, i: usize, bytes: &[u8]) {
+        if let Ok(k) = self.fills.binary_search_by_key(&i, |f| f.0) {
+            self.fills.remove(k);
+        }
         let n = bytes.len().min(PAGE as usize);
         let at = i * PAGE as usize;
         self.data[at..at + n].copy_from_slice(&bytes[..n]);
+        self.present[i] = true;
+    }
+
+    /// Mark page `i` present as `head` followed by `byte` repeated; pages
+    /// must be given in increasing order.
+    pub fn set_fill(&mut self, i: usize, head: [u8; 8], byte: u8) {
+        debug_assert!(self.fills.last().is_none_or(|f| f.0 < i));
+        self.fills.push((i, head, byte));
         self.present[i] = true;
     }
 
@@ -171,6 +205,20 @@ impl Region {
         }
         let off = (pa - self.base) as usize;
         buf.copy_from_slice(&self.data[off..off + buf.len()]);
+        if !self.fills.is_empty() && !buf.is_empty() {
+            let first = off / PAGE as usize;
+            let last = (off + buf.len() - 1) / PAGE as usize;
+            let from = self.fills.partition_point(|f| f.0 < first);
+            for (i, head, byte) in self.fills[from..].iter().take_while(|f| f.0 <= last) {
+                // The part of page i that buf covers, in page offsets.
+                let page = i * PAGE as usize;
+                let lo = off.max(page) - page;
+                let hi = (off + buf.len()).min(page + PAGE as usize) - page;
+                for o in lo..hi {
+                    buf[page + o - off] = if o < 8 { head[o] } else { *byte };
+                }
+            }
+        }
         Some(())
     }
 }
