@@ -8,8 +8,9 @@ use kinspect_sv39::{Ram, Satp, SatpMode};
 use kinspect_symbols::Symbols;
 use serde::Serialize;
 
-use super::unwind::{self, Cfi, How, RawFrame, VirtMem};
-use crate::model::{self, Kernel, KernelState, PhysCache, PhysMap, Profile};
+use super::unwind::{self, Cfi, How, RawFrame};
+use crate::arch::priv_name;
+use crate::model::{self, Kernel, KernelMemory, KernelState, PhysCache, PhysMap, Profile};
 use crate::target::{Csr, Hart, Target, TargetError};
 
 /// One function in a backtrace (inlined functions get their own line).
@@ -83,15 +84,6 @@ pub struct PanicReport {
     pub notes: Vec<String>,
 }
 
-fn priv_name(p: u64) -> &'static str {
-    match p {
-        0 => "U",
-        1 => "S",
-        3 => "M",
-        _ => "?",
-    }
-}
-
 /// Read a NUL-terminated string of at most `max` bytes at kernel address `va`
 /// (kernel data is identity-mapped).
 fn read_cstr(target: &mut dyn Target, va: u64, max: usize) -> Option<String> {
@@ -148,10 +140,10 @@ pub fn short(name: &str) -> &str {
 pub fn build(
     target: &mut dyn Target,
     syms: &Symbols,
-    elf_bytes: &[u8],
     profile: Profile,
     ram: Ram,
 ) -> Result<PanicReport, TargetError> {
+    let elf_bytes = syms.data();
     let mut notes = Vec::new();
     let source = target.describe();
     let panicked = match syms.elf_symbol("panicked") {
@@ -193,7 +185,7 @@ pub fn build(
             None
         }
     };
-    let cfi = Cfi::from_elf(elf_bytes);
+    let cfi = Cfi::of(syms);
     if cfi.is_none() {
         notes.push("the ELF has no .debug_frame: backtraces follow frame pointers only".into());
     }
@@ -230,16 +222,13 @@ pub fn build(
         let (raw, chain_end) = if privilege == Some("U") {
             (Vec::new(), "in user mode: no kernel frames".to_string())
         } else {
-            let mut mem = VirtMem {
-                target: &mut *target,
-                root: root.unwrap_or(None),
-                ram,
-            };
             let mepc = if privilege == Some("M") {
-                csr(&mut *mem.target, Csr::Mepc)
+                csr(&mut *target, Csr::Mepc)
             } else {
                 None
             };
+            let mut phys = PhysCache::new(&mut *target);
+            let mut mem = KernelMemory::new(&mut phys, ram, root.unwrap_or(None));
             let (mut raw, mut end) = match mepc {
                 // The M-mode timer handler saves what it uses in its own
                 // scratch area: every other register is the interrupted
@@ -288,11 +277,8 @@ pub fn build(
             for (i, rf) in raw.iter().enumerate() {
                 let lookup = rf.how.lookup(rf.pc);
                 let cfa = raw.get(i + 1).map(|n| n.sp);
-                let mut mem = VirtMem {
-                    target: &mut *target,
-                    root: root.unwrap_or(None),
-                    ram,
-                };
+                let mut phys = PhysCache::new(&mut *target);
+                let mut mem = KernelMemory::new(&mut phys, ram, root.unwrap_or(None));
                 let locals = super::locals::locals_at(elf_bytes, lookup, &rf.regs, cfa, &mut mem);
                 for fr in frames.iter_mut().filter(|f| f.pc == rf.pc) {
                     fr.locals = locals
@@ -428,12 +414,12 @@ fn panic_argument(
         .filter(|f| Some(f.pc) == entry)
         .and_then(|f| f.regs[10]);
     let va = from_dwarf.or(from_a0)?;
-    let mut mem = VirtMem { target, root, ram };
+    let mut phys = PhysCache::new(target);
+    let mut mem = KernelMemory::new(&mut phys, ram, root);
     let mut bytes = Vec::new();
     for i in 0..128u64 {
-        let pa = mem.phys(va.checked_add(i)?)?;
         let mut b = [0u8];
-        mem.target.read_phys(pa, &mut b).ok()?;
+        mem.read(va.checked_add(i)?, &mut b).ok()?;
         if b[0] == 0 {
             break;
         }

@@ -14,9 +14,9 @@
 //! `next` pointer then 0x01 junk), or raw.
 
 pub mod capture;
-pub mod cmd;
 pub mod format;
 pub mod identity;
+pub mod open;
 
 use std::collections::BTreeMap;
 

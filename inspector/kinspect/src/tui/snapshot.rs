@@ -6,19 +6,19 @@
 //! the UI thread renders it without touching the target, and keeps showing
 //! it (marked stale) while the guest runs.
 //!
-//! Kernel virtual addresses are read through [`KernelMem`]: addresses in
-//! RAM are direct-mapped (xv6's `kvmmake` maps KERNBASE..PHYSTOP one to
-//! one), anything else (kernel stacks, the trampoline) is translated by our
-//! own Sv39 walk through a page table, never by the gdb stub.
+//! Kernel virtual addresses are read through the model's one kernel-VA
+//! reader, [`KernelMemory`]: addresses in RAM are direct-mapped (xv6's
+//! `kvmmake` maps KERNBASE..PHYSTOP one to one), anything else (kernel
+//! stacks, the trampoline) is translated by our own Sv39 walk through a
+//! page table, never by the gdb stub.
 
 use std::time::SystemTime;
 
-use kinspect_sv39::{translate, Ram, Satp, SatpMode};
-use kinspect_symbols::{MemoryError, Symbols};
+use kinspect_sv39::{Ram, Satp, SatpMode};
+use kinspect_symbols::Symbols;
 
 use super::procs::{read_procs, ProcRow};
-use crate::commands::TargetMem;
-use crate::model::ModelError;
+use crate::model::{KernelMemory, ModelError, PhysCache, VaError};
 use crate::target::{Csr, GeneralRegs, Hart, Target, TargetError};
 
 /// One hart at the moment of the snapshot.
@@ -84,73 +84,6 @@ pub struct Snapshot {
     pub panic_hart: Option<Hart>,
 }
 
-/// Kernel virtual memory for symbol expressions and the memory view.
-pub struct KernelMem<'a> {
-    pub target: &'a mut dyn Target,
-    /// The page table to translate non-direct-mapped addresses through.
-    pub root: Option<u64>,
-    pub ram: Ram,
-    /// A transport failure met while reading (the connection is gone).
-    pub fatal: Option<TargetError>,
-}
-
-impl KernelMem<'_> {
-    /// The physical address of `va`, or why there is none.
-    pub fn to_phys(&mut self, va: u64) -> Result<u64, String> {
-        if va >= self.ram.base && va < self.ram.base.saturating_add(self.ram.size) {
-            return Ok(va);
-        }
-        let Some(root) = self.root else {
-            return Err(format!(
-                "{va:#x} is outside the direct map and there is no page table to translate it"
-            ));
-        };
-        let ram = self.ram;
-        let mut mem = TargetMem {
-            target: &mut *self.target,
-            fatal: None,
-        };
-        let t = translate(&mut mem, root, va, ram);
-        if let Some(e) = mem.fatal.take() {
-            let msg = e.to_string();
-            self.fatal = Some(e);
-            return Err(msg);
-        }
-        match t {
-            Ok(t) => t
-                .pa()
-                .ok_or_else(|| format!("{va:#x} is not mapped by the page table at {root:#x}")),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-impl kinspect_symbols::Memory for KernelMem<'_> {
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let va = addr.wrapping_add(done as u64);
-            let in_page = (4096 - (va % 4096)) as usize;
-            let n = in_page.min(buf.len() - done);
-            let err = |why: String| MemoryError {
-                addr: va,
-                len: n,
-                why,
-            };
-            let pa = self.to_phys(va).map_err(err)?;
-            if let Err(e) = self.target.read_phys(pa, &mut buf[done..done + n]) {
-                let msg = e.to_string();
-                if !matches!(e, TargetError::Memory { .. }) {
-                    self.fatal = Some(e);
-                }
-                return Err(err(msg));
-            }
-            done += n;
-        }
-        Ok(())
-    }
-}
-
 /// Is this a failure of the connection (as opposed to of the data)?
 pub fn is_lost(e: &TargetError) -> bool {
     matches!(
@@ -161,12 +94,7 @@ pub fn is_lost(e: &TargetError) -> bool {
 
 /// `func+0xoff` for an address.
 pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
-    let (name, off) = syms?.symbolize(addr)?;
-    Some(if off == 0 {
-        name.to_string()
-    } else {
-        format!("{name}+{off:#x}")
-    })
+    crate::symbolize::name(syms, addr)
 }
 
 /// A return address as `func+0xoff`, named by the call before it: the
@@ -175,9 +103,7 @@ pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
 /// last instruction of its function, so `ra` itself may already be the
 /// next function's first byte.
 pub fn symbolize_return(syms: Option<&Symbols>, ra: u64) -> Option<String> {
-    let call = call_site(ra);
-    let (name, off) = syms?.symbolize(call)?;
-    Some(format!("{name}+{:#x}", off + ra.wrapping_sub(call)))
+    crate::symbolize::return_address(syms, ra, call_site(ra))
 }
 
 /// Where a return address is looked up: the report's unwinder's rule
@@ -295,12 +221,8 @@ pub fn backtrace(
         .map(Satp)
         .filter(|s| s.mode() == SatpMode::Sv39)
         .map(|s| s.root_pa());
-    let mut mem = KernelMem {
-        target,
-        root,
-        ram,
-        fatal: None,
-    };
+    let mut phys = PhysCache::new(target);
+    let mut mem = KernelMemory::new(&mut phys, ram, root);
     let mut fp = regs.x[8];
     for i in 0..=MAX_FRAMES {
         if i == MAX_FRAMES {
@@ -313,12 +235,13 @@ pub fn backtrace(
         }
         let mut rec = [0u8; 16];
         let base = fp.wrapping_sub(16);
-        if let Err(e) = kinspect_symbols::Memory::read(&mut mem, base, &mut rec) {
-            if let Some(f) = mem.fatal.take() {
-                return Err(f);
+        match mem.read(base, &mut rec) {
+            Ok(()) => {}
+            Err(VaError::Lost(e)) => return Err(e),
+            Err(VaError::Unreadable(why)) => {
+                bt.end = format!("cannot read the frame record at {base:#x}: {why}");
+                break;
             }
-            bt.end = format!("cannot read the frame record at {base:#x}: {}", e.why);
-            break;
         }
         let prev = u64::from_le_bytes(rec[0..8].try_into().unwrap_or([0; 8]));
         let ra = u64::from_le_bytes(rec[8..16].try_into().unwrap_or([0; 8]));
@@ -364,12 +287,8 @@ pub fn saved_context_backtrace(
     ram: Ram,
     slot: usize,
 ) -> Result<Result<Backtrace, String>, TargetError> {
-    let mut mem = KernelMem {
-        target: &mut *target,
-        root: None,
-        ram,
-        fatal: None,
-    };
+    let mut phys = PhysCache::new(&mut *target);
+    let mut mem = KernelMemory::new(&mut phys, ram, None);
     let kpt = syms
         .load_global(&mut mem, "kernel_pagetable")
         .and_then(|v| v.as_addr())
@@ -382,7 +301,7 @@ pub fn saved_context_backtrace(
     }
     let mut field = |f: &str| -> Result<u64, Fail> {
         let r = syms.eval_address(&format!("proc[{slot}].{f}"), &mut mem);
-        if let Some(e) = mem.fatal.take() {
+        if let Some(e) = mem.phys.fatal.take() {
             return Err(Fail::Lost(e));
         }
         r.map_err(|e| Fail::Data(e.to_string()))
@@ -416,12 +335,12 @@ pub fn saved_context_backtrace(
 
 /// A NUL-terminated string of printable text at kernel address `va`, at
 /// most `max` bytes; empty when unreadable or not text.
-fn read_cstr(mem: &mut KernelMem<'_>, va: u64, max: u64) -> String {
+fn read_cstr(mem: &mut KernelMemory<'_, '_>, va: u64, max: u64) -> String {
     let mut bytes = Vec::new();
     for i in 0..max {
         let mut b = [0u8];
         let Some(a) = va.checked_add(i) else { break };
-        if kinspect_symbols::Memory::read(mem, a, &mut b).is_err() || b[0] == 0 {
+        if mem.read(a, &mut b).is_err() || b[0] == 0 {
             break;
         }
         bytes.push(b[0]);
@@ -478,12 +397,8 @@ pub fn read_snapshot(
             Err(ModelError::Target(e)) if is_lost(&e) => return Err(e),
             Err(e) => snap.procs = Err(format!("process table: {e}")),
         }
-        let mut mem = KernelMem {
-            target,
-            root: snap.kernel_pagetable,
-            ram,
-            fatal: None,
-        };
+        let mut phys = PhysCache::new(target);
+        let mut mem = KernelMemory::new(&mut phys, ram, snap.kernel_pagetable);
         let panicked = syms
             .load_global(&mut mem, "panicked")
             .and_then(|v| v.as_u64())
@@ -524,7 +439,7 @@ pub fn read_snapshot(
                     .map(|h| h.hart)
             });
         }
-        if let Some(e) = mem.fatal.take() {
+        if let Some(e) = mem.phys.fatal.take() {
             return Err(e);
         }
     }

@@ -21,7 +21,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
-use crate::commands::regs::{priv_name, scause_name, sstatus_names, ABI};
+use crate::arch::{priv_name, scause_name, sstatus_names, ABI};
 use crate::target::Csr;
 
 /// Styles, with or without colour.
