@@ -9,7 +9,7 @@ use crate::error::Result;
 #[command(after_help = "\
 A full-screen view of the machine: harts and their privilege, processes,
 their page tables (expand level by level), maps, registers, memory and
-the frame-pointer backtrace. Keys: c continue, h halt, s step, Tab move,
+the call chain (backtrace). Keys: c continue, h halt, s step, Tab move,
 Enter expand, / filter, : command (translate, goto, vmprint, break), ? help,
 q quit (leave the guest running or halted). See docs/tui.md.
 

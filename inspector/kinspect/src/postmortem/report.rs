@@ -185,8 +185,7 @@ pub fn build(
             None
         }
     };
-    let cfi = Cfi::of(syms);
-    if cfi.is_none() {
+    if Cfi::of(syms).is_none() {
         notes.push("the ELF has no .debug_frame: backtraces follow frame pointers only".into());
     }
     let etext = syms.elf_symbol("etext").map(|s| s.addr);
@@ -229,44 +228,7 @@ pub fn build(
             };
             let mut phys = PhysCache::new(&mut *target);
             let mut mem = KernelMemory::new(&mut phys, ram, root.unwrap_or(None));
-            let (mut raw, mut end) = match mepc {
-                // The M-mode timer handler saves what it uses in its own
-                // scratch area: every other register is the interrupted
-                // code's, so the walk goes on from mepc.
-                Some(mepc) if is_code(mepc) => {
-                    let (mut inner, end) =
-                        unwind::unwind(&regs.x, mepc, cfi.as_ref(), &mut mem, &is_code);
-                    if let Some(first) = inner.first_mut() {
-                        first.how = How::Interrupted;
-                    }
-                    let mut here = unwind::single(&regs.x, regs.pc);
-                    here.append(&mut inner);
-                    (here, end)
-                }
-                _ => unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code),
-            };
-            // Where a stack begins: main on the boot stack (start enters it
-            // by mret), forkret on a new process's kernel stack (the first
-            // swtch lands there). Nothing below them is a caller.
-            let first = |f: &RawFrame| {
-                syms.symbolize(f.how.lookup(f.pc))
-                    .and_then(|(n, _)| match short(n) {
-                        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
-                        "forkret" => Some("forkret is the first frame of a new process (its first swtch lands there)"),
-                        _ => None,
-                    })
-            };
-            if let Some((i, why)) = raw
-                .iter()
-                .enumerate()
-                .find_map(|(i, f)| first(f).map(|w| (i, w)))
-            {
-                if i + 1 < raw.len() {
-                    raw.truncate(i + 1);
-                    end = why.into();
-                }
-            }
-            (raw, end)
+            unwind::hart_chain(&regs.x, regs.pc, mepc, Some(syms), &mut mem, &is_code)
         };
         let mut frames = frames_of(syms, &raw);
         let in_panic = frames.iter().any(|f| {

@@ -187,6 +187,9 @@ pub fn unwind(
                 let Some(fp) = cur[8] else {
                     break "no frame pointer to follow".into();
                 };
+                if fp == 0 {
+                    break "the caller's frame pointer is 0: end of the chain".into();
+                }
                 let (Some(ra), Some(prev)) = (
                     word(mem, fp.wrapping_sub(8)),
                     word(mem, fp.wrapping_sub(16)),
@@ -231,4 +234,61 @@ pub fn unwind(
         });
     };
     (frames, end)
+}
+
+/// Where a stack begins: `main` on the boot stack (`start` enters it by
+/// `mret`), `forkret` on a new process's kernel stack (the first `swtch`
+/// lands there). Nothing below them is a caller.
+fn first_frame(syms: &kinspect_symbols::Symbols, f: &RawFrame) -> Option<&'static str> {
+    let (name, _) = syms.symbolize(f.how.lookup(f.pc))?;
+    match name.rsplit("::").next().unwrap_or(name) {
+        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
+        "forkret" => {
+            Some("forkret is the first frame of a new process (its first swtch lands there)")
+        }
+        _ => None,
+    }
+}
+
+/// A hart's kernel call chain, the one every view shows (the report, the
+/// TUI): CFI where the ELF has it, the frame-pointer record where it does
+/// not; a hart in M-mode (xv6's `timervec`, `mepc` given) is walked from
+/// the pc it interrupted; the chain stops at `main` or `forkret`.
+pub fn hart_chain(
+    regs: &[u64; 32],
+    pc: u64,
+    mepc: Option<u64>,
+    syms: Option<&kinspect_symbols::Symbols>,
+    mem: &mut KernelMemory<'_, '_>,
+    is_code: &dyn Fn(u64) -> bool,
+) -> (Vec<RawFrame>, String) {
+    let cfi = syms.and_then(Cfi::of);
+    let (mut raw, mut end) = match mepc {
+        // The M-mode timer handler saves what it uses in its own scratch
+        // area: every other register is the interrupted code's, so the
+        // walk goes on from mepc.
+        Some(mepc) if is_code(mepc) => {
+            let (mut inner, end) = unwind(regs, mepc, cfi.as_ref(), mem, is_code);
+            if let Some(first) = inner.first_mut() {
+                first.how = How::Interrupted;
+            }
+            let mut here = single(regs, pc);
+            here.append(&mut inner);
+            (here, end)
+        }
+        _ => unwind(regs, pc, cfi.as_ref(), mem, is_code),
+    };
+    if let Some(syms) = syms {
+        if let Some((i, why)) = raw
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| first_frame(syms, f).map(|w| (i, w)))
+        {
+            if i + 1 < raw.len() {
+                raw.truncate(i + 1);
+                end = why.into();
+            }
+        }
+    }
+    (raw, end)
 }

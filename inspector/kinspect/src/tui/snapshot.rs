@@ -18,7 +18,8 @@ use kinspect_sv39::{Ram, Satp, SatpMode};
 use kinspect_symbols::Symbols;
 
 use super::procs::{read_procs, ProcRow};
-use crate::model::{KernelMemory, ModelError, PhysCache, VaError};
+use crate::model::{KernelMemory, ModelError, PhysCache};
+use crate::postmortem::unwind;
 use crate::target::{Csr, GeneralRegs, Hart, Target, TargetError};
 
 /// One hart at the moment of the snapshot.
@@ -28,7 +29,7 @@ pub struct HartSnap {
     pub regs: GeneralRegs,
     /// Every CSR kinspect reads; `None` where the backend has no value.
     pub csrs: Vec<(Csr, Option<u64>)>,
-    /// The frame-pointer chain, innermost first (empty in user mode).
+    /// The call chain, innermost first (empty in user mode).
     pub backtrace: Backtrace,
 }
 
@@ -46,7 +47,7 @@ impl HartSnap {
     }
 }
 
-/// One frame of a frame-pointer walk.
+/// One frame of a hart's call chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameRow {
     pub pc: u64,
@@ -61,7 +62,7 @@ pub struct FrameRow {
     pub inlined: Vec<String>,
 }
 
-/// The result of a frame-pointer walk, with why it ended.
+/// A hart's call chain, with why it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Backtrace {
     pub frames: Vec<FrameRow>,
@@ -161,15 +162,15 @@ fn source_line(syms: Option<&Symbols>, addr: u64) -> (Option<String>, Vec<String
     (frame_place(outer), inlined)
 }
 
-/// The most frames a frame-pointer walk follows.
-pub const MAX_FRAMES: usize = 32;
-
-/// Follow the frame-pointer chain of a hart in supervisor mode: the
-/// kernel is built with frame pointers, so `s0` points just above a record
-/// holding the return address at `s0-8` and the caller's `s0` at `s0-16`
-/// (`kernelvec` builds the same record with `sepc`). The walk stops at a
-/// zero or misaligned frame pointer, a frame pointer that does not grow,
-/// a return address outside the kernel's code, or after [`MAX_FRAMES`].
+/// A hart's call chain in supervisor (or machine) mode, from the same
+/// unwinder the post-mortem report uses
+/// ([`crate::postmortem::unwind::hart_chain`]): DWARF CFI where the ELF has
+/// it (so frames in code built without frame pointers, such as Rust's
+/// `core`, are not lost), the frame-pointer record (`s0-8`: ra, `s0-16`:
+/// the caller's s0) where it does not, `mepc` for a hart in M-mode, and
+/// the walk stops at `main` / `forkret`, at a return address outside the
+/// kernel's code, or after a bounded number of frames. Stack memory is
+/// read through the hart's page table (`satp`).
 pub fn backtrace(
     target: &mut dyn Target,
     syms: Option<&Symbols>,
@@ -177,6 +178,7 @@ pub fn backtrace(
     regs: &GeneralRegs,
     satp: Option<u64>,
     privilege: Option<u64>,
+    mepc: Option<u64>,
 ) -> Result<Backtrace, TargetError> {
     let mut bt = Backtrace::default();
     if privilege == Some(0) {
@@ -193,85 +195,38 @@ pub fn backtrace(
         Some(end) => a >= ram.base && a < end,
         None => syms.is_some_and(|s| s.symbolize(a).is_some()),
     };
-    let (line, inlined) = source_line(syms, regs.pc);
-    bt.frames.push(FrameRow {
-        pc: regs.pc,
-        fp: Some(regs.x[8]),
-        symbol: symbolize(syms, regs.pc),
-        line,
-        inlined,
-    });
-    // At a function's first instruction (a breakpoint on it) the function
-    // has not pushed its frame record yet: s0 is still its caller's, whose
-    // record names the caller's caller. The caller is in ra.
-    let at_entry = syms
-        .and_then(|s| s.symbolize(regs.pc))
-        .is_some_and(|(_, off)| off == 0);
-    if at_entry && in_code(regs.x[1]) {
-        let (line, inlined) = source_line(syms, call_site(regs.x[1]));
-        bt.frames.push(FrameRow {
-            pc: regs.x[1],
-            fp: None,
-            symbol: symbolize_return(syms, regs.x[1]),
-            line,
-            inlined,
-        });
-    }
     let root = satp
         .map(Satp)
         .filter(|s| s.mode() == SatpMode::Sv39)
         .map(|s| s.root_pa());
+    let mepc = mepc.filter(|_| privilege == Some(3));
     let mut phys = PhysCache::new(target);
-    let mut mem = KernelMemory::new(&mut phys, ram, root);
-    let mut fp = regs.x[8];
-    for i in 0..=MAX_FRAMES {
-        if i == MAX_FRAMES {
-            bt.end = format!("stopped after {MAX_FRAMES} frames");
-            break;
-        }
-        if fp == 0 || fp % 8 != 0 {
-            bt.end = format!("frame pointer {fp:#x}: end of the chain");
-            break;
-        }
-        let mut rec = [0u8; 16];
-        let base = fp.wrapping_sub(16);
-        match mem.read(base, &mut rec) {
-            Ok(()) => {}
-            Err(VaError::Lost(e)) => return Err(e),
-            Err(VaError::Unreadable(why)) => {
-                bt.end = format!("cannot read the frame record at {base:#x}: {why}");
-                break;
-            }
-        }
-        let prev = u64::from_le_bytes(rec[0..8].try_into().unwrap_or([0; 8]));
-        let ra = u64::from_le_bytes(rec[8..16].try_into().unwrap_or([0; 8]));
-        if ra == 0 {
-            bt.end = "return address 0: end of the chain".into();
-            break;
-        }
-        if !in_code(ra) {
-            bt.end = format!("return address {ra:#x} is not in the kernel's code: stopped");
-            break;
-        }
-        // The call instruction is just before the return address.
-        let (line, inlined) = source_line(syms, call_site(ra));
+    let (raw, end) = {
+        let mut mem = KernelMemory::new(&mut phys, ram, root);
+        unwind::hart_chain(&regs.x, regs.pc, mepc, syms, &mut mem, &in_code)
+    };
+    // The unwinder treats unreadable stack as the end of the chain; a lost
+    // connection is the snapshot's failure.
+    if let Some(e) = phys.fatal.take() {
+        return Err(e);
+    }
+    for f in &raw {
+        let (symbol, lookup) = if f.how.exact() {
+            (symbolize(syms, f.pc), f.pc)
+        } else {
+            // The call instruction is just before the return address.
+            (symbolize_return(syms, f.pc), call_site(f.pc))
+        };
+        let (line, inlined) = source_line(syms, lookup);
         bt.frames.push(FrameRow {
-            pc: ra,
-            fp: Some(prev),
-            symbol: symbolize_return(syms, ra),
+            pc: f.pc,
+            fp: f.regs[8],
+            symbol,
             line,
             inlined,
         });
-        if prev == 0 {
-            bt.end = "the caller's frame pointer is 0: end of the chain".into();
-            break;
-        }
-        if prev <= fp {
-            bt.end = format!("caller's frame pointer {prev:#x} does not grow: stopped");
-            break;
-        }
-        fp = prev;
     }
+    bt.end = end;
     Ok(bt)
 }
 
@@ -330,7 +285,7 @@ pub fn saved_context_backtrace(
     let mut x = [0u64; 32];
     x[8] = s0;
     let regs = GeneralRegs { x, pc: ra };
-    backtrace(target, Some(syms), ram, &regs, satp, Some(1)).map(Ok)
+    backtrace(target, Some(syms), ram, &regs, satp, Some(1), None).map(Ok)
 }
 
 /// A NUL-terminated string of printable text at kernel address `va`, at
@@ -372,7 +327,7 @@ pub fn read_snapshot(
         }
         let get = |c: Csr| csrs.iter().find(|(k, _)| *k == c).and_then(|(_, v)| *v);
         let (satp, privilege) = (get(Csr::Satp), get(Csr::Priv));
-        let backtrace = backtrace(target, syms, ram, &regs, satp, privilege)?;
+        let backtrace = backtrace(target, syms, ram, &regs, satp, privilege, get(Csr::Mepc))?;
         snaps.push(HartSnap {
             hart: h,
             regs,

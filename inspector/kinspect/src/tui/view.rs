@@ -644,7 +644,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             };
             let mut lines = vec![Line::styled(
                 format!(
-                    "hart {}: frame-pointer chain (s0), innermost first",
+                    "hart {}: call chain (CFI, else frame pointers), innermost first",
                     hs.hart
                 ),
                 t.bold(),

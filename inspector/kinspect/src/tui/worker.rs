@@ -74,7 +74,7 @@ pub enum Request {
     Break(String),
     /// Remove every breakpoint.
     Delete,
-    /// The frame-pointer chain of a process that is not running, from the
+    /// The call chain of a process that is not running, from the
     /// registers `swtch` saved in its `context`.
     ProcBacktrace(usize),
     Reconnect,
