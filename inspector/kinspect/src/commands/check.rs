@@ -2,7 +2,7 @@
 //! ([`crate::model::check`]) over the live kernel, with kalloc's numbers.
 //!
 //! Text: one block per finding (severity, check, object, evidence, why),
-//! then a summary line. Exit code 5 ([`crate::cli::exit::FINDINGS`]) when
+//! then a summary line. Exit code 5 ([`crate::error::exit::FINDINGS`]) when
 //! at least one finding is an error.
 
 use serde::Serialize;

@@ -1,13 +1,3 @@
-//! The one-shot commands: `satp`, `regs`, `maps`, `vmprint`, `translate`,
-//! `procs`, `check`.
-//!
-//! Each command is a module with a `run(&mut Ctx, ...)` function that reads
-//! the machine through `&mut dyn Target` (live QEMU, snapshot or a crafted
-//! `MemoryTarget` in tests), feeds the Sv39 model (`kinspect-sv39`), and
-//! writes text or `--json` to `ctx.out`; warnings (findings about the page
-//! table) go to `ctx.warn`. Commands never open connections themselves:
-//! [`crate::cli`] does, through [`connect`].
-
 //! The commands, one module each: `satp`, `regs`, `maps`, `vmprint`,
 //! `translate`, `procs`, `check`, `snapshot`, `serve`, `attach`, `launch`,
 //! `report`, `watch`.
@@ -22,8 +12,9 @@
 //! QEMU, snapshot or a crafted `MemoryTarget` in tests), feeds the Sv39 and
 //! kernel models, and writes text or `--json` to `ctx.out`; warnings
 //! (findings about the page table) go to `ctx.warn`. Commands never open
-//! connections themselves: whoever runs them ([`crate::cli`], `serve`'s
-//! gdb `monitor`) opens the target [`Run::needs`] asks for and calls [`run`].
+//! connections themselves: [`open_and_run`] (for the command line) or
+//! `serve`'s gdb `monitor` opens the target [`Run::needs`] asks for and
+//! calls [`run`].
 
 /// Declare each command's module and its [`Command`] variant, in `--help`
 /// order: `Variant(module)` means `pub mod module;` holding
@@ -32,7 +23,7 @@ macro_rules! commands {
     ($($name:ident($module:ident),)*) => {
         $(pub mod $module;)*
 
-        /// Every kinspect command (the global options are [`crate::cli`]'s).
+        /// Every kinspect command (the global options live in `cli.rs`).
         #[derive(Debug, clap::Subcommand)]
         pub enum Command {
             $($name($module::Args),)*

@@ -1,7 +1,7 @@
 //! `kinspect translate VA`: one virtual address through a page table,
 //! the way the hart's MMU would walk it; `--explain` shows every level.
 //!
-//! Exit code 4 (`crate::cli::exit::NO_TRANSLATION`) when the hart would
+//! Exit code 4 (`crate::error::exit::NO_TRANSLATION`) when the hart would
 //! take a page fault; the reason names the level and the entry.
 
 use std::io::Write;
