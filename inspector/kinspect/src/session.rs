@@ -161,3 +161,46 @@ fn normalize_gdb(addr: &str) -> String {
         addr.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_profile_is_bad_input_naming_the_builtins() {
+        let e = resolve_profile("linux", None).unwrap_err();
+        assert!(matches!(e, Error::BadInput(_)), "{e:?}");
+        assert!(e.to_string().contains("no profile `linux`"), "{e}");
+        assert!(e.to_string().contains("xv6-riscv"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_port_means_localhost() {
+        assert_eq!(normalize_gdb(":1234"), "localhost:1234");
+        assert_eq!(normalize_gdb("host:1"), "host:1");
+    }
+
+    #[test]
+    fn settings_resolve_ram_and_a_missing_elf_fails_as_bad_input() {
+        let s = Settings {
+            elf: Some("/nonexistent/kernel.elf".into()),
+            ..Settings::default()
+        };
+        let e = Session::new(&s).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read ELF /nonexistent/kernel.elf"),
+            "{e}"
+        );
+        let s = Settings {
+            elf: None,
+            ram_mib: 64,
+            gdb: ":26000".into(),
+            ..Settings::default()
+        };
+        let session = Session::new(&s).expect("the default ELF may be missing");
+        assert_eq!(session.ram.base, RAM_BASE);
+        assert_eq!(session.ram.size, 64 << 20);
+        assert_eq!(session.gdb, "localhost:26000");
+    }
+}

@@ -477,3 +477,37 @@ pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
         "`{s}` is not a number, and there is no ELF to look symbols up in (use --elf)"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    #[command(no_binary_name = true)]
+    struct Line {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn needs(line: &str) -> (Needs, bool) {
+        let l = Line::try_parse_from(line.split_whitespace()).expect(line);
+        (l.command.command().needs(), l.command.command().read_only())
+    }
+
+    #[test]
+    fn each_command_says_what_it_needs() {
+        let target = |trusts_symbols| Needs::Target { trusts_symbols };
+        assert_eq!(needs("satp 0x8000000000087fff"), (Needs::Nothing, true));
+        assert_eq!(needs("satp"), (target(false), true));
+        assert_eq!(needs("maps --hart 1"), (target(false), true));
+        assert_eq!(needs("maps --pid 1"), (target(true), true));
+        assert_eq!(needs("vmprint --va-range 0-0x1000"), (target(true), true));
+        assert_eq!(needs("regs"), (target(true), true));
+        assert_eq!(needs("report"), (target(true), true));
+        assert_eq!(needs("snapshot -o x.kisnap"), (target(false), false));
+        for l in ["attach", "launch", "watch", "serve x.kisnap"] {
+            assert_eq!(needs(l).0, Needs::Itself, "{l}");
+        }
+    }
+}
