@@ -12,7 +12,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kinspect::commands::TargetMem;
 use kinspect::target::qemu::QemuTarget;
 use kinspect::target::{Csr, Target};
 use kinspect_sv39::{walk, Satp, WalkLimits};
@@ -54,12 +53,9 @@ fn main() {
         let mut times = Vec::new();
         let mut shape = (0, 0);
         for _ in 0..runs {
-            let mut mem = TargetMem {
-                target: &mut t,
-                fatal: None,
-            };
+            let mem: &mut dyn kinspect::target::Target = &mut t;
             let s = Instant::now();
-            let w = walk(&mut mem, root, WalkLimits::default()).expect("walk");
+            let w = walk(mem, root, WalkLimits::default()).expect("walk");
             times.push(s.elapsed());
             shape = (w.tables.len(), w.entries.len());
         }

@@ -1,104 +1,25 @@
-//! kinspect's command line: argument parsing (clap derive), exit codes,
-//! and dispatch to [`crate::commands`].
+//! kinspect's command line: the global options, argument parsing (clap
+//! derive), and the one place that turns them into a [`Session`], hands
+//! the command to [`commands::open_and_run`] and reports its outcome as one
+//! line and an exit code ([`crate::error::exit`]).
 //!
-//! This is the outermost layer of the data flow: it turns `argv` into a
-//! [`Cli`], opens a [`Target`] (the live QEMU gdb stub) only when the
-//! command needs one, runs the command against `&mut dyn Target`, and maps
-//! every failure to one line `kinspect: <reason>` and an exit code
-//! ([`exit`]). Tests drive [`run_args_on`] with a `MemoryTarget`, so the
-//! same parsing and commands run without any transport.
+//! This is the outermost layer of the data flow and a leaf: nothing else
+//! in kinspect imports it. The commands themselves, with their arguments
+//! and help, are in [`crate::commands`]. Tests drive [`run_args_on`] with
+//! a `MemoryTarget`, so the same parsing and commands run without any
+//! transport.
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::commands::{self, symbols::Symbols, Ctx};
-use crate::model::Profile;
-use crate::target::{Target, TargetError};
-
-/// Process exit codes. Documented in `kinspect --help` and docs/commands/.
-pub mod exit {
-    /// The command did what was asked.
-    pub const OK: i32 = 0;
-    /// The target answered, but something went wrong reading it.
-    pub const FAILURE: i32 = 1;
-    /// Bad input: usage errors, bad numbers, unknown symbols or harts.
-    pub const BAD_INPUT: i32 = 2;
-    /// Cannot reach the target (nothing listening, connection lost, time-out).
-    pub const UNREACHABLE: i32 = 3;
-    /// `translate`: the address does not translate (the hart would fault).
-    pub const NO_TRANSLATION: i32 = 4;
-    /// `check`: at least one finding of severity error.
-    pub const FINDINGS: i32 = 5;
-    /// `--snapshot`/`serve`: the snapshot is damaged, truncated, not a
-    /// snapshot, or of another kernel build than the ELF.
-    pub const BAD_SNAPSHOT: i32 = 6;
-}
-
-/// Why a command failed; each renders as one line and maps to an exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    BadInput(String),
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("{0}")]
-    NoTranslation(String),
-    #[error("{0}")]
-    Failed(String),
-    /// `check` found errors in the kernel (the report is already printed).
-    #[error("{0}")]
-    Findings(String),
-    /// A snapshot file that cannot be used (see `exit::BAD_SNAPSHOT`).
-    #[error("{0}")]
-    Snapshot(String),
-    /// stdout was closed by its reader: stop quietly.
-    #[error("output closed")]
-    OutputClosed,
-}
-
-impl Error {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::BadInput(_) => exit::BAD_INPUT,
-            Error::Unreachable(_) => exit::UNREACHABLE,
-            Error::NoTranslation(_) => exit::NO_TRANSLATION,
-            Error::Failed(_) => exit::FAILURE,
-            Error::Findings(_) => exit::FINDINGS,
-            Error::Snapshot(_) => exit::BAD_SNAPSHOT,
-            Error::OutputClosed => exit::OK,
-        }
-    }
-}
-
-impl From<TargetError> for Error {
-    fn from(e: TargetError) -> Self {
-        match e {
-            TargetError::Unreachable { .. }
-            | TargetError::Disconnected(_)
-            | TargetError::Timeout(_) => Error::Unreachable(e.to_string()),
-            TargetError::NoHart(_) | TargetError::BadAddress(_) => Error::BadInput(e.to_string()),
-            TargetError::Protocol(_) | TargetError::Memory { .. } | TargetError::Unsupported(_) => {
-                Error::Failed(e.to_string())
-            }
-        }
-    }
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            // `kinspect maps | head`: the reader has all it wanted.
-            Error::OutputClosed
-        } else {
-            Error::Failed(format!("writing output: {e}"))
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
+use crate::commands::{self, Command};
+use crate::error::{exit, Error, Result};
+use crate::parse::parse_u64;
+use crate::session::{Session, Settings};
+use crate::target::Target;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -186,312 +107,14 @@ pub struct Cli {
     pub snapshot: Option<PathBuf>,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Top,
 }
 
-/// Which page table a command walks. At most one; default: hart 0's satp.
-#[derive(Debug, Clone, Default, Args)]
-pub struct Select {
-    /// The page table hart N translates through (its live satp).
-    #[arg(long, value_name = "N", conflicts_with_all = ["satp", "root", "pid", "kernel"])]
-    pub hart: Option<usize>,
-    /// The page table a satp value names (e.g. a process's, from the kernel).
-    #[arg(long, value_name = "VALUE", value_parser = parse_u64_arg, conflicts_with_all = ["root", "pid", "kernel"])]
-    pub satp: Option<u64>,
-    /// The page table whose root page is at this physical address (a
-    /// number or a symbol expression such as `proc[3].pagetable`).
-    #[arg(long, value_name = "PA", conflicts_with_all = ["pid", "kernel"])]
-    pub root: Option<String>,
-    /// The user page table of the process with this pid (from `proc[]`).
-    #[arg(long, value_name = "N", conflicts_with = "kernel")]
-    pub pid: Option<i64>,
-    /// With --pid: that process's kernel page table (`kernel_pagetable`
-    /// when the kernel has no per-process one).
-    #[arg(long)]
-    pub kernel_pt: bool,
-    /// The kernel's page table, `kernel_pagetable`.
-    #[arg(long)]
-    pub kernel: bool,
-}
-
+/// The commands, and `completions`, which prints this parser itself.
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Decode satp: the mode, ASID and root page table.
-    #[command(after_help = "\
-With VALUE, decode it offline (no QEMU needed):
-  kinspect satp 0x8000000000087fff
-Without, read every hart's live satp:
-  kinspect satp
-
-satp = MODE[63:60] ASID[59:44] PPN[43:0]; the root table is at PPN << 12.
-MODE 0 is Bare (no translation), 8 Sv39, 9 Sv48, 10 Sv57; others are reserved.")]
-    Satp {
-        /// A satp value, hex (0x...) or decimal.
-        #[arg(value_parser = parse_u64_arg)]
-        value: Option<u64>,
-    },
-
-    /// General registers and supervisor CSRs of one hart, decoded.
-    #[command(after_help = "\
-Prints x1..x31 by ABI name (ra sp gp tp t0..t6 s0..s11 a0..a7) with their
-x-numbers, pc, the privilege level (U/S/M), and the supervisor CSRs decoded:
-sstatus bits by name (SIE SPIE SPP SUM MXR ...), scause as a name
-(`load page fault`, `supervisor timer interrupt`), satp's mode and root.
-pc, ra, sepc and stvec are shown as func+0xoff when the ELF has symbols.
-
-  kinspect regs            hart 0
-  kinspect regs --hart 2")]
-    Regs {
-        /// The hart (0-based, as the kernel's cpuid() numbers them).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        hart: usize,
-    },
-
-    /// Mapped ranges of a page table, exactly like QEMU's `info mem`.
-    #[command(after_help = "\
-One line per range of pages with contiguous virtual and physical addresses
-and the same attributes, merged by QEMU 7.2's rules, so the output equals
-`info mem` on the same hart line for line. attr letters: r w x (read, write,
-execute), u (user), g (global), a (accessed), d (dirty); `-` when clear.
-
-  kinspect maps --hart 1
-  kinspect maps --satp 0x8000000000087f5e     a process's page table
-  kinspect maps --filter u                    user-accessible ranges only
-  kinspect maps --filter w,!u                 writable, not user
-
-Odd things in the table (pointers outside RAM, cycles, reserved encodings)
-are reported on stderr as `kinspect: warning: ...`.")]
-    Maps {
-        #[command(flatten)]
-        select: Select,
-        /// Keep ranges with every listed attribute (r,w,x,u,g,a,d);
-        /// `!x` keeps ranges without it.
-        #[arg(long, value_delimiter = ',', value_name = "ATTRS")]
-        filter: Vec<String>,
-    },
-
-    /// Print a page table as the xv6 pgtbl lab's vmprint tree.
-    #[command(after_help = "\
-One line per valid PTE, depth shown by ` ..`, index in decimal:
-
-  page table 0x0000000087f6e000
-   ..0: pte 0x0000000021fda801 pa 0x0000000087f6a000
-   .. ..0: pte 0x0000000021fda401 pa 0x0000000087f69000
-   .. .. ..0: pte 0x0000000021fdac1f pa 0x0000000087f6b000
-
-With --va each line starts with the virtual address the entry maps
-instead (as newer lab versions print). --va-range keeps only the entries
-that map some of a virtual range, and the pointers down to them:
-
-  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
-                                        the top gigabyte (root entry 255)
-  kinspect vmprint --pid 1 --va-range 0..0x4000   pid 1's first four pages")]
-    Vmprint {
-        #[command(flatten)]
-        select: Select,
-        /// Label entries with their virtual address instead of their index.
-        #[arg(long)]
-        va: bool,
-        /// Only entries that map some of [START, END): `START-END` or
-        /// `START..END`, numbers or symbols (END is not included).
-        #[arg(long, value_name = "START-END")]
-        va_range: Option<String>,
-    },
-
-    /// Translate one virtual address through a page table.
-    #[command(after_help = "\
-VA may be hex (0x...), decimal, or a symbol from the ELF (`kernelvec`,
-`etext+0x10`). Exit code 4 when the address does not translate.
-
-  kinspect translate 0x3ffffff000              TRAMPOLINE
-  kinspect translate --hart 1 kernelvec --explain
-
---explain shows VPN[2], VPN[1], VPN[0], the PTE read at each level with
-its flags, and where and why the walk stopped.")]
-    Translate {
-        /// The virtual address.
-        va: String,
-        #[command(flatten)]
-        select: Select,
-        /// Show the walk level by level.
-        #[arg(long)]
-        explain: bool,
-    },
-
-    /// The process table, read from the kernel's `proc[]` by DWARF name.
-    #[command(after_help = "\
-One line per process: slot, pid, state, name, parent pid, the hart running
-it (from cpus[]), its kernel stack's virtual and physical address (through
-the kernel page table it runs on) and whether the guard page below is
-unmapped, the user page-table root, the per-process kernel page-table root
-when the kernel has one, size, trapframe, the saved context's ra and sp,
-what it sleeps on, and whether it was killed. The machine is halted for
-one read of the whole table and resumed afterwards if it was running.
-
-  kinspect procs
-  kinspect procs --all            UNUSED slots too
-  kinspect --json procs
-
-The per-process kernel page-table field is found by name (kpagetable,
-kernel_pagetable, k_pagetable, kernelpt, kpt); name it with --kpt-field.")]
-    Procs {
-        /// Show UNUSED slots too.
-        #[arg(long)]
-        all: bool,
-    },
-
-    /// Consistency checks over the live kernel's processes, page tables
-    /// and free list.
-    #[command(after_help = "\
-Each finding has a severity (error, warning, info), the object, the
-evidence read from memory and why it matters. Checks: kernel stacks mapped
-R W (not U, not X) in the table each process runs on in the kernel; guard
-pages unmapped; TRAMPOLINE mapped R X to `trampoline` in every page table;
-TRAPFRAME mapping the process's own trapframe; per-process kernel page
-tables equal to kernel_pagetable apart from kernel stacks; the free list
-bounded, in RAM, aligned, without cycles and holding no page in use;
-no user page shared between processes or writable and executable.
-kalloc's statistics come with it.
-
-Exit code 5 when there is at least one error-severity finding.")]
-    Check,
-    /// Save the halted machine (RAM, every hart's registers and CSRs, the
-    /// kernel's identity) to a snapshot file.
-    #[command(after_help = "\
-  kinspect snapshot -o crash.kisnap
-  kinspect --snapshot crash.kisnap maps --hart 0     any read-only command, offline
-  kinspect serve crash.kisnap                        to gdb
-
-The format is in docs/snapshots.md. A snapshot is refused (exit 6) by a
-kinspect whose --elf is another kernel build.")]
-    Snapshot {
-        /// The file to write.
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
-        /// Deflate level, 0 (store) to 9 (smallest).
-        #[arg(long, value_name = "N", default_value_t = 1)]
-        level: u32,
-    },
-
-    /// Serve a snapshot or QEMU ELF core to gdb (GDB remote protocol).
-    #[command(after_help = "\
-  kinspect serve crash.kisnap --port 1235
-  gdb-multiarch target/kernel/kernel.elf -ex 'target remote :1235'
-
-Harts are threads; memory is virtual through the selected hart's satp
-(our own Sv39 walk), or physical after `monitor phys on`. `monitor help`
-lists the kinspect views gdb can run (`monitor maps --hart 0`).")]
-    Serve {
-        /// A .kisnap snapshot or a QEMU ELF core.
-        file: PathBuf,
-        /// TCP port on 127.0.0.1 (0: any free port, printed).
-        #[arg(long, value_name = "N", default_value_t = 1235)]
-        port: u16,
-    },
-
-    /// The TUI: attach to a running kernel through QEMU's gdb stub (--gdb).
-    #[command(after_help = "\
-A full-screen view of the machine: harts and their privilege, processes,
-their page tables (expand level by level), maps, registers, memory and
-the frame-pointer backtrace. Keys: c continue, h halt, s step, Tab move,
-Enter expand, / filter, : command (translate, goto, vmprint, break), ? help,
-q quit (leave the guest running or halted). See docs/tui.md.
-
-  kinspect --gdb localhost:1234 attach")]
-    Attach,
-
-    /// Start QEMU with the kernel (xv6's command line) and attach the TUI.
-    #[command(after_help = "\
-Starts qemu-system-riscv64 exactly as xv6-riscv does, with a gdb stub on a
-free port; the guest's console is the TUI's Console tab (i to type into it,
-Esc to leave it). Builds nothing: run `cargo xtask build` first, or simply
-`cargo xtask run`, which builds and then launches.
-
-  kinspect launch
-  kinspect --elf path/to/kernel.elf launch --fs-img path/to/fs.img")]
-    Launch {
-        /// The file-system image [default: fs.img beside the kernel ELF].
-        #[arg(long, value_name = "PATH")]
-        fs_img: Option<PathBuf>,
-        /// Harts (QEMU's -smp).
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        smp: u32,
-    },
-    /// Explain a panicked kernel: message, harts, processes, backtraces,
-    /// and what the page tables say about remap, kvmpa, uvmunmap, freewalk
-    /// and kernel page faults.
-    #[command(after_help = "\
-  kinspect report                          the live machine (halted while read)
-  kinspect --snapshot crash.kisnap report  a saved one
-  kinspect report --report crash.md        also write Markdown (or .json)
-  kinspect report --batch crashes/         every snapshot and QEMU core in a
-                                           directory, grouped by cause
-
-With --batch, each file's kernel is --elf, else FILE.elf, else kernel,
-kernel.elf or kernel/kernel beside the file (the first of the same build).
-Exit 6 if any file could not be reported; the others are reported anyway.
-See docs/postmortem.md.")]
-    Report {
-        /// Also write the report to FILE (.md Markdown, .json JSON, else text).
-        #[arg(long = "report", value_name = "FILE", conflicts_with = "batch")]
-        file: Option<PathBuf>,
-        /// md, json or text [default: from FILE's extension].
-        #[arg(long, value_name = "FORMAT", conflicts_with = "batch")]
-        format: Option<String>,
-        /// Report many snapshots or QEMU cores (directories are searched),
-        /// one line each, then a count of each diagnosis.
-        #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
-        batch: Vec<PathBuf>,
-        /// With --batch: files read at once [default: one per CPU].
-        #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..=256))]
-        jobs: Option<u32>,
-    },
-
-    /// Wait for the kernel to panic (a breakpoint on `panic`), then report.
-    #[command(after_help = "\
-  kinspect watch --report crash.md
-A kernel that has already panicked is reported at once.")]
-    Watch {
-        /// Also write the report to FILE (.md Markdown, .json JSON, else text).
-        #[arg(long = "report", value_name = "FILE")]
-        file: Option<PathBuf>,
-        /// md, json or text [default: from FILE's extension].
-        #[arg(long, value_name = "FORMAT")]
-        format: Option<String>,
-        /// Give up after this many seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 86400)]
-        timeout: u64,
-    },
-
-    /// What changed between two moments: processes that appeared, ended or
-    /// changed, and each process's user page-table mappings added, removed
-    /// or changed, grouped into ranges.
-    #[command(after_help = "\
-  kinspect snapshot -o before.kisnap      (then let the kernel run: fork, exec, sbrk ...)
-  kinspect snapshot -o after.kisnap
-  kinspect diff before.kisnap after.kisnap
-  kinspect diff before.kisnap --live      against the machine as it is now
-
-Both sides must be of the kernel build the ELF (--elf) is. Changes of the
-accessed/dirty bits alone are left out unless --ad. See docs/diff.md.")]
-    Diff {
-        /// The earlier moment: a snapshot or QEMU core.
-        #[arg(value_name = "BEFORE")]
-        before: PathBuf,
-        /// The later moment: a snapshot or QEMU core.
-        #[arg(
-            value_name = "AFTER",
-            required_unless_present = "live",
-            conflicts_with = "live"
-        )]
-        after: Option<PathBuf>,
-        /// Compare with the machine on --gdb now (halted while read).
-        #[arg(long)]
-        live: bool,
-        /// Count changes of the accessed (A) and dirty (D) bits too.
-        #[arg(long)]
-        ad: bool,
-    },
+pub enum Top {
+    #[command(flatten)]
+    Command(Command),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
@@ -507,31 +130,45 @@ Load it for this shell, or install it once:
     },
 }
 
-impl Command {
-    /// Whether the command can run without a target.
-    fn offline(&self) -> bool {
-        matches!(
-            self,
-            Command::Satp { value: Some(_) } | Command::Completions { .. }
-        ) || matches!(self, Command::Report { batch, .. } if !batch.is_empty())
+impl Cli {
+    /// The global options, for [`Session::new`].
+    pub fn settings(&self) -> Settings {
+        Settings {
+            elf: self.elf.clone(),
+            profile: self.profile.clone(),
+            kpt_field: self.kpt_field.clone(),
+            ram_mib: self.ram_mib,
+            json: self.json,
+            gdb: self.gdb.clone(),
+            snapshot: self.snapshot.clone(),
+        }
     }
 }
 
-/// Parse a number: `0x` hex, `0b` binary, or decimal; `_` allowed.
-pub fn parse_u64(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim().replace('_', "");
-    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16)
-    } else if let Some(b) = t.strip_prefix("0b") {
-        u64::from_str_radix(b, 2)
-    } else {
-        t.parse::<u64>()
-    };
-    r.map_err(|e| format!("`{s}` is not a number ({e}); use hex like 0x80000000 or decimal"))
+/// `completions SHELL`: the script, into a buffer first (clap_complete
+/// panics on a closed pipe).
+fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kinspect", &mut script);
+    out.write_all(&script)?;
+    Ok(())
 }
 
-fn parse_u64_arg(s: &str) -> std::result::Result<u64, String> {
-    parse_u64(s)
+/// Run a parsed command line: on `target` when one is given (tests, a
+/// caller holding a connection), else on what the command needs: the
+/// `--snapshot` file or QEMU's gdb stub, left as found afterwards.
+pub fn run_on(
+    cli: &Cli,
+    target: Option<&mut dyn Target>,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<()> {
+    let command = match &cli.command {
+        Top::Completions { shell } => return completions(*shell, out),
+        Top::Command(c) => c.command(),
+    };
+    let session = Session::new(&cli.settings())?;
+    commands::open_and_run(command, &session, target, out, warn)
 }
 
 /// `--ram-mib`: at least 1 (0 would put every page table outside RAM).
@@ -549,160 +186,6 @@ fn parse_gdb_arg(s: &str) -> std::result::Result<String, String> {
         Ok(_) => Ok(s.to_string()),
         Err(kinspect_rsp::Error::Address { why, .. }) => Err(why),
         Err(e) => Err(e.to_string()),
-    }
-}
-
-/// The ELF to use: `--elf` (must load) or the default path (if present).
-fn load_symbols(cli: &Cli) -> Result<Option<Symbols>> {
-    match &cli.elf {
-        Some(p) => Symbols::load(p).map(Some).map_err(Error::BadInput),
-        None => {
-            let default = Path::new("target/kernel/kernel.elf");
-            if default.exists() {
-                // A broken default ELF only costs symbol names.
-                Ok(Symbols::load(default).ok())
-            } else {
-                Ok(None)
-            }
-        }
-    }
-}
-
-/// The ELF through the DWARF layer (for the kernel model and symbol
-/// expressions): `--elf` must open, the default path may be missing.
-fn load_debug(cli: &Cli) -> Result<Option<kinspect_symbols::Symbols>> {
-    match &cli.elf {
-        Some(p) => kinspect_symbols::Symbols::open(p)
-            .map(Some)
-            .map_err(|e| Error::BadInput(e.to_string())),
-        None => Ok(kinspect_symbols::Symbols::open("target/kernel/kernel.elf").ok()),
-    }
-}
-
-/// The kernel profile `--profile` and `--kpt-field` ask for, resolved once
-/// for every entry point (commands, the TUI, watch, serve).
-pub fn profile(cli: &Cli) -> Result<Profile> {
-    let profile = Profile::builtin(&cli.profile).ok_or_else(|| {
-        Error::BadInput(format!(
-            "no profile `{}` (built in: {})",
-            cli.profile,
-            Profile::BUILTIN.join(", ")
-        ))
-    })?;
-    Ok(match &cli.kpt_field {
-        Some(f) => profile.with_kpt_field(f),
-        None => profile,
-    })
-}
-
-/// Whether a command reads the target through the ELF's symbols (names,
-/// expressions, the kernel model), so a mismatched ELF would make it lie.
-fn trusts_symbols(c: &Command) -> bool {
-    let selects = |s: &Select| s.root.is_some() || s.pid.is_some() || s.kernel || s.kernel_pt;
-    match c {
-        Command::Satp { .. } | Command::Completions { .. } => false,
-        Command::Maps { select, .. } => selects(select),
-        Command::Vmprint {
-            select, va_range, ..
-        } => selects(select) || va_range.is_some(),
-        Command::Regs { .. }
-        | Command::Translate { .. }
-        | Command::Procs { .. }
-        | Command::Check
-        | Command::Report { .. } => true,
-        _ => false,
-    }
-}
-
-/// Run a parsed command on `target`.
-pub fn run_on(
-    cli: &Cli,
-    target: Option<&mut dyn Target>,
-    out: &mut dyn Write,
-    warn: &mut dyn Write,
-) -> Result<()> {
-    let symbols = load_symbols(cli)?;
-    let debug = load_debug(cli)?;
-    let profile = profile(cli)?;
-    // Re-borrow to shorten the trait object's lifetime to this call's.
-    #[allow(clippy::needless_match)]
-    let target: Option<&mut dyn Target> = match target {
-        Some(t) => Some(t),
-        None => None,
-    };
-    let mut ctx = Ctx {
-        target,
-        symbols: symbols.as_ref(),
-        debug: debug.as_ref(),
-        profile,
-        json: cli.json,
-        ram: kinspect_sv39::Ram {
-            base: 0x8000_0000,
-            size: cli.ram_mib.saturating_mul(1 << 20),
-        },
-        out,
-        warn,
-    };
-    // One identity check before any command trusts the ELF's symbols:
-    // a kernel rebuilt under a running QEMU is the common case.
-    if trusts_symbols(&cli.command) {
-        if let (Some(t), Some(d)) = (ctx.target.as_deref_mut(), ctx.debug) {
-            let mut phys = crate::model::PhysCache::new(t);
-            crate::model::verify_image(d, &mut phys).map_err(commands::model_error)?;
-        }
-    }
-    match &cli.command {
-        Command::Satp { value } => commands::satp::run(&mut ctx, *value),
-        Command::Regs { hart } => commands::regs::run(&mut ctx, *hart),
-        Command::Maps { select, filter } => commands::maps::run(&mut ctx, select, filter),
-        Command::Vmprint {
-            select,
-            va,
-            va_range,
-        } => commands::vmprint::run(&mut ctx, select, *va, va_range.as_deref()),
-        Command::Translate {
-            va,
-            select,
-            explain,
-        } => commands::translate::run(&mut ctx, select, va, *explain),
-        Command::Procs { all } => commands::procs::run(&mut ctx, *all),
-        Command::Check => commands::check::run(&mut ctx),
-        Command::Snapshot { output, level } => {
-            crate::snapshot::cmd::run(&mut ctx, cli, output, *level)
-        }
-        Command::Report { batch, jobs, .. } if !batch.is_empty() => {
-            let opts = crate::postmortem::batch::Options {
-                elf: cli.elf.clone(),
-                profile: ctx.profile.clone(),
-                ram: ctx.ram,
-                jobs: jobs
-                    .map(|j| j as usize)
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            };
-            crate::postmortem::batch::main(batch, &opts, ctx.json, ctx.out)
-        }
-        Command::Report { file, format, .. } => {
-            crate::postmortem::watch::run_report(&mut ctx, cli, file.as_deref(), format.as_deref())
-        }
-        Command::Watch { .. } => Err(Error::BadInput(
-            "watch needs a live QEMU (not --snapshot): kinspect --gdb HOST:PORT watch".into(),
-        )),
-        Command::Serve { .. } => Err(Error::BadInput(
-            "serve reads its file itself: kinspect serve FILE".into(),
-        )),
-        Command::Completions { shell } => {
-            // Into a buffer first: clap_complete panics on a closed pipe.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "kinspect", &mut script);
-            ctx.out.write_all(&script)?;
-            Ok(())
-        }
-        Command::Diff { .. } => Err(Error::BadInput(
-            "diff reads its files itself: kinspect diff BEFORE AFTER".into(),
-        )),
-        Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
-            "attach and launch run the TUI in a terminal (kinspect attach)".into(),
-        )),
     }
 }
 
@@ -840,99 +323,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let mut lock = stdout.lock();
     let mut out = Tracked::new(&mut lock);
     let mut warn = std::io::stderr();
-    let r = if let Command::Launch { fs_img, smp } = &cli.command {
-        let kernel = cli
-            .elf
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("target/kernel/kernel.elf"));
-        let fs_img = fs_img
-            .clone()
-            .unwrap_or_else(|| kernel.with_file_name("fs.img"));
-        let opts = crate::tui::LaunchOptions {
-            kernel,
-            fs_img,
-            smp: *smp,
-        };
-        crate::tui::launch(&cli, &opts)
-    } else if let Command::Attach = &cli.command {
-        crate::tui::attach(&cli)
-    } else if let Command::Diff {
-        before,
-        after,
-        live: _,
-        ad,
-    } = &cli.command
-    {
-        run_diff(&cli, before, after.as_deref(), *ad, &mut out, &mut warn)
-    } else if cli.command.offline() {
-        run_on(&cli, None, &mut out, &mut warn)
-    } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {
-        r
-    } else {
-        match commands::connect(&cli.gdb) {
-            Ok(mut session) => {
-                let r = run_on(&cli, Some(session.target()), &mut out, &mut warn);
-                // Leave the machine as found, even after a failed command.
-                let done = session.finish().map_err(Error::from);
-                r.and(done)
-            }
-            Err(e) => Err(e),
-        }
-    };
+    let r = run_on(&cli, None, &mut out, &mut warn);
     let code = finish(r, cli.json, &mut out, &mut warn);
     let _ = out.flush();
     code
-}
-
-/// `kinspect diff`: read both sides (snapshots, or the live machine for
-/// AFTER), then compare.
-fn run_diff(
-    cli: &Cli,
-    before: &Path,
-    after: Option<&Path>,
-    ad: bool,
-    out: &mut dyn Write,
-    warn: &mut dyn Write,
-) -> Result<()> {
-    let debug = load_debug(cli)?.ok_or_else(|| {
-        Error::BadInput(
-            "diff needs the kernel ELF with DWARF (--elf, or target/kernel/kernel.elf)".into(),
-        )
-    })?;
-    let profile = profile(cli)?;
-    let ram = kinspect_sv39::Ram {
-        base: 0x8000_0000,
-        size: cli.ram_mib.saturating_mul(1 << 20),
-    };
-    let mut b = crate::snapshot::cmd::open(cli, before, warn)?;
-    let vb = crate::diff::view(&mut b, &debug, &profile, ram)?;
-    let va = match after {
-        Some(p) => {
-            let mut a = crate::snapshot::cmd::open(cli, p, warn)?;
-            crate::diff::view(&mut a, &debug, &profile, ram)?
-        }
-        None => {
-            let mut session = commands::connect(&cli.gdb)?;
-            let r = (|| {
-                let t = session.target();
-                let mut phys = crate::model::PhysCache::new(&mut *t);
-                crate::model::verify_image(&debug, &mut phys).map_err(commands::model_error)?;
-                drop(phys);
-                crate::diff::view(t, &debug, &profile, ram)
-            })();
-            let done = session.finish().map_err(Error::from);
-            let v = r?;
-            done?;
-            v
-        }
-    };
-    let d = crate::diff::diff(&vb, &va, ad);
-    if cli.json {
-        let s = serde_json::to_string_pretty(&d)
-            .map_err(|e| Error::Failed(format!("encoding JSON: {e}")))?;
-        writeln!(out, "{s}")?;
-    } else {
-        write!(out, "{}", d.text())?;
-    }
-    Ok(())
 }

@@ -19,8 +19,8 @@ use std::fmt::Write as _;
 use kinspect_sv39::{Pte, Ram};
 use serde::Serialize;
 
-use crate::cli::{Error, Result};
 use crate::commands::read_kernel;
+use crate::error::{Error, Result};
 use crate::model::{Kernel, PhysCache, ProcState, Profile};
 use crate::target::Target;
 
@@ -45,7 +45,8 @@ struct ProcView {
     sz: Option<u64>,
     root: u64,
     pages: BTreeMap<u64, Page>,
-    /// Why the table could not be walked, if it could not.
+    /// What was odd about the table (findings of the walk, too many
+    /// pages), if anything.
     unreadable: Option<String>,
 }
 
@@ -90,6 +91,14 @@ pub fn view(
         if p.pagetable != 0 {
             match kinspect_sv39::walk(&mut phys, p.pagetable, Kernel::limits(ram)) {
                 Ok(w) => {
+                    if let Some(f) = w.findings.first() {
+                        v.unreadable = Some(format!(
+                            "{} in the table ({f}{}); `kinspect maps --pid {}` lists them",
+                            crate::words::count(w.findings.len(), "finding", "findings"),
+                            if w.findings.len() > 1 { ", ..." } else { "" },
+                            p.pid
+                        ));
+                    }
                     'leaves: for l in w.leaves() {
                         let step = 4096u64;
                         for i in 0..(l.size / step) {
@@ -109,12 +118,9 @@ pub fn view(
                         }
                     }
                 }
-                Err(e) => {
-                    if let Some(t) = phys.fatal.take() {
-                        return Err(Error::from(t));
-                    }
-                    v.unreadable = Some(e.to_string());
-                }
+                // Unreadable table pages are findings inside the walk;
+                // an error here is the connection or the file failing.
+                Err(t) => return Err(Error::from(t)),
             }
         }
         procs.push(v);

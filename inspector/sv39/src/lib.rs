@@ -56,3 +56,13 @@ pub const VA_BITS: u32 = 39;
 pub const fn page_size(level: usize) -> u64 {
     PAGE_SIZE << (9 * level)
 }
+
+/// A page size in words: `4 KiB`, `2 MiB` (megapage), `1 GiB` (gigapage).
+pub fn page_size_name(size: u64) -> String {
+    match size {
+        0x1000 => "4 KiB".into(),
+        0x20_0000 => "2 MiB".into(),
+        0x4000_0000 => "1 GiB".into(),
+        n => format!("{n:#x}-byte"),
+    }
+}

@@ -22,27 +22,32 @@ use crate::pte::{Pte, PteKind, PteProblem};
 use crate::va::{canonical, is_canonical, vpn};
 use crate::{page_size, ENTRIES, LEVELS, PAGE_SIZE};
 
-/// Why physical memory could not be read.
+/// Why physical memory could not be read: `E` is the memory's own failure
+/// ([`PhysRead::Error`]), kept typed so the caller can report it as itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadError {
+pub enum ReadError<E> {
     /// Nothing readable there (outside RAM, unassigned): a finding.
     Unreadable(String),
-    /// The transport failed (connection lost): the walk stops with an error.
-    Fatal(String),
+    /// The transport failed (connection lost): the walk stops with this error.
+    Fatal(E),
 }
 
-impl fmt::Display for ReadError {
+impl<E: fmt::Display> fmt::Display for ReadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadError::Unreadable(w) | ReadError::Fatal(w) => f.write_str(w),
+            ReadError::Unreadable(w) => f.write_str(w),
+            ReadError::Fatal(e) => e.fmt(f),
         }
     }
 }
 
-/// Physical memory as the walker sees it. kinspect's `Target` adapts to this.
+/// Physical memory as the walker sees it. kinspect implements it once for
+/// every `Target`.
 pub trait PhysRead {
+    /// What stops a walk (a lost connection); walks return it unchanged.
+    type Error;
     /// Fill all of `buf` from physical address `pa`, or fail.
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError>;
+    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<Self::Error>>;
 }
 
 /// The physical range page tables may live in. Pointers elsewhere are
@@ -66,6 +71,11 @@ impl Default for Ram {
 }
 
 impl Ram {
+    /// Whether the byte at `pa` lies inside RAM.
+    pub fn contains(&self, pa: u64) -> bool {
+        pa >= self.base && pa - self.base < self.size
+    }
+
     /// Whether the whole page at `pa` lies inside RAM.
     pub fn contains_page(&self, pa: u64) -> bool {
         match (pa.checked_add(PAGE_SIZE), self.base.checked_add(self.size)) {
@@ -262,12 +272,15 @@ impl Walk {
 
 type Table = Box<[u64; ENTRIES]>;
 
-fn read_table(mem: &mut dyn PhysRead, pa: u64) -> Result<Result<Table, String>, ReadError> {
+fn read_table<M: PhysRead + ?Sized>(
+    mem: &mut M,
+    pa: u64,
+) -> Result<Result<Table, String>, M::Error> {
     let mut bytes = vec![0u8; PAGE_SIZE as usize];
     match mem.read(pa, &mut bytes) {
         Ok(()) => {}
         Err(ReadError::Unreadable(why)) => return Ok(Err(why)),
-        Err(fatal) => return Err(fatal),
+        Err(ReadError::Fatal(e)) => return Err(e),
     }
     let mut t: Table = Box::new([0; ENTRIES]);
     for (slot, chunk) in t.iter_mut().zip(bytes.chunks_exact(8)) {
@@ -278,8 +291,8 @@ fn read_table(mem: &mut dyn PhysRead, pa: u64) -> Result<Result<Table, String>, 
     Ok(Ok(t))
 }
 
-struct Walker<'m> {
-    mem: &'m mut dyn PhysRead,
+struct Walker<'m, M: PhysRead + ?Sized> {
+    mem: &'m mut M,
     limits: WalkLimits,
     cache: HashMap<u64, Option<Table>>,
     visits: usize,
@@ -288,9 +301,9 @@ struct Walker<'m> {
     stopped: bool,
 }
 
-impl Walker<'_> {
+impl<M: PhysRead + ?Sized> Walker<'_, M> {
     /// The table at `pa`, read once; `None` if unreadable (reported once).
-    fn table(&mut self, pa: u64, level: usize) -> Result<Option<Table>, ReadError> {
+    fn table(&mut self, pa: u64, level: usize) -> Result<Option<Table>, M::Error> {
         if let Some(t) = self.cache.get(&pa) {
             return Ok(t.clone());
         }
@@ -318,7 +331,7 @@ impl Walker<'_> {
         level: usize,
         va_base: u64,
         path: &mut Vec<u64>,
-    ) -> Result<(), ReadError> {
+    ) -> Result<(), M::Error> {
         let Some(table) = self.table(table_pa, level)? else {
             return Ok(());
         };
@@ -398,7 +411,11 @@ impl Walker<'_> {
 /// Walk the whole Sv39 tree rooted at `root` (a physical address).
 /// Errors only when the transport fails; everything odd about the tree
 /// itself is a [`Finding`] in the result.
-pub fn walk(mem: &mut dyn PhysRead, root: u64, limits: WalkLimits) -> Result<Walk, ReadError> {
+pub fn walk<M: PhysRead + ?Sized>(
+    mem: &mut M,
+    root: u64,
+    limits: WalkLimits,
+) -> Result<Walk, M::Error> {
     let mut w = Walker {
         mem,
         limits,
@@ -488,12 +505,12 @@ impl Translation {
 /// Translate `va` the way an Sv39 hart does (privileged spec, "Virtual
 /// Address Translation Process"), reading one table page per level. Errors
 /// only when the transport fails; a fault is an outcome.
-pub fn translate(
-    mem: &mut dyn PhysRead,
+pub fn translate<M: PhysRead + ?Sized>(
+    mem: &mut M,
     root: u64,
     va: u64,
     ram: Ram,
-) -> Result<Translation, ReadError> {
+) -> Result<Translation, M::Error> {
     let mut steps = Vec::new();
     let fault = |steps: Vec<Step>, level: usize, reason: String| Translation {
         va,

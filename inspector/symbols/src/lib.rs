@@ -89,6 +89,8 @@ pub struct Symbols {
     index: OnceLock<std::result::Result<Index, String>>,
     types: Mutex<HashMap<TypeId, Arc<Type>>>,
     lines: OnceLock<std::result::Result<Mutex<addr2line::Context<R>>, String>>,
+    /// `.debug_frame`, read on first use.
+    debug_frame: OnceLock<Option<Box<[u8]>>>,
 }
 
 impl std::fmt::Debug for Symbols {
@@ -166,7 +168,32 @@ impl Symbols {
             index: OnceLock::new(),
             types: Mutex::new(HashMap::new()),
             lines: OnceLock::new(),
+            debug_frame: OnceLock::new(),
         })
+    }
+
+    /// The whole ELF file as read at open: for the kernel's identity and
+    /// anything else that needs the bytes without reading the file again.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The ELF's `.debug_frame` (DWARF call-frame information, what an
+    /// unwinder needs), read once on first use; `None` if it has none.
+    pub fn debug_frame(&self) -> Option<&[u8]> {
+        self.debug_frame
+            .get_or_init(|| {
+                use object::{Object, ObjectSection};
+                let file = object::File::parse(&*self.data).ok()?;
+                let sec = file.section_by_name(".debug_frame")?;
+                Some(
+                    sec.uncompressed_data()
+                        .ok()?
+                        .into_owned()
+                        .into_boxed_slice(),
+                )
+            })
+            .as_deref()
     }
 
     /// The file name given at open, for messages.
@@ -235,9 +262,14 @@ impl Symbols {
     /// `symbolize(kalloc_addr + 6) == Some(("kalloc", 6))`. Rust names are
     /// demangled.
     pub fn symbolize(&self, addr: u64) -> Option<(&str, u64)> {
-        self.elf
-            .symbolize(addr)
+        self.symbol_at(addr)
             .map(|(s, off)| (s.demangled.as_str(), off))
+    }
+
+    /// The ELF symbol containing `addr` (a sized symbol, else the nearest
+    /// label below it) and the offset into it.
+    pub fn symbol_at(&self, addr: u64) -> Option<(&ElfSymbol, u64)> {
+        self.elf.symbolize(addr)
     }
 
     // ---- globals ----

@@ -2,16 +2,41 @@
 //! ([`crate::model::check`]) over the live kernel, with kalloc's numbers.
 //!
 //! Text: one block per finding (severity, check, object, evidence, why),
-//! then a summary line. Exit code 5 ([`crate::cli::exit::FINDINGS`]) when
+//! then a summary line. Exit code 5 ([`crate::error::exit::FINDINGS`]) when
 //! at least one finding is an error.
 
 use serde::Serialize;
 
-use super::{model_error, need_debug, read_kernel, Ctx};
-use crate::cli::{Error, Result};
+use super::{need_debug, read_kernel, Ctx};
+use super::Run;
+use crate::error::{Error, Result};
 use crate::model::check::{self, Finding, KallocStats, Severity};
 use crate::model::{PhysCache, PhysMap};
 use crate::words::count;
+
+/// Consistency checks over the live kernel's processes, page tables
+/// and free list.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Each finding has a severity (error, warning, info), the object, the
+evidence read from memory and why it matters. Checks: kernel stacks mapped
+R W (not U, not X) in the table each process runs on in the kernel; guard
+pages unmapped; TRAMPOLINE mapped R X to `trampoline` in every page table;
+TRAPFRAME mapping the process's own trapframe; per-process kernel page
+tables equal to kernel_pagetable apart from kernel stacks; the free list
+bounded, in RAM, aligned, without cycles and holding no page in use;
+no user page shared between processes or writable and executable.
+kalloc's statistics come with it.
+
+Exit code 5 when there is at least one error-severity finding.")]
+pub struct Args {}
+
+impl Run for Args {
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx)
+    }
+}
+
 
 /// `--json` output of `check`.
 #[derive(Debug, Serialize)]
@@ -34,9 +59,9 @@ pub fn run(ctx: &mut Ctx<'_>) -> Result<()> {
     let profile = ctx.profile.clone();
     let mut phys = PhysCache::new(ctx.target()?);
     let (kernel, state) = read_kernel(debug, &profile, &mut phys, ram)?;
-    let map = PhysMap::build(&kernel, &mut phys, &state, ram).map_err(model_error)?;
+    let map = PhysMap::build(&kernel, &mut phys, &state, ram)?;
     let (findings, kalloc) =
-        check::run(&kernel, &mut phys, &state, &map, ram).map_err(model_error)?;
+        check::run(&kernel, &mut phys, &state, &map, ram)?;
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)

@@ -11,7 +11,45 @@ use kinspect_sv39::{Finding, SatpMode};
 use serde::Serialize;
 
 use super::{require_sv39, resolve_root, walk_root, Ctx, Root};
-use crate::cli::{Error, Result, Select};
+use super::{Needs, Run, Select};
+use crate::error::{Error, Result};
+
+/// Mapped ranges of a page table, exactly like QEMU's `info mem`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+One line per range of pages with contiguous virtual and physical addresses
+and the same attributes, merged by QEMU 7.2's rules, so the output equals
+`info mem` on the same hart line for line. attr letters: r w x (read, write,
+execute), u (user), g (global), a (accessed), d (dirty); `-` when clear.
+
+  kinspect maps --hart 1
+  kinspect maps --satp 0x8000000000087f5e     a process's page table
+  kinspect maps --filter u                    user-accessible ranges only
+  kinspect maps --filter w,!u                 writable, not user
+
+Odd things in the table (pointers outside RAM, cycles, reserved encodings)
+are reported on stderr as `kinspect: warning: ...`.")]
+pub struct Args {
+    #[command(flatten)]
+    pub select: Select,
+    /// Keep ranges with every listed attribute (r,w,x,u,g,a,d);
+    /// `!x` keeps ranges without it.
+    #[arg(long, value_delimiter = ',', value_name = "ATTRS")]
+    pub filter: Vec<String>,
+}
+
+impl Run for Args {
+    fn needs(&self) -> Needs {
+        Needs::Target {
+            trusts_symbols: self.select.names_symbols(),
+        }
+    }
+
+fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx, &self.select, &self.filter)
+    }
+}
+
 
 /// `--json` output of `maps`.
 #[derive(Debug, Serialize)]

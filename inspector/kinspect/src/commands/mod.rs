@@ -1,50 +1,239 @@
-//! The one-shot commands: `satp`, `regs`, `maps`, `vmprint`, `translate`,
-//! `procs`, `check`.
+//! The commands, one module each: `satp`, `regs`, `maps`, `vmprint`,
+//! `translate`, `procs`, `check`, `snapshot`, `serve`, `attach`, `launch`,
+//! `report`, `watch`.
 //!
-//! Each command is a module with a `run(&mut Ctx, ...)` function that reads
-//! the machine through `&mut dyn Target` (live QEMU, snapshot or a crafted
-//! `MemoryTarget` in tests), feeds the Sv39 model (`kinspect-sv39`), and
-//! writes text or `--json` to `ctx.out`; warnings (findings about the page
-//! table) go to `ctx.warn`. Commands never open connections themselves:
-//! [`crate::cli`] does, through [`connect`].
+//! A command module owns its arguments (`Args`, a `clap::Args` struct whose
+//! doc comment and `after_help` are the command's `--help`) and a [`Run`]
+//! implementation. The [`commands!`] list below declares the module and its
+//! [`Command`] variant in one line, so a new command is one new file plus
+//! one line there (docs/contributing.md walks through one).
+//!
+//! A read-only command reads the machine through `&mut dyn Target` (live
+//! QEMU, snapshot or a crafted `MemoryTarget` in tests), feeds the Sv39 and
+//! kernel models, and writes text or `--json` to `ctx.out`; warnings
+//! (findings about the page table) go to `ctx.warn`. Commands never open
+//! connections themselves: [`open_and_run`] (for the command line) or
+//! `serve`'s gdb `monitor` opens the target [`Run::needs`] asks for and
+//! calls [`run`].
 
-pub mod check;
-pub mod maps;
-pub mod procs;
-pub mod regs;
-pub mod satp;
-pub mod symbols;
-pub mod translate;
-pub mod vmprint;
+/// Declare each command's module and its [`Command`] variant, in `--help`
+/// order: `Variant(module)` means `pub mod module;` holding
+/// `module::Args: Run`.
+macro_rules! commands {
+    ($($name:ident($module:ident),)*) => {
+        $(pub mod $module;)*
+
+        /// Every kinspect command (the global options live in `cli.rs`).
+        #[derive(Debug, clap::Subcommand)]
+        pub enum Command {
+            $($name($module::Args),)*
+        }
+
+        impl Command {
+            /// The command's arguments, as something that runs.
+            pub fn command(&self) -> &dyn Run {
+                match self {
+                    $(Command::$name(a) => a,)*
+                }
+            }
+        }
+    };
+}
+
+commands! {
+    Satp(satp),
+    Regs(regs),
+    Maps(maps),
+    Vmprint(vmprint),
+    Translate(translate),
+    Procs(procs),
+    Check(check),
+    Snapshot(snapshot),
+    Serve(serve),
+    Attach(attach),
+    Launch(launch),
+    Report(report),
+    Watch(watch),
+    Diff(diff),
+}
 
 use std::io::Write;
 
-use kinspect_sv39::{Finding, PhysRead, Ram, ReadError, Satp, SatpMode};
+use kinspect_sv39::{Finding, Ram, Satp, SatpMode};
 use serde::Serialize;
 
-use crate::cli::{parse_u64, Error, Result, Select};
+use crate::error::{Error, Result};
 use crate::model::{self, Kernel, KernelState, ModelError, PhysCache, Profile, TableSel};
-use crate::target::qemu::QemuTarget;
-use crate::target::{Csr, Hart, Target, TargetError};
-use symbols::Symbols;
+use crate::parse::parse_u64;
+use crate::session::Session;
+use crate::target::{Csr, Hart, Target};
+
+/// What a command needs opened before it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Nothing: it runs offline (`satp VALUE`).
+    Nothing,
+    /// A machine to read: the live QEMU, or the `--snapshot` file.
+    Target {
+        /// Whether it reads the machine through the ELF's symbols (names,
+        /// expressions, the kernel model), so that the ELF is checked
+        /// against the machine first: a mismatched ELF would make it lie.
+        trusts_symbols: bool,
+    },
+    /// It opens what it needs itself from the [`Session`] (the TUI,
+    /// `watch`, `serve`): not from inside gdb's `monitor`.
+    Itself,
+}
+
+/// A command: its parsed arguments, run against a [`Ctx`].
+pub trait Run {
+    /// What the caller must open first (default: a machine, read through
+    /// the ELF's symbols).
+    fn needs(&self) -> Needs {
+        Needs::Target {
+            trusts_symbols: true,
+        }
+    }
+
+    /// Whether the command only reads (so gdb's `monitor` may run it on
+    /// a snapshot).
+    fn read_only(&self) -> bool {
+        true
+    }
+
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<()>;
+}
+
+/// Run `command` on what its [`Run::needs`] asked for: with a target, the
+/// ELF's identity is checked against the machine first when the command
+/// trusts symbols (a kernel rebuilt under a running QEMU is the common
+/// case).
+pub fn run<'a>(
+    command: &dyn Run,
+    session: &'a Session,
+    target: Option<&'a mut dyn Target>,
+    out: &'a mut dyn Write,
+    warn: &'a mut dyn Write,
+) -> Result<()> {
+    // Re-borrow to shorten the trait object's lifetime to this call's.
+    #[allow(clippy::needless_match)]
+    let target: Option<&mut dyn Target> = match target {
+        Some(t) => Some(t),
+        None => None,
+    };
+    let mut ctx = Ctx::new(session, target, out, warn);
+    if command.needs()
+        == (Needs::Target {
+            trusts_symbols: true,
+        })
+    {
+        if let (Some(t), Some(d)) = (ctx.target.as_deref_mut(), ctx.symbols) {
+            let mut phys = PhysCache::new(t);
+            crate::model::verify_image(d, &mut phys)?;
+        }
+    }
+    command.run(&mut ctx)
+}
+
+/// Which page table a command walks. At most one; default: hart 0's satp.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Select {
+    /// The page table hart N translates through (its live satp).
+    #[arg(long, value_name = "N", conflicts_with_all = ["satp", "root", "pid", "kernel"])]
+    pub hart: Option<usize>,
+    /// The page table a satp value names (e.g. a process's, from the kernel).
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64, conflicts_with_all = ["root", "pid", "kernel"])]
+    pub satp: Option<u64>,
+    /// The page table whose root page is at this physical address (a
+    /// number or a symbol expression such as `proc[3].pagetable`).
+    #[arg(long, value_name = "PA", conflicts_with_all = ["pid", "kernel"])]
+    pub root: Option<String>,
+    /// The user page table of the process with this pid (from `proc[]`).
+    #[arg(long, value_name = "N", conflicts_with = "kernel")]
+    pub pid: Option<i64>,
+    /// With --pid: that process's kernel page table (`kernel_pagetable`
+    /// when the kernel has no per-process one).
+    #[arg(long)]
+    pub kernel_pt: bool,
+    /// The kernel's page table, `kernel_pagetable`.
+    #[arg(long)]
+    pub kernel: bool,
+}
+
+impl Select {
+    /// Whether the table is named through the kernel's symbols (`--root
+    /// EXPR`, `--pid`, `--kernel`), so the ELF must match the machine.
+    pub fn names_symbols(&self) -> bool {
+        self.root.is_some() || self.pid.is_some() || self.kernel || self.kernel_pt
+    }
+}
 
 /// Findings printed as warnings before the rest is summarised in one line.
 pub const MAX_WARNINGS: usize = 20;
 
+/// Open what `command` [needs](Run::needs) and run it: `target` when the
+/// caller holds one (tests), else the session's `--snapshot` file or QEMU's
+/// gdb stub, which is left as found afterwards (resumed if it was running).
+pub fn open_and_run(
+    command: &dyn Run,
+    session: &Session,
+    target: Option<&mut dyn Target>,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<()> {
+    match command.needs() {
+        Needs::Nothing | Needs::Itself => run(command, session, None, out, warn),
+        Needs::Target { .. } => {
+            if let Some(t) = target {
+                return run(command, session, Some(t), out, warn);
+            }
+            if let Some(path) = &session.snapshot {
+                let mut t = crate::snapshot::open::open(session, path, warn)?;
+                return run(command, session, Some(&mut t), out, warn);
+            }
+            let mut t = crate::target::qemu::QemuTarget::connect(&session.gdb)?;
+            let r = run(command, session, Some(&mut t), out, warn);
+            // Leave the machine as found, even after a failed command.
+            let done = t.finish().map_err(Error::from);
+            r.and(done)
+        }
+    }
+}
+
 /// What a command runs with.
 pub struct Ctx<'a> {
-    /// `None` only for commands that run offline (`satp VALUE`).
+    /// The invocation's resolved settings.
+    pub session: &'a Session,
+    /// `None` for commands that run offline or open their own target.
     pub target: Option<&'a mut dyn Target>,
-    pub symbols: Option<&'a Symbols>,
-    /// The same ELF through the DWARF layer: the kernel model and symbol
-    /// expressions need it.
-    pub debug: Option<&'a kinspect_symbols::Symbols>,
+    /// The kernel ELF's symbols and debug info (`session.symbols()`).
+    pub symbols: Option<&'a kinspect_symbols::Symbols>,
     /// The names the kernel model looks for (`--profile`, `--kpt-field`).
     pub profile: Profile,
     pub json: bool,
     pub ram: Ram,
     pub out: &'a mut dyn Write,
     pub warn: &'a mut dyn Write,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        session: &'a Session,
+        target: Option<&'a mut dyn Target>,
+        out: &'a mut dyn Write,
+        warn: &'a mut dyn Write,
+    ) -> Ctx<'a> {
+        Ctx {
+            session,
+            target,
+            symbols: session.symbols(),
+            profile: session.profile.clone(),
+            json: session.json,
+            ram: session.ram,
+            out,
+            warn,
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -100,57 +289,6 @@ impl Ctx<'_> {
     }
 }
 
-/// A live connection to QEMU. The backend halts the machine before its
-/// first read; [`Session::finish`] resumes it if it was running, so a
-/// one-shot command leaves the machine as it found it.
-pub struct Session {
-    target: QemuTarget,
-}
-
-impl Session {
-    pub fn target(&mut self) -> &mut dyn Target {
-        &mut self.target
-    }
-
-    /// Put the machine back as found (resume it if it was running).
-    pub fn finish(self) -> std::result::Result<(), TargetError> {
-        self.target.finish()
-    }
-}
-
-/// Connect to QEMU's gdb stub at `[HOST]:PORT` (HOST defaults to localhost).
-pub fn connect(addr: &str) -> Result<Session> {
-    let addr = if addr.starts_with(':') {
-        format!("localhost{addr}")
-    } else {
-        addr.to_string()
-    };
-    Ok(Session {
-        target: QemuTarget::connect(&addr)?,
-    })
-}
-
-/// [`PhysRead`] over a [`Target`]: unreadable memory is a finding, any
-/// other failure stops the walk and is kept to report with its exit code.
-pub struct TargetMem<'a> {
-    pub target: &'a mut dyn Target,
-    pub fatal: Option<TargetError>,
-}
-
-impl PhysRead for TargetMem<'_> {
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> std::result::Result<(), ReadError> {
-        match self.target.read_phys(pa, buf) {
-            Ok(()) => Ok(()),
-            Err(e @ TargetError::Memory { .. }) => Err(ReadError::Unreadable(e.to_string())),
-            Err(e) => {
-                let msg = e.to_string();
-                self.fatal = Some(e);
-                Err(ReadError::Fatal(msg))
-            }
-        }
-    }
-}
-
 /// Walk the page table at `root` over the target's physical memory, every
 /// level, bounded by the RAM the command was told about (`--ram-mib`).
 pub fn walk_root(ctx: &mut Ctx<'_>, root: u64) -> Result<kinspect_sv39::Walk> {
@@ -158,24 +296,7 @@ pub fn walk_root(ctx: &mut Ctx<'_>, root: u64) -> Result<kinspect_sv39::Walk> {
         ram: ctx.ram,
         ..kinspect_sv39::WalkLimits::default()
     };
-    let mut mem = TargetMem {
-        target: ctx.target()?,
-        fatal: None,
-    };
-    match kinspect_sv39::walk(&mut mem, root, limits) {
-        Ok(w) => Ok(w),
-        Err(e) => Err(mem.error(e)),
-    }
-}
-
-impl TargetMem<'_> {
-    /// Turn a walk's fatal read error back into the target's error.
-    pub fn error(&mut self, e: ReadError) -> Error {
-        match self.fatal.take() {
-            Some(t) => Error::from(t),
-            None => Error::Failed(e.to_string()),
-        }
-    }
+    Ok(kinspect_sv39::walk(ctx.target()?, root, limits)?)
 }
 
 /// The page table a command walks, and where it came from.
@@ -233,13 +354,13 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
     };
     if let Some(sel) = sel {
         let debug = need_debug(ctx, "--pid and --kernel")?;
-        let kernel = Kernel::new(debug, ctx.profile.clone()).map_err(model_error)?;
+        let kernel = Kernel::new(debug, ctx.profile.clone())?;
         let ram = ctx.ram;
         let mut phys = PhysCache::new(ctx.target()?);
-        let state = kernel.read_state(&mut phys, ram).map_err(model_error)?;
+        let state = kernel.read_state(&mut phys, ram)?;
         let t = kernel.select(&state, sel).map_err(|e| match e {
             ModelError::Kernel(m) => Error::BadInput(m),
-            e => model_error(e),
+            e => Error::from(e),
         })?;
         return Ok(Root {
             hart: None,
@@ -284,20 +405,11 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
 
 /// The DWARF symbols, or the error saying `what` needs them.
 pub fn need_debug<'a>(ctx: &Ctx<'a>, what: &str) -> Result<&'a kinspect_symbols::Symbols> {
-    ctx.debug.ok_or_else(|| {
+    ctx.symbols.ok_or_else(|| {
         Error::BadInput(format!(
             "{what} need the kernel ELF with debug info (give --elf PATH; default target/kernel/kernel.elf)"
         ))
     })
-}
-
-/// The model's errors in the CLI's words and exit codes.
-pub fn model_error(e: ModelError) -> Error {
-    match e {
-        ModelError::Symbols(m) => Error::BadInput(m),
-        ModelError::Target(t) => Error::from(t),
-        ModelError::Kernel(m) => Error::Failed(m),
-    }
 }
 
 /// The kernel model and one consistent read of its state.
@@ -307,8 +419,8 @@ pub fn read_kernel<'s>(
     phys: &mut PhysCache<'_>,
     ram: Ram,
 ) -> Result<(Kernel<'s>, KernelState)> {
-    let kernel = Kernel::new(debug, profile.clone()).map_err(model_error)?;
-    let state = kernel.read_state(phys, ram).map_err(model_error)?;
+    let kernel = Kernel::new(debug, profile.clone())?;
+    let state = kernel.read_state(phys, ram)?;
     Ok((kernel, state))
 }
 
@@ -334,7 +446,7 @@ pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
     if let Ok(v) = parse_u64(s) {
         return Ok(v);
     }
-    if let Some(debug) = ctx.debug {
+    if let Some(debug) = ctx.symbols {
         let ram = ctx.ram;
         let profile = ctx.profile.clone();
         let Some(target) = ctx.target.as_deref_mut() else {
@@ -349,36 +461,54 @@ pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
             .ok()
             .and_then(|g| phys.u64(g.addr).ok())
             .filter(|r| *r != 0);
-        let mut mem = model::KernelMemory {
-            phys: &mut phys,
-            ram,
-            root,
-        };
+        let mut mem = model::KernelMemory::new(&mut phys, ram, root);
         let r = debug.eval_address(s, &mut mem);
         if let Some(fatal) = phys.fatal.take() {
             return Err(Error::from(fatal));
         }
         return r.map_err(|e| Error::BadInput(format!("`{s}`: {e}")));
     }
-    let (name, off) = match s.split_once('+') {
-        Some((n, o)) => (n.trim(), parse_u64(o).map_err(Error::BadInput)?),
-        None => (s.trim(), 0),
-    };
+    let name = s.split_once('+').map_or(s, |(n, _)| n).trim();
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(Error::BadInput(format!(
             "`{s}` is not a number (use hex like 0x80000000 or decimal)"
         )));
     }
-    match ctx.symbols {
-        None => Err(Error::BadInput(format!(
-            "`{s}` is not a number, and there is no ELF to look symbols up in (use --elf)"
-        ))),
-        Some(syms) => match syms.lookup(name) {
-            Some(a) => Ok(a.wrapping_add(off)),
-            None => Err(Error::BadInput(format!(
-                "no symbol `{name}` in {}",
-                syms.path().display()
-            ))),
-        },
+    Err(Error::BadInput(format!(
+        "`{s}` is not a number, and there is no ELF to look symbols up in (use --elf)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    #[command(no_binary_name = true)]
+    struct Line {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn needs(line: &str) -> (Needs, bool) {
+        let l = Line::try_parse_from(line.split_whitespace()).expect(line);
+        (l.command.command().needs(), l.command.command().read_only())
+    }
+
+    #[test]
+    fn each_command_says_what_it_needs() {
+        let target = |trusts_symbols| Needs::Target { trusts_symbols };
+        assert_eq!(needs("satp 0x8000000000087fff"), (Needs::Nothing, true));
+        assert_eq!(needs("satp"), (target(false), true));
+        assert_eq!(needs("maps --hart 1"), (target(false), true));
+        assert_eq!(needs("maps --pid 1"), (target(true), true));
+        assert_eq!(needs("vmprint --va-range 0-0x1000"), (target(true), true));
+        assert_eq!(needs("regs"), (target(true), true));
+        assert_eq!(needs("report"), (target(true), true));
+        assert_eq!(needs("snapshot -o x.kisnap"), (target(false), false));
+        for l in ["attach", "launch", "watch", "serve x.kisnap"] {
+            assert_eq!(needs(l).0, Needs::Itself, "{l}");
+        }
     }
 }

@@ -10,8 +10,39 @@
 use serde::Serialize;
 
 use super::{need_debug, read_kernel, Ctx};
-use crate::cli::Result;
+use super::Run;
+use crate::error::Result;
 use crate::model::{KernelState, PhysCache, Proc};
+
+/// The process table, read from the kernel's `proc[]` by DWARF name.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+One line per process: slot, pid, state, name, parent pid, the hart running
+it (from cpus[]), its kernel stack's virtual and physical address (through
+the kernel page table it runs on) and whether the guard page below is
+unmapped, the user page-table root, the per-process kernel page-table root
+when the kernel has one, size, trapframe, the saved context's ra and sp,
+what it sleeps on, and whether it was killed. The machine is halted for
+one read of the whole table and resumed afterwards if it was running.
+
+  kinspect procs
+  kinspect procs --all            UNUSED slots too
+  kinspect --json procs
+
+The per-process kernel page-table field is found by name (kpagetable,
+kernel_pagetable, k_pagetable, kernelpt, kpt); name it with --kpt-field.")]
+pub struct Args {
+    /// Show UNUSED slots too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl Run for Args {
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx, self.all)
+    }
+}
+
 
 /// One process in `--json` output.
 #[derive(Debug, Serialize)]
@@ -131,7 +162,7 @@ pub fn run(ctx: &mut Ctx<'_>, all: bool) -> Result<()> {
     for p in shown {
         let ks = kernel
             .kstack(&mut phys, &state, p, ram)
-            .map_err(super::model_error)?;
+            ?;
         rows.push(ProcJson {
             slot: p.slot,
             pid: p.pid,

@@ -8,8 +8,41 @@ use kinspect_sv39::{Satp, SatpMode};
 use serde::Serialize;
 
 use super::Ctx;
-use crate::cli::Result;
+use super::{Needs, Run};
+use crate::error::Result;
 use crate::target::Csr;
+
+/// Decode satp: the mode, ASID and root page table.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+With VALUE, decode it offline (no QEMU needed):
+  kinspect satp 0x8000000000087fff
+Without, read every hart's live satp:
+  kinspect satp
+
+satp = MODE[63:60] ASID[59:44] PPN[43:0]; the root table is at PPN << 12.
+MODE 0 is Bare (no translation), 8 Sv39, 9 Sv48, 10 Sv57; others are reserved.")]
+pub struct Args {
+    /// A satp value, hex (0x...) or decimal.
+    #[arg(value_parser = crate::parse::parse_u64)]
+    pub value: Option<u64>,
+}
+
+impl Run for Args {
+    fn needs(&self) -> Needs {
+        match self.value {
+            Some(_) => Needs::Nothing,
+            None => Needs::Target {
+                trusts_symbols: false,
+            },
+        }
+    }
+
+fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx, self.value)
+    }
+}
+
 
 /// `--json` fields of one decoded satp.
 #[derive(Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! `kinspect translate VA`: one virtual address through a page table,
 //! the way the hart's MMU would walk it; `--explain` shows every level.
 //!
-//! Exit code 4 (`crate::cli::exit::NO_TRANSLATION`) when the hart would
+//! Exit code 4 (`crate::error::exit::NO_TRANSLATION`) when the hart would
 //! take a page fault; the reason names the level and the entry.
 
 use std::io::Write;
@@ -11,9 +11,38 @@ use kinspect_sv39::va::vpn;
 use kinspect_sv39::{translate, PteKind, SatpMode, StepOutcome, Translation};
 use serde::Serialize;
 
-use super::{parse_va, read_kernel, require_sv39, resolve_root, Ctx, Root, TargetMem};
-use crate::cli::{Error, Result, Select};
+use super::{parse_va, read_kernel, require_sv39, resolve_root, Ctx, Root};
+use super::{Run, Select};
+use crate::error::{Error, Result};
 use crate::model::{ModelError, Owner, PhysCache, PhysMap};
+
+/// Translate one virtual address through a page table.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+VA may be hex (0x...), decimal, or a symbol from the ELF (`kernelvec`,
+`etext+0x10`). Exit code 4 when the address does not translate.
+
+  kinspect translate 0x3ffffff000              TRAMPOLINE
+  kinspect translate --hart 1 kernelvec --explain
+
+--explain shows VPN[2], VPN[1], VPN[0], the PTE read at each level with
+its flags, and where and why the walk stopped.")]
+pub struct Args {
+    /// The virtual address.
+    pub va: String,
+    #[command(flatten)]
+    pub select: Select,
+    /// Show the walk level by level.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+impl Run for Args {
+    fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx, &self.select, &self.va, self.explain)
+    }
+}
+
 
 /// `--json` output of `translate`.
 #[derive(Debug, Serialize)]
@@ -40,7 +69,7 @@ pub struct TranslateJson {
 /// itself does not need them). The free list is walked only when nothing
 /// else claims the page.
 fn owner_of(ctx: &mut Ctx<'_>, pa: u64) -> Result<Vec<Owner>> {
-    let Some(debug) = ctx.debug else {
+    let Some(debug) = ctx.symbols else {
         return Ok(Vec::new());
     };
     let ram = ctx.ram;
@@ -63,15 +92,6 @@ fn owner_of(ctx: &mut Ctx<'_>, pa: u64) -> Result<Vec<Owner>> {
         }
     }
     Ok(owners)
-}
-
-fn size_name(size: u64) -> String {
-    match size {
-        0x1000 => "4 KiB".into(),
-        0x20_0000 => "2 MiB".into(),
-        0x4000_0000 => "1 GiB".into(),
-        n => format!("{n:#x}-byte"),
-    }
 }
 
 fn explain(ctx: &mut Ctx<'_>, root: &Root, t: &Translation) -> Result<()> {
@@ -103,7 +123,7 @@ fn explain(ctx: &mut Ctx<'_>, root: &Root, t: &Translation) -> Result<()> {
             Some(PteKind::Pointer) => "pointer, but there is no level below".into(),
             Some(PteKind::Leaf) => format!(
                 "leaf: {} page at {:#018x}",
-                size_name(kinspect_sv39::page_size(s.level)),
+                kinspect_sv39::page_size_name(kinspect_sv39::page_size(s.level)),
                 pte.pa()
             ),
             _ => "invalid".into(),
@@ -149,14 +169,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
     }
     require_sv39(&root)?;
     let ram = ctx.ram;
-    let mut mem = TargetMem {
-        target: ctx.target()?,
-        fatal: None,
-    };
-    let t = match translate(&mut mem, root.root, va, ram) {
-        Ok(t) => t,
-        Err(e) => return Err(mem.error(e)),
-    };
+    let t = translate(ctx.target()?, root.root, va, ram)?;
     let fault = match &t.outcome {
         StepOutcome::Fault { level, reason } => Some(Error::NoTranslation(format!(
             "{va:#x} does not translate (level {level}): {reason}"
@@ -188,15 +201,13 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
         pa, page_size, pte, ..
     } = &t.outcome
     {
-        let sym = ctx
-            .symbols
-            .and_then(|s| s.symbolize(va))
+        let sym = crate::symbolize::name(ctx.symbols, va)
             .map(|s| format!(", {s}"))
             .unwrap_or_default();
         writeln!(
             ctx.out,
             "{va:#018x} -> {pa:#018x}  ({} page, {}{sym})",
-            size_name(*page_size),
+            kinspect_sv39::page_size_name(*page_size),
             pte.attr_letters()
         )?;
         if let Some(l) = &page_line {

@@ -11,7 +11,50 @@ use kinspect_sv39::{Finding, WalkEntry};
 use serde::Serialize;
 
 use super::{parse_va, require_sv39, resolve_root, walk_root, Ctx, Root};
-use crate::cli::{Error, Result, Select};
+use super::{Needs, Run, Select};
+use crate::error::{Error, Result};
+
+/// Print a page table as the xv6 pgtbl lab's vmprint tree.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+One line per valid PTE, depth shown by ` ..`, index in decimal:
+
+  page table 0x0000000087f6e000
+   ..0: pte 0x0000000021fda801 pa 0x0000000087f6a000
+   .. ..0: pte 0x0000000021fda401 pa 0x0000000087f69000
+   .. .. ..0: pte 0x0000000021fdac1f pa 0x0000000087f6b000
+
+With --va each line starts with the virtual address the entry maps
+instead (as newer lab versions print). --va-range keeps only the entries
+that map some of a virtual range, and the pointers down to them:
+
+  kinspect vmprint --kernel --va-range 0x3fc0000000-0x4000000000
+                                        the top gigabyte (root entry 255)
+  kinspect vmprint --pid 1 --va-range 0..0x4000   pid 1's first four pages")]
+pub struct Args {
+    #[command(flatten)]
+    pub select: Select,
+    /// Label entries with their virtual address instead of their index.
+    #[arg(long)]
+    pub va: bool,
+    /// Only entries that map some of [START, END): `START-END` or
+    /// `START..END`, numbers or symbols (END is not included).
+    #[arg(long, value_name = "START-END")]
+    pub va_range: Option<String>,
+}
+
+impl Run for Args {
+    fn needs(&self) -> Needs {
+        Needs::Target {
+            trusts_symbols: self.select.names_symbols() || self.va_range.is_some(),
+        }
+    }
+
+fn run(&self, ctx: &mut Ctx<'_>) -> Result<()> {
+        run(ctx, &self.select, self.va, self.va_range.as_deref())
+    }
+}
+
 
 /// `--json` output of `vmprint`.
 #[derive(Debug, Serialize)]

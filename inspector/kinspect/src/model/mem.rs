@@ -243,70 +243,82 @@ fn dump_read(d: &RamDump, pa: u64, buf: &mut [u8]) -> bool {
 }
 
 impl PhysRead for PhysCache<'_> {
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    type Error = TargetError;
+
+    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
         match PhysCache::read(self, pa, buf) {
             Ok(()) => Ok(()),
             Err(None) => Err(ReadError::Unreadable(format!(
                 "cannot read {} bytes of physical memory at {pa:#x}",
                 buf.len()
             ))),
-            Err(Some(e)) => {
-                let msg = e.to_string();
-                if self.fatal.is_none() {
-                    self.fatal = Some(e);
-                }
-                Err(ReadError::Fatal(msg))
-            }
+            Err(Some(e)) => Err(ReadError::Fatal(e)),
         }
     }
 }
 
-/// The kernel's virtual address space for the symbol layer: addresses
-/// inside RAM are read physically (xv6 maps RAM at its own address, and
-/// the kernel's globals are linked there), anything else (a kernel stack
-/// at the top of the address space) is translated through `root`.
+/// Why a kernel virtual address could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VaError {
+    /// Nothing readable there: outside the direct map with no page table
+    /// to translate it, not mapped, or unreadable physical memory.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The target failed (the connection went away).
+    #[error(transparent)]
+    Lost(#[from] TargetError),
+}
+
+/// The kernel's virtual address space: the one kernel-VA reader the model,
+/// the unwinder, the TUI, `serve` and symbol expressions all use.
+///
+/// Addresses inside RAM are read physically (xv6 maps RAM at its own
+/// address, and the kernel's globals are linked there); anything else (a
+/// kernel stack at the top of the address space) is translated through
+/// `root` by kinspect's own Sv39 walk.
 pub struct KernelMemory<'c, 't> {
     pub phys: &'c mut PhysCache<'t>,
     pub ram: Ram,
-    /// The page table for addresses outside RAM (`kernel_pagetable`, or
-    /// a process's kernel page table); `None`: only RAM is readable.
+    /// The page table for addresses outside RAM (`kernel_pagetable`, a
+    /// process's kernel page table, a hart's satp); `None`: only RAM is
+    /// readable.
     pub root: Option<u64>,
 }
 
-impl KernelMemory<'_, '_> {
-    fn pa_of(&mut self, va: u64) -> Result<u64, String> {
-        let in_ram = va >= self.ram.base && va - self.ram.base < self.ram.size;
-        if in_ram {
+impl<'c, 't> KernelMemory<'c, 't> {
+    pub fn new(phys: &'c mut PhysCache<'t>, ram: Ram, root: Option<u64>) -> Self {
+        KernelMemory { phys, ram, root }
+    }
+
+    /// The physical address of `va`, or why there is none.
+    pub fn to_phys(&mut self, va: u64) -> Result<u64, VaError> {
+        if self.ram.contains(va) {
             return Ok(va);
         }
         let Some(root) = self.root else {
-            return Err("outside RAM and no kernel page table to translate it".into());
+            return Err(VaError::Unreadable(format!(
+                "{va:#x} is outside the direct map and there is no page table to translate it"
+            )));
         };
-        match translate(self.phys, root, va, self.ram) {
-            Ok(t) => match t.outcome {
-                StepOutcome::Mapped { pa, .. } => Ok(pa),
-                StepOutcome::Fault { level, reason } => Err(format!(
-                    "not mapped in the page table at {root:#x} (level {level}: {reason})"
-                )),
-            },
-            Err(e) => Err(e.to_string()),
+        let t = translate(&mut *self.phys, root, va, self.ram)?;
+        match t.outcome {
+            StepOutcome::Mapped { pa, .. } => Ok(pa),
+            StepOutcome::Fault { level, reason } => Err(VaError::Unreadable(format!(
+                "{va:#x} is not mapped in the page table at {root:#x} (level {level}: {reason})"
+            ))),
         }
     }
-}
 
-impl Memory for KernelMemory<'_, '_> {
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let len = buf.len();
-        let err = |why: String| MemoryError { addr, len, why };
-        // Page by page: consecutive virtual pages need not be consecutive
-        // physical ones.
+    /// Fill `buf` from kernel virtual `addr`, page by page (consecutive
+    /// virtual pages need not be consecutive physical ones).
+    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), VaError> {
         let mut done = 0usize;
         while done < buf.len() {
             let va = addr
                 .checked_add(done as u64)
-                .ok_or_else(|| err("address overflow".into()))?;
+                .ok_or_else(|| VaError::Unreadable("address overflow".into()))?;
             let n = ((PAGE - (va & (PAGE - 1))) as usize).min(buf.len() - done);
-            let pa = self.pa_of(va).map_err(err)?;
+            let pa = self.to_phys(va)?;
             // Within RAM the mapping is the identity: read the rest at once.
             let n = if pa == va {
                 let ram_end = self.ram.base.saturating_add(self.ram.size);
@@ -316,17 +328,40 @@ impl Memory for KernelMemory<'_, '_> {
             };
             match self.phys.read(pa, &mut buf[done..done + n]) {
                 Ok(()) => {}
-                Err(None) => return Err(err(format!("physical memory at {pa:#x} is unreadable"))),
-                Err(Some(e)) => {
-                    let msg = e.to_string();
-                    if self.phys.fatal.is_none() {
-                        self.phys.fatal = Some(e);
-                    }
-                    return Err(err(msg));
+                Err(None) => {
+                    return Err(VaError::Unreadable(format!(
+                        "physical memory at {pa:#x} is unreadable"
+                    )))
                 }
+                Err(Some(e)) => return Err(VaError::Lost(e)),
             }
             done += n.max(1);
         }
         Ok(())
+    }
+
+    /// A little-endian u64 at kernel virtual `va`.
+    pub fn u64(&mut self, va: u64) -> Result<u64, VaError> {
+        let mut b = [0u8; 8];
+        self.read(va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// The symbol layer reads through the same reader. Its [`MemoryError`] is
+/// text, so a lost connection is also kept in [`PhysCache::fatal`] for the
+/// model to report with its own exit code.
+impl Memory for KernelMemory<'_, '_> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let len = buf.len();
+        KernelMemory::read(self, addr, buf).map_err(|e| {
+            let why = e.to_string();
+            if let VaError::Lost(t) = e {
+                if self.phys.fatal.is_none() {
+                    self.phys.fatal = Some(t);
+                }
+            }
+            MemoryError { addr, len, why }
+        })
     }
 }

@@ -59,7 +59,7 @@ use crate::target::TargetError;
 
 pub use kalloc::{FreeList, FreeListProblem};
 pub use kpt::{KptDetection, KptHow};
-pub use mem::{KernelMemory, PhysCache};
+pub use mem::{KernelMemory, PhysCache, VaError};
 pub use owner::{Owner, PhysMap, TableOf};
 pub use profile::{KptChoice, Profile};
 pub use state::{Cpu, KernelState, Proc, ProcState};
@@ -498,9 +498,6 @@ pub fn va_in(phys: &mut PhysCache<'_>, root: u64, va: u64, ram: Ram) -> Result<O
             StepOutcome::Mapped { pa, pte, .. } => Some((pa, pte)),
             StepOutcome::Fault { .. } => None,
         }),
-        Err(e) => match phys.fatal.take() {
-            Some(t) => Err(ModelError::Target(t)),
-            None => Err(ModelError::Kernel(e.to_string())),
-        },
+        Err(e) => Err(ModelError::Target(e)),
     }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 use kinspect_sv39::{walk, Finding, Pte, Ram, Walk};
 use serde::Serialize;
 
-use super::{FreeList, Kernel, KernelState, ModelError, PhysCache, Result};
+use super::{FreeList, Kernel, KernelState, PhysCache, Result};
 
 /// Which page table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -166,13 +166,6 @@ fn add(owners: &mut HashMap<u64, Vec<Owner>>, pa: u64, o: Owner) {
     }
 }
 
-fn walk_err(phys: &mut PhysCache<'_>, e: kinspect_sv39::ReadError) -> ModelError {
-    match phys.fatal.take() {
-        Some(t) => ModelError::Target(t),
-        None => ModelError::Kernel(e.to_string()),
-    }
-}
-
 impl PhysMap {
     /// Walk everything once. Page-table findings are kept in `walks`.
     pub fn build(
@@ -236,7 +229,7 @@ impl PhysMap {
             if root == 0 {
                 continue;
             }
-            let w = walk(phys, root, limits).map_err(|e| walk_err(phys, e))?;
+            let w = walk(phys, root, limits)?;
             // A table page's level is known from the entry that points at it.
             add(&mut owners, root, Owner::PageTable { of, level: 2 });
             for e in &w.entries {

@@ -18,16 +18,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kinspect_sv39::Ram;
 use serde::Serialize;
 
 use super::diagnose::class_words;
 use super::report::build;
-use crate::cli::{Error, Result};
-use crate::model::Profile;
+use crate::error::{Error, Result};
+use crate::session::{Session, DEFAULT_ELF};
 use crate::snapshot::{format, identity, KernelId};
 use crate::target::elfcore;
 
@@ -110,12 +109,21 @@ pub struct Batch {
 
 /// How to read the files.
 pub struct Options {
-    /// `--elf`, for every file.
-    pub elf: Option<PathBuf>,
-    pub profile: Profile,
-    pub ram: Ram,
+    /// The invocation's settings (profile, RAM); its ELF is used for
+    /// every file only when it was named with `--elf`.
+    pub session: Session,
     /// Worker threads.
     pub jobs: usize,
+}
+
+impl Options {
+    /// `--elf`, when given.
+    fn elf(&self) -> Option<&Path> {
+        self.session
+            .elf
+            .as_deref()
+            .filter(|_| self.session.elf_given)
+    }
 }
 
 /// The files named on the command line: files as given, directories
@@ -196,7 +204,7 @@ fn elf_candidates(file: &Path, explicit: Option<&Path>, recorded: Option<&str>) 
     if let Some(r) = recorded {
         c.push(PathBuf::from(r));
     }
-    c.push(PathBuf::from("target/kernel/kernel.elf"));
+    c.push(PathBuf::from(DEFAULT_ELF));
     c.retain(|p| p.is_file());
     c.dedup();
     c
@@ -205,25 +213,36 @@ fn elf_candidates(file: &Path, explicit: Option<&Path>, recorded: Option<&str>) 
 /// A parsed kernel, shared by the files of one worker that use it.
 struct Kernel {
     id: KernelId,
-    bytes: Vec<u8>,
-    debug: Option<kinspect_symbols::Symbols>,
+    /// `None`: an ELF without the debug info a report needs.
+    symbols: Option<Arc<kinspect_symbols::Symbols>>,
 }
 
 /// One worker's kernels, by path.
 #[derive(Default)]
-struct Kernels(HashMap<PathBuf, Option<std::rc::Rc<Kernel>>>);
+struct Kernels(HashMap<PathBuf, Option<Arc<Kernel>>>);
 
 impl Kernels {
-    fn get(&mut self, p: &Path) -> Option<std::rc::Rc<Kernel>> {
+    fn get(&mut self, p: &Path) -> Option<Arc<Kernel>> {
         self.0
             .entry(p.to_path_buf())
             .or_insert_with(|| {
                 let bytes = std::fs::read(p).ok()?;
                 let id = identity::of_elf(&bytes, Some(&p.display().to_string())).ok()?;
-                let debug = kinspect_symbols::Symbols::open(p).ok();
-                Some(std::rc::Rc::new(Kernel { id, bytes, debug }))
+                let symbols = kinspect_symbols::Symbols::open(p).ok().map(Arc::new);
+                Some(Arc::new(Kernel { id, symbols }))
             })
             .clone()
+    }
+}
+
+/// The session for one file: the invocation's settings with this kernel.
+fn session_for(opts: &Options, file: &Path, elf: Option<(&Path, &Kernel)>) -> Session {
+    Session {
+        elf: elf.map(|(p, _)| p.to_path_buf()),
+        elf_given: elf.is_some(),
+        symbols: elf.and_then(|(_, k)| k.symbols.clone()),
+        snapshot: Some(file.to_path_buf()),
+        ..opts.session.clone()
     }
 }
 
@@ -239,7 +258,7 @@ fn report_one(file: &Path, opts: &Options, kernels: &mut Kernels) -> Entry {
     let recorded = recorded_identity(file);
     let cands = elf_candidates(
         file,
-        opts.elf.as_deref(),
+        opts.elf(),
         recorded.as_ref().and_then(|k| k.elf.as_deref()),
     );
     // The first candidate of the same build; for a core (no identity
@@ -251,25 +270,27 @@ fn report_one(file: &Path, opts: &Options, kernels: &mut Kernels) -> Entry {
             _ => Some((c.clone(), k)),
         }
     });
+    let mut quiet = std::io::sink();
     let (elf_path, kernel) = match chosen {
         Some(x) => x,
-        None if opts.elf.is_some() || cands.is_empty() => {
-            // Let the open below give the usual reason (another build, or
-            // no ELF at all).
-            let elf = opts.elf.clone().or_else(|| cands.first().cloned());
-            match crate::snapshot::cmd::open_with(file, elf.as_deref(), None, opts.ram) {
-                Err(err) => return failed(e, err),
-                Ok(_) => {
-                    return failed(
-                        e,
-                        Error::BadInput(format!(
-                            "{}: no kernel ELF found for it (--elf, {}.elf, or kernel beside it)",
-                            file.display(),
-                            file.with_extension("").display()
-                        )),
-                    )
-                }
+        None if opts.elf().is_some() || cands.is_empty() => {
+            // Let the open give the usual reason (another build, damage),
+            // else say that no ELF was found.
+            let k = opts
+                .elf()
+                .and_then(|p| kernels.get(p).map(|k| (p.to_path_buf(), k)));
+            let session = session_for(opts, file, k.as_ref().map(|(p, k)| (p.as_path(), &**k)));
+            if let Err(err) = crate::snapshot::open::open(&session, file, &mut quiet) {
+                return failed(e, err);
             }
+            return failed(
+                e,
+                Error::BadInput(format!(
+                    "{}: no kernel ELF found for it (--elf, {}.elf, or kernel beside it)",
+                    file.display(),
+                    file.with_extension("").display()
+                )),
+            );
         }
         None => {
             let want = recorded.map(|r| r.load_hash).unwrap_or_default();
@@ -288,25 +309,21 @@ fn report_one(file: &Path, opts: &Options, kernels: &mut Kernels) -> Entry {
         }
     };
     e.elf = Some(elf_path.display().to_string());
-    let Some(debug) = kernel.debug.as_ref() else {
+    let Some(syms) = kernel.symbols.clone() else {
         return failed(
             e,
             Error::BadInput(format!(
-                "{}: no DWARF (build the kernel with -g)",
+                "{}: no debug info (build the kernel with -g)",
                 elf_path.display()
             )),
         );
     };
-    let mut t = match crate::snapshot::cmd::open_with(
-        file,
-        Some(&elf_path),
-        Some(opts.profile.clone()),
-        opts.ram,
-    ) {
-        Ok((t, _notes)) => t,
+    let session = session_for(opts, file, Some((&elf_path, &kernel)));
+    let mut t = match crate::snapshot::open::open(&session, file, &mut quiet) {
+        Ok(t) => t,
         Err(err) => return failed(e, err),
     };
-    let r = match build(&mut t, debug, &kernel.bytes, opts.profile.clone(), opts.ram) {
+    let r = match build(&mut t, &syms, session.profile.clone(), session.ram) {
         Ok(r) => r,
         Err(err) => return failed(e, Error::from(err)),
     };

@@ -20,9 +20,9 @@ use kinspect_symbols::Symbols;
 
 use super::locals::{locals_at, Local};
 use super::report::{phys_map, pte_of, short, Diagnosis, PanicReport};
-use super::unwind::{RawFrame, VirtMem};
-use crate::commands::regs::scause_name;
-use crate::commands::TargetMem;
+use super::unwind::RawFrame;
+use crate::arch::scause_name;
+use crate::model::{KernelMemory, PhysCache};
 use crate::model::{KernelState, Owner, Profile};
 use crate::target::{Csr, Hart, Target};
 
@@ -49,11 +49,8 @@ fn frame_with(
             continue;
         }
         let cfa = raw.get(i + 1).map(|n| n.sp);
-        let mut mem = VirtMem {
-            target: &mut *target,
-            root,
-            ram,
-        };
+        let mut phys = PhysCache::new(&mut *target);
+        let mut mem = KernelMemory::new(&mut phys, ram, root);
         // Every scope at this pc: the function itself and those it is
         // inlined into, innermost last.
         let locals = locals_at(elf, lookup, &f.regs, cfa, &mut mem);
@@ -882,11 +879,7 @@ pub fn diagnose(
 
 /// Where the walk of `va` through `root` stops, in words.
 fn walk_text(target: &mut dyn Target, root: u64, va: u64, ram: Ram, name: &str) -> String {
-    let mut mem = TargetMem {
-        target,
-        fatal: None,
-    };
-    match translate(&mut mem, root, va, ram) {
+    match translate(target, root, va, ram) {
         Ok(t) => match t.outcome {
             StepOutcome::Mapped { pa, .. } => format!("{va:#x} maps to {pa:#x} in {name}"),
             StepOutcome::Fault { level, reason } => {

@@ -13,7 +13,7 @@ use gimli::{
     Unit, UnitOffset,
 };
 
-use super::unwind::VirtMem;
+use crate::model::KernelMemory;
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -32,10 +32,10 @@ pub struct Local {
     pub parameter: bool,
 }
 
-struct Frame<'m, 'a> {
+struct Frame<'m, 'c, 't> {
     regs: &'m [Option<u64>; 32],
     cfa: Option<u64>,
-    mem: &'m mut VirtMem<'a>,
+    mem: &'m mut KernelMemory<'c, 't>,
 }
 
 fn name_of<'a>(
@@ -87,7 +87,7 @@ fn eval(
     expr: Expression<R<'_>>,
     unit: &Unit<R<'_>>,
     fb: Option<u64>,
-    f: &mut Frame<'_, '_>,
+    f: &mut Frame<'_, '_, '_>,
 ) -> Option<u64> {
     let mut e = expr.evaluation(unit.encoding());
     let mut r = e.evaluate().ok()?;
@@ -101,7 +101,7 @@ fn eval(
             EvaluationResult::RequiresFrameBase => e.resume_with_frame_base(fb?).ok()?,
             EvaluationResult::RequiresCallFrameCfa => e.resume_with_call_frame_cfa(f.cfa?).ok()?,
             EvaluationResult::RequiresMemory { address, size, .. } => {
-                let v = f.mem.read_u64(address)?;
+                let v = f.mem.u64(address).ok()?;
                 let v = if size >= 8 {
                     v
                 } else {
@@ -119,7 +119,7 @@ fn eval(
     let p = pieces.first()?;
     match p.location {
         Location::Register { register } => f.regs.get(register.0 as usize).copied().flatten(),
-        Location::Address { address } => f.mem.read_u64(address),
+        Location::Address { address } => f.mem.u64(address).ok(),
         Location::Value { value } => value.to_u64(u64::MAX).ok(),
         _ => None,
     }
@@ -132,7 +132,7 @@ fn location_value(
     at: gimli::DwAt,
     pc: u64,
     fb: Option<u64>,
-    f: &mut Frame<'_, '_>,
+    f: &mut Frame<'_, '_, '_>,
 ) -> Option<u64> {
     let v = entry.attr_value(at).ok()??;
     if let AttributeValue::Exprloc(expr) = v {
@@ -160,7 +160,7 @@ fn scan(
     pc: u64,
     function: &str,
     fb: Option<u64>,
-    f: &mut Frame<'_, '_>,
+    f: &mut Frame<'_, '_, '_>,
     out: &mut Vec<Local>,
     depth: usize,
 ) -> gimli::Result<()> {
@@ -252,7 +252,7 @@ fn type_size(unit: &Unit<R<'_>>, entry: &gimli::DebuggingInformationEntry<R<'_>>
 fn frame_base_register(
     entry: &gimli::DebuggingInformationEntry<R<'_>>,
     _unit: &Unit<R<'_>>,
-    f: &mut Frame<'_, '_>,
+    f: &mut Frame<'_, '_, '_>,
 ) -> Option<u64> {
     let AttributeValue::Exprloc(expr) = entry.attr_value(gimli::DW_AT_frame_base).ok()?? else {
         return None;
@@ -273,7 +273,7 @@ pub fn locals_at(
     pc: u64,
     regs: &[Option<u64>; 32],
     cfa: Option<u64>,
-    mem: &mut VirtMem<'_>,
+    mem: &mut KernelMemory<'_, '_>,
 ) -> Vec<Local> {
     let mut out = Vec::new();
     let _ = locals_inner(elf, pc, regs, cfa, mem, &mut out);
@@ -285,7 +285,7 @@ fn locals_inner(
     pc: u64,
     regs: &[Option<u64>; 32],
     cfa: Option<u64>,
-    mem: &mut VirtMem<'_>,
+    mem: &mut KernelMemory<'_, '_>,
     out: &mut Vec<Local>,
 ) -> Option<()> {
     use object::{Object, ObjectSection};

@@ -8,8 +8,9 @@ use kinspect_sv39::{Ram, Satp, SatpMode};
 use kinspect_symbols::Symbols;
 use serde::Serialize;
 
-use super::unwind::{self, Cfi, How, RawFrame, VirtMem};
-use crate::model::{self, Kernel, KernelState, PhysCache, PhysMap, Profile};
+use super::unwind::{self, Cfi, How, RawFrame};
+use crate::arch::priv_name;
+use crate::model::{self, Kernel, KernelMemory, KernelState, PhysCache, PhysMap, Profile};
 use crate::target::{Csr, Hart, Target, TargetError};
 
 /// One function in a backtrace (inlined functions get their own line).
@@ -86,15 +87,6 @@ pub struct PanicReport {
     pub notes: Vec<String>,
 }
 
-fn priv_name(p: u64) -> &'static str {
-    match p {
-        0 => "U",
-        1 => "S",
-        3 => "M",
-        _ => "?",
-    }
-}
-
 /// Read a NUL-terminated string of at most `max` bytes at kernel address `va`
 /// (kernel data is identity-mapped).
 fn read_cstr(target: &mut dyn Target, va: u64, max: usize) -> Option<String> {
@@ -151,10 +143,10 @@ pub fn short(name: &str) -> &str {
 pub fn build(
     target: &mut dyn Target,
     syms: &Symbols,
-    elf_bytes: &[u8],
     profile: Profile,
     ram: Ram,
 ) -> Result<PanicReport, TargetError> {
+    let elf_bytes = syms.data();
     let mut notes = Vec::new();
     let source = target.describe();
     let panicked = match syms.elf_symbol("panicked") {
@@ -196,8 +188,7 @@ pub fn build(
             None
         }
     };
-    let cfi = Cfi::from_elf(elf_bytes);
-    if cfi.is_none() {
+    if Cfi::of(syms).is_none() {
         notes.push("the ELF has no .debug_frame: backtraces follow frame pointers only".into());
     }
     let etext = syms.elf_symbol("etext").map(|s| s.addr);
@@ -233,54 +224,14 @@ pub fn build(
         let (raw, chain_end) = if privilege == Some("U") {
             (Vec::new(), "in user mode: no kernel frames".to_string())
         } else {
-            let mut mem = VirtMem {
-                target: &mut *target,
-                root: root.unwrap_or(None),
-                ram,
-            };
             let mepc = if privilege == Some("M") {
-                csr(&mut *mem.target, Csr::Mepc)
+                csr(&mut *target, Csr::Mepc)
             } else {
                 None
             };
-            let (mut raw, mut end) = match mepc {
-                // The M-mode timer handler saves what it uses in its own
-                // scratch area: every other register is the interrupted
-                // code's, so the walk goes on from mepc.
-                Some(mepc) if is_code(mepc) => {
-                    let (mut inner, end) =
-                        unwind::unwind(&regs.x, mepc, cfi.as_ref(), &mut mem, &is_code);
-                    if let Some(first) = inner.first_mut() {
-                        first.how = How::Interrupted;
-                    }
-                    let mut here = unwind::single(&regs.x, regs.pc);
-                    here.append(&mut inner);
-                    (here, end)
-                }
-                _ => unwind::unwind(&regs.x, regs.pc, cfi.as_ref(), &mut mem, &is_code),
-            };
-            // Where a stack begins: main on the boot stack (start enters it
-            // by mret), forkret on a new process's kernel stack (the first
-            // swtch lands there). Nothing below them is a caller.
-            let first = |f: &RawFrame| {
-                syms.symbolize(f.how.lookup(f.pc))
-                    .and_then(|(n, _)| match short(n) {
-                        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
-                        "forkret" => Some("forkret is the first frame of a new process (its first swtch lands there)"),
-                        _ => None,
-                    })
-            };
-            if let Some((i, why)) = raw
-                .iter()
-                .enumerate()
-                .find_map(|(i, f)| first(f).map(|w| (i, w)))
-            {
-                if i + 1 < raw.len() {
-                    raw.truncate(i + 1);
-                    end = why.into();
-                }
-            }
-            (raw, end)
+            let mut phys = PhysCache::new(&mut *target);
+            let mut mem = KernelMemory::new(&mut phys, ram, root.unwrap_or(None));
+            unwind::hart_chain(&regs.x, regs.pc, mepc, Some(syms), &mut mem, &is_code)
         };
         let mut frames = frames_of(syms, &raw);
         let in_panic = frames.iter().any(|f| {
@@ -291,11 +242,8 @@ pub fn build(
             for (i, rf) in raw.iter().enumerate() {
                 let lookup = rf.how.lookup(rf.pc);
                 let cfa = raw.get(i + 1).map(|n| n.sp);
-                let mut mem = VirtMem {
-                    target: &mut *target,
-                    root: root.unwrap_or(None),
-                    ram,
-                };
+                let mut phys = PhysCache::new(&mut *target);
+                let mut mem = KernelMemory::new(&mut phys, ram, root.unwrap_or(None));
                 let locals = super::locals::locals_at(elf_bytes, lookup, &rf.regs, cfa, &mut mem);
                 for fr in frames.iter_mut().filter(|f| f.pc == rf.pc) {
                     fr.locals = locals
@@ -431,12 +379,12 @@ fn panic_argument(
         .filter(|f| Some(f.pc) == entry)
         .and_then(|f| f.regs[10]);
     let va = from_dwarf.or(from_a0)?;
-    let mut mem = VirtMem { target, root, ram };
+    let mut phys = PhysCache::new(target);
+    let mut mem = KernelMemory::new(&mut phys, ram, root);
     let mut bytes = Vec::new();
     for i in 0..128u64 {
-        let pa = mem.phys(va.checked_add(i)?)?;
         let mut b = [0u8];
-        mem.target.read_phys(pa, &mut b).ok()?;
+        mem.read(va.checked_add(i)?, &mut b).ok()?;
         if b[0] == 0 {
             break;
         }

@@ -8,18 +8,18 @@
 //! its caller from a pure frame-pointer walk; its CFI row says where it
 //! saved `ra` and `s0`. Every frame's callee-saved registers are restored
 //! as the CFI says, so a later step can read locals kept in them.
-//! Stack memory is read virtually through the hart's page table (kernel
-//! stacks live high, at `KSTACK(i)`), with our own Sv39 walk.
+//! Stack memory is read virtually through the model's one kernel-VA reader
+//! ([`KernelMemory`]: the direct map, else the hart's page table, where
+//! kernel stacks live high at `KSTACK(i)`), with our own Sv39 walk. The
+//! CFI is the `.debug_frame` `kinspect-symbols` reads once per ELF.
 
 use gimli::{
     BaseAddresses, CfaRule, DebugFrame, LittleEndian, Register, RegisterRule, UnwindContext,
     UnwindSection,
 };
-use kinspect_sv39::{translate, Ram, StepOutcome};
 use serde::Serialize;
 
-use crate::commands::TargetMem;
-use crate::target::Target;
+use crate::model::KernelMemory;
 
 /// At most this many frames (a corrupt stack cannot loop us forever).
 pub const MAX_FRAMES: usize = 48;
@@ -71,66 +71,24 @@ pub struct RawFrame {
     pub regs: [Option<u64>; 32],
 }
 
-/// Reads a hart's virtual memory through its satp root.
-pub struct VirtMem<'a> {
-    pub target: &'a mut dyn Target,
-    /// Sv39 root, or `None` for Bare (virtual = physical).
-    pub root: Option<u64>,
-    pub ram: Ram,
+/// An aligned little-endian u64 at kernel virtual `va`; `None` when it
+/// cannot be read (a corrupt frame ends the chain, it is not an error).
+pub fn word(mem: &mut KernelMemory<'_, '_>, va: u64) -> Option<u64> {
+    if va % 8 != 0 {
+        return None;
+    }
+    mem.u64(va).ok()
 }
 
-impl VirtMem<'_> {
-    pub fn phys(&mut self, va: u64) -> Option<u64> {
-        let Some(root) = self.root else {
-            return Some(va);
-        };
-        let ram = self.ram;
-        let mut mem = TargetMem {
-            target: &mut *self.target,
-            fatal: None,
-        };
-        match translate(&mut mem, root, va, ram).ok()?.outcome {
-            StepOutcome::Mapped { pa, .. } => Some(pa),
-            StepOutcome::Fault { .. } => None,
-        }
-    }
-
-    /// A little-endian u64 at any `va` (the two pages may differ).
-    pub fn read_u64(&mut self, va: u64) -> Option<u64> {
-        let mut b = [0u8; 8];
-        for (i, byte) in b.iter_mut().enumerate() {
-            let a = va.checked_add(i as u64)?;
-            let pa = self.phys(a)?;
-            let mut one = [0u8];
-            self.target.read_phys(pa, &mut one).ok()?;
-            *byte = one[0];
-        }
-        Some(u64::from_le_bytes(b))
-    }
-
-    pub fn u64(&mut self, va: u64) -> Option<u64> {
-        if va % 8 != 0 {
-            return None;
-        }
-        let pa = self.phys(va)?;
-        self.target.read_phys_u64(pa).ok()
-    }
+/// The CFI of one ELF: its `.debug_frame`, as `kinspect-symbols` read it.
+pub struct Cfi<'a> {
+    data: &'a [u8],
 }
 
-/// The CFI of one ELF.
-pub struct Cfi {
-    data: Vec<u8>,
-}
-
-impl Cfi {
-    /// `.debug_frame` of the ELF in `bytes`; `None` if it has none.
-    pub fn from_elf(bytes: &[u8]) -> Option<Cfi> {
-        use object::{Object, ObjectSection};
-        let file = object::File::parse(bytes).ok()?;
-        let sec = file.section_by_name(".debug_frame")?;
-        Some(Cfi {
-            data: sec.uncompressed_data().ok()?.into_owned(),
-        })
+impl<'a> Cfi<'a> {
+    /// The ELF's CFI; `None` if it has no `.debug_frame`.
+    pub fn of(syms: &'a kinspect_symbols::Symbols) -> Option<Cfi<'a>> {
+        syms.debug_frame().map(|data| Cfi { data })
     }
 
     /// The caller's registers from `regs` at `pc` (`lookup` is the address
@@ -139,9 +97,9 @@ impl Cfi {
         &self,
         lookup: u64,
         regs: &[Option<u64>; 32],
-        mem: &mut VirtMem<'_>,
+        mem: &mut KernelMemory<'_, '_>,
     ) -> Option<[Option<u64>; 32]> {
-        let mut frame = DebugFrame::new(&self.data, LittleEndian);
+        let mut frame = DebugFrame::new(self.data, LittleEndian);
         frame.set_address_size(8);
         let bases = BaseAddresses::default();
         let mut ctx = Box::new(UnwindContext::new());
@@ -172,7 +130,7 @@ impl Cfi {
                     }
                 }
                 RegisterRule::SameValue => regs[r],
-                RegisterRule::Offset(n) => mem.u64(cfa.checked_add_signed(n)?),
+                RegisterRule::Offset(n) => word(mem, cfa.checked_add_signed(n)?),
                 RegisterRule::ValOffset(n) => cfa.checked_add_signed(n),
                 RegisterRule::Register(o) => regs.get(o.0 as usize).copied().flatten(),
                 _ => None,
@@ -208,8 +166,8 @@ pub fn single(regs: &[u64; 32], pc: u64) -> Vec<RawFrame> {
 pub fn unwind(
     regs: &[u64; 32],
     pc: u64,
-    cfi: Option<&Cfi>,
-    mem: &mut VirtMem<'_>,
+    cfi: Option<&Cfi<'_>>,
+    mem: &mut KernelMemory<'_, '_>,
     is_code: &dyn Fn(u64) -> bool,
 ) -> (Vec<RawFrame>, String) {
     let mut frames = single(regs, pc);
@@ -229,9 +187,13 @@ pub fn unwind(
                 let Some(fp) = cur[8] else {
                     break "no frame pointer to follow".into();
                 };
-                let (Some(ra), Some(prev)) =
-                    (mem.u64(fp.wrapping_sub(8)), mem.u64(fp.wrapping_sub(16)))
-                else {
+                if fp == 0 {
+                    break "the caller's frame pointer is 0: end of the chain".into();
+                }
+                let (Some(ra), Some(prev)) = (
+                    word(mem, fp.wrapping_sub(8)),
+                    word(mem, fp.wrapping_sub(16)),
+                ) else {
                     break format!("the frame record at s0 {fp:#x} is unreadable");
                 };
                 let mut n = cur;
@@ -272,4 +234,61 @@ pub fn unwind(
         });
     };
     (frames, end)
+}
+
+/// Where a stack begins: `main` on the boot stack (`start` enters it by
+/// `mret`), `forkret` on a new process's kernel stack (the first `swtch`
+/// lands there). Nothing below them is a caller.
+fn first_frame(syms: &kinspect_symbols::Symbols, f: &RawFrame) -> Option<&'static str> {
+    let (name, _) = syms.symbolize(f.how.lookup(f.pc))?;
+    match name.rsplit("::").next().unwrap_or(name) {
+        "main" => Some("main is the first frame on the boot stack (start enters it by mret)"),
+        "forkret" => {
+            Some("forkret is the first frame of a new process (its first swtch lands there)")
+        }
+        _ => None,
+    }
+}
+
+/// A hart's kernel call chain, the one every view shows (the report, the
+/// TUI): CFI where the ELF has it, the frame-pointer record where it does
+/// not; a hart in M-mode (xv6's `timervec`, `mepc` given) is walked from
+/// the pc it interrupted; the chain stops at `main` or `forkret`.
+pub fn hart_chain(
+    regs: &[u64; 32],
+    pc: u64,
+    mepc: Option<u64>,
+    syms: Option<&kinspect_symbols::Symbols>,
+    mem: &mut KernelMemory<'_, '_>,
+    is_code: &dyn Fn(u64) -> bool,
+) -> (Vec<RawFrame>, String) {
+    let cfi = syms.and_then(Cfi::of);
+    let (mut raw, mut end) = match mepc {
+        // The M-mode timer handler saves what it uses in its own scratch
+        // area: every other register is the interrupted code's, so the
+        // walk goes on from mepc.
+        Some(mepc) if is_code(mepc) => {
+            let (mut inner, end) = unwind(regs, mepc, cfi.as_ref(), mem, is_code);
+            if let Some(first) = inner.first_mut() {
+                first.how = How::Interrupted;
+            }
+            let mut here = single(regs, pc);
+            here.append(&mut inner);
+            (here, end)
+        }
+        _ => unwind(regs, pc, cfi.as_ref(), mem, is_code),
+    };
+    if let Some(syms) = syms {
+        if let Some((i, why)) = raw
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| first_frame(syms, f).map(|w| (i, w)))
+        {
+            if i + 1 < raw.len() {
+                raw.truncate(i + 1);
+                end = why.into();
+            }
+        }
+    }
+    (raw, end)
 }

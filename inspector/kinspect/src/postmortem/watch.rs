@@ -8,16 +8,15 @@
 //! already panicked (`panicked` = 1) is reported at once.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kinspect_rsp::StopReply;
-use kinspect_sv39::Ram;
 
 use super::report::{build, PanicReport};
-use crate::cli::{Cli, Error, Result};
 use crate::commands::Ctx;
-use crate::snapshot::cmd::elf_path;
+use crate::error::{Error, Result};
+use crate::session::Session;
 use crate::target::qemu::QemuTarget;
 use crate::target::Target;
 
@@ -85,36 +84,31 @@ fn emit(
     Ok(())
 }
 
-fn elf_bytes(cli: &Cli) -> Result<(PathBuf, Vec<u8>)> {
-    let p = elf_path(cli).ok_or_else(|| {
-        Error::BadInput("a report needs the kernel ELF (--elf, or target/kernel/kernel.elf)".into())
-    })?;
-    let b = std::fs::read(&p)
-        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", p.display())))?;
-    Ok((p, b))
+/// The session's ELF, which a report needs (for DWARF and CFI).
+fn need_elf(session: &Session) -> Result<&kinspect_symbols::Symbols> {
+    if session.elf.is_none() {
+        return Err(Error::BadInput(
+            "a report needs the kernel ELF (--elf, or target/kernel/kernel.elf)".into(),
+        ));
+    }
+    session
+        .symbols()
+        .ok_or_else(|| Error::BadInput("a report needs the kernel ELF with DWARF (--elf)".into()))
 }
 
 /// `kinspect report`: the machine behind ctx (live and halted, or a snapshot).
-pub fn run_report(
-    ctx: &mut Ctx<'_>,
-    cli: &Cli,
-    file: Option<&Path>,
-    format: Option<&str>,
-) -> Result<()> {
-    let (_, bytes) = elf_bytes(cli)?;
-    let syms = ctx.debug.ok_or_else(|| {
-        Error::BadInput("a report needs the kernel ELF with DWARF (--elf)".into())
-    })?;
+pub fn run_report(ctx: &mut Ctx<'_>, file: Option<&Path>, format: Option<&str>) -> Result<()> {
+    let syms = need_elf(ctx.session)?;
     let profile = ctx.profile.clone();
     let ram = ctx.ram;
     let json = ctx.json;
-    let r = build(ctx.target()?, syms, &bytes, profile, ram)?;
+    let r = build(ctx.target()?, syms, profile, ram)?;
     emit(&r, json, file, format, ctx.out)
 }
 
 /// `kinspect watch`: wait for a panic on the live machine, then report.
 pub fn watch(
-    cli: &Cli,
+    session: &Session,
     file: Option<&Path>,
     format: Option<&str>,
     timeout: u64,
@@ -122,14 +116,10 @@ pub fn watch(
     warn: &mut dyn Write,
 ) -> Result<()> {
     format_for(file, format)?;
-    let (path, bytes) = elf_bytes(cli)?;
-    let syms =
-        kinspect_symbols::Symbols::open(&path).map_err(|e| Error::BadInput(e.to_string()))?;
-    let profile = crate::cli::profile(cli)?;
-    let ram = Ram {
-        base: 0x8000_0000,
-        size: cli.ram_mib.saturating_mul(1 << 20),
-    };
+    let syms = need_elf(session)?;
+    let path = session.elf.as_deref().unwrap_or(Path::new(""));
+    let profile = session.profile.clone();
+    let ram = session.ram;
     let panic_at = syms.elf_symbol("panic").map(|s| s.addr).ok_or_else(|| {
         Error::BadInput(format!(
             "{} has no `panic` function to break on",
@@ -137,12 +127,7 @@ pub fn watch(
         ))
     })?;
     let panicked_at = syms.elf_symbol("panicked").map(|s| s.addr);
-    let addr = if cli.gdb.starts_with(':') {
-        format!("localhost{}", cli.gdb)
-    } else {
-        cli.gdb.clone()
-    };
-    let mut t = QemuTarget::connect(&addr)?;
+    let mut t = QemuTarget::connect(&session.gdb)?;
     let already = match panicked_at {
         Some(a) => {
             let mut b = [0u8; 4];
@@ -208,8 +193,8 @@ pub fn watch(
             )?;
         }
     }
-    let r = build(&mut t, &syms, &bytes, profile, ram)?;
-    emit(&r, cli.json, file, format, out)?;
+    let r = build(&mut t, syms, profile, ram)?;
+    emit(&r, session.json, file, format, out)?;
     // Put the machine back as found (a panicked kernel keeps spinning),
     // except a kernel held on panic's entry: resuming would lose the
     // message it keeps only in a0, so it stays there for `kinspect

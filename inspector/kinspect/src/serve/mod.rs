@@ -9,15 +9,14 @@
 //! satp, walked by kinspect's own Sv39 code over the saved physical pages,
 //! or physical after `monitor phys on`. `monitor <command>` runs a
 //! kinspect view (`monitor maps --hart 0`, `monitor vmprint`, `monitor
-//! regs --hart 1`, and every other read-only command) by parsing it with
-//! kinspect's own command line and calling the same command functions on
-//! the snapshot. A snapshot cannot run: there is no resume, step or
+//! regs --hart 1`, and every other read-only command) by parsing it into
+//! the same [`Command`] the command line has and running it with the
+//! invocation's [`Session`] on the snapshot. A snapshot cannot run: there is no resume, step or
 //! breakpoint support, and gdb says so when asked to continue.
 
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::ConnectionExt;
@@ -30,25 +29,34 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps
 use gdbstub::target::{Target as GdbTarget, TargetError, TargetResult};
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 use gdbstub_arch::riscv::Riscv64;
-use kinspect_sv39::{translate, Ram, Satp, SatpMode, StepOutcome};
+use kinspect_sv39::{translate, Satp, SatpMode, StepOutcome};
 
 use clap::Parser;
 
-use crate::cli::{self, Cli, Error, Result};
-use crate::commands::TargetMem;
+use crate::commands::{Command, Needs};
+use crate::error::{Error, Result};
+use crate::session::Session;
 use crate::target::snapshot::SnapshotTarget;
 use crate::target::{Csr, Hart, Target};
 
 /// The snapshot as gdbstub's target.
 pub struct SnapshotServer {
     target: SnapshotTarget,
-    elf: Option<PathBuf>,
-    ram: Ram,
+    /// The `serve` invocation's settings, which monitor commands run with.
+    session: Session,
     /// `monitor phys on`: addresses are physical.
     phys: bool,
-    /// `--profile NAME [--kpt-field F]` of the `serve` command line, given
-    /// to every monitor command.
-    pub profile_args: Vec<String>,
+}
+
+/// A `monitor` line: one kinspect command, and `--json` if wanted.
+#[derive(Debug, Parser)]
+#[command(name = "monitor", no_binary_name = true)]
+struct MonitorLine {
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
 }
 
 fn tid(h: Hart) -> Option<Tid> {
@@ -60,13 +68,11 @@ fn hart(t: Tid) -> Hart {
 }
 
 impl SnapshotServer {
-    pub fn new(target: SnapshotTarget, elf: Option<PathBuf>, ram: Ram) -> SnapshotServer {
+    pub fn new(target: SnapshotTarget, session: Session) -> SnapshotServer {
         SnapshotServer {
             target,
-            elf,
-            ram,
+            session,
             phys: false,
-            profile_args: Vec::new(),
         }
     }
 
@@ -80,12 +86,9 @@ impl SnapshotServer {
         match s.mode() {
             SatpMode::Bare => Some(va),
             SatpMode::Sv39 => {
-                let ram = self.ram;
-                let mut mem = TargetMem {
-                    target: &mut self.target,
-                    fatal: None,
-                };
-                let t = translate(&mut mem, s.root_pa(), va, ram).ok()?;
+                let ram = self.session.ram;
+                let mem: &mut dyn Target = &mut self.target;
+                let t = translate(mem, s.root_pa(), va, ram).ok()?;
                 match t.outcome {
                     StepOutcome::Mapped { pa, .. } => Some(pa),
                     StepOutcome::Fault { .. } => None,
@@ -98,28 +101,26 @@ impl SnapshotServer {
     /// Run one kinspect command line on the snapshot; its output and
     /// warnings as text.
     pub fn run_command(&mut self, line: &str) -> String {
-        let mut args = vec!["kinspect".to_string()];
-        if let Some(e) = &self.elf {
-            args.push("--elf".into());
-            args.push(e.display().to_string());
-        }
-        args.push("--ram-mib".into());
-        args.push((self.ram.size >> 20).to_string());
-        args.extend(self.profile_args.iter().cloned());
-        args.extend(line.split_whitespace().map(str::to_string));
         let mut out = Vec::new();
         let mut warn = Vec::new();
-        match Cli::try_parse_from(&args) {
-            Ok(c)
-                if matches!(
-                    c.command,
-                    cli::Command::Serve { .. } | cli::Command::Snapshot { .. }
-                ) =>
+        match MonitorLine::try_parse_from(line.split_whitespace()) {
+            Ok(m)
+                if m.command.command().needs() == Needs::Itself
+                    || !m.command.command().read_only() =>
             {
                 return "kinspect: not from inside gdb: run it from a shell\n".into();
             }
-            Ok(c) => {
-                if let Err(e) = cli::run_on(&c, Some(&mut self.target), &mut out, &mut warn) {
+            Ok(m) => {
+                let mut session = self.session.clone();
+                session.json |= m.json;
+                let r = crate::commands::run(
+                    m.command.command(),
+                    &session,
+                    Some(&mut self.target),
+                    &mut out,
+                    &mut warn,
+                );
+                if let Err(e) = r {
                     let _ = writeln!(warn, "kinspect: {e}");
                 }
             }
@@ -292,9 +293,8 @@ pub fn serve_client(
 /// `kinspect serve FILE [--port N]`: listen on 127.0.0.1 and serve gdb
 /// clients one after another until killed.
 pub fn serve(
-    cli: &Cli,
+    session: &Session,
     target: SnapshotTarget,
-    elf: Option<PathBuf>,
     port: u16,
     out: &mut dyn std::io::Write,
     warn: &mut dyn std::io::Write,
@@ -305,24 +305,14 @@ pub fn serve(
         .local_addr()
         .map_err(|e| Error::Failed(format!("listening socket: {e}")))?
         .port();
-    let ram = Ram {
-        base: 0x8000_0000,
-        size: cli.ram_mib.saturating_mul(1 << 20),
-    };
     writeln!(
         out,
         "kinspect: serving {} to gdb on 127.0.0.1:{port} (gdb-multiarch -ex 'target remote 127.0.0.1:{port}')",
         target.describe()
     )?;
     out.flush()?;
-    let mut server = SnapshotServer::new(target, elf, ram);
     // Monitor commands see the kernel the way this command line does.
-    server.profile_args = vec!["--profile".into(), cli.profile.clone()];
-    if let Some(f) = &cli.kpt_field {
-        server
-            .profile_args
-            .extend(["--kpt-field".into(), f.clone()]);
-    }
+    let mut server = SnapshotServer::new(target, session.clone());
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {

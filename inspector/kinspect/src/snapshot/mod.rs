@@ -14,9 +14,9 @@
 //! `next` pointer then 0x01 junk), or raw.
 
 pub mod capture;
-pub mod cmd;
 pub mod format;
 pub mod identity;
+pub mod open;
 
 use std::collections::BTreeMap;
 
@@ -28,7 +28,7 @@ use crate::target::{Csr, GeneralRegs};
 pub const PAGE: u64 = 4096;
 
 /// Why a snapshot could not be read or used. One line each; the CLI maps
-/// them all to one exit code ([`crate::cli::exit::BAD_SNAPSHOT`]).
+/// them all to one exit code ([`crate::error::exit::BAD_SNAPSHOT`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("cannot read snapshot {path}: {why}")]

@@ -13,7 +13,6 @@ use object::elf::{FileHeader64, ET_CORE, NT_PRSTATUS, PT_LOAD};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 
-use super::Target;
 use crate::snapshot::{HartRecord, Meta, Region, Snapshot, SnapshotError, PAGE};
 
 /// `Meta::format` of a snapshot read from an ELF core.
@@ -136,85 +135,4 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Snapshot, SnapshotError> {
         harts,
         regions,
     })
-}
-
-/// Fill in every hart's satp from the kernel's `kernel_pagetable` (found at
-/// `kernel_pagetable_va`, identity-mapped like all of xv6's kernel data),
-/// as Sv39 with ASID 0: what `kvminithart` writes. Returns the one-line
-/// note to show the user, or why it could not be done.
-pub fn recover_satp(
-    target: &mut super::snapshot::SnapshotTarget,
-    kernel_pagetable_va: u64,
-) -> Result<String, String> {
-    let root = target
-        .read_phys_u64(kernel_pagetable_va)
-        .map_err(|e| format!("reading kernel_pagetable: {e}"))?;
-    if root == 0 || root % PAGE != 0 {
-        return Err(format!(
-            "kernel_pagetable is {root:#x}: the kernel had not made its page table yet"
-        ));
-    }
-    let satp = (8u64 << 60) | (root >> 12);
-    for h in &mut target.snapshot_mut().harts {
-        h.csrs.insert("satp".into(), satp);
-    }
-    Ok(format!(
-        "QEMU ELF core: no CSRs saved (priv/sstatus/scause are unknown); every hart's satp is taken from kernel_pagetable ({root:#x})"
-    ))
-}
-
-/// Refine [`recover_satp`] from the process table: a hart whose
-/// `cpus[h].proc` is set and whose pc is in the kernel (at or above
-/// `kernbase`) was translating through that process's kernel page table
-/// (`kpagetable`, when the kernel has one); one whose pc is below it, in
-/// user mode, through the process's user table. Returns one note per hart
-/// changed, saying where its satp came from.
-pub fn refine_satp(
-    target: &mut super::snapshot::SnapshotTarget,
-    syms: &kinspect_symbols::Symbols,
-    profile: crate::model::Profile,
-    ram: kinspect_sv39::Ram,
-) -> Vec<String> {
-    use crate::model::{Kernel, PhysCache};
-    let Ok(kernel) = Kernel::new(syms, profile) else {
-        return Vec::new();
-    };
-    let state = {
-        let mut phys = PhysCache::new(&mut *target);
-        match kernel.read_state(&mut phys, ram) {
-            Ok(s) => s,
-            Err(_) => return Vec::new(),
-        }
-    };
-    let mut notes = Vec::new();
-    for h in &mut target.snapshot_mut().harts {
-        let Some(slot) = state
-            .cpus
-            .iter()
-            .find(|c| c.hart == h.hart)
-            .and_then(|c| c.slot)
-        else {
-            continue;
-        };
-        let Some(p) = state.procs.iter().find(|p| p.slot == slot) else {
-            continue;
-        };
-        let (root, what) = if h.pc >= ram.base {
-            match p.kpagetable {
-                Some(k) if k != 0 => (k, "kernel page table"),
-                _ => continue,
-            }
-        } else {
-            (p.pagetable, "user page table")
-        };
-        if root == 0 || root % PAGE != 0 {
-            continue;
-        }
-        h.csrs.insert("satp".into(), (8u64 << 60) | (root >> 12));
-        notes.push(format!(
-            "hart {} from pid {} ({})'s {what} {root:#x} (cpus[{}].proc, pc {:#x})",
-            h.hart, p.pid, p.name, h.hart, h.pc
-        ));
-    }
-    notes
 }

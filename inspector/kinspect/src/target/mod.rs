@@ -9,6 +9,7 @@
 
 pub mod elfcore;
 pub mod memory;
+mod phys;
 pub mod qemu;
 pub mod snapshot;
 

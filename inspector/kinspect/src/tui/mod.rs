@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
-use kinspect_sv39::Ram;
 use kinspect_symbols::Symbols;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -37,7 +36,8 @@ use app::App;
 use console::Qemu;
 use worker::{Leave, QemuBackend, Reply, Request, Worker};
 
-use crate::cli::{Cli, Error, Result};
+use crate::error::{Error, Result};
+use crate::session::Session;
 
 /// What `launch` needs beyond the global options.
 #[derive(Clone, Debug)]
@@ -72,10 +72,19 @@ pub fn open_symbols(elf: Option<&Path>) -> Result<Option<Arc<Symbols>>> {
     }
 }
 
-fn ram(cli: &Cli) -> Ram {
-    Ram {
-        base: 0x8000_0000,
-        size: cli.ram_mib.saturating_mul(1 << 20),
+/// The session's ELF for the TUI, its DWARF index built before the first
+/// frame needs it: `--elf` must load, the default path may be missing.
+fn session_symbols(session: &Session, must: bool) -> Result<Option<Arc<Symbols>>> {
+    match &session.symbols {
+        Some(s) => {
+            if let Err(e) = s.index_now() {
+                if must {
+                    return Err(Error::BadInput(format!("{}: {e}", s.file_name())));
+                }
+            }
+            Ok(Some(s.clone()))
+        }
+        None => Ok(None),
     }
 }
 
@@ -89,28 +98,20 @@ fn need_terminal() -> Result<()> {
     }
 }
 
-fn normalize(addr: &str) -> String {
-    if addr.starts_with(':') {
-        format!("localhost{addr}")
-    } else {
-        addr.to_string()
-    }
-}
-
 /// `kinspect attach`.
-pub fn attach(cli: &Cli) -> Result<()> {
+pub fn attach(session: &Session) -> Result<()> {
     need_terminal()?;
-    if let Some(path) = &cli.snapshot {
-        return attach_snapshot(cli, path);
+    if let Some(path) = &session.snapshot {
+        return attach_snapshot(session, path);
     }
-    let symbols = open_symbols(cli.elf.as_deref())?;
-    let addr = normalize(&cli.gdb);
+    let symbols = session_symbols(session, session.elf_given)?;
+    let addr = session.gdb.clone();
     let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
     let worker = Worker::new(
         Box::new(backend),
         symbols.clone(),
-        crate::cli::profile(cli)?,
-        ram(cli),
+        session.profile.clone(),
+        session.ram,
     );
     let app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
     let leave = run_ui(app, worker, None)?;
@@ -122,15 +123,14 @@ pub fn attach(cli: &Cli) -> Result<()> {
 
 /// `kinspect --snapshot FILE attach`: the TUI over a saved machine,
 /// read-only (it cannot run, so `c`, `h` and `s` say so).
-fn attach_snapshot(cli: &Cli, path: &std::path::Path) -> Result<()> {
-    let target = crate::snapshot::cmd::open(cli, path, &mut std::io::stderr())?;
-    let elf = crate::snapshot::cmd::elf_path(cli);
-    let symbols = open_symbols(elf.as_deref())?;
+fn attach_snapshot(session: &Session, path: &std::path::Path) -> Result<()> {
+    let target = crate::snapshot::open::open(session, path, &mut std::io::stderr())?;
+    let symbols = session_symbols(session, session.elf_given)?;
     let worker = Worker::new(
         Box::new(worker::SnapshotBackend(target)),
         symbols.clone(),
-        crate::cli::profile(cli)?,
-        ram(cli),
+        session.profile.clone(),
+        session.ram,
     );
     let mut app = App::new(
         format!("snapshot {} (read-only)", path.display()),
@@ -143,9 +143,16 @@ fn attach_snapshot(cli: &Cli, path: &std::path::Path) -> Result<()> {
 }
 
 /// `kinspect launch`: start QEMU, then attach.
-pub fn launch(cli: &Cli, opts: &LaunchOptions) -> Result<()> {
+pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
     need_terminal()?;
-    let symbols = open_symbols(Some(&opts.kernel))?;
+    let symbols = match session.elf.as_deref() == Some(opts.kernel.as_path()) {
+        true => session_symbols(session, true)?,
+        false => None,
+    };
+    let symbols = match symbols {
+        Some(s) => Some(s),
+        None => open_symbols(Some(&opts.kernel))?,
+    };
     let mut qemu = Qemu::start(&opts.kernel, &opts.fs_img, opts.smp).map_err(Error::Failed)?;
     let addr = format!("localhost:{}", qemu.gdb_port);
     // QEMU opens its stub a moment after it starts.
@@ -170,8 +177,8 @@ pub fn launch(cli: &Cli, opts: &LaunchOptions) -> Result<()> {
     let worker = Worker::new(
         Box::new(backend),
         symbols.clone(),
-        crate::cli::profile(cli)?,
-        ram(cli),
+        session.profile.clone(),
+        session.ram,
     );
     let app = App::new(format!("QEMU pid {} gdb {addr}", qemu.pid()), symbols, true);
     let cmd = qemu.command_line.clone();

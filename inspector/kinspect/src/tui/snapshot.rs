@@ -6,19 +6,20 @@
 //! the UI thread renders it without touching the target, and keeps showing
 //! it (marked stale) while the guest runs.
 //!
-//! Kernel virtual addresses are read through [`KernelMem`]: addresses in
-//! RAM are direct-mapped (xv6's `kvmmake` maps KERNBASE..PHYSTOP one to
-//! one), anything else (kernel stacks, the trampoline) is translated by our
-//! own Sv39 walk through a page table, never by the gdb stub.
+//! Kernel virtual addresses are read through the model's one kernel-VA
+//! reader, [`KernelMemory`]: addresses in RAM are direct-mapped (xv6's
+//! `kvmmake` maps KERNBASE..PHYSTOP one to one), anything else (kernel
+//! stacks, the trampoline) is translated by our own Sv39 walk through a
+//! page table, never by the gdb stub.
 
 use std::time::SystemTime;
 
-use kinspect_sv39::{translate, Ram, Satp, SatpMode};
-use kinspect_symbols::{MemoryError, Symbols};
+use kinspect_sv39::{Ram, Satp, SatpMode};
+use kinspect_symbols::Symbols;
 
 use super::procs::{read_procs, ProcRow};
-use crate::commands::TargetMem;
-use crate::model::ModelError;
+use crate::model::{KernelMemory, ModelError, PhysCache};
+use crate::postmortem::unwind;
 use crate::target::{Csr, GeneralRegs, Hart, Target, TargetError};
 
 /// One hart at the moment of the snapshot.
@@ -28,7 +29,7 @@ pub struct HartSnap {
     pub regs: GeneralRegs,
     /// Every CSR kinspect reads; `None` where the backend has no value.
     pub csrs: Vec<(Csr, Option<u64>)>,
-    /// The frame-pointer chain, innermost first (empty in user mode).
+    /// The call chain, innermost first (empty in user mode).
     pub backtrace: Backtrace,
 }
 
@@ -46,7 +47,7 @@ impl HartSnap {
     }
 }
 
-/// One frame of a frame-pointer walk.
+/// One frame of a hart's call chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameRow {
     pub pc: u64,
@@ -61,7 +62,7 @@ pub struct FrameRow {
     pub inlined: Vec<String>,
 }
 
-/// The result of a frame-pointer walk, with why it ended.
+/// A hart's call chain, with why it ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Backtrace {
     pub frames: Vec<FrameRow>,
@@ -84,73 +85,6 @@ pub struct Snapshot {
     pub panic_hart: Option<Hart>,
 }
 
-/// Kernel virtual memory for symbol expressions and the memory view.
-pub struct KernelMem<'a> {
-    pub target: &'a mut dyn Target,
-    /// The page table to translate non-direct-mapped addresses through.
-    pub root: Option<u64>,
-    pub ram: Ram,
-    /// A transport failure met while reading (the connection is gone).
-    pub fatal: Option<TargetError>,
-}
-
-impl KernelMem<'_> {
-    /// The physical address of `va`, or why there is none.
-    pub fn to_phys(&mut self, va: u64) -> Result<u64, String> {
-        if va >= self.ram.base && va < self.ram.base.saturating_add(self.ram.size) {
-            return Ok(va);
-        }
-        let Some(root) = self.root else {
-            return Err(format!(
-                "{va:#x} is outside the direct map and there is no page table to translate it"
-            ));
-        };
-        let ram = self.ram;
-        let mut mem = TargetMem {
-            target: &mut *self.target,
-            fatal: None,
-        };
-        let t = translate(&mut mem, root, va, ram);
-        if let Some(e) = mem.fatal.take() {
-            let msg = e.to_string();
-            self.fatal = Some(e);
-            return Err(msg);
-        }
-        match t {
-            Ok(t) => t
-                .pa()
-                .ok_or_else(|| format!("{va:#x} is not mapped by the page table at {root:#x}")),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-impl kinspect_symbols::Memory for KernelMem<'_> {
-    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let mut done = 0usize;
-        while done < buf.len() {
-            let va = addr.wrapping_add(done as u64);
-            let in_page = (4096 - (va % 4096)) as usize;
-            let n = in_page.min(buf.len() - done);
-            let err = |why: String| MemoryError {
-                addr: va,
-                len: n,
-                why,
-            };
-            let pa = self.to_phys(va).map_err(err)?;
-            if let Err(e) = self.target.read_phys(pa, &mut buf[done..done + n]) {
-                let msg = e.to_string();
-                if !matches!(e, TargetError::Memory { .. }) {
-                    self.fatal = Some(e);
-                }
-                return Err(err(msg));
-            }
-            done += n;
-        }
-        Ok(())
-    }
-}
-
 /// Is this a failure of the connection (as opposed to of the data)?
 pub fn is_lost(e: &TargetError) -> bool {
     matches!(
@@ -161,12 +95,7 @@ pub fn is_lost(e: &TargetError) -> bool {
 
 /// `func+0xoff` for an address.
 pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
-    let (name, off) = syms?.symbolize(addr)?;
-    Some(if off == 0 {
-        name.to_string()
-    } else {
-        format!("{name}+{off:#x}")
-    })
+    crate::symbolize::name(syms, addr)
 }
 
 /// A return address as `func+0xoff`, named by the call before it: the
@@ -175,9 +104,7 @@ pub fn symbolize(syms: Option<&Symbols>, addr: u64) -> Option<String> {
 /// last instruction of its function, so `ra` itself may already be the
 /// next function's first byte.
 pub fn symbolize_return(syms: Option<&Symbols>, ra: u64) -> Option<String> {
-    let call = call_site(ra);
-    let (name, off) = syms?.symbolize(call)?;
-    Some(format!("{name}+{:#x}", off + ra.wrapping_sub(call)))
+    crate::symbolize::return_address(syms, ra, call_site(ra))
 }
 
 /// Where a return address is looked up: the report's unwinder's rule
@@ -235,15 +162,15 @@ fn source_line(syms: Option<&Symbols>, addr: u64) -> (Option<String>, Vec<String
     (frame_place(outer), inlined)
 }
 
-/// The most frames a frame-pointer walk follows.
-pub const MAX_FRAMES: usize = 32;
-
-/// Follow the frame-pointer chain of a hart in supervisor mode: the
-/// kernel is built with frame pointers, so `s0` points just above a record
-/// holding the return address at `s0-8` and the caller's `s0` at `s0-16`
-/// (`kernelvec` builds the same record with `sepc`). The walk stops at a
-/// zero or misaligned frame pointer, a frame pointer that does not grow,
-/// a return address outside the kernel's code, or after [`MAX_FRAMES`].
+/// A hart's call chain in supervisor (or machine) mode, from the same
+/// unwinder the post-mortem report uses
+/// ([`crate::postmortem::unwind::hart_chain`]): DWARF CFI where the ELF has
+/// it (so frames in code built without frame pointers, such as Rust's
+/// `core`, are not lost), the frame-pointer record (`s0-8`: ra, `s0-16`:
+/// the caller's s0) where it does not, `mepc` for a hart in M-mode, and
+/// the walk stops at `main` / `forkret`, at a return address outside the
+/// kernel's code, or after a bounded number of frames. Stack memory is
+/// read through the hart's page table (`satp`).
 pub fn backtrace(
     target: &mut dyn Target,
     syms: Option<&Symbols>,
@@ -251,6 +178,7 @@ pub fn backtrace(
     regs: &GeneralRegs,
     satp: Option<u64>,
     privilege: Option<u64>,
+    mepc: Option<u64>,
 ) -> Result<Backtrace, TargetError> {
     let mut bt = Backtrace::default();
     if privilege == Some(0) {
@@ -267,88 +195,38 @@ pub fn backtrace(
         Some(end) => a >= ram.base && a < end,
         None => syms.is_some_and(|s| s.symbolize(a).is_some()),
     };
-    let (line, inlined) = source_line(syms, regs.pc);
-    bt.frames.push(FrameRow {
-        pc: regs.pc,
-        fp: Some(regs.x[8]),
-        symbol: symbolize(syms, regs.pc),
-        line,
-        inlined,
-    });
-    // At a function's first instruction (a breakpoint on it) the function
-    // has not pushed its frame record yet: s0 is still its caller's, whose
-    // record names the caller's caller. The caller is in ra.
-    let at_entry = syms
-        .and_then(|s| s.symbolize(regs.pc))
-        .is_some_and(|(_, off)| off == 0);
-    if at_entry && in_code(regs.x[1]) {
-        let (line, inlined) = source_line(syms, call_site(regs.x[1]));
-        bt.frames.push(FrameRow {
-            pc: regs.x[1],
-            fp: None,
-            symbol: symbolize_return(syms, regs.x[1]),
-            line,
-            inlined,
-        });
-    }
     let root = satp
         .map(Satp)
         .filter(|s| s.mode() == SatpMode::Sv39)
         .map(|s| s.root_pa());
-    let mut mem = KernelMem {
-        target,
-        root,
-        ram,
-        fatal: None,
+    let mepc = mepc.filter(|_| privilege == Some(3));
+    let mut phys = PhysCache::new(target);
+    let (raw, end) = {
+        let mut mem = KernelMemory::new(&mut phys, ram, root);
+        unwind::hart_chain(&regs.x, regs.pc, mepc, syms, &mut mem, &in_code)
     };
-    let mut fp = regs.x[8];
-    for i in 0..=MAX_FRAMES {
-        if i == MAX_FRAMES {
-            bt.end = format!("stopped after {MAX_FRAMES} frames");
-            break;
-        }
-        if fp == 0 || fp % 8 != 0 {
-            bt.end = format!("frame pointer {fp:#x}: end of the chain");
-            break;
-        }
-        let mut rec = [0u8; 16];
-        let base = fp.wrapping_sub(16);
-        if let Err(e) = kinspect_symbols::Memory::read(&mut mem, base, &mut rec) {
-            if let Some(f) = mem.fatal.take() {
-                return Err(f);
-            }
-            bt.end = format!("cannot read the frame record at {base:#x}: {}", e.why);
-            break;
-        }
-        let prev = u64::from_le_bytes(rec[0..8].try_into().unwrap_or([0; 8]));
-        let ra = u64::from_le_bytes(rec[8..16].try_into().unwrap_or([0; 8]));
-        if ra == 0 {
-            bt.end = "return address 0: end of the chain".into();
-            break;
-        }
-        if !in_code(ra) {
-            bt.end = format!("return address {ra:#x} is not in the kernel's code: stopped");
-            break;
-        }
-        // The call instruction is just before the return address.
-        let (line, inlined) = source_line(syms, call_site(ra));
+    // The unwinder treats unreadable stack as the end of the chain; a lost
+    // connection is the snapshot's failure.
+    if let Some(e) = phys.fatal.take() {
+        return Err(e);
+    }
+    for f in &raw {
+        let (symbol, lookup) = if f.how.exact() {
+            (symbolize(syms, f.pc), f.pc)
+        } else {
+            // The call instruction is just before the return address.
+            (symbolize_return(syms, f.pc), call_site(f.pc))
+        };
+        let (line, inlined) = source_line(syms, lookup);
         bt.frames.push(FrameRow {
-            pc: ra,
-            fp: Some(prev),
-            symbol: symbolize_return(syms, ra),
+            pc: f.pc,
+            fp: f.regs[8],
+            symbol,
             line,
             inlined,
         });
-        if prev == 0 {
-            bt.end = "the caller's frame pointer is 0: end of the chain".into();
-            break;
-        }
-        if prev <= fp {
-            bt.end = format!("caller's frame pointer {prev:#x} does not grow: stopped");
-            break;
-        }
-        fp = prev;
     }
+    bt.end = end;
     Ok(bt)
 }
 
@@ -364,12 +242,8 @@ pub fn saved_context_backtrace(
     ram: Ram,
     slot: usize,
 ) -> Result<Result<Backtrace, String>, TargetError> {
-    let mut mem = KernelMem {
-        target: &mut *target,
-        root: None,
-        ram,
-        fatal: None,
-    };
+    let mut phys = PhysCache::new(&mut *target);
+    let mut mem = KernelMemory::new(&mut phys, ram, None);
     let kpt = syms
         .load_global(&mut mem, "kernel_pagetable")
         .and_then(|v| v.as_addr())
@@ -382,7 +256,7 @@ pub fn saved_context_backtrace(
     }
     let mut field = |f: &str| -> Result<u64, Fail> {
         let r = syms.eval_address(&format!("proc[{slot}].{f}"), &mut mem);
-        if let Some(e) = mem.fatal.take() {
+        if let Some(e) = mem.phys.fatal.take() {
             return Err(Fail::Lost(e));
         }
         r.map_err(|e| Fail::Data(e.to_string()))
@@ -411,17 +285,17 @@ pub fn saved_context_backtrace(
     let mut x = [0u64; 32];
     x[8] = s0;
     let regs = GeneralRegs { x, pc: ra };
-    backtrace(target, Some(syms), ram, &regs, satp, Some(1)).map(Ok)
+    backtrace(target, Some(syms), ram, &regs, satp, Some(1), None).map(Ok)
 }
 
 /// A NUL-terminated string of printable text at kernel address `va`, at
 /// most `max` bytes; empty when unreadable or not text.
-fn read_cstr(mem: &mut KernelMem<'_>, va: u64, max: u64) -> String {
+fn read_cstr(mem: &mut KernelMemory<'_, '_>, va: u64, max: u64) -> String {
     let mut bytes = Vec::new();
     for i in 0..max {
         let mut b = [0u8];
         let Some(a) = va.checked_add(i) else { break };
-        if kinspect_symbols::Memory::read(mem, a, &mut b).is_err() || b[0] == 0 {
+        if mem.read(a, &mut b).is_err() || b[0] == 0 {
             break;
         }
         bytes.push(b[0]);
@@ -453,7 +327,7 @@ pub fn read_snapshot(
         }
         let get = |c: Csr| csrs.iter().find(|(k, _)| *k == c).and_then(|(_, v)| *v);
         let (satp, privilege) = (get(Csr::Satp), get(Csr::Priv));
-        let backtrace = backtrace(target, syms, ram, &regs, satp, privilege)?;
+        let backtrace = backtrace(target, syms, ram, &regs, satp, privilege, get(Csr::Mepc))?;
         snaps.push(HartSnap {
             hart: h,
             regs,
@@ -478,12 +352,8 @@ pub fn read_snapshot(
             Err(ModelError::Target(e)) if is_lost(&e) => return Err(e),
             Err(e) => snap.procs = Err(format!("process table: {e}")),
         }
-        let mut mem = KernelMem {
-            target,
-            root: snap.kernel_pagetable,
-            ram,
-            fatal: None,
-        };
+        let mut phys = PhysCache::new(target);
+        let mut mem = KernelMemory::new(&mut phys, ram, snap.kernel_pagetable);
         let panicked = syms
             .load_global(&mut mem, "panicked")
             .and_then(|v| v.as_u64())
@@ -524,7 +394,7 @@ pub fn read_snapshot(
                     .map(|h| h.hart)
             });
         }
-        if let Some(e) = mem.fatal.take() {
+        if let Some(e) = mem.phys.fatal.take() {
             return Err(e);
         }
     }

@@ -21,7 +21,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
-use crate::commands::regs::{priv_name, scause_name, sstatus_names, ABI};
+use crate::arch::{priv_name, scause_name, sstatus_names, ABI};
 use crate::target::Csr;
 
 /// Styles, with or without colour.
@@ -644,7 +644,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             };
             let mut lines = vec![Line::styled(
                 format!(
-                    "hart {}: frame-pointer chain (s0), innermost first",
+                    "hart {}: call chain (CFI, else frame pointers), innermost first",
                     hs.hart
                 ),
                 t.bold(),

@@ -19,8 +19,8 @@ use kinspect_sv39::{
 };
 use kinspect_symbols::Symbols;
 
-use super::snapshot::{is_lost, read_snapshot, KernelMem, Snapshot};
-use crate::commands::TargetMem;
+use super::snapshot::{is_lost, read_snapshot, Snapshot};
+use crate::model::{KernelMemory, PhysCache, VaError};
 use crate::target::memory::MemoryTarget;
 use crate::target::qemu::QemuTarget;
 use crate::target::snapshot::SnapshotTarget;
@@ -74,7 +74,7 @@ pub enum Request {
     Break(String),
     /// Remove every breakpoint.
     Delete,
-    /// The frame-pointer chain of a process that is not running, from the
+    /// The call chain of a process that is not running, from the
     /// registers `swtch` saved in its `context`.
     ProcBacktrace(usize),
     Reconnect,
@@ -295,14 +295,16 @@ impl Backend for SnapshotBackend {
 
 /// Reports how many table pages a walk has read, every few pages.
 struct Counting<'a, 'b> {
-    inner: &'a mut TargetMem<'b>,
+    inner: &'a mut (dyn Target + 'b),
     pages: usize,
     progress: Option<&'a Sender<Reply>>,
     root: u64,
 }
 
 impl PhysRead for Counting<'_, '_> {
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    type Error = TargetError;
+
+    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
         self.pages += 1;
         if self.pages % 16 == 0 {
             if let Some(tx) = self.progress {
@@ -312,7 +314,7 @@ impl PhysRead for Counting<'_, '_> {
                 )));
             }
         }
-        self.inner.read(pa, buf)
+        PhysRead::read(&mut *self.inner, pa, buf)
     }
 }
 
@@ -328,15 +330,6 @@ pub struct Worker {
     lost: bool,
     /// Where progress goes while a request runs (the thread's reply channel).
     progress: Option<Sender<Reply>>,
-}
-
-fn size_name(size: u64) -> &'static str {
-    match size {
-        0x1000 => "4 KiB",
-        0x20_0000 => "2 MiB",
-        0x4000_0000 => "1 GiB",
-        _ => "?",
-    }
 }
 
 impl Worker {
@@ -622,13 +615,9 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return Err(self.fail("walking", e)),
         };
-        let mut mem = TargetMem {
-            target: t,
-            fatal: None,
-        };
         let r = {
             let mut counting = Counting {
-                inner: &mut mem,
+                inner: t,
                 pages: 0,
                 progress: progress.as_ref(),
                 root,
@@ -637,10 +626,7 @@ impl Worker {
         };
         match r {
             Ok(w) => Ok(Arc::new(w)),
-            Err(e) => match mem.fatal.take() {
-                Some(t) => Err(self.fail("walking", t)),
-                None => Err(vec![Reply::Walk(root, Err(e.to_string()))]),
-            },
+            Err(e) => Err(self.fail("walking", e)),
         }
     }
 
@@ -654,7 +640,7 @@ impl Worker {
     /// Evaluate an expression to an address (`proc[3].kstack`, `etext`,
     /// `0x80000000`).
     fn eval(&mut self, expr: &str, root: Option<u64>) -> Result<u64, Vec<Reply>> {
-        if let Ok(v) = crate::cli::parse_u64(expr) {
+        if let Ok(v) = crate::parse::parse_u64(expr) {
             return Ok(v);
         }
         let Some(syms) = self.symbols.clone() else {
@@ -667,14 +653,10 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return Err(self.fail("evaluating", e)),
         };
-        let mut mem = KernelMem {
-            target: t,
-            root,
-            ram,
-            fatal: None,
-        };
+        let mut phys = PhysCache::new(t);
+        let mut mem = KernelMemory::new(&mut phys, ram, root);
         let r = syms.eval_address(expr, &mut mem);
-        if let Some(f) = mem.fatal.take() {
+        if let Some(f) = phys.fatal.take() {
             return Err(self.fail("evaluating", f));
         }
         r.map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))])
@@ -687,12 +669,8 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return self.fail("reading memory", e),
         };
-        let mut mem = KernelMem {
-            target: t,
-            root,
-            ram,
-            fatal: None,
-        };
+        let mut phys = PhysCache::new(t);
+        let mut mem = KernelMemory::new(&mut phys, ram, root);
         let mut bytes = vec![None; len];
         let mut note = None;
         // Page by page: an unmapped page shows as `??`, the rest still reads.
@@ -701,17 +679,15 @@ impl Worker {
             let va = addr.wrapping_add(off as u64);
             let n = ((4096 - va % 4096) as usize).min(len - off);
             let mut buf = vec![0u8; n];
-            match kinspect_symbols::Memory::read(&mut mem, va, &mut buf) {
+            match mem.read(va, &mut buf) {
                 Ok(()) => {
                     for (i, b) in buf.into_iter().enumerate() {
                         bytes[off + i] = Some(b);
                     }
                 }
-                Err(e) => {
-                    if let Some(f) = mem.fatal.take() {
-                        return self.fail("reading memory", f);
-                    }
-                    note.get_or_insert(e.why);
+                Err(VaError::Lost(f)) => return self.fail("reading memory", f),
+                Err(VaError::Unreadable(why)) => {
+                    note.get_or_insert(why);
                 }
             }
             off += n;
@@ -734,17 +710,9 @@ impl Worker {
             Ok(t) => t,
             Err(e) => return self.fail("translating", e),
         };
-        let mut mem = TargetMem {
-            target: t,
-            fatal: None,
-        };
-        let r = translate(&mut mem, root, va, ram);
-        if let Some(f) = mem.fatal.take() {
-            return self.fail("translating", f);
-        }
-        let t = match r {
+        let t = match translate(t, root, va, ram) {
             Ok(t) => t,
-            Err(e) => return vec![Reply::Error(format!("translating {va:#x}: {e}"))],
+            Err(f) => return self.fail("translating", f),
         };
         let mut lines = vec![
             format!("translate {expr} = {va:#018x}"),
@@ -771,7 +739,7 @@ impl Worker {
                 ),
                 Some(PteKind::Leaf) => format!(
                     "leaf, {} page at {:#x}",
-                    size_name(page_size(s.level)),
+                    kinspect_sv39::page_size_name(page_size(s.level)),
                     pte.pa()
                 ),
                 _ => "invalid".into(),
@@ -787,7 +755,7 @@ impl Worker {
                 pa, page_size, pte, ..
             } => format!(
                 "{expr} = {va:#x} -> {pa:#x}  ({} page, {})",
-                size_name(*page_size),
+                kinspect_sv39::page_size_name(*page_size),
                 pte.attr_letters()
             ),
             StepOutcome::Fault { level, reason } => {

@@ -1,0 +1,206 @@
+//! The resolved settings of one kinspect invocation: which kernel ELF (read
+//! and parsed once), which kernel profile, how much RAM, text or JSON, and
+//! where the machine is (a gdb stub or a snapshot file).
+//!
+//! [`crate::cli`] parses the command line into [`Settings`] and builds one
+//! [`Session`]; every entry point (the one-shot commands, the TUI, `serve`,
+//! `watch`, `snapshot`, gdb `monitor` commands) gets that same `Session`,
+//! so a setting such as `--profile` means the same thing everywhere.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kinspect_sv39::Ram;
+use kinspect_symbols::Symbols;
+
+use crate::error::{Error, Result};
+use crate::model::{Kernel, Profile};
+
+/// Where kinspect looks for the kernel when `--elf` is not given.
+pub const DEFAULT_ELF: &str = "target/kernel/kernel.elf";
+
+/// Physical address where QEMU `virt` RAM starts (xv6's KERNBASE).
+pub const RAM_BASE: u64 = 0x8000_0000;
+
+/// The global options as the user gave them, before they are resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `--elf`: must load. `None`: [`DEFAULT_ELF`] if it loads.
+    pub elf: Option<PathBuf>,
+    /// `--profile` (`auto`, `xv6-riscv`, ...).
+    pub profile: String,
+    /// `--kpt-field`.
+    pub kpt_field: Option<String>,
+    /// `--ram-mib`.
+    pub ram_mib: u64,
+    pub json: bool,
+    /// `--gdb [HOST]:PORT`.
+    pub gdb: String,
+    /// `--snapshot FILE`.
+    pub snapshot: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            elf: None,
+            profile: "auto".into(),
+            kpt_field: None,
+            ram_mib: 128,
+            json: false,
+            gdb: "localhost:1234".into(),
+            snapshot: None,
+        }
+    }
+}
+
+/// One invocation's resolved settings, shared by everything it runs.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The kernel ELF in use, if any.
+    pub elf: Option<PathBuf>,
+    /// Whether it was named with `--elf` (then it must load in full).
+    pub elf_given: bool,
+    /// That ELF, read and parsed once: ELF symbols, DWARF, CFI.
+    pub symbols: Option<Arc<Symbols>>,
+    /// The names the kernel model looks for (`--profile`, `--kpt-field`).
+    pub profile: Profile,
+    /// Guest RAM (`--ram-mib` from KERNBASE): page-table pointers outside
+    /// it are reported, never followed.
+    pub ram: Ram,
+    /// `--json`: print JSON instead of text.
+    pub json: bool,
+    /// QEMU's gdb stub as `HOST:PORT` (a bare `:PORT` means localhost).
+    pub gdb: String,
+    /// `--snapshot FILE`: read the machine from a file instead.
+    pub snapshot: Option<PathBuf>,
+}
+
+impl Session {
+    /// Resolve `s`: load the ELF (`--elf` must load; the default path may
+    /// be missing or broken, which only costs symbol names), check the
+    /// profile.
+    pub fn new(s: &Settings) -> Result<Session> {
+        let (elf, symbols) = match &s.elf {
+            Some(p) => (Some(p.clone()), Some(Arc::new(open_elf(p)?))),
+            None => {
+                let p = Path::new(DEFAULT_ELF);
+                match Symbols::open(p) {
+                    Ok(syms) => (Some(p.to_path_buf()), Some(Arc::new(syms))),
+                    Err(_) => (p.exists().then(|| p.to_path_buf()), None),
+                }
+            }
+        };
+        Ok(Session {
+            elf,
+            elf_given: s.elf.is_some(),
+            symbols,
+            profile: resolve_profile(&s.profile, s.kpt_field.as_deref())?,
+            ram: Ram {
+                base: RAM_BASE,
+                size: s.ram_mib.saturating_mul(1 << 20),
+            },
+            json: s.json,
+            gdb: normalize_gdb(&s.gdb),
+            snapshot: s.snapshot.clone(),
+        })
+    }
+
+    /// The ELF's symbols and debug info, if an ELF is loaded.
+    pub fn symbols(&self) -> Option<&Symbols> {
+        self.symbols.as_deref()
+    }
+
+    /// The symbols, or the error saying `what` needs them.
+    pub fn need_symbols(&self, what: &str) -> Result<&Symbols> {
+        self.symbols().ok_or_else(|| {
+            Error::BadInput(format!(
+                "{what} need the kernel ELF with debug info (give --elf PATH; default {DEFAULT_ELF})"
+            ))
+        })
+    }
+
+    /// The kernel model over this ELF with this profile: where `proc[]`,
+    /// `cpus[]`, `kernel_pagetable` and their fields are.
+    pub fn kernel(&self, what: &str) -> Result<Kernel<'_>> {
+        let syms = self.need_symbols(what)?;
+        Ok(Kernel::new(syms, self.profile.clone())?)
+    }
+}
+
+/// Read and parse the ELF at `path`, or say in one line why not.
+fn open_elf(path: &Path) -> Result<Symbols> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::BadInput(format!("cannot read ELF {}: {e}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    Symbols::from_bytes(&name, bytes).map_err(|e| Error::BadInput(e.to_string()))
+}
+
+/// The kernel profile `--profile` and `--kpt-field` ask for.
+pub fn resolve_profile(name: &str, kpt_field: Option<&str>) -> Result<Profile> {
+    let profile = Profile::builtin(name).ok_or_else(|| {
+        Error::BadInput(format!(
+            "no profile `{name}` (built in: {})",
+            Profile::BUILTIN.join(", ")
+        ))
+    })?;
+    Ok(match kpt_field {
+        Some(f) => profile.with_kpt_field(f),
+        None => profile,
+    })
+}
+
+/// `:PORT` means `localhost:PORT`.
+fn normalize_gdb(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("localhost{addr}")
+    } else {
+        addr.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_profile_is_bad_input_naming_the_builtins() {
+        let e = resolve_profile("linux", None).unwrap_err();
+        assert!(matches!(e, Error::BadInput(_)), "{e:?}");
+        assert!(e.to_string().contains("no profile `linux`"), "{e}");
+        assert!(e.to_string().contains("xv6-riscv"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_port_means_localhost() {
+        assert_eq!(normalize_gdb(":1234"), "localhost:1234");
+        assert_eq!(normalize_gdb("host:1"), "host:1");
+    }
+
+    #[test]
+    fn settings_resolve_ram_and_a_missing_elf_fails_as_bad_input() {
+        let s = Settings {
+            elf: Some("/nonexistent/kernel.elf".into()),
+            ..Settings::default()
+        };
+        let e = Session::new(&s).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read ELF /nonexistent/kernel.elf"),
+            "{e}"
+        );
+        let s = Settings {
+            elf: None,
+            ram_mib: 64,
+            gdb: ":26000".into(),
+            ..Settings::default()
+        };
+        let session = Session::new(&s).expect("the default ELF may be missing");
+        assert_eq!(session.ram.base, RAM_BASE);
+        assert_eq!(session.ram.size, 64 << 20);
+        assert_eq!(session.gdb, "localhost:26000");
+    }
+}
