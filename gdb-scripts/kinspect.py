@@ -269,9 +269,23 @@ def kernel_expression(text):
     return text.replace("->", ".")
 
 
+def parse_and_eval(expr):
+    """gdb.parse_and_eval in the kernel's language, whatever frame the
+    harts stopped in."""
+    want = "c" if _is_c() else "rust"
+    if gdb.current_language() == want:
+        return gdb.parse_and_eval(expr)
+    previous = gdb.parameter("language")
+    gdb.execute("set language %s" % want, to_string=True)
+    try:
+        return gdb.parse_and_eval(expr)
+    finally:
+        gdb.execute("set language %s" % previous, to_string=True)
+
+
 def evaluate(text):
     try:
-        return gdb.parse_and_eval(kernel_expression(text))
+        return parse_and_eval(kernel_expression(text))
     except gdb.error as e:
         raise KinspectError("cannot evaluate `%s`: %s" % (text, e))
 
@@ -298,7 +312,7 @@ def address(text):
     number is its value; an array (`etext`, `trampoline`) or a function
     (`main`) is where it is; a label with no debug info is where it is."""
     try:
-        v = gdb.parse_and_eval(kernel_expression(text))
+        v = parse_and_eval(kernel_expression(text))
     except gdb.error as e:
         if _IDENT.match(text):
             a = _linker_symbol_address(text)
@@ -336,8 +350,22 @@ def as_int(value):
     return int(value) & sv39.MASK64
 
 
+_KERNEL_IS_RUST = {}
+
+
 def _is_c():
-    return gdb.current_language() != "rust"
+    """Whether the kernel is C (its globals are plain C symbols) rather than
+    Rust (statics in a namespace: `kernel::proc::proc`). A property of the
+    kernel ELF, not of the frame the harts stopped in: gdb's current
+    language follows that frame (asm in the trampoline or in `timervec`),
+    and taking it for the kernel's made `proc` a symbol without a type."""
+    key = gdb.current_progspace().filename
+    if key not in _KERNEL_IS_RUST:
+        try:
+            _KERNEL_IS_RUST[key] = "::" in global_symbol("proc").name
+        except KinspectError:
+            _KERNEL_IS_RUST[key] = gdb.current_language() == "rust"
+    return not _KERNEL_IS_RUST[key]
 
 
 def state_name(value):

@@ -85,13 +85,22 @@ fn ktranslate_finds_a_kernel_stack_and_its_guard() {
     let mut m = Machine::start();
     m.wait_for("$ ", T);
     m.pause();
+    // gdb's language follows the frame a hart stopped in: asm when it is in
+    // the trampoline or in timervec, which happens at random on a busy
+    // machine. The commands speak the kernel's language whatever it is.
     let out = gdb_batch(
         &m.gdb_addr(),
         &[
             "ktranslate proc[0].kstack 1 kernel",
             "ktranslate proc[0].kstack-4096 1 kernel",
             "kprocs",
+            "set language asm",
+            "ktranslate proc[0].kstack 1 kernel",
         ],
+    );
+    assert!(
+        out[4].contains("leaf (4 KiB page)"),
+        "with gdb's language asm (a hart in assembly code), the kernel stack:\n{out}"
     );
     assert!(
         out[0].contains("leaf (4 KiB page)"),
