@@ -18,8 +18,7 @@
 
 mod xv6_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kinspect_testkit::xv6::variant;
@@ -209,24 +208,8 @@ fn buggy_kernel(name: &str, reaches: &[&str], says: &[&str]) {
     let dir = std::env::temp_dir().join(format!("kinspect-c-xv6-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let report = dir.join("report.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .arg("--gdb")
-        .arg(m.gdb_addr())
-        .arg("--elf")
-        .arg(&elf)
-        .args(["watch", "--timeout", "600", "--report"])
-        .arg(&report)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kinspect watch");
-    let mut err = BufReader::new(child.stderr.take().expect("watch's stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("watch's first line");
-    assert!(
-        line.contains("watching for a panic"),
-        "{name}: watch said {line:?}"
-    );
+    let (mut child, mut err, line) =
+        xv6_common::start_watch(&m, &elf, &["--report".as_ref(), report.as_os_str()]);
     if let Some(cmd) = &v.run {
         m.send(format!("{cmd}\n").as_bytes());
     }

@@ -12,9 +12,8 @@
 mod xv6_common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use kinspect_testkit::xv6::variant;
 use kinspect_testkit::Boot;
@@ -31,20 +30,7 @@ fn panicked_snapshot(name: &str, out: &Path) {
         ..Boot::default()
     });
     let elf = v.elf();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .arg("--gdb")
-        .arg(m.gdb_addr())
-        .arg("--elf")
-        .arg(&elf)
-        .args(["watch", "--timeout", "600"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting kinspect watch");
-    let mut err = BufReader::new(child.stderr.take().expect("watch's stderr"));
-    let mut line = String::new();
-    err.read_line(&mut line).expect("watch's first line");
-    assert!(line.contains("watching for a panic"), "{name}: {line:?}");
+    let (child, mut err, line) = xv6_common::start_watch(&m, &elf, &[]);
     let o = child.wait_with_output().expect("waiting for watch");
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut err, &mut rest);

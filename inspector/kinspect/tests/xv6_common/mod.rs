@@ -4,8 +4,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kinspect_testkit::xv6::Variant;
@@ -84,4 +85,34 @@ pub fn shell(v: &Variant) -> (Machine, Vec<(i64, String, String)>) {
     };
     m.pause();
     (m, listed)
+}
+
+/// Start `kinspect watch --timeout 600 EXTRA...` on `elf` at `m` and wait
+/// until it says it is watching (its breakpoint is in); returns the child,
+/// its stderr for the rest, and that first line.
+pub fn start_watch(
+    m: &Machine,
+    elf: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (Child, BufReader<ChildStderr>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .arg("--gdb")
+        .arg(m.gdb_addr())
+        .arg("--elf")
+        .arg(elf)
+        .args(["watch", "--timeout", "600"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kinspect watch");
+    let mut err = BufReader::new(child.stderr.take().expect("watch's stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("watch's first line");
+    assert!(
+        line.contains("watching for a panic"),
+        "{}: watch said {line:?}",
+        elf.display()
+    );
+    (child, err, line)
 }
