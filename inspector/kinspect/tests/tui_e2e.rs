@@ -282,9 +282,21 @@ fn attach_in_tmux(m: &Machine, name: &str) -> Tmux {
 /// [`attach_in_tmux`] with another kernel's ELF (a C xv6's).
 fn attach_elf_in_tmux(m: &Machine, name: &str, elf: &std::path::Path) -> Tmux {
     let t = attach_elf_in_tmux_halted(m, name, elf);
-    t.wait("init and sh, running", Duration::from_secs(60), |s| {
-        has_proc(s, "init") && has_proc(s, "sh") && s.contains(" RUNNING ")
-    });
+    // The page table walked too (its last root entry, the trampoline's,
+    // drawn): the worker halts the guest briefly for that walk, and a
+    // QEMU monitor `stop` that lands inside that moment is undone by the
+    // worker's resume, so tests that stop the guest behind kinspect's
+    // back start once kinspect is idle.
+    t.wait(
+        "init and sh, running, the page table walked",
+        Duration::from_secs(60),
+        |s| {
+            has_proc(s, "init")
+                && has_proc(s, "sh")
+                && s.contains(" RUNNING ")
+                && s.contains("..255: ")
+        },
+    );
     t
 }
 
