@@ -652,3 +652,67 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::memory::MemoryTarget;
+
+    fn errors(replies: Vec<Reply>) -> Vec<String> {
+        replies
+            .into_iter()
+            .filter_map(|r| match r {
+                Reply::Error(e) | Reply::Lost(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A target without [`Control`] (a crafted or saved machine): every
+    /// request that would run it says so, and nothing is waited for.
+    #[test]
+    fn a_target_that_cannot_run_says_so() {
+        let t = MemoryTarget {
+            name: "a crafted machine".into(),
+            ..MemoryTarget::default()
+        };
+        let mut w = Worker::new(
+            Box::new(t),
+            None,
+            crate::model::Profile::default(),
+            Ram::default(),
+        );
+        let cannot = |what: &str| {
+            vec![format!(
+                "{what}: a crafted machine cannot run (it is not a live machine)"
+            )]
+        };
+        assert_eq!(errors(w.handle(Request::Resume)), cannot("continue"));
+        assert_eq!(errors(w.handle(Request::Halt)), cannot("halt"));
+        assert_eq!(errors(w.handle(Request::Step(0))), cannot("step"));
+        assert_eq!(
+            errors(w.handle(Request::Break("0x80000000".into()))),
+            ["break 0x80000000: this target cannot run, so it has no breakpoints"]
+        );
+        assert_eq!(
+            w.handle(Request::Delete)
+                .into_iter()
+                .filter_map(|r| match r {
+                    Reply::Event(e) => Some(e),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            [Event::BreakpointsRemoved(0)]
+        );
+        assert_eq!(
+            errors(w.handle(Request::Reconnect)),
+            ["reconnecting: this target cannot reconnect"]
+        );
+        assert!(w.poll().is_empty());
+        assert_eq!(w.state(), RunState::Halted);
+        assert!(matches!(
+            w.handle(Request::Finish(Leave::Running)).as_slice(),
+            [Reply::Finished(Ok(()))]
+        ));
+    }
+}
