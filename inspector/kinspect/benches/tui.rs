@@ -14,8 +14,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kinspect::target::qemu::QemuTarget;
 use kinspect::tui::app::App;
-use kinspect::tui::worker::{Leave, QemuBackend, Request, Worker};
+use kinspect::tui::worker::{Leave, Request, Worker};
 use kinspect::tui::{open_symbols, view};
 use kinspect_sv39::Ram;
 use kinspect_symbols::Symbols;
@@ -50,7 +51,7 @@ fn settle(app: &mut App, worker: &mut Worker) {
 }
 
 fn draw(app: &mut App, term: &mut Terminal<TestBackend>) {
-    term.draw(|f| view::draw(f, app)).expect("draw");
+    term.draw(|f| app.hits = view::draw(f, app)).expect("draw");
 }
 
 /// Where the time of a first frame goes.
@@ -69,10 +70,10 @@ fn first_frame(addr: &str, elf: &std::path::Path, ph: &mut Phases) -> (App, Work
     let start = Instant::now();
     let symbols: Option<Arc<Symbols>> = open_symbols(Some(elf)).expect("the kernel ELF loads");
     let t1 = Instant::now();
-    let backend = QemuBackend::connect(addr).expect("connecting to the stub");
+    let target = QemuTarget::connect(addr).expect("connecting to the stub");
     let t2 = Instant::now();
     let mut worker = Worker::new(
-        Box::new(backend),
+        Box::new(target),
         symbols.clone(),
         kinspect::model::Profile::default(),
         Ram::default(),
@@ -123,7 +124,7 @@ fn main() {
     let mut redraws = Vec::new();
     let mut halts = Vec::new();
     for _ in 0..runs * 2 {
-        if !app.running {
+        if !app.running() {
             for r in worker.handle(Request::Resume) {
                 app.apply(r);
             }
@@ -137,7 +138,7 @@ fn main() {
         settle(&mut app, &mut worker);
         draw(&mut app, &mut term);
         redraws.push(start.elapsed());
-        assert!(!app.running);
+        assert!(!app.running());
     }
     let _ = worker.handle(Request::Finish(Leave::Running));
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kinspect::target::memory::{HartState, MemoryTarget};
-use kinspect::target::Csr;
-use kinspect::tui::app::{App, Tab};
+use kinspect::target::{Csr, RunState};
+use kinspect::tui::app::{App, Focus, Tab};
 use kinspect::tui::view;
-use kinspect::tui::worker::{MemoryBackend, Request, Worker};
+use kinspect::tui::worker::{Reply, Request, Worker};
 use kinspect_sv39::Ram;
 use kinspect_symbols::Symbols;
 use ratatui::backend::TestBackend;
@@ -221,7 +221,7 @@ impl Rig {
         let mut t = machine(&syms);
         change(&mut t, &syms);
         let mut worker = Worker::new(
-            Box::new(MemoryBackend(t)),
+            Box::new(t),
             Some(syms.clone()),
             kinspect::model::Profile::default(),
             Ram::default(),
@@ -294,7 +294,8 @@ impl Rig {
 
     fn raw_screen(&mut self, w: u16, h: u16) -> String {
         let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-        term.draw(|f| view::draw(f, &mut self.app)).expect("draw");
+        let app = &mut self.app;
+        term.draw(|f| app.hits = view::draw(f, app)).expect("draw");
         let buf = term.backend().buffer().clone();
         let mut out = String::new();
         for y in 0..h {
@@ -456,7 +457,7 @@ fn filter_help_quit_and_a_wide_terminal() {
     r.key(KeyCode::Esc);
     r.key(KeyCode::Char('?'));
     let s = r.screen(100, 40);
-    for (k, _) in kinspect::tui::app::KEYS {
+    for (k, _) in kinspect::tui::keys::KEYS {
         assert!(s.contains(k), "help lists `{k}`:\n{s}");
     }
     insta::assert_snapshot!("help_100x40", s);
@@ -478,13 +479,13 @@ fn filter_help_quit_and_a_wide_terminal() {
 #[test]
 fn running_guest_shows_stale_views() {
     let mut r = Rig::new(false);
-    r.app.running = true;
+    r.app.state = RunState::Running;
     let s = r.screen(80, 24);
     assert!(s.contains("RUNNING"), "{s}");
     assert!(s.contains("[stale 3.2s]"), "{s}");
     insta::assert_snapshot!("stale_80x24", s);
     // A crafted machine cannot run: continue is refused with a reason.
-    r.app.running = false;
+    r.app.state = RunState::Halted;
     r.key(KeyCode::Char('c'));
     assert!(r.app.message.contains("cannot run"), "{}", r.app.message);
 }
@@ -492,9 +493,8 @@ fn running_guest_shows_stale_views() {
 #[test]
 fn lost_connection_is_shown() {
     let mut r = Rig::new(false);
-    r.app.apply(kinspect::tui::worker::Reply::Lost(
-        "connection lost: QEMU exited".into(),
-    ));
+    r.app
+        .apply(Reply::Lost("connection lost: QEMU exited".into()));
     let s = r.screen(80, 24);
     assert!(s.contains("CONNECTION LOST"), "{s}");
     assert!(s.contains("press R to reconnect"), "{s}");
@@ -505,14 +505,20 @@ fn no_color_means_no_colour() {
     let mut r = Rig::new(false);
     r.app.no_color = true;
     let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
-    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    term.draw(|f| {
+        view::draw(f, &r.app);
+    })
+    .expect("draw");
     let buf = term.backend().buffer().clone();
     for cell in buf.content() {
         assert_eq!(cell.fg, ratatui::style::Color::Reset);
         assert_eq!(cell.bg, ratatui::style::Color::Reset);
     }
     r.app.no_color = false;
-    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    term.draw(|f| {
+        view::draw(f, &r.app);
+    })
+    .expect("draw");
     let coloured = term
         .backend()
         .buffer()
@@ -576,7 +582,10 @@ fn console_output_is_utf8_and_never_controls_the_terminal() {
     r.app.console_bytes(b" \x9b\xff\x07end\r\n$ ");
     r.key(KeyCode::Char('6'));
     let mut term = Terminal::new(TestBackend::new(80, 24)).expect("terminal");
-    term.draw(|f| view::draw(f, &mut r.app)).expect("draw");
+    term.draw(|f| {
+        view::draw(f, &r.app);
+    })
+    .expect("draw");
     for cell in term.backend().buffer().content() {
         assert!(
             !cell.symbol().chars().any(char::is_control),
@@ -627,7 +636,7 @@ fn focus_is_unmistakable_and_typing_to_the_guest_is_deliberate() {
         r.key(KeyCode::Enter);
     }
     assert!(r.app.console_out.is_empty(), "{:?}", r.app.console_out);
-    assert_ne!(r.app.focus, kinspect::tui::app::Focus::Console);
+    assert_ne!(r.app.focus, Focus::Console);
     r.key(KeyCode::Char('i'));
     let s = r.screen(100, 30);
     assert!(
@@ -656,7 +665,7 @@ fn enter_on_a_process_shows_its_page_table() {
     let mut r = Rig::new(false);
     r.key(KeyCode::Char('3'));
     r.key(KeyCode::Tab);
-    assert_eq!(r.app.focus, kinspect::tui::app::Focus::Procs);
+    assert_eq!(r.app.focus, Focus::Procs);
     r.key(KeyCode::Down);
     r.key(KeyCode::Enter);
     assert_eq!(r.app.tab, Tab::PageTable);

@@ -779,7 +779,9 @@ impl Session {
         self.client.close_gently(Duration::from_millis(50));
     }
 
-    fn close(&mut self) -> Result<()> {
+    /// [`finish`](Self::finish) through a reference: leave as found and
+    /// close. Later requests fail; a second call does nothing.
+    pub fn close(&mut self) -> Result<()> {
         if self.finished {
             return Ok(());
         }

@@ -14,6 +14,7 @@ pub mod qemu;
 pub mod snapshot;
 
 use std::fmt;
+use std::time::Duration;
 
 /// A hart, numbered from 0 as the kernel's `cpuid()` numbers them (QEMU's
 /// gdb thread `p1.(N+1)`).
@@ -171,6 +172,26 @@ pub trait Control {
     fn resume(&mut self) -> Result<()>;
     /// Execute one instruction on one hart.
     fn step(&mut self, hart: Hart) -> Result<()>;
+    /// How this connection found the guest. Attaching halts it (QEMU
+    /// does), so a guest that ran before shows `Running` here and
+    /// `Halted` in [`Target::run_state`].
+    fn state_at_attach(&self) -> RunState;
+    /// Insert a software breakpoint at a kernel address (halted).
+    fn insert_breakpoint(&mut self, addr: u64) -> Result<()>;
+    /// Remove a breakpoint [`insert_breakpoint`](Self::insert_breakpoint)
+    /// set (halted).
+    fn remove_breakpoint(&mut self, addr: u64) -> Result<()>;
+    /// While running: wait up to `wait` for the guest to stop by itself
+    /// (a breakpoint, a `stop` in QEMU's monitor). `Halted` if it did, or
+    /// already was.
+    fn wait_for_stop(&mut self, wait: Duration) -> Result<RunState>;
+    /// While halted: did something outside this connection (QEMU's
+    /// monitor `cont`) let the guest run? If so it is halted again when
+    /// this returns true. `wait` bounds the wait for QEMU's answer.
+    fn resumed_elsewhere(&mut self, wait: Duration) -> Result<bool>;
+    /// Let go of the machine as it is now (running or halted), removing
+    /// the breakpoints this connection set. Later calls fail.
+    fn detach(&mut self) -> Result<()>;
 }
 
 /// A QEMU monitor command (`info mem`, `gva2gpa`), its output as text.

@@ -4,7 +4,8 @@
 //! hart N is gdb thread `p1.(N+1)`, registers come from `Hg` + `g`, CSRs
 //! from `p` with numbers looked up by name in QEMU's target description,
 //! and physical memory from `m` with `Qqemu.PhyMemMode:1` around the reads
-//! (always put back). It also has [`Control`] (halt, resume, step) and
+//! (always put back). It also has [`Control`] (halt, resume, step,
+//! breakpoints, waiting for a stop) and
 //! [`Monitor`] (QEMU's human monitor through `qRcmd`).
 //!
 //! QEMU's physical mode never fails a read: memory that is not there reads
@@ -19,10 +20,15 @@
 //! command leaves the machine as it found it. See `docs/protocol.md`.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use kinspect_rsp::{ConnectOptions, Error as RspError, RunState as RspRunState, Session, ThreadId};
 
 use super::{Control, Csr, GeneralRegs, Hart, Monitor, Result, RunState, Target, TargetError};
+
+/// The `kind` of a software breakpoint (`Z0,addr,kind`): 4 bytes, an
+/// `ebreak` (QEMU's stub takes any kind for RISC-V).
+const BREAKPOINT_KIND: usize = 4;
 
 /// A live QEMU machine.
 #[derive(Debug)]
@@ -81,13 +87,6 @@ impl QemuTarget {
     /// (breakpoints, waiting for a stop, raw registers by name).
     pub fn session(&mut self) -> &mut Session {
         &mut self.session
-    }
-
-    /// While halted: did something outside this session (QEMU's monitor
-    /// `cont`) let the guest run? If so it is halted again now; see
-    /// [`Session::probe_resumed`].
-    pub fn resumed_elsewhere(&mut self, wait: std::time::Duration) -> Result<bool> {
-        self.session.probe_resumed(wait).map_err(target_error)
     }
 
     /// Leave the machine as we found it (resume it if it was running) and
@@ -267,6 +266,46 @@ impl Control for QemuTarget {
     fn step(&mut self, hart: Hart) -> Result<()> {
         let tid = self.thread(hart)?;
         self.session.step(tid).map(|_| ()).map_err(target_error)
+    }
+
+    fn state_at_attach(&self) -> RunState {
+        if self.session.was_running() {
+            RunState::Running
+        } else {
+            RunState::Halted
+        }
+    }
+
+    fn insert_breakpoint(&mut self, addr: u64) -> Result<()> {
+        self.session
+            .insert_breakpoint(addr, BREAKPOINT_KIND)
+            .map_err(target_error)
+    }
+
+    fn remove_breakpoint(&mut self, addr: u64) -> Result<()> {
+        self.session
+            .remove_breakpoint(addr, BREAKPOINT_KIND)
+            .map_err(target_error)
+    }
+
+    fn wait_for_stop(&mut self, wait: Duration) -> Result<RunState> {
+        if self.run_state()? == RunState::Halted {
+            return Ok(RunState::Halted);
+        }
+        // Whatever goes wrong while waiting leaves the session unusable.
+        match self.session.wait_for_stop(wait) {
+            Ok(Some(_)) => Ok(RunState::Halted),
+            Ok(None) => Ok(RunState::Running),
+            Err(e) => Err(TargetError::Disconnected(e.to_string())),
+        }
+    }
+
+    fn resumed_elsewhere(&mut self, wait: Duration) -> Result<bool> {
+        self.session.probe_resumed(wait).map_err(target_error)
+    }
+
+    fn detach(&mut self) -> Result<()> {
+        self.session.close().map_err(target_error)
     }
 }
 

@@ -3,7 +3,7 @@
 //! ```text
 //!  terminal ──keys, mouse──▶ App (state) ──Request──▶ worker thread ──▶ Target (gdb stub)
 //!      ▲                       │   ▲                        │
-//!      └──── view::draw ◀──────┘   └────────Reply───────────┘
+//!      └─ view::draw(&App) ◀───┘   └────────Reply───────────┘
 //!  QEMU stdout ──bytes──▶ console pane      console keys ──▶ QEMU stdin  (launch)
 //! ```
 //!
@@ -15,8 +15,14 @@
 //! and then attaches like `attach`. See `docs/tui.md`.
 
 pub mod app;
+mod apply;
+pub mod command;
 pub mod console;
+pub mod keys;
+pub mod panes;
+pub mod popup;
 pub mod procs;
+mod reads;
 pub mod snapshot;
 pub mod view;
 pub mod worker;
@@ -34,10 +40,12 @@ use signal_hook::iterator::Signals;
 
 use app::App;
 use console::Qemu;
-use worker::{Leave, QemuBackend, Reply, Request, Worker};
+use worker::{Leave, Reply, Request, Worker};
 
 use crate::error::{Error, Result};
 use crate::session::Session;
+use crate::target::qemu::QemuTarget;
+use crate::target::{RunState, Target, TargetError};
 
 /// What `launch` needs beyond the global options.
 #[derive(Clone, Debug)]
@@ -106,13 +114,14 @@ pub fn attach(session: &Session) -> Result<()> {
     }
     let symbols = session_symbols(session, session.elf_given)?;
     let addr = session.gdb.clone();
-    let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
+    let target = QemuTarget::connect(&addr).map_err(Error::from)?;
     let worker = Worker::new(
-        Box::new(backend),
+        Box::new(target),
         symbols.clone(),
         session.profile.clone(),
         session.ram,
-    );
+    )
+    .reconnecting(reconnect_to(&addr));
     let app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
     let leave = run_ui(app, worker, None)?;
     if leave == Leave::Halted {
@@ -127,7 +136,7 @@ fn attach_snapshot(session: &Session, path: &std::path::Path) -> Result<()> {
     let target = crate::snapshot::open::open(session, path, &mut std::io::stderr())?;
     let symbols = session_symbols(session, session.elf_given)?;
     let worker = Worker::new(
-        Box::new(worker::SnapshotBackend(target)),
+        Box::new(target),
         symbols.clone(),
         session.profile.clone(),
         session.ram,
@@ -157,8 +166,8 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
     let addr = format!("localhost:{}", qemu.gdb_port);
     // QEMU opens its stub a moment after it starts.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let backend = loop {
-        match QemuBackend::connect(&addr) {
+    let target = loop {
+        match QemuTarget::connect(&addr) {
             Ok(b) => break b,
             Err(e) => {
                 if let Some(status) = qemu.exited() {
@@ -175,11 +184,12 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
         }
     };
     let worker = Worker::new(
-        Box::new(backend),
+        Box::new(target),
         symbols.clone(),
         session.profile.clone(),
         session.ram,
-    );
+    )
+    .reconnecting(reconnect_to(&addr));
     let app = App::new(format!("QEMU pid {} gdb {addr}", qemu.pid()), symbols, true);
     let cmd = qemu.command_line.clone();
     let r = run_ui(app, worker, Some(&mut qemu));
@@ -200,6 +210,16 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `R`: a new connection to the gdb stub at `addr`.
+fn reconnect_to(addr: &str) -> worker::Connect {
+    let addr = addr.to_string();
+    Box::new(
+        move || -> std::result::Result<Box<dyn Target + Send>, TargetError> {
+            Ok(Box::new(QemuTarget::connect(&addr)?))
+        },
+    )
 }
 
 /// Restores the terminal however the UI ends (panics included).
@@ -284,7 +304,7 @@ fn pump(app: &mut App, replies: &Receiver<Reply>, qemu: &mut Option<&mut Qemu>) 
                 if app.lost.is_none() {
                     app.lost = Some(format!("QEMU exited ({status})"));
                 }
-                app.running = false;
+                app.state = RunState::Halted;
                 changed = true;
             }
         }
@@ -358,7 +378,7 @@ fn run_ui(mut app: App, mut worker: Worker, mut qemu: Option<&mut Qemu>) -> Resu
         // Redraw on change, and twice a second for the stale-age clock.
         if dirty || last_draw.elapsed() > Duration::from_millis(500) {
             terminal
-                .draw(|f| view::draw(f, &mut app))
+                .draw(|f| app.hits = view::draw(f, &app))
                 .map_err(|e| Error::Failed(format!("drawing: {e}")))?;
             last_draw = Instant::now();
             dirty = false;

@@ -7,7 +7,7 @@
 use kinspect_sv39::Ram;
 use kinspect_symbols::Symbols;
 
-use crate::model::{Kernel, ModelError, PhysCache, Profile};
+use crate::model::{Kernel, ModelError, PhysCache, ProcState, Profile};
 use crate::target::Target;
 
 /// One process slot.
@@ -16,9 +16,7 @@ pub struct ProcRow {
     /// Index in `proc[]`.
     pub slot: usize,
     pub pid: i64,
-    /// `unused`, `used`, `sleeping`, `runnable`, `running`, `zombie`
-    /// (the enumerator's name in lower case; `?N` for an unknown value).
-    pub state: String,
+    pub state: ProcState,
     pub name: String,
     /// Virtual address of the kernel stack page, `KSTACK(slot)`.
     pub kstack: u64,
@@ -37,7 +35,13 @@ pub struct ProcRow {
 
 impl ProcRow {
     pub fn unused(&self) -> bool {
-        self.state == "unused"
+        self.state == ProcState::Unused
+    }
+
+    /// `unused`, `used`, `sleeping`, `runnable`, `running`, `zombie`
+    /// (the enumerator's name in lower case; `?N` for an unknown value).
+    pub fn state_name(&self) -> String {
+        self.state.name().to_ascii_lowercase()
     }
 }
 
@@ -58,7 +62,7 @@ pub fn read_procs(
         .map(|p| ProcRow {
             slot: p.slot,
             pid: p.pid,
-            state: p.state.name().to_ascii_lowercase(),
+            state: p.state.clone(),
             name: p.name.clone(),
             kstack: p.kstack,
             sz: p.sz.unwrap_or(0),

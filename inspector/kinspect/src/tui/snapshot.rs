@@ -124,8 +124,11 @@ pub fn is_panic_frame(symbol: &str) -> bool {
 /// directory on (`kernel/src/proc.rs:757`).
 fn frame_place(f: &kinspect_symbols::Frame) -> Option<String> {
     let file = f.file.as_deref()?;
-    let short = match file.find("kernel/") {
-        Some(i) => &file[i..],
+    // From the last `kernel/` directory (ours: kernel/src/proc.rs; C
+    // xv6: kernel/proc.c), whatever the checkout's path holds before it.
+    let short = match file.rfind("/kernel/") {
+        Some(i) => &file[i + 1..],
+        None if file.starts_with("kernel/") => file,
         None => file.rsplit('/').next().unwrap_or(file),
     };
     Some(match f.line {

@@ -1,8 +1,10 @@
 //! Drawing the [`App`] with ratatui: status bar, process table, the
 //! detail tabs, the command line, and the overlays (help, quit, pop-ups).
 //!
-//! Pure functions of the state: rendering tests draw into ratatui's
-//! `TestBackend` and compare the text with snapshot files. Colours are
+//! Pure functions of the state: [`draw`] reads the [`App`] and returns
+//! where it put things ([`Hits`], for the mouse) without changing it;
+//! rendering tests draw into ratatui's `TestBackend` and compare the text
+//! with snapshot files. Colours are
 //! only a second channel: every state is also spelt out in words, and
 //! `NO_COLOR` turns colours off (bold and reverse video stay).
 
@@ -20,9 +22,29 @@ use ratatui::widgets::{
 };
 use ratatui::Frame;
 
-use super::app::{App, Focus, Tab, WalkState, COMMANDS, KEYS};
+use super::app::{App, Focus, InputKind, Tab};
+use super::command::COMMANDS;
+use super::keys::KEYS;
+use super::panes::WalkState;
 use crate::arch::{priv_name, scause_name, sstatus_names, ABI};
+use crate::model::ProcState;
 use crate::target::Csr;
+
+/// Where the last frame put things, for the mouse: [`draw`] returns it
+/// and the event loop keeps it in [`App::hits`].
+#[derive(Clone, Debug, Default)]
+pub struct Hits {
+    pub procs: Rect,
+    /// Screen row of the first process row.
+    pub procs_first_row: u16,
+    pub procs_offset: usize,
+    pub detail: Rect,
+    /// Tab titles: (tab, x start, x end) on the detail's top border.
+    pub tabs: Vec<(Tab, u16, u16)>,
+    /// Rows of the detail area's list and its scroll offset.
+    pub detail_first_row: u16,
+    pub detail_offset: usize,
+}
 
 /// Styles, with or without colour.
 struct Theme {
@@ -135,7 +157,7 @@ pub fn maps_lines(app: &App) -> Vec<String> {
     let Some(WalkState::Done(w)) = app.walks.get(&root) else {
         return Vec::new();
     };
-    let f = app.filter.get("maps").cloned().unwrap_or_default();
+    let f = app.maps.filter.clone();
     let mut out: Vec<String> = info_mem::HEADER.lines().map(String::from).collect();
     out.extend(
         info_mem::ranges(w)
@@ -233,7 +255,8 @@ fn flags_spans(t: &Theme, pte: kinspect_sv39::Pte) -> Vec<Span<'static>> {
 }
 
 /// Draw everything.
-pub fn draw(f: &mut Frame, app: &mut App) {
+pub fn draw(f: &mut Frame, app: &App) -> Hits {
+    let mut hits = Hits::default();
     let t = Theme {
         color: !app.no_color,
     };
@@ -263,8 +286,8 @@ pub fn draw(f: &mut Frame, app: &mut App) {
             .split(body);
         (c[0], c[1])
     };
-    draw_procs(f, app, &t, procs_area);
-    draw_detail(f, app, &t, detail_area);
+    draw_procs(f, app, &t, procs_area, &mut hits);
+    draw_detail(f, app, &t, detail_area, &mut hits);
     draw_bottom(f, app, &t, rows[2]);
     if app.help {
         draw_help(f, app, &t, area);
@@ -311,6 +334,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
             r,
         );
     }
+    hits
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
@@ -363,7 +387,7 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
         )
     } else if app.snapshot.is_none() {
         Span::styled(" ATTACHING ", t.state(false))
-    } else if app.running {
+    } else if app.running() {
         Span::styled(" RUNNING ", t.state(true))
     } else {
         Span::styled(" HALTED ", t.state(false))
@@ -399,7 +423,7 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
                 "{}hart{} {p}{} ",
                 if sel { "▸" } else { " " },
                 h.hart,
-                if app.running && wide { " run" } else { "" }
+                if app.running() && wide { " run" } else { "" }
             );
             l2.push(Span::styled(
                 txt,
@@ -436,12 +460,12 @@ fn stale_tag(app: &App) -> String {
     }
 }
 
-fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
+fn draw_procs(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let focused = app.focus == Focus::Procs;
-    let filter = app.filter.get("procs").filter(|s| !s.is_empty());
+    let filter = Some(&app.procs.list.filter).filter(|s| !s.is_empty());
     let title = format!(
         " Processes{}{}{} ",
-        if app.show_all_slots {
+        if app.procs.show_all {
             " (all slots)"
         } else {
             ""
@@ -453,8 +477,8 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
         title,
         if focused { t.bold() } else { Style::default() },
     ));
-    app.hits.procs = area;
-    app.hits.procs_first_row = area.y + 2;
+    hits.procs = area;
+    hits.procs_first_row = area.y + 2;
     let procs = match app.snapshot.as_ref().map(|s| &s.procs) {
         None => {
             f.render_widget(Paragraph::new("reading the machine…").block(block), area);
@@ -474,17 +498,17 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
     let rows: Vec<Row> = procs
         .iter()
         .map(|p| {
-            let st = match p.state.as_str() {
-                "running" => t.fg(Color::Green),
-                "runnable" => t.fg(Color::Cyan),
-                "zombie" => t.fg(Color::Red),
-                "unused" => t.dim(),
+            let st = match p.state {
+                ProcState::Running => t.fg(Color::Green),
+                ProcState::Runnable => t.fg(Color::Cyan),
+                ProcState::Zombie => t.fg(Color::Red),
+                ProcState::Unused => t.dim(),
                 _ => Style::default(),
             };
             Row::new(vec![
                 Span::raw(p.slot.to_string()),
                 Span::raw(p.pid.to_string()),
-                Span::styled(crate::words::ellipsize(&p.state, 9), st),
+                Span::styled(crate::words::ellipsize(&p.state_name(), 9), st),
                 Span::raw(crate::words::ellipsize(&p.name, 16)),
                 Span::raw(format!("{:#x}", p.kstack)),
                 Span::raw(p.hart.map(|h| h.to_string()).unwrap_or_else(|| "-".into())),
@@ -508,10 +532,10 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
     .block(block);
     let mut st = TableState::default();
     if !empty {
-        st.select(Some(app.cursor_of("procs")));
+        st.select(Some(app.procs.list.cursor));
     }
     f.render_stateful_widget(table, area, &mut st);
-    app.hits.procs_offset = st.offset();
+    hits.procs_offset = st.offset();
     if empty {
         let inner = Rect {
             x: area.x + 1,
@@ -530,14 +554,13 @@ fn draw_procs(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
     }
 }
 
-fn tab_title_line(app: &mut App, t: &Theme, area: Rect) -> Line<'static> {
+fn tab_title_line(app: &App, t: &Theme, area: Rect, hits: &mut Hits) -> Line<'static> {
     let mut spans = vec![Span::raw(" ")];
     let mut x = area.x + 2;
-    app.hits.tabs.clear();
     for (i, tab) in app.tabs().into_iter().enumerate() {
         let label = format!("{} {}", i + 1, tab.title());
         let w = label.chars().count() as u16;
-        app.hits.tabs.push((tab, x, x + w));
+        hits.tabs.push((tab, x, x + w));
         let st = if tab == app.tab {
             t.selected(app.focus != Focus::Procs)
                 .add_modifier(Modifier::BOLD)
@@ -566,19 +589,19 @@ fn window(len: usize, cursor: usize, height: usize) -> usize {
     }
 }
 
-fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
-    let title = tab_title_line(app, t, area);
+fn draw_detail(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
+    let title = tab_title_line(app, t, area, hits);
     let typing = app.focus == Focus::Console;
     let block = t.pane(app.focus != Focus::Procs, typing).title(title);
     let inner = block.inner(area);
     f.render_widget(block, area);
-    app.hits.detail = area;
-    app.hits.detail_first_row = inner.y + 1;
-    app.hits.detail_offset = 0;
+    hits.detail = area;
+    hits.detail_first_row = inner.y + 1;
+    hits.detail_offset = 0;
     let focused = app.focus == Focus::Detail;
     let h = inner.height as usize;
     match app.tab {
-        Tab::PageTable => draw_pt(f, app, t, inner, focused),
+        Tab::PageTable => draw_pt(f, app, t, inner, focused, hits),
         Tab::Maps => {
             let Some((root, what)) = app.shown_root() else {
                 f.render_widget(Paragraph::new("no page table: satp is Bare"), inner);
@@ -592,9 +615,9 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             let body: Vec<Line> = if let Some(msg) = walk_note(app, root) {
                 vec![head, Line::raw(msg)]
             } else {
-                let cur = app.cursor_of("maps");
+                let cur = app.maps.cursor;
                 let off = window(lines.len(), cur, h.saturating_sub(1));
-                app.hits.detail_offset = off;
+                hits.detail_offset = off;
                 let mut v = vec![head];
                 v.extend(
                     lines
@@ -618,7 +641,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
         }
         Tab::Regs => {
             let lines = regs_lines(app);
-            let cur = app.cursor_of("regs");
+            let cur = app.regs.cursor;
             let off = window(lines.len(), cur, h);
             let body: Vec<Line> = lines
                 .into_iter()
@@ -663,11 +686,13 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                 lines.push(Line::styled(
                     format!(
                         "pid {} `{}` ({}): its saved context (swtch), innermost first",
-                        p.pid, p.name, p.state
+                        p.pid,
+                        p.name,
+                        p.state_name()
                     ),
                     t.bold(),
                 ));
-                match app.proc_backtraces.get(&p.slot) {
+                match app.backtrace.saved.get(&p.slot) {
                     None | Some(None) => lines.push(Line::raw("reading…")),
                     Some(Some(Err(e))) => lines.push(Line::styled(e.clone(), t.dim())),
                     Some(Some(Ok(bt))) => {
@@ -678,7 +703,7 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
                     }
                 }
             }
-            let cur = app.cursor_of("bt");
+            let cur = app.backtrace.list.cursor;
             let off = window(lines.len(), cur, h);
             f.render_widget(
                 Paragraph::new(lines.into_iter().skip(off).collect::<Vec<_>>()),
@@ -691,7 +716,8 @@ fn draw_detail(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
             let body_h = h.saturating_sub(1);
             lines.extend(
                 app.console
-                    .tail(body_h, app.console_scroll)
+                    .buf
+                    .tail(body_h, app.console.scroll)
                     .into_iter()
                     .map(|l| Line::raw(l.to_string())),
             );
@@ -785,12 +811,16 @@ pub fn finding_marks(w: &Walk) -> Marks {
     Marks { at, below }
 }
 
-fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
+fn draw_pt(f: &mut Frame, app: &App, t: &Theme, area: Rect, focused: bool, hits: &mut Hits) {
     let Some((root, what)) = app.shown_root() else {
         f.render_widget(Paragraph::new("no page table: satp is Bare"), area);
         return;
     };
-    let other = if app.kernel_table { "user" } else { "kernel" };
+    let other = if app.page_table.kernel {
+        "user"
+    } else {
+        "kernel"
+    };
     let head = Line::from(vec![
         Span::styled(format!("{what}, root {root:#x}"), t.bold()),
         Span::styled(format!("  (u: {other})"), t.dim()),
@@ -803,15 +833,15 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     let rows = app.pt_rows(root, &w);
     let marks = finding_marks(&w);
     let h = area.height.saturating_sub(1) as usize;
-    let cur = app.cursor_of("pt").min(rows.len().saturating_sub(1));
+    let cur = app.page_table.list.cursor.min(rows.len().saturating_sub(1));
     let off = window(rows.len(), cur, h);
-    app.hits.detail_offset = off;
+    hits.detail_offset = off;
     let mut lines = vec![head];
     for (n, &i) in rows.iter().enumerate().skip(off).take(h) {
         let e = &w.entries[i];
         let table = e.kind() == PteKind::Pointer;
         let marker = if table {
-            if app.expanded.contains(&(root, e.level, e.va)) {
+            if app.page_table.expanded.contains(&(root, e.level, e.va)) {
                 "▾"
             } else {
                 "▸"
@@ -854,7 +884,7 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
                 t.error(),
             ));
         }
-        let folded = table && !app.expanded.contains(&(root, e.level, e.va));
+        let folded = table && !app.page_table.expanded.contains(&(root, e.level, e.va));
         if let Some(n) = marks.below.get(&(e.level, e.va)).filter(|_| folded) {
             spans.push(Span::styled(
                 format!(
@@ -871,13 +901,11 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
         lines.push(line);
     }
     if rows.is_empty() {
-        lines.push(Line::raw(
-            if app.filter.get("pt").is_some_and(|f| !f.is_empty()) {
-                "no entry matches the filter"
-            } else {
-                "no valid entries"
-            },
-        ));
+        lines.push(Line::raw(if !app.page_table.list.filter.is_empty() {
+            "no entry matches the filter"
+        } else {
+            "no valid entries"
+        }));
     }
     if !w.findings.is_empty() && lines.len() < h {
         lines.push(Line::styled(
@@ -892,7 +920,7 @@ fn draw_pt(f: &mut Frame, app: &mut App, t: &Theme, area: Rect, focused: bool) {
     f.render_widget(Paragraph::new(lines), area);
 }
 
-fn draw_mem(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
+fn draw_mem(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     let per = if area.width >= 86 { 16 } else { 8 };
     let m = &app.mem;
     let mut lines = vec![Line::from(vec![
@@ -951,7 +979,11 @@ fn draw_mem(f: &mut Frame, app: &mut App, t: &Theme, area: Rect) {
 
 fn draw_bottom(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     let line = if let Some(inp) = &app.input {
-        let p = if app.input_is_filter { "/" } else { ":" };
+        let p = if matches!(inp.kind, InputKind::Filter(_)) {
+            "/"
+        } else {
+            ":"
+        };
         Line::from(vec![
             Span::styled(p, t.bold()),
             Span::raw(inp.text.clone()),
@@ -983,7 +1015,7 @@ pub fn key_hint(app: &App, width: usize) -> String {
     let tabs = format!("1-{} tabs", app.tabs().len());
     // (text, importance: higher stays longer)
     let mut items: Vec<(&str, u8)> = Vec::new();
-    if app.running {
+    if app.running() {
         items.extend([("h halt", 9), ("r refresh", 5)]);
     } else {
         items.extend([("c continue", 9), ("s step", 6)]);

@@ -1,30 +1,30 @@
 //! The worker: the one thread that owns the target.
 //!
 //! The UI thread never blocks on the gdb stub. It sends [`Request`]s over
-//! a channel; the worker runs them against its [`Backend`] and sends
-//! [`Reply`]s back. While the guest runs, the worker polls for a stop (a
-//! breakpoint, QEMU dying) between requests. A lost connection becomes
-//! [`Reply::Lost`], and [`Request::Reconnect`] tries again.
+//! a channel; the worker runs them against its [`Target`] and sends
+//! [`Reply`]s back: data (a snapshot, a walk, bytes, a translation, an
+//! [`Event`]), never text to show. What the target can do beyond reading
+//! is its [`Control`] capability ([`Target::control`]): a snapshot has
+//! none, so continue, halt, step and breakpoints say so instead of acting.
+//! While the guest runs, the worker waits for a stop (a breakpoint, QEMU's
+//! monitor) between requests; while it is halted, it watches for it being
+//! resumed behind its back. A lost connection becomes [`Reply::Lost`], and
+//! [`Request::Reconnect`] makes a new one when the worker was given a way
+//! to ([`Worker::reconnecting`]).
 //!
 //! [`Worker::handle`] is plain synchronous code, so rendering tests drive
-//! it directly over a `MemoryTarget` without threads.
+//! it directly over a `MemoryTarget` without threads. The reading
+//! requests live in [`super::reads`].
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinspect_sv39::vmprint::{self, Label};
-use kinspect_sv39::{
-    page_size, translate, walk, PhysRead, PteKind, Ram, ReadError, StepOutcome, Walk, WalkLimits,
-};
+use kinspect_sv39::{Ram, Translation, Walk};
 use kinspect_symbols::Symbols;
 
-use super::snapshot::{is_lost, read_snapshot, Snapshot};
-use crate::model::{KernelMemory, PhysCache, VaError};
-use crate::target::memory::MemoryTarget;
-use crate::target::qemu::QemuTarget;
-use crate::target::snapshot::SnapshotTarget;
-use crate::target::{Control as _, Hart, RunState, Target, TargetError};
+use super::snapshot::{is_lost, read_snapshot, Backtrace, Snapshot};
+use crate::target::{Control, Hart, RunState, Target, TargetError};
 
 /// How to leave the guest on quit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub enum Leave {
 /// What the UI asks of the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// Read a snapshot (halting first if `halt`).
+    /// Read a snapshot.
     Snapshot,
     Halt,
     Resume,
@@ -74,19 +74,52 @@ pub enum Request {
     Break(String),
     /// Remove every breakpoint.
     Delete,
-    /// The call chain of a process that is not running, from the
+    /// The frame-pointer chain of a process that is not running, from the
     /// registers `swtch` saved in its `context`.
     ProcBacktrace(usize),
     Reconnect,
     Finish(Leave),
 }
 
+/// A translation the UI asked for (`:translate`).
+#[derive(Clone, Debug)]
+pub struct Translated {
+    /// The expression as typed.
+    pub expr: String,
+    /// Which page table it went through, in words.
+    pub what: String,
+    pub translation: Translation,
+}
+
+/// Something that happened, for the message line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Stepped(Hart),
+    BreakpointSet {
+        expr: String,
+        addr: u64,
+    },
+    BreakpointsRemoved(usize),
+    /// The guest stopped with `hart` at one of our breakpoints, `pc`.
+    HitBreakpoint {
+        hart: Hart,
+        pc: u64,
+    },
+    /// The guest stopped, not at one of our breakpoints: someone else
+    /// stopped it (QEMU's monitor `stop`).
+    StoppedOutside,
+    /// Someone else let the halted guest run (QEMU's monitor `cont`).
+    ResumedOutside,
+    /// A new connection; the guest is as it found it.
+    Reconnected(RunState),
+}
+
 /// What comes back.
 #[derive(Clone, Debug)]
 pub enum Reply {
     Snapshot(Box<Snapshot>),
-    /// The guest runs (true) or halted (false), and why.
-    Running(bool),
+    /// The guest runs or is halted, as the worker now knows it.
+    State(RunState),
     Walk(u64, Result<Arc<Walk>, String>),
     Mem {
         addr: u64,
@@ -95,20 +128,24 @@ pub enum Reply {
         bytes: Vec<Option<u8>>,
         note: Option<String>,
     },
-    /// Text for a pop-up window.
-    Popup {
-        title: String,
-        lines: Vec<String>,
+    Translated(Box<Translated>),
+    /// The walk of a root, for the vmprint pop-up.
+    Vmprint {
+        what: String,
+        walk: Arc<Walk>,
     },
     /// A process's chain from its saved context (or why there is none).
-    ProcBacktrace(usize, Result<super::snapshot::Backtrace, String>),
+    ProcBacktrace(usize, Result<Backtrace, String>),
     /// Look at this hart (the one that hit a breakpoint).
     SelectHart(Hart),
-    /// One line for the message bar.
-    Message(String),
+    Event(Event),
+    /// A request failed: one line saying what and why.
     Error(String),
-    /// Progress of a long operation.
-    Progress(String),
+    /// A long walk's progress: table pages read so far.
+    WalkProgress {
+        root: u64,
+        pages: usize,
+    },
     /// The connection is gone.
     Lost(String),
     /// A new connection replaced the lost one (a snapshot follows).
@@ -117,246 +154,71 @@ pub enum Reply {
     Finished(Result<(), String>),
 }
 
-/// A target the worker can run, with what the [`Target`] trait does not
-/// cover: breakpoints, waiting for a stop, leaving, reconnecting.
-pub trait Backend: Send {
-    fn target(&mut self) -> Result<&mut dyn Target, TargetError>;
-    /// Was the guest running when we attached?
-    fn was_running(&self) -> bool {
-        false
-    }
-    /// Insert a software breakpoint at `addr` (halted).
-    fn breakpoint(&mut self, _addr: u64) -> Result<(), String> {
-        Err("this target cannot run, so it has no breakpoints".into())
-    }
-    /// The addresses of the breakpoints this session set.
-    fn breakpoints(&self) -> Vec<u64> {
-        Vec::new()
-    }
-    /// Remove one breakpoint (halted); it stays in [`breakpoints`](Self::breakpoints).
-    fn lift_breakpoint(&mut self, _addr: u64) -> Result<(), String> {
-        Err("this target cannot run, so it has no breakpoints".into())
-    }
-    /// Remove every breakpoint this session set; how many there were.
-    fn clear_breakpoints(&mut self) -> Result<usize, String> {
-        Ok(0)
-    }
-    /// While running: wait up to `wait` for the guest to stop by itself.
-    fn poll_stop(&mut self, _wait: Duration) -> Result<bool, TargetError> {
-        Ok(false)
-    }
-    /// While halted: did something else (QEMU's monitor `cont`) let the
-    /// guest run? If so it is halted again when this returns true.
-    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
-        Ok(false)
-    }
-    fn reconnect(&mut self) -> Result<(), TargetError> {
-        Err(TargetError::Unsupported(
-            "this target cannot reconnect".into(),
-        ))
-    }
-    /// Leave the guest running or halted and let go of it.
-    fn finish(&mut self, leave: Leave) -> Result<(), String>;
-}
+/// Makes a new connection to the same machine, for [`Request::Reconnect`].
+pub type Connect = Box<dyn FnMut() -> Result<Box<dyn Target + Send>, TargetError> + Send>;
 
-/// The live backend: QEMU's gdb stub.
-pub struct QemuBackend {
-    addr: String,
-    target: Option<QemuTarget>,
-    /// Breakpoints we set (the session removes them on detach too).
-    breakpoints: Vec<u64>,
-}
-
-impl QemuBackend {
-    pub fn connect(addr: &str) -> Result<QemuBackend, TargetError> {
-        let target = QemuTarget::connect(addr)?;
-        Ok(QemuBackend {
-            addr: addr.to_string(),
-            target: Some(target),
-            breakpoints: Vec::new(),
-        })
-    }
-
-    fn qemu(&mut self) -> Result<&mut QemuTarget, TargetError> {
-        self.target
-            .as_mut()
-            .ok_or_else(|| TargetError::Disconnected("not connected (R reconnects)".into()))
-    }
-}
-
-impl Backend for QemuBackend {
-    fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
-        Ok(self.qemu()?)
-    }
-
-    fn was_running(&self) -> bool {
-        self.target.as_ref().is_some_and(|t| t.was_running())
-    }
-
-    fn breakpoint(&mut self, addr: u64) -> Result<(), String> {
-        let q = self.qemu().map_err(|e| e.to_string())?;
-        q.session()
-            .insert_breakpoint(addr, 4)
-            .map_err(|e| e.to_string())?;
-        if !self.breakpoints.contains(&addr) {
-            self.breakpoints.push(addr);
-        }
-        Ok(())
-    }
-
-    fn breakpoints(&self) -> Vec<u64> {
-        self.breakpoints.clone()
-    }
-
-    fn lift_breakpoint(&mut self, addr: u64) -> Result<(), String> {
-        let q = self.qemu().map_err(|e| e.to_string())?;
-        q.session()
-            .remove_breakpoint(addr, 4)
-            .map_err(|e| e.to_string())
-    }
-
-    fn clear_breakpoints(&mut self) -> Result<usize, String> {
-        let bps = std::mem::take(&mut self.breakpoints);
-        let q = self.qemu().map_err(|e| e.to_string())?;
-        for a in &bps {
-            q.session()
-                .remove_breakpoint(*a, 4)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(bps.len())
-    }
-
-    fn poll_stop(&mut self, wait: Duration) -> Result<bool, TargetError> {
-        let q = self.qemu()?;
-        if q.run_state()? == RunState::Halted {
-            return Ok(true);
-        }
-        match q.session().wait_for_stop(wait) {
-            Ok(stop) => Ok(stop.is_some()),
-            Err(e) => Err(TargetError::Disconnected(e.to_string())),
-        }
-    }
-
-    fn poll_resumed(&mut self) -> Result<bool, TargetError> {
-        // Long enough for QEMU to stop the VM and answer on a busy
-        // machine; a later answer is found by the next poll.
-        self.qemu()?.resumed_elsewhere(Duration::from_millis(50))
-    }
-
-    fn reconnect(&mut self) -> Result<(), TargetError> {
-        // Let go of the old session quietly; it is broken anyway.
-        self.target = None;
-        self.breakpoints.clear();
-        self.target = Some(QemuTarget::connect(&self.addr)?);
-        Ok(())
-    }
-
-    fn finish(&mut self, leave: Leave) -> Result<(), String> {
-        let Some(mut t) = self.target.take() else {
-            return Ok(());
-        };
-        let r = match leave {
-            Leave::Halted => t.halt(),
-            Leave::Running | Leave::Kill => match t.run_state() {
-                Ok(RunState::Halted) => t.resume(),
-                Ok(RunState::Running) => Ok(()),
-                Err(e) => Err(e),
-            },
-        };
-        let done = t.finish();
-        r.and(done).map_err(|e| e.to_string())
-    }
-}
-
-/// A crafted machine: it reads but never runs.
-pub struct MemoryBackend(pub MemoryTarget);
-
-impl Backend for MemoryBackend {
-    fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
-        Ok(&mut self.0)
-    }
-    fn finish(&mut self, _leave: Leave) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// A saved machine (`kinspect --snapshot FILE attach`): it reads but never
-/// runs, so continue, halt, step and breakpoints say so instead of acting.
-pub struct SnapshotBackend(pub SnapshotTarget);
-
-impl Backend for SnapshotBackend {
-    fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
-        Ok(&mut self.0)
-    }
-    fn finish(&mut self, _leave: Leave) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Reports how many table pages a walk has read, every few pages.
-struct Counting<'a, 'b> {
-    inner: &'a mut (dyn Target + 'b),
-    pages: usize,
-    progress: Option<&'a Sender<Reply>>,
-    root: u64,
-}
-
-impl PhysRead for Counting<'_, '_> {
-    type Error = TargetError;
-
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
-        self.pages += 1;
-        if self.pages % 16 == 0 {
-            if let Some(tx) = self.progress {
-                let _ = tx.send(Reply::Progress(format!(
-                    "walking the page table at {:#x}: {} table pages read",
-                    self.root, self.pages
-                )));
-            }
-        }
-        PhysRead::read(&mut *self.inner, pa, buf)
-    }
-}
-
-/// The worker's state: the backend, the symbols, what it believes about
+/// The worker's state: the target, the symbols, what it believes about
 /// the guest.
 pub struct Worker {
-    pub backend: Box<dyn Backend>,
+    /// `None` once a reconnect failed or the session finished.
+    target: Option<Box<dyn Target + Send>>,
+    connect: Option<Connect>,
+    /// Breakpoints this session set (removed on detach, kept over a
+    /// continue that steps over them).
+    breakpoints: Vec<u64>,
     pub symbols: Option<Arc<Symbols>>,
     /// `--profile`/`--kpt-field`, as the CLI resolved them.
     pub profile: crate::model::Profile,
     pub ram: Ram,
-    running: bool,
+    state: RunState,
     lost: bool,
     /// Where progress goes while a request runs (the thread's reply channel).
-    progress: Option<Sender<Reply>>,
+    pub(super) progress: Option<Sender<Reply>>,
 }
 
 impl Worker {
     pub fn new(
-        backend: Box<dyn Backend>,
+        target: Box<dyn Target + Send>,
         symbols: Option<Arc<Symbols>>,
         profile: crate::model::Profile,
         ram: Ram,
     ) -> Worker {
         Worker {
-            backend,
+            target: Some(target),
+            connect: None,
+            breakpoints: Vec::new(),
             symbols,
             profile,
             ram,
-            running: false,
+            state: RunState::Halted,
             lost: false,
             progress: None,
         }
     }
 
+    /// `R` reconnects with `connect` (a live machine's address).
+    pub fn reconnecting(mut self, connect: Connect) -> Worker {
+        self.connect = Some(connect);
+        self
+    }
+
     /// Whether the guest was running when we last looked.
-    pub fn running(&self) -> bool {
-        self.running
+    pub fn state(&self) -> RunState {
+        self.state
+    }
+
+    /// The target, while connected.
+    pub(super) fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
+        match self.target.as_deref_mut() {
+            Some(t) => Ok(t),
+            None => Err(TargetError::Disconnected(
+                "not connected (R reconnects)".into(),
+            )),
+        }
     }
 
     /// A target error as replies: lost connections are special.
-    fn fail(&mut self, what: &str, e: TargetError) -> Vec<Reply> {
+    pub(super) fn fail(&mut self, what: &str, e: TargetError) -> Vec<Reply> {
         if is_lost(&e) {
             self.lost = true;
             vec![Reply::Lost(e.to_string())]
@@ -368,53 +230,58 @@ impl Worker {
     fn snapshot(&mut self) -> Vec<Reply> {
         let syms = self.symbols.clone();
         let ram = self.ram;
-        let t = match self.backend.target() {
+        let profile = self.profile.clone();
+        let t = match self.target() {
             Ok(t) => t,
             Err(e) => return self.fail("reading the machine", e),
         };
-        match read_snapshot(t, syms.as_deref(), &self.profile, ram) {
+        match read_snapshot(t, syms.as_deref(), &profile, ram) {
             Ok(s) => vec![Reply::Snapshot(Box::new(s))],
             Err(e) => self.fail("reading the machine", e),
         }
     }
 
+    /// Run `op` on the target's [`Control`]: nothing back on success; a
+    /// target that cannot run says so.
     fn control(
         &mut self,
         what: &str,
-        op: impl FnOnce(&mut dyn Target) -> Result<(), TargetError>,
+        op: impl FnOnce(&mut dyn Control) -> Result<(), TargetError>,
     ) -> Vec<Reply> {
-        let t = match self.backend.target() {
+        let t = match self.target() {
             Ok(t) => t,
             Err(e) => return self.fail(what, e),
         };
-        if t.control().is_none() {
+        let name = t.describe();
+        let Some(c) = t.control() else {
             return vec![Reply::Error(format!(
-                "{what}: {} cannot run (it is not a live machine)",
-                t.describe()
+                "{what}: {name} cannot run (it is not a live machine)"
             ))];
-        }
-        match op(t) {
+        };
+        match op(c) {
             Ok(()) => Vec::new(),
             Err(e) => self.fail(what, e),
         }
     }
 
+    /// The target's [`Control`], if it has one and is connected.
+    fn control_now(&mut self) -> Option<&mut dyn Control> {
+        self.target.as_deref_mut()?.control()
+    }
+
     /// The first look: QEMU halts the guest when a debugger attaches;
     /// read a snapshot, then let the guest go on if it was running.
     pub fn attach(&mut self) -> Vec<Reply> {
-        let was = self.backend.was_running();
+        let found = self.control_now().map(|c| c.state_at_attach());
         let mut out = self.snapshot();
-        if was && !self.lost {
-            let r = self.control("resume after attaching", |t| match t.control() {
-                Some(c) => c.resume(),
-                None => Ok(()),
-            });
+        if found == Some(RunState::Running) && !self.lost {
+            let r = self.control("resume after attaching", |c| c.resume());
             if r.is_empty() {
-                self.running = true;
+                self.state = RunState::Running;
             }
             out.extend(r);
         }
-        out.push(Reply::Running(self.running));
+        out.push(Reply::State(self.state));
         out
     }
 
@@ -435,7 +302,7 @@ impl Worker {
                 | Request::Vmprint { .. }
                 | Request::ProcBacktrace(_)
         );
-        if reads && self.running {
+        if reads && self.state == RunState::Running {
             // The target halts to be read; put the guest back running after.
             return self.briefly_halted(req);
         }
@@ -444,19 +311,31 @@ impl Worker {
 
     /// Halt, run a reading request, resume.
     fn briefly_halted(&mut self, req: Request) -> Vec<Reply> {
-        let mut out = self.control("halt to read", |t| match t.control() {
-            Some(c) => c.halt(),
-            None => Ok(()),
-        });
+        let mut out = self.control("halt to read", |c| c.halt());
         if !out.is_empty() {
             return out;
         }
         out.extend(self.handle_halted(req));
         if !self.lost {
-            out.extend(self.control("resume after reading", |t| match t.control() {
-                Some(c) => c.resume(),
-                None => Ok(()),
-            }));
+            out.extend(self.control("resume after reading", |c| c.resume()));
+        }
+        out
+    }
+
+    /// Run `op` with the guest halted, and let it run again after if it
+    /// was running.
+    fn halted_for(&mut self, what: &str, op: impl FnOnce(&mut Worker) -> Vec<Reply>) -> Vec<Reply> {
+        let was = self.state == RunState::Running;
+        let mut out = Vec::new();
+        if was {
+            out.extend(self.control(&format!("halt to {what}"), |c| c.halt()));
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        out.extend(op(self));
+        if was {
+            out.extend(self.control("resume", |c| c.resume()));
         }
         out
     }
@@ -465,68 +344,33 @@ impl Worker {
         match req {
             Request::Snapshot => self.snapshot(),
             Request::Halt => {
-                let mut out = self.control("halt", |t| match t.control() {
-                    Some(c) => c.halt(),
-                    None => Ok(()),
-                });
+                let mut out = self.control("halt", |c| c.halt());
                 if out.is_empty() {
-                    self.running = false;
-                    out.push(Reply::Running(false));
+                    self.state = RunState::Halted;
+                    out.push(Reply::State(RunState::Halted));
                     out.extend(self.snapshot());
                 }
                 out
             }
-            Request::Resume => {
-                let mut out = self.step_over_breakpoints();
-                if !out.is_empty() {
-                    return out;
-                }
-                // A stop reply still on its way (a late answer to the last
-                // probe) would be taken for a stop after this continue:
-                // collect it first. The guest is halted either way.
-                if let Err(e) = self.backend.poll_resumed() {
-                    return self.fail("continue", e);
-                }
-                out = self.control("continue", |t| match t.control() {
-                    Some(c) => c.resume(),
-                    None => Ok(()),
-                });
-                if out.is_empty() {
-                    self.running = true;
-                    out.push(Reply::Running(true));
-                }
-                out
-            }
+            Request::Resume => self.resume(),
             Request::Step(h) => {
-                let mut out = self.control("step", |t| match t.control() {
-                    Some(c) => c.step(h),
-                    None => Ok(()),
-                });
+                let mut out = self.control("step", |c| c.step(h));
                 if out.is_empty() {
-                    self.running = false;
-                    out.push(Reply::Message(format!(
-                        "stepped one instruction on hart {h}"
-                    )));
+                    self.state = RunState::Halted;
+                    out.push(Reply::Event(Event::Stepped(h)));
                     out.extend(self.snapshot());
                 }
                 out
             }
             Request::Sample => {
-                let was = self.running;
-                let mut out = self.control("sample", |t| match t.control() {
-                    Some(c) => c.halt(),
-                    None => Ok(()),
-                });
+                let was = self.state == RunState::Running;
+                let mut out = self.control("sample", |c| c.halt());
                 if !out.is_empty() {
                     return out;
                 }
                 out.extend(self.snapshot());
                 if was {
-                    let r = self.control("resume after sampling", |t| match t.control() {
-                        Some(c) => c.resume(),
-                        None => Ok(()),
-                    });
-                    out.extend(r);
+                    out.extend(self.control("resume after sampling", |c| c.resume()));
                 }
                 out
             }
@@ -538,257 +382,36 @@ impl Worker {
             },
             Request::Translate { expr, root, what } => self.translate(&expr, root, &what),
             Request::Vmprint { root, what } => match self.walk_inner(root) {
-                Ok(w) => {
-                    let mut lines = vmprint::lines(&w, Label::Index);
-                    lines.extend(w.findings.iter().map(|f| format!("warning: {f}")));
-                    vec![Reply::Popup {
-                        title: format!("vmprint: {what}"),
-                        lines,
-                    }]
-                }
+                Ok(walk) => vec![Reply::Vmprint { what, walk }],
                 Err(e) => e,
             },
             Request::Break(expr) => self.breakpoint(&expr),
             Request::ProcBacktrace(slot) => self.proc_backtrace(slot),
-            Request::Delete => {
-                let was = self.running;
-                let mut out = Vec::new();
-                if was {
-                    out.extend(
-                        self.control("halt to remove breakpoints", |t| match t.control() {
-                            Some(c) => c.halt(),
-                            None => Ok(()),
-                        }),
-                    );
-                    if !out.is_empty() {
-                        return out;
-                    }
-                }
-                match self.backend.clear_breakpoints() {
-                    Ok(n) => out.push(Reply::Message(format!(
-                        "{} removed",
-                        crate::words::count(n, "breakpoint", "breakpoints")
-                    ))),
-                    Err(e) => out.push(Reply::Error(format!("delete: {e}"))),
-                }
-                if was {
-                    out.extend(self.control("resume", |t| match t.control() {
-                        Some(c) => c.resume(),
-                        None => Ok(()),
-                    }));
-                }
-                out
+            Request::Delete => self.halted_for("remove breakpoints", Worker::delete_breakpoints),
+            Request::Reconnect => self.reconnect(),
+            Request::Finish(leave) => vec![Reply::Finished(self.finish(leave))],
+        }
+    }
+
+    fn resume(&mut self) -> Vec<Reply> {
+        let out = self.step_over_breakpoints();
+        if !out.is_empty() {
+            return out;
+        }
+        // A stop reply still on its way (a late answer to the last
+        // probe) would be taken for a stop after this continue:
+        // collect it first. The guest is halted either way.
+        if let Some(c) = self.control_now() {
+            if let Err(e) = c.resumed_elsewhere(Duration::from_millis(50)) {
+                return self.fail("continue", e);
             }
-            Request::Reconnect => match self.backend.reconnect() {
-                Ok(()) => {
-                    self.lost = false;
-                    self.running = false;
-                    // As on the first attach: read the machine, then let
-                    // the guest go on if it was running when we came.
-                    let mut out = vec![Reply::Reconnected];
-                    out.extend(self.attach());
-                    if !self.lost {
-                        out.push(Reply::Message(
-                            if self.running {
-                                "reconnected; the guest runs, as it did"
-                            } else {
-                                "reconnected; the guest is halted, as it was"
-                            }
-                            .into(),
-                        ));
-                    }
-                    out
-                }
-                Err(e) => vec![Reply::Lost(format!("reconnecting: {e}"))],
-            },
-            Request::Finish(leave) => vec![Reply::Finished(self.backend.finish(leave))],
         }
-    }
-
-    fn walk_inner(&mut self, root: u64) -> Result<Arc<Walk>, Vec<Reply>> {
-        let limits = WalkLimits {
-            ram: self.ram,
-            ..WalkLimits::default()
-        };
-        let progress = self.progress.clone();
-        let t = match self.backend.target() {
-            Ok(t) => t,
-            Err(e) => return Err(self.fail("walking", e)),
-        };
-        let r = {
-            let mut counting = Counting {
-                inner: t,
-                pages: 0,
-                progress: progress.as_ref(),
-                root,
-            };
-            walk(&mut counting, root, limits)
-        };
-        match r {
-            Ok(w) => Ok(Arc::new(w)),
-            Err(e) => Err(self.fail("walking", e)),
+        let mut out = self.control("continue", |c| c.resume());
+        if out.is_empty() {
+            self.state = RunState::Running;
+            out.push(Reply::State(RunState::Running));
         }
-    }
-
-    fn walk(&mut self, root: u64) -> Vec<Reply> {
-        match self.walk_inner(root) {
-            Ok(w) => vec![Reply::Walk(root, Ok(w))],
-            Err(e) => e,
-        }
-    }
-
-    /// Evaluate an expression to an address (`proc[3].kstack`, `etext`,
-    /// `0x80000000`).
-    fn eval(&mut self, expr: &str, root: Option<u64>) -> Result<u64, Vec<Reply>> {
-        if let Ok(v) = crate::parse::parse_u64(expr) {
-            return Ok(v);
-        }
-        let Some(syms) = self.symbols.clone() else {
-            return Err(vec![Reply::Error(format!(
-                "`{expr}`: no kernel ELF to look symbols up in (give --elf)"
-            ))]);
-        };
-        let ram = self.ram;
-        let t = match self.backend.target() {
-            Ok(t) => t,
-            Err(e) => return Err(self.fail("evaluating", e)),
-        };
-        let mut phys = PhysCache::new(t);
-        let mut mem = KernelMemory::new(&mut phys, ram, root);
-        let r = syms.eval_address(expr, &mut mem);
-        if let Some(f) = phys.fatal.take() {
-            return Err(self.fail("evaluating", f));
-        }
-        r.map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))])
-    }
-
-    fn read_mem(&mut self, addr: u64, len: usize, root: Option<u64>, label: String) -> Vec<Reply> {
-        let ram = self.ram;
-        let len = len.min(4096);
-        let t = match self.backend.target() {
-            Ok(t) => t,
-            Err(e) => return self.fail("reading memory", e),
-        };
-        let mut phys = PhysCache::new(t);
-        let mut mem = KernelMemory::new(&mut phys, ram, root);
-        let mut bytes = vec![None; len];
-        let mut note = None;
-        // Page by page: an unmapped page shows as `??`, the rest still reads.
-        let mut off = 0usize;
-        while off < len {
-            let va = addr.wrapping_add(off as u64);
-            let n = ((4096 - va % 4096) as usize).min(len - off);
-            let mut buf = vec![0u8; n];
-            match mem.read(va, &mut buf) {
-                Ok(()) => {
-                    for (i, b) in buf.into_iter().enumerate() {
-                        bytes[off + i] = Some(b);
-                    }
-                }
-                Err(VaError::Lost(f)) => return self.fail("reading memory", f),
-                Err(VaError::Unreadable(why)) => {
-                    note.get_or_insert(why);
-                }
-            }
-            off += n;
-        }
-        vec![Reply::Mem {
-            addr,
-            label,
-            bytes,
-            note,
-        }]
-    }
-
-    fn translate(&mut self, expr: &str, root: u64, what: &str) -> Vec<Reply> {
-        let va = match self.eval(expr, None) {
-            Ok(v) => v,
-            Err(e) => return e,
-        };
-        let ram = self.ram;
-        let t = match self.backend.target() {
-            Ok(t) => t,
-            Err(e) => return self.fail("translating", e),
-        };
-        let t = match translate(t, root, va, ram) {
-            Ok(t) => t,
-            Err(f) => return self.fail("translating", f),
-        };
-        let mut lines = vec![
-            format!("translate {expr} = {va:#018x}"),
-            format!("through {what} (root {root:#x})"),
-            format!(
-                "VPN[2] = {}  VPN[1] = {}  VPN[0] = {}  offset = {:#05x}",
-                kinspect_sv39::va::vpn(va, 2),
-                kinspect_sv39::va::vpn(va, 1),
-                kinspect_sv39::va::vpn(va, 0),
-                va & 0xfff
-            ),
-        ];
-        for s in &t.steps {
-            let head = format!("level {}: table {:#x} [{}]", s.level, s.table, s.index);
-            let Some(pte) = s.pte else {
-                lines.push(format!("{head}: not read"));
-                continue;
-            };
-            let what = match s.kind {
-                Some(PteKind::Pointer) => format!(
-                    "-> level-{} table {:#x}",
-                    s.level.saturating_sub(1),
-                    pte.pa()
-                ),
-                Some(PteKind::Leaf) => format!(
-                    "leaf, {} page at {:#x}",
-                    kinspect_sv39::page_size_name(page_size(s.level)),
-                    pte.pa()
-                ),
-                _ => "invalid".into(),
-            };
-            lines.push(format!(
-                "{head} pte {:#018x} {} {what}",
-                pte.0,
-                kinspect_sv39::pte::flag_names(pte)
-            ));
-        }
-        let msg = match &t.outcome {
-            StepOutcome::Mapped {
-                pa, page_size, pte, ..
-            } => format!(
-                "{expr} = {va:#x} -> {pa:#x}  ({} page, {})",
-                kinspect_sv39::page_size_name(*page_size),
-                pte.attr_letters()
-            ),
-            StepOutcome::Fault { level, reason } => {
-                format!("{expr} = {va:#x}: page fault at level {level}: {reason}")
-            }
-        };
-        lines.push(format!("=> {msg}"));
-        vec![
-            Reply::Message(msg),
-            Reply::Popup {
-                title: format!("translate {expr}"),
-                lines,
-            },
-        ]
-    }
-
-    fn proc_backtrace(&mut self, slot: usize) -> Vec<Reply> {
-        let Some(syms) = self.symbols.clone() else {
-            return vec![Reply::ProcBacktrace(
-                slot,
-                Err("no kernel ELF to find the process's context".into()),
-            )];
-        };
-        let ram = self.ram;
-        let t = match self.backend.target() {
-            Ok(t) => t,
-            Err(e) => return self.fail("reading a saved context", e),
-        };
-        let r = super::snapshot::saved_context_backtrace(t, &syms, ram, slot);
-        match r {
-            Ok(bt) => vec![Reply::ProcBacktrace(slot, bt)],
-            Err(e) => self.fail("reading a saved context", e),
-        }
+        out
     }
 
     fn breakpoint(&mut self, expr: &str) -> Vec<Reply> {
@@ -796,30 +419,39 @@ impl Worker {
             Ok(a) => a,
             Err(e) => return e,
         };
-        let was = self.running;
-        let mut out = Vec::new();
-        if was {
-            out.extend(
-                self.control("halt to set a breakpoint", |t| match t.control() {
-                    Some(c) => c.halt(),
-                    None => Ok(()),
-                }),
-            );
-            if !out.is_empty() {
-                return out;
+        self.halted_for("set a breakpoint", |w| {
+            let Some(c) = w.control_now() else {
+                return vec![Reply::Error(format!(
+                    "break {expr}: this target cannot run, so it has no breakpoints"
+                ))];
+            };
+            match c.insert_breakpoint(addr) {
+                Ok(()) => {
+                    if !w.breakpoints.contains(&addr) {
+                        w.breakpoints.push(addr);
+                    }
+                    vec![Reply::Event(Event::BreakpointSet {
+                        expr: expr.to_string(),
+                        addr,
+                    })]
+                }
+                Err(e) if is_lost(&e) => w.fail("break", e),
+                Err(e) => vec![Reply::Error(format!("break {expr}: {e}"))],
+            }
+        })
+    }
+
+    /// Remove every breakpoint this session set.
+    fn delete_breakpoints(&mut self) -> Vec<Reply> {
+        let bps = std::mem::take(&mut self.breakpoints);
+        if let Some(c) = self.control_now() {
+            for a in &bps {
+                if let Err(e) = c.remove_breakpoint(*a) {
+                    return vec![Reply::Error(format!("delete: {e}"))];
+                }
             }
         }
-        match self.backend.breakpoint(addr) {
-            Ok(()) => out.push(Reply::Message(format!("breakpoint at {expr} ({addr:#x})"))),
-            Err(e) => out.push(Reply::Error(format!("break {expr}: {e}"))),
-        }
-        if was {
-            out.extend(self.control("resume", |t| match t.control() {
-                Some(c) => c.resume(),
-                None => Ok(()),
-            }));
-        }
-        out
+        vec![Reply::Event(Event::BreakpointsRemoved(bps.len()))]
     }
 
     /// Before continuing: a hart stopped at one of our breakpoints would
@@ -827,15 +459,14 @@ impl Worker {
     /// out, one instruction, breakpoint back in). Nothing when no hart is
     /// at one; replies only on failure.
     fn step_over_breakpoints(&mut self) -> Vec<Reply> {
-        let bps = self.backend.breakpoints();
+        let bps = self.breakpoints.clone();
         if bps.is_empty() {
             return Vec::new();
         }
-        let t = match self.backend.target() {
+        let t = match self.target() {
             Ok(t) => t,
             Err(e) => return self.fail("continue", e),
         };
-        let mut at: Vec<(u64, Hart)> = Vec::new();
         let pcs = t
             .harts()
             .and_then(|hs| hs.into_iter().map(|h| Ok((h, t.regs(h)?.pc))).collect());
@@ -843,58 +474,101 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return self.fail("continue", e),
         };
-        for (h, pc) in pcs {
-            if bps.contains(&pc) {
-                at.push((pc, h));
-            }
-        }
+        let mut at: Vec<(u64, Hart)> = pcs
+            .into_iter()
+            .filter(|(_, pc)| bps.contains(pc))
+            .map(|(h, pc)| (pc, h))
+            .collect();
         at.sort_unstable();
         let mut i = 0;
         while i < at.len() {
             let pc = at[i].0;
-            if let Err(e) = self.backend.lift_breakpoint(pc) {
-                return vec![Reply::Error(format!(
-                    "continue: stepping over {pc:#x}: {e}"
-                ))];
+            let what = format!("continue: stepping over {pc:#x}");
+            let r = self.control(&what, |c| c.remove_breakpoint(pc));
+            if !r.is_empty() {
+                return r;
             }
             while i < at.len() && at[i].0 == pc {
                 let h = at[i].1;
-                let r = self.control("continue: step over the breakpoint", |t| {
-                    match t.control() {
-                        Some(c) => c.step(h),
-                        None => Ok(()),
-                    }
-                });
+                let r = self.control("continue: step over the breakpoint", |c| c.step(h));
                 if !r.is_empty() {
                     return r;
                 }
                 i += 1;
             }
-            if let Err(e) = self.backend.breakpoint(pc) {
-                return vec![Reply::Error(format!(
-                    "continue: putting the breakpoint at {pc:#x} back: {e}"
-                ))];
+            let what = format!("continue: putting the breakpoint at {pc:#x} back");
+            let r = self.control(&what, |c| c.insert_breakpoint(pc));
+            if !r.is_empty() {
+                return r;
             }
         }
         Vec::new()
     }
 
+    fn reconnect(&mut self) -> Vec<Reply> {
+        let Some(connect) = self.connect.as_mut() else {
+            return vec![Reply::Lost(
+                "reconnecting: this target cannot reconnect".into(),
+            )];
+        };
+        // Let go of the old session quietly; it is broken anyway.
+        self.target = None;
+        self.breakpoints.clear();
+        match connect() {
+            Ok(t) => {
+                self.target = Some(t);
+                self.lost = false;
+                self.state = RunState::Halted;
+                // As on the first attach: read the machine, then let the
+                // guest go on if it was running when we came.
+                let mut out = vec![Reply::Reconnected];
+                out.extend(self.attach());
+                if !self.lost {
+                    out.push(Reply::Event(Event::Reconnected(self.state)));
+                }
+                out
+            }
+            Err(e) => vec![Reply::Lost(format!("reconnecting: {e}"))],
+        }
+    }
+
+    /// Leave the guest running or halted and let go of it.
+    fn finish(&mut self, leave: Leave) -> Result<(), String> {
+        let Some(mut t) = self.target.take() else {
+            return Ok(());
+        };
+        if t.control().is_none() {
+            return Ok(());
+        }
+        let r = match leave {
+            Leave::Halted => t.control().map_or(Ok(()), |c| c.halt()),
+            Leave::Running | Leave::Kill => match t.run_state() {
+                Ok(RunState::Halted) => t.control().map_or(Ok(()), |c| c.resume()),
+                Ok(RunState::Running) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        let done = t.control().map_or(Ok(()), |c| c.detach());
+        r.and(done).map_err(|e| e.to_string())
+    }
+
     /// While halted: did something else let the guest run (QEMU's monitor
     /// `cont`)? Then it runs on, and the status says so.
     fn poll_halted(&mut self) -> Vec<Reply> {
-        match self.backend.poll_resumed() {
+        // Long enough for QEMU to stop the VM and answer on a busy
+        // machine; a later answer is found by the next poll.
+        let resumed = match self.control_now() {
+            None => return Vec::new(),
+            Some(c) => c.resumed_elsewhere(Duration::from_millis(50)),
+        };
+        match resumed {
             Ok(false) => Vec::new(),
             Ok(true) => {
-                let mut out = self.control("resume", |t| match t.control() {
-                    Some(c) => c.resume(),
-                    None => Ok(()),
-                });
+                let mut out = self.control("resume", |c| c.resume());
                 if out.is_empty() {
-                    self.running = true;
-                    out.push(Reply::Running(true));
-                    out.push(Reply::Message(
-                        "the guest was resumed outside kinspect (QEMU monitor `cont`?)".into(),
-                    ));
+                    self.state = RunState::Running;
+                    out.push(Reply::State(RunState::Running));
+                    out.push(Reply::Event(Event::ResumedOutside));
                 }
                 out
             }
@@ -908,40 +582,35 @@ impl Worker {
         if self.lost {
             return Vec::new();
         }
-        if !self.running {
+        if self.state == RunState::Halted {
             return self.poll_halted();
         }
-        match self.backend.poll_stop(Duration::from_millis(20)) {
-            Ok(false) => Vec::new(),
-            Ok(true) => {
-                self.running = false;
-                let mut out = vec![Reply::Running(false)];
+        let stopped = match self.control_now() {
+            None => return Vec::new(),
+            Some(c) => c.wait_for_stop(Duration::from_millis(20)),
+        };
+        match stopped {
+            Ok(RunState::Running) => Vec::new(),
+            Ok(RunState::Halted) => {
+                self.state = RunState::Halted;
+                let mut out = vec![Reply::State(RunState::Halted)];
                 let snap = self.snapshot();
                 // The hart that hit a breakpoint is the one to look at.
-                let bps = self.backend.breakpoints();
                 let hit = snap.iter().find_map(|r| match r {
-                    Reply::Snapshot(s) => {
-                        s.harts.iter().find(|h| bps.contains(&h.regs.pc)).map(|h| {
-                            (
-                                h.hart,
-                                super::snapshot::symbolize(self.symbols.as_deref(), h.regs.pc)
-                                    .unwrap_or_else(|| format!("{:#x}", h.regs.pc)),
-                            )
-                        })
-                    }
+                    Reply::Snapshot(s) => s
+                        .harts
+                        .iter()
+                        .find(|h| self.breakpoints.contains(&h.regs.pc))
+                        .map(|h| (h.hart, h.regs.pc)),
                     _ => None,
                 });
                 out.extend(snap);
                 match hit {
-                    Some((h, at)) => {
-                        out.push(Reply::SelectHart(h));
-                        out.push(Reply::Message(format!(
-                            "hart {h} hit the breakpoint at {at}"
-                        )));
+                    Some((hart, pc)) => {
+                        out.push(Reply::SelectHart(hart));
+                        out.push(Reply::Event(Event::HitBreakpoint { hart, pc }));
                     }
-                    None => out.push(Reply::Message(
-                        "the guest was stopped outside kinspect (QEMU monitor `stop`?)".into(),
-                    )),
+                    None => out.push(Reply::Event(Event::StoppedOutside)),
                 }
                 out
             }
@@ -953,10 +622,9 @@ impl Worker {
     pub fn run(mut self, rx: Receiver<Request>, tx: Sender<Reply>) {
         self.progress = Some(tx.clone());
         loop {
-            let wait = if self.running {
-                Duration::from_millis(30)
-            } else {
-                Duration::from_millis(500)
+            let wait = match self.state {
+                RunState::Running => Duration::from_millis(30),
+                RunState::Halted => Duration::from_millis(500),
             };
             let replies = match rx.recv_timeout(wait) {
                 Ok(req) => {
@@ -972,7 +640,7 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => self.poll(),
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.backend.finish(Leave::Running);
+                    let _ = self.finish(Leave::Running);
                     return;
                 }
             };
@@ -982,5 +650,69 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::memory::MemoryTarget;
+
+    fn errors(replies: Vec<Reply>) -> Vec<String> {
+        replies
+            .into_iter()
+            .filter_map(|r| match r {
+                Reply::Error(e) | Reply::Lost(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A target without [`Control`] (a crafted or saved machine): every
+    /// request that would run it says so, and nothing is waited for.
+    #[test]
+    fn a_target_that_cannot_run_says_so() {
+        let t = MemoryTarget {
+            name: "a crafted machine".into(),
+            ..MemoryTarget::default()
+        };
+        let mut w = Worker::new(
+            Box::new(t),
+            None,
+            crate::model::Profile::default(),
+            Ram::default(),
+        );
+        let cannot = |what: &str| {
+            vec![format!(
+                "{what}: a crafted machine cannot run (it is not a live machine)"
+            )]
+        };
+        assert_eq!(errors(w.handle(Request::Resume)), cannot("continue"));
+        assert_eq!(errors(w.handle(Request::Halt)), cannot("halt"));
+        assert_eq!(errors(w.handle(Request::Step(0))), cannot("step"));
+        assert_eq!(
+            errors(w.handle(Request::Break("0x80000000".into()))),
+            ["break 0x80000000: this target cannot run, so it has no breakpoints"]
+        );
+        assert_eq!(
+            w.handle(Request::Delete)
+                .into_iter()
+                .filter_map(|r| match r {
+                    Reply::Event(e) => Some(e),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+            [Event::BreakpointsRemoved(0)]
+        );
+        assert_eq!(
+            errors(w.handle(Request::Reconnect)),
+            ["reconnecting: this target cannot reconnect"]
+        );
+        assert!(w.poll().is_empty());
+        assert_eq!(w.state(), RunState::Halted);
+        assert!(matches!(
+            w.handle(Request::Finish(Leave::Running)).as_slice(),
+            [Reply::Finished(Ok(()))]
+        ));
     }
 }
