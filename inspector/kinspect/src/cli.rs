@@ -185,6 +185,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
+    /// Read guest memory through QEMU's gdb stub only, never directly
+    /// from the QEMU process on this host (docs/fast-path.md).
+    #[arg(long, global = true)]
+    pub no_fast_path: bool,
+
+    /// Say on stderr how memory is read (directly or through the stub).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -772,6 +781,15 @@ fn clap_error(e: clap::Error, json: bool, out: &mut dyn Write, warn: &mut dyn Wr
     }
 }
 
+/// Whether to try the RAM fast path (`--no-fast-path` says no).
+pub fn fast_path(cli: &Cli) -> crate::target::fastram::FastPath {
+    if cli.no_fast_path {
+        crate::target::fastram::FastPath::Off
+    } else {
+        crate::target::fastram::FastPath::Auto
+    }
+}
+
 /// The whole program: parse, connect when needed, run, report.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
@@ -805,8 +823,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {
         r
     } else {
-        match commands::connect(&cli.gdb) {
+        match commands::connect_with(&cli.gdb, fast_path(&cli)) {
             Ok(mut session) => {
+                let fast = session.fast();
+                if cli.verbose {
+                    let _ = writeln!(warn, "kinspect: {}", fast.path_line());
+                } else if let Some(why) = fast.fallback() {
+                    let _ = writeln!(warn, "kinspect: memory through the gdb stub: {why}");
+                }
                 let r = run_on(&cli, Some(session.target()), &mut out, &mut warn);
                 // Leave the machine as found, even after a failed command.
                 let done = session.finish().map_err(Error::from);

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::cli::{parse_u64, Error, Result, Select};
 use crate::model::{self, Kernel, KernelState, ModelError, PhysCache, Profile, TableSel};
+use crate::target::fastram::{FastPath, FastQemu};
 use crate::target::qemu::QemuTarget;
 use crate::target::{Csr, Hart, Target, TargetError};
 use symbols::Symbols;
@@ -100,15 +101,21 @@ impl Ctx<'_> {
     }
 }
 
-/// A live connection to QEMU. The backend halts the machine before its
-/// first read; [`Session::finish`] resumes it if it was running, so a
-/// one-shot command leaves the machine as it found it.
+/// A live connection to QEMU, reading RAM directly when it can
+/// ([`FastQemu`]). The backend halts the machine before its first read;
+/// [`Session::finish`] resumes it if it was running, so a one-shot command
+/// leaves the machine as it found it.
 pub struct Session {
-    target: QemuTarget,
+    target: FastQemu,
 }
 
 impl Session {
     pub fn target(&mut self) -> &mut dyn Target {
+        &mut self.target
+    }
+
+    /// The backend itself (which memory path it uses, the stub).
+    pub fn fast(&mut self) -> &mut FastQemu {
         &mut self.target
     }
 
@@ -118,15 +125,22 @@ impl Session {
     }
 }
 
-/// Connect to QEMU's gdb stub at `[HOST]:PORT` (HOST defaults to localhost).
+/// Connect to QEMU's gdb stub at `[HOST]:PORT` (HOST defaults to localhost)
+/// and set up the RAM fast path when QEMU runs on this host.
 pub fn connect(addr: &str) -> Result<Session> {
+    connect_with(addr, FastPath::Auto)
+}
+
+/// [`connect`], saying whether to try the fast path (`--no-fast-path`).
+pub fn connect_with(addr: &str, fast: FastPath) -> Result<Session> {
     let addr = if addr.starts_with(':') {
         format!("localhost{addr}")
     } else {
         addr.to_string()
     };
+    let stub = QemuTarget::connect(&addr)?;
     Ok(Session {
-        target: QemuTarget::connect(&addr)?,
+        target: FastQemu::new(stub, fast),
     })
 }
 

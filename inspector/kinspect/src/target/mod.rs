@@ -8,6 +8,7 @@
 //! knows before it starts.
 
 pub mod elfcore;
+pub mod fastram;
 pub mod memory;
 pub mod qemu;
 pub mod snapshot;
