@@ -252,6 +252,13 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
         .endpoints()
         .ok_or("the stub's socket has no addresses")?;
     let pid = stub_owner(ours, theirs)?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let comm = comm.trim();
+    if !comm.starts_with("qemu") {
+        return Err(format!(
+            "the stub is served by pid {pid} (`{comm}`), not QEMU: a proxy or tunnel"
+        ));
+    }
     let range = match stub.ram_range() {
         Ok(Some(r)) => r,
         Ok(None) => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
