@@ -240,6 +240,10 @@ impl Target for FastQemu {
         Some(&mut self.stub)
     }
 
+    fn direct_ram(&self) -> bool {
+        self.ram.is_some()
+    }
+
     fn monitor(&mut self) -> Option<&mut dyn Monitor> {
         Some(&mut self.stub)
     }
@@ -274,16 +278,26 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
 /// The pid of the process on this host that holds the stub's end of the
 /// connection from `ours` to `theirs`.
 fn stub_owner(ours: SocketAddr, theirs: SocketAddr) -> std::result::Result<i32, String> {
-    let mut entries = procfs::net::tcp().unwrap_or_default();
-    entries.extend(procfs::net::tcp6().unwrap_or_default());
-    let inode = entries
-        .iter()
-        .find(|e| same(e.local_address, theirs) && same(e.remote_address, ours))
-        .map(|e| e.inode)
-        .filter(|i| *i != 0)
-        .ok_or_else(|| {
-            format!("the stub at {theirs} is not served from this host (remote host, container or tunnel)")
-        })?;
+    // Asking the kernel for the one socket is fast; /proc/net/tcp walks
+    // every hash bucket (milliseconds), so it is only the fallback.
+    let inode = match sock_diag_inode(ours, theirs) {
+        Some(i) => i,
+        None => {
+            let mut entries = procfs::net::tcp().unwrap_or_default();
+            entries.extend(procfs::net::tcp6().unwrap_or_default());
+            entries
+                .iter()
+                .find(|e| same(e.local_address, theirs) && same(e.remote_address, ours))
+                .map(|e| e.inode)
+                .filter(|i| *i != 0)
+                .ok_or_else(|| {
+                    format!(
+                        "the stub at {theirs} is not served from this host \
+                         (remote host, container or tunnel)"
+                    )
+                })?
+        }
+    };
     // QEMUs first (one small read per process), then everything else.
     let pids: Vec<i32> = std::fs::read_dir("/proc")
         .map_err(|e| format!("cannot list processes: {e}"))?
@@ -308,6 +322,94 @@ fn stub_owner(ours: SocketAddr, theirs: SocketAddr) -> std::result::Result<i32, 
     Err(format!(
         "no process of ours owns the stub's socket (inode {inode}): QEMU runs as another user"
     ))
+}
+
+/// The inode of the TCP socket on this host whose local end is `theirs`
+/// and remote end `ours` (the stub's end of our connection), asked of the
+/// kernel with one NETLINK_SOCK_DIAG exact lookup; `None` if the kernel
+/// does not know it or will not say.
+fn sock_diag_inode(ours: SocketAddr, theirs: SocketAddr) -> Option<u64> {
+    let canon = |s: SocketAddr| match s {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => s,
+        },
+        v4 => v4,
+    };
+    let (src, dst) = (canon(theirs), canon(ours));
+    let mut id = [0u8; 48];
+    id[0..2].copy_from_slice(&src.port().to_be_bytes());
+    id[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    let family = match (src, dst) {
+        (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+            id[4..8].copy_from_slice(&a.ip().octets());
+            id[20..24].copy_from_slice(&b.ip().octets());
+            libc::AF_INET
+        }
+        (SocketAddr::V6(a), SocketAddr::V6(b)) => {
+            id[4..20].copy_from_slice(&a.ip().octets());
+            id[20..36].copy_from_slice(&b.ip().octets());
+            libc::AF_INET6
+        }
+        _ => return None,
+    };
+    // idiag_if 0, idiag_cookie INET_DIAG_NOCOOKIE: an exact lookup.
+    id[40..48].copy_from_slice(&[0xff; 8]);
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    let mut req = Vec::with_capacity(72);
+    req.extend_from_slice(&72u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes());
+    req.extend_from_slice(&0u32.to_ne_bytes());
+    req.extend_from_slice(&[family as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&id);
+    // SAFETY: plain socket calls on a descriptor we own and close; every
+    // buffer pointer comes with its true length.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let tv = libc::timeval {
+            tv_sec: 1,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let mut reply = [0u8; 1024];
+        let sent = libc::send(fd, req.as_ptr().cast(), req.len(), 0);
+        let got = if sent == req.len() as isize {
+            libc::recv(fd, reply.as_mut_ptr().cast(), reply.len(), 0)
+        } else {
+            -1
+        };
+        libc::close(fd);
+        let got = usize::try_from(got).ok()?;
+        parse_sock_diag(&reply[..got])
+    }
+}
+
+/// The inode in a SOCK_DIAG_BY_FAMILY reply (`nlmsghdr` + `inet_diag_msg`,
+/// whose `idiag_inode` is its last field, at byte 68); `None` for an error
+/// message or anything short.
+fn parse_sock_diag(reply: &[u8]) -> Option<u64> {
+    let ty = u16::from_ne_bytes(reply.get(4..6)?.try_into().ok()?);
+    if ty != 20 {
+        return None;
+    }
+    let inode = u32::from_ne_bytes(reply.get(16 + 68..16 + 72)?.try_into().ok()?);
+    (inode != 0).then_some(u64::from(inode))
 }
 
 /// Socket addresses equal, an IPv4-mapped IPv6 address equal to its IPv4.

@@ -155,6 +155,12 @@ pub trait Target {
         None
     }
 
+    /// Whether `read_phys` of RAM reads host memory directly (the fast
+    /// path), so reading all of RAM costs milliseconds, not seconds.
+    fn direct_ram(&self) -> bool {
+        false
+    }
+
     /// Read a little-endian u64 from physical memory.
     fn read_phys_u64(&mut self, pa: u64) -> Result<u64> {
         let mut b = [0u8; 8];
