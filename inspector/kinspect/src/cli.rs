@@ -460,6 +460,35 @@ A kernel that has already panicked is reported at once.")]
         timeout: u64,
     },
 
+    /// Watch processes and one page table change while the guest runs,
+    /// refreshed about 10 times a second, without halting it (needs the
+    /// RAM fast path: QEMU on this host).
+    #[command(after_help = "\
+  kinspect top                       refresh until Ctrl-C
+  kinspect top --pid 3               follow pid 3's page table
+  kinspect top --once                one frame
+  kinspect --json top --frames 20    20 frames as one JSON document
+
+Marks: + new process, * changed (state, size, page table), - exited,
+~ changed while it was being read (shown, but not one instant). The
+followed page table's user pages are counted with the change since the
+last frame (+1 after an sbrk) and reported freed when its process exits.
+See docs/fast-path.md.")]
+    Top {
+        /// Print one frame and stop.
+        #[arg(long, conflicts_with = "frames")]
+        once: bool,
+        /// Stop after N frames.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        frames: Option<u64>,
+        /// Milliseconds between frames.
+        #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60000))]
+        interval: u64,
+        /// Follow this process's user page table [default: the newest].
+        #[arg(long, value_name = "N")]
+        pid: Option<i64>,
+    },
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
 Load it for this shell, or install it once:
@@ -544,6 +573,11 @@ fn load_debug(cli: &Cli) -> Result<Option<kinspect_symbols::Symbols>> {
             .map_err(|e| Error::BadInput(e.to_string())),
         None => Ok(kinspect_symbols::Symbols::open("target/kernel/kernel.elf").ok()),
     }
+}
+
+/// [`load_debug`] for commands that run outside [`run_on`] (`top`).
+pub fn load_debug_for(cli: &Cli) -> Result<Option<kinspect_symbols::Symbols>> {
+    load_debug(cli)
 }
 
 /// The kernel profile `--profile` and `--kpt-field` ask for, resolved once
@@ -653,6 +687,10 @@ pub fn run_on(
             ctx.out.write_all(&script)?;
             Ok(())
         }
+        Command::Top { .. } => Err(Error::BadInput(
+            "top needs a live QEMU on this host (not --snapshot): kinspect --gdb HOST:PORT top"
+                .into(),
+        )),
         Command::Attach | Command::Launch { .. } => Err(Error::BadInput(
             "attach and launch run the TUI in a terminal (kinspect attach)".into(),
         )),
@@ -818,6 +856,23 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         crate::tui::launch(&cli, &opts)
     } else if let Command::Attach = &cli.command {
         crate::tui::attach(&cli)
+    } else if let (
+        Command::Top {
+            once,
+            frames,
+            interval,
+            pid,
+        },
+        None,
+    ) = (&cli.command, &cli.snapshot)
+    {
+        let args = commands::top::TopArgs {
+            once: *once,
+            frames: *frames,
+            interval: std::time::Duration::from_millis(*interval),
+            pid: *pid,
+        };
+        commands::top::main(&cli, &args, &mut out, &mut warn)
     } else if cli.command.offline() {
         run_on(&cli, None, &mut out, &mut warn)
     } else if let Some(r) = crate::snapshot::cmd::main_hook(&cli, &mut out, &mut warn) {

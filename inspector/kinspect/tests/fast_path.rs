@@ -254,3 +254,70 @@ fn through_a_tunnel_it_says_why_and_reads_through_the_stub() {
     let o = kinspect(&tunnel, &elf, &["--no-fast-path", "maps", "--hart", "0"]);
     assert_eq!(text(&o.stderr), "");
 }
+
+/// `kinspect top` while the guest runs usertests: processes appear and go
+/// frame after frame, and the guest is never halted (its console keeps
+/// printing while top runs, and QEMU says it is running afterwards).
+#[test]
+fn top_follows_a_forking_workload_without_halting_it() {
+    let mut m = Machine::boot(Boot::default());
+    m.wait_for("$ ", BOOT);
+    let mark = m.console_len();
+    m.send(b"usertests\n");
+    // Wait until usertests is well under way (it has printed a test name).
+    m.wait_for_after(mark, "test ", BOOT);
+    let elf = kinspect_testkit::kernel_elf();
+    let child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+        .args(["--gdb", &m.gdb_addr(), "--elf"])
+        .arg(&elf)
+        .args(["--json", "top", "--frames", "40", "--interval", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kinspect top");
+    let during_start = m.console_len();
+    let o = child.wait_with_output().expect("kinspect top");
+    let during_end = m.console_len();
+    assert_eq!(o.status.code(), Some(0), "top: {}", text(&o.stderr));
+    assert!(
+        during_end > during_start,
+        "the console printed nothing while top ran: the guest was halted?"
+    );
+    assert_eq!(m.hmp(0, "info status").trim(), "VM status: running");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("top JSON");
+    let frames = v["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 40);
+    let mut pids = std::collections::BTreeSet::new();
+    let mut new = 0;
+    let mut exited = 0;
+    let mut ms = Vec::new();
+    for f in frames {
+        ms.push(f["ms"].as_u64().unwrap());
+        if f.get("error").is_some() {
+            continue;
+        }
+        for p in f["procs"].as_array().unwrap() {
+            pids.insert(p["pid"].as_i64().unwrap());
+            new += usize::from(p["change"] == "new");
+            // 64-bit values as "0x…" strings.
+            assert!(p["pagetable"].as_str().unwrap().starts_with("0x"));
+        }
+        exited += f["exited"].as_array().unwrap().len();
+    }
+    assert!(
+        pids.contains(&1) && pids.contains(&2),
+        "init and sh: {pids:?}"
+    );
+    assert!(
+        pids.len() > 3 && new > 0 && exited > 0,
+        "usertests forks: processes should come and go, saw pids {pids:?}, {new} new, {exited} exited"
+    );
+    assert!(
+        ms.windows(2).all(|w| w[0] < w[1]),
+        "frames in time order: {ms:?}"
+    );
+    // Every frame is a consistent read or says it is not: none is empty.
+    assert!(frames
+        .iter()
+        .all(|f| f.get("error").is_some() || !f["procs"].as_array().unwrap().is_empty()));
+}

@@ -14,6 +14,7 @@ pub mod procs;
 pub mod regs;
 pub mod satp;
 pub mod symbols;
+pub mod top;
 pub mod translate;
 pub mod vmprint;
 
