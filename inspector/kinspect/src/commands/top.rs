@@ -284,18 +284,15 @@ fn read_frame(
         };
         row.change = match before.get(&row.pid) {
             None if prev.is_some() => "new",
-            None => "same",
-            Some(old) => {
+            Some(old)
                 if old.state != row.state
                     || old.sz != row.sz
                     || old.pagetable != row.pagetable
-                    || old.name != row.name
-                {
-                    "changed"
-                } else {
-                    "same"
-                }
+                    || old.name != row.name =>
+            {
+                "changed"
             }
+            _ => "same",
         };
         frame.procs.push(row);
     }
