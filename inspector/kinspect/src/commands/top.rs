@@ -280,7 +280,10 @@ fn read_frame(
             sz: p.sz,
             pagetable: p.pagetable,
             change: "same",
-            torn: pa != pb,
+            // Torn only in what a frame shows: a running process's saved
+            // context changes at every switch and is not shown.
+            torn: (pa.pid, &pa.state, &pa.name, pa.sz, pa.pagetable)
+                != (pb.pid, &pb.state, &pb.name, pb.sz, pb.pagetable),
         };
         row.change = match before.get(&row.pid) {
             None if prev.is_some() => "new",
