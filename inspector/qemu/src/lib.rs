@@ -122,14 +122,17 @@ impl VirtMachine {
             "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0".into(),
         ]);
         if let Some(path) = &self.ram_file {
+            // The region takes the backend's id: ending it in `.ram` keeps
+            // it `*.ram` in `info mtree`, as tools that look for the main
+            // RAM by that name (the gdb scripts) expect.
             args.push("-object".into());
             args.push(format!(
-                "memory-backend-file,id=kinspect-ram,size={}M,mem-path={},share=on",
+                "memory-backend-file,id=kinspect.ram,size={}M,mem-path={},share=on",
                 self.memory_mib,
                 path.display()
             ));
             args.push("-machine".into());
-            args.push("memory-backend=kinspect-ram".into());
+            args.push("memory-backend=kinspect.ram".into());
         }
         if self.wait_for_debugger {
             args.push("-S".into());
@@ -225,8 +228,8 @@ mod tests {
         m.ram_file = Some("/dev/shm/r".into());
         let args = m.args().join(" ");
         assert!(args.contains(
-            "-object memory-backend-file,id=kinspect-ram,size=128M,mem-path=/dev/shm/r,share=on \
-             -machine memory-backend=kinspect-ram"
+            "-object memory-backend-file,id=kinspect.ram,size=128M,mem-path=/dev/shm/r,share=on \
+             -machine memory-backend=kinspect.ram"
         ));
     }
 
