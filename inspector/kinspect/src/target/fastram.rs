@@ -186,6 +186,11 @@ impl FastQemu {
         &mut self.stub
     }
 
+    /// The stub, to ask it things that need no change.
+    pub fn stub_ref(&self) -> &QemuTarget {
+        &self.stub
+    }
+
     /// Leave the machine as found and disconnect (see [`QemuTarget::finish`]).
     pub fn finish(self) -> Result<()> {
         self.stub.finish()

@@ -21,6 +21,7 @@ use kinspect_symbols::Symbols;
 
 use super::snapshot::{is_lost, read_snapshot, KernelMem, Snapshot};
 use crate::commands::TargetMem;
+use crate::target::fastram::{FastPath, FastQemu};
 use crate::target::memory::MemoryTarget;
 use crate::target::qemu::QemuTarget;
 use crate::target::snapshot::SnapshotTarget;
@@ -162,14 +163,15 @@ pub trait Backend: Send {
 /// The live backend: QEMU's gdb stub.
 pub struct QemuBackend {
     addr: String,
-    target: Option<QemuTarget>,
+    /// Memory read directly when QEMU is on this host (docs/fast-path.md).
+    target: Option<FastQemu>,
     /// Breakpoints we set (the session removes them on detach too).
     breakpoints: Vec<u64>,
 }
 
 impl QemuBackend {
     pub fn connect(addr: &str) -> Result<QemuBackend, TargetError> {
-        let target = QemuTarget::connect(addr)?;
+        let target = FastQemu::new(QemuTarget::connect(addr)?, FastPath::Auto);
         Ok(QemuBackend {
             addr: addr.to_string(),
             target: Some(target),
@@ -178,6 +180,10 @@ impl QemuBackend {
     }
 
     fn qemu(&mut self) -> Result<&mut QemuTarget, TargetError> {
+        self.fast().map(FastQemu::stub)
+    }
+
+    fn fast(&mut self) -> Result<&mut FastQemu, TargetError> {
         self.target
             .as_mut()
             .ok_or_else(|| TargetError::Disconnected("not connected (R reconnects)".into()))
@@ -186,11 +192,13 @@ impl QemuBackend {
 
 impl Backend for QemuBackend {
     fn target(&mut self) -> Result<&mut dyn Target, TargetError> {
-        Ok(self.qemu()?)
+        Ok(self.fast()?)
     }
 
     fn was_running(&self) -> bool {
-        self.target.as_ref().is_some_and(|t| t.was_running())
+        self.target
+            .as_ref()
+            .is_some_and(|t| t.stub_ref().was_running())
     }
 
     fn breakpoint(&mut self, addr: u64) -> Result<(), String> {
@@ -247,7 +255,10 @@ impl Backend for QemuBackend {
         // Let go of the old session quietly; it is broken anyway.
         self.target = None;
         self.breakpoints.clear();
-        self.target = Some(QemuTarget::connect(&self.addr)?);
+        self.target = Some(FastQemu::new(
+            QemuTarget::connect(&self.addr)?,
+            FastPath::Auto,
+        ));
         Ok(())
     }
 
@@ -255,10 +266,11 @@ impl Backend for QemuBackend {
         let Some(mut t) = self.target.take() else {
             return Ok(());
         };
+        let q = t.stub();
         let r = match leave {
-            Leave::Halted => t.halt(),
-            Leave::Running | Leave::Kill => match t.run_state() {
-                Ok(RunState::Halted) => t.resume(),
+            Leave::Halted => q.halt(),
+            Leave::Running | Leave::Kill => match q.run_state() {
+                Ok(RunState::Halted) => q.resume(),
                 Ok(RunState::Running) => Ok(()),
                 Err(e) => Err(e),
             },
