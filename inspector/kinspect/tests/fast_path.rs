@@ -321,3 +321,38 @@ fn top_follows_a_forking_workload_without_halting_it() {
         .iter()
         .all(|f| f.get("error").is_some() || !f["procs"].as_array().unwrap().is_empty()));
 }
+
+/// On stock C xv6 `top` shows the kernel's `ticks`: they advance frame
+/// after frame, so the guest ran while top read it, and usertests'
+/// children show up.
+#[test]
+fn top_on_c_xv6_shows_ticks_advancing() {
+    let v = kinspect_testkit::xv6::variant("stock");
+    let mut m = v.boot();
+    m.wait_for("$ ", BOOT);
+    let mark = m.console_len();
+    m.send(b"usertests\n");
+    m.wait_for_after(mark, "test ", BOOT);
+    let o = kinspect(
+        &m.gdb_addr(),
+        &v.elf(),
+        &["--json", "top", "--frames", "15", "--interval", "100"],
+    );
+    assert_eq!(o.status.code(), Some(0), "top: {}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("top JSON");
+    let frames = v["frames"].as_array().expect("frames");
+    let ticks: Vec<u64> = frames.iter().filter_map(|f| f["ticks"].as_u64()).collect();
+    assert_eq!(ticks.len(), 15, "every frame has ticks: {v}");
+    assert!(ticks.windows(2).all(|w| w[0] <= w[1]), "{ticks:?}");
+    assert!(
+        ticks[14] > ticks[0],
+        "ticks never advanced over 1.5 s: the guest was halted? {ticks:?}"
+    );
+    let pids: std::collections::BTreeSet<i64> = frames
+        .iter()
+        .flat_map(|f| f["procs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["pid"].as_i64())
+        .collect();
+    assert!(pids.len() > 3, "usertests' children: {pids:?}");
+    assert_eq!(m.hmp(0, "info status").trim(), "VM status: running");
+}
