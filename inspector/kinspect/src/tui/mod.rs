@@ -105,7 +105,8 @@ pub fn attach(cli: &Cli) -> Result<()> {
     }
     let symbols = open_symbols(cli.elf.as_deref())?;
     let addr = normalize(&cli.gdb);
-    let backend = QemuBackend::connect(&addr).map_err(Error::from)?;
+    let backend =
+        QemuBackend::connect_with(&addr, crate::cli::fast_path(cli)).map_err(Error::from)?;
     let worker = Worker::new(
         Box::new(backend),
         symbols.clone(),
@@ -151,7 +152,7 @@ pub fn launch(cli: &Cli, opts: &LaunchOptions) -> Result<()> {
     // QEMU opens its stub a moment after it starts.
     let deadline = Instant::now() + Duration::from_secs(10);
     let backend = loop {
-        match QemuBackend::connect(&addr) {
+        match QemuBackend::connect_with(&addr, crate::cli::fast_path(cli)) {
             Ok(b) => break b,
             Err(e) => {
                 if let Some(status) = qemu.exited() {

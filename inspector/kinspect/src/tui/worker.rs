@@ -165,14 +165,21 @@ pub struct QemuBackend {
     addr: String,
     /// Memory read directly when QEMU is on this host (docs/fast-path.md).
     target: Option<FastQemu>,
+    fast: FastPath,
     /// Breakpoints we set (the session removes them on detach too).
     breakpoints: Vec<u64>,
 }
 
 impl QemuBackend {
     pub fn connect(addr: &str) -> Result<QemuBackend, TargetError> {
-        let target = FastQemu::new(QemuTarget::connect(addr)?, FastPath::Auto);
+        QemuBackend::connect_with(addr, FastPath::Auto)
+    }
+
+    /// [`QemuBackend::connect`], saying whether to try the RAM fast path.
+    pub fn connect_with(addr: &str, fast: FastPath) -> Result<QemuBackend, TargetError> {
+        let target = FastQemu::new(QemuTarget::connect(addr)?, fast);
         Ok(QemuBackend {
+            fast,
             addr: addr.to_string(),
             target: Some(target),
             breakpoints: Vec::new(),
@@ -255,10 +262,7 @@ impl Backend for QemuBackend {
         // Let go of the old session quietly; it is broken anyway.
         self.target = None;
         self.breakpoints.clear();
-        self.target = Some(FastQemu::new(
-            QemuTarget::connect(&self.addr)?,
-            FastPath::Auto,
-        ));
+        self.target = Some(FastQemu::new(QemuTarget::connect(&self.addr)?, self.fast));
         Ok(())
     }
 
