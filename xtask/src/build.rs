@@ -127,9 +127,19 @@ pub fn qemu(out: &Outputs, gdb: Option<u16>, smp: u32) -> Result<()> {
         eprintln!("xtask: QEMU waits for a debugger on localhost:{port}");
         eprintln!("       kinspect --gdb localhost:{port} attach   (or: cargo xtask gdb)");
     }
+    // Guest RAM in a shared file, so kinspect reads it without the stub
+    // (docs/fast-path.md); QEMU works as before if it cannot be made.
+    let ram = VirtMachine::ram_file_path("qemu");
+    if let Err(e) = m.share_ram(&ram) {
+        eprintln!("xtask: RAM stays private to QEMU ({}: {e})", ram.display());
+    }
     eprintln!("xtask: {}", m.display());
     eprintln!("xtask: Ctrl-A x quits QEMU");
-    run_checked(&mut m.command(), "QEMU")
+    let r = run_checked(&mut m.command(), "QEMU");
+    if let Some(p) = &m.ram_file {
+        let _ = fs::remove_file(p);
+    }
+    r
 }
 
 /// The main job: build the kernel and kinspect, boot the kernel under QEMU

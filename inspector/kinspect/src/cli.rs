@@ -18,6 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::commands::{self, Command};
 use crate::error::{exit, Error, Result};
 use crate::parse::parse_u64;
+use crate::target::fastram::FastPath;
 use crate::session::{Session, Settings};
 use crate::target::Target;
 
@@ -106,6 +107,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
+    /// Read guest memory through QEMU's gdb stub only, never directly
+    /// from the QEMU process on this host (docs/fast-path.md).
+    #[arg(long, global = true)]
+    pub no_fast_path: bool,
+
+    /// Say on stderr how memory is read (directly or through the stub).
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
     #[command(subcommand)]
     pub command: Top,
 }
@@ -141,6 +151,12 @@ impl Cli {
             json: self.json,
             gdb: self.gdb.clone(),
             snapshot: self.snapshot.clone(),
+            fast_path: if self.no_fast_path {
+                FastPath::Off
+            } else {
+                FastPath::Auto
+            },
+            verbose: self.verbose,
         }
     }
 }

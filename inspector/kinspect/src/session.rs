@@ -15,6 +15,8 @@ use kinspect_symbols::Symbols;
 
 use crate::error::{Error, Result};
 use crate::model::{Kernel, Profile};
+use crate::target::fastram::{FastPath, FastQemu};
+use crate::target::qemu::QemuTarget;
 
 /// Where kinspect looks for the kernel when `--elf` is not given.
 pub const DEFAULT_ELF: &str = "target/kernel/kernel.elf";
@@ -38,6 +40,10 @@ pub struct Settings {
     pub gdb: String,
     /// `--snapshot FILE`.
     pub snapshot: Option<PathBuf>,
+    /// `--no-fast-path` gives `Off`: guest RAM only through the stub.
+    pub fast_path: FastPath,
+    /// `-v`: say how memory is read.
+    pub verbose: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +56,8 @@ impl Default for Settings {
             json: false,
             gdb: "localhost:1234".into(),
             snapshot: None,
+            fast_path: FastPath::Auto,
+            verbose: false,
         }
     }
 }
@@ -74,6 +82,11 @@ pub struct Session {
     pub gdb: String,
     /// `--snapshot FILE`: read the machine from a file instead.
     pub snapshot: Option<PathBuf>,
+    /// Whether to read guest RAM directly from a QEMU on this host
+    /// (docs/fast-path.md).
+    pub fast_path: FastPath,
+    /// `-v`: say on stderr which path reads memory.
+    pub verbose: bool,
 }
 
 impl Session {
@@ -103,6 +116,8 @@ impl Session {
             json: s.json,
             gdb: normalize_gdb(&s.gdb),
             snapshot: s.snapshot.clone(),
+            fast_path: s.fast_path,
+            verbose: s.verbose,
         })
     }
 
@@ -118,6 +133,19 @@ impl Session {
                 "{what} need the kernel ELF with debug info (give --elf PATH; default {DEFAULT_ELF})"
             ))
         })
+    }
+
+    /// Connect to QEMU's gdb stub, with the RAM fast path when asked for
+    /// and possible; say which path reads memory with `-v`, and why there
+    /// is none when it was asked for but cannot be had.
+    pub fn connect(&self, warn: &mut dyn std::io::Write) -> Result<FastQemu> {
+        let t = FastQemu::new(QemuTarget::connect(&self.gdb)?, self.fast_path);
+        if self.verbose {
+            writeln!(warn, "kinspect: {}", t.path_line())?;
+        } else if let Some(why) = t.fallback() {
+            writeln!(warn, "kinspect: memory through the gdb stub: {why}")?;
+        }
+        Ok(t)
     }
 
     /// The kernel model over this ELF with this profile: where `proc[]`,

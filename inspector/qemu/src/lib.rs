@@ -44,6 +44,10 @@ pub struct VirtMachine {
     pub modern_virtio: bool,
     /// Arguments appended after xv6's (tests add a monitor socket, say).
     pub extra_args: Vec<String>,
+    /// Put guest RAM in this file, shared (`-object memory-backend-file,
+    /// ...,share=on -machine memory-backend=...`), so kinspect can map it
+    /// and read RAM without the gdb stub. See [`VirtMachine::share_ram`].
+    pub ram_file: Option<PathBuf>,
 }
 
 impl VirtMachine {
@@ -58,7 +62,38 @@ impl VirtMachine {
             wait_for_debugger: false,
             modern_virtio: true,
             extra_args: Vec::new(),
+            ram_file: None,
         }
+    }
+
+    /// Back guest RAM by `path` (best on a tmpfs such as /dev/shm), created
+    /// here readable by this user only (guest RAM holds the guest's
+    /// secrets); QEMU opens it and maps it shared. The caller removes the
+    /// file when QEMU has exited.
+    pub fn share_ram(&mut self, path: impl Into<PathBuf>) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path.into();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        file.set_len(u64::from(self.memory_mib) << 20)?;
+        self.ram_file = Some(path);
+        Ok(())
+    }
+
+    /// A RAM file name in /dev/shm (or the temporary directory when there
+    /// is no /dev/shm) unique to this process and `tag`.
+    pub fn ram_file_path(tag: &str) -> PathBuf {
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("kinspect-ram-{}-{tag}", std::process::id()))
     }
 
     /// The arguments after the program name, in xv6's order.
@@ -86,6 +121,19 @@ impl VirtMachine {
             "-device".into(),
             "virtio-blk-device,drive=x0,bus=virtio-mmio-bus.0".into(),
         ]);
+        if let Some(path) = &self.ram_file {
+            // The region takes the backend's id: ending it in `.ram` keeps
+            // it `*.ram` in `info mtree`, as tools that look for the main
+            // RAM by that name (the gdb scripts) expect.
+            args.push("-object".into());
+            args.push(format!(
+                "memory-backend-file,id=kinspect.ram,size={}M,mem-path={},share=on",
+                self.memory_mib,
+                path.display()
+            ));
+            args.push("-machine".into());
+            args.push("memory-backend=kinspect.ram".into());
+        }
         if self.wait_for_debugger {
             args.push("-S".into());
         }
@@ -172,6 +220,17 @@ mod tests {
         let args = m.args();
         assert_eq!(&args[args.len() - 3..], ["-S", "-gdb", "tcp::26000"]);
         assert!(args.windows(2).any(|w| w == ["-smp", "1"]));
+    }
+
+    #[test]
+    fn shared_ram_is_a_file_backend_of_the_same_size() {
+        let mut m = VirtMachine::new("k", "f");
+        m.ram_file = Some("/dev/shm/r".into());
+        let args = m.args().join(" ");
+        assert!(args.contains(
+            "-object memory-backend-file,id=kinspect.ram,size=128M,mem-path=/dev/shm/r,share=on \
+             -machine memory-backend=kinspect.ram"
+        ));
     }
 
     #[test]

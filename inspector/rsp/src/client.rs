@@ -125,6 +125,11 @@ impl Client {
         self.ack()
     }
 
+    /// Our end and the stub's end of the connection.
+    pub fn endpoints(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.conn.endpoints()
+    }
+
     /// The socket's file descriptor (to keep it across a fork).
     #[cfg(unix)]
     pub fn raw_fd(&self) -> std::os::fd::RawFd {

@@ -242,6 +242,12 @@ impl Session {
         self.client.addr()
     }
 
+    /// Our end and the stub's end of the TCP connection, as the kernel
+    /// sees them (`/proc/net/tcp`): who serves the stub is found by them.
+    pub fn endpoints(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.client.endpoints()
+    }
+
     /// Was the guest executing when we attached?
     pub fn was_running(&self) -> bool {
         self.was_running

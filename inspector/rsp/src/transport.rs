@@ -187,6 +187,15 @@ impl Transport {
         }
     }
 
+    /// Our end and the stub's end of the connection (`None` if the socket
+    /// is already gone): the fast path looks the stub's owner up by them.
+    pub fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
+        Some((
+            self.stream.local_addr().ok()?,
+            self.stream.peer_addr().ok()?,
+        ))
+    }
+
     /// The socket's file descriptor.
     #[cfg(unix)]
     pub fn raw_fd(&self) -> std::os::fd::RawFd {

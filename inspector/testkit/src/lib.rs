@@ -68,6 +68,10 @@ pub struct Boot {
     /// This gdb port instead of a free one (a QEMU restarted where a
     /// debugger expects it).
     pub gdb_port: Option<u16>,
+    /// Guest RAM in a shared file in /dev/shm, as `cargo xtask qemu` boots
+    /// it, so kinspect maps it (false: private RAM, read through
+    /// /proc/PID/mem). See docs/fast-path.md.
+    pub share_ram: bool,
 }
 
 impl Default for Boot {
@@ -79,6 +83,7 @@ impl Default for Boot {
             fs_img: None,
             modern_virtio: true,
             gdb_port: None,
+            share_ram: true,
         }
     }
 }
@@ -97,6 +102,7 @@ pub struct Machine {
     gdb_port: u16,
     qmp: Option<BufReader<UnixStream>>,
     dir: PathBuf,
+    ram_file: Option<PathBuf>,
 }
 
 impl Machine {
@@ -136,6 +142,17 @@ impl Machine {
         vm.gdb_port = Some(gdb_port);
         vm.wait_for_debugger = opts.wait_for_debugger;
         vm.modern_virtio = opts.modern_virtio;
+        if opts.share_ram {
+            let ram = VirtMachine::ram_file_path(&format!("test-{gdb_port}"));
+            vm.share_ram(&ram)
+                .map_err(|e| format!("creating {}: {e}", ram.display()))?;
+        }
+        let ram_file = vm.ram_file.clone();
+        let remove_ram = || {
+            if let Some(p) = &ram_file {
+                let _ = std::fs::remove_file(p);
+            }
+        };
         vm.extra_args = vec![
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qmp_path.display()),
@@ -146,7 +163,10 @@ impl Machine {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("spawning {}: {e}", kinspect_qemu::QEMU))?;
+            .map_err(|e| {
+                remove_ram();
+                format!("spawning {}: {e}", kinspect_qemu::QEMU)
+            })?;
         let console = Arc::new((Mutex::new(Console::default()), Condvar::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let sink = Arc::clone(&console);
@@ -161,6 +181,7 @@ impl Machine {
                 let mut err = String::new();
                 let _ = stderr.read_to_string(&mut err);
                 let _ = std::fs::remove_dir_all(&dir);
+                remove_ram();
                 return Err(format!("QEMU exited at start ({status}): {}", err.trim()));
             }
             if let Ok(s) = UnixStream::connect(&qmp_path) {
@@ -170,6 +191,7 @@ impl Machine {
                 let _ = child.kill();
                 let _ = child.wait();
                 let _ = std::fs::remove_dir_all(&dir);
+                remove_ram();
                 return Err("QEMU's QMP socket never appeared".into());
             }
             thread::sleep(Duration::from_millis(20));
@@ -187,6 +209,7 @@ impl Machine {
             gdb_port,
             qmp: Some(BufReader::new(stream)),
             dir,
+            ram_file,
         };
         m.qmp_handshake();
         Ok(m)
@@ -409,6 +432,9 @@ impl Drop for Machine {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(p) = &self.ram_file {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

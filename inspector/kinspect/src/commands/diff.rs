@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use super::{Ctx, Needs, Run};
 use crate::error::{Error, Result};
-use crate::target::qemu::QemuTarget;
 
 /// What changed between two moments: processes that appeared, ended or
 /// changed, and each process's user page-table mappings added, removed
@@ -54,7 +53,7 @@ impl Run for Args {
                 crate::diff::view(&mut a, syms, &session.profile, session.ram)?
             }
             None => {
-                let mut t = QemuTarget::connect(&session.gdb)?;
+                let mut t = session.connect(ctx.warn)?;
                 let r = (|| {
                     let mut phys = crate::model::PhysCache::new(&mut t);
                     crate::model::verify_image(syms, &mut phys)?;

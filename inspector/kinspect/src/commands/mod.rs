@@ -55,6 +55,7 @@ commands! {
     Report(report),
     Watch(watch),
     Diff(diff),
+    Top(top),
 }
 
 use std::io::Write;
@@ -191,7 +192,7 @@ pub fn open_and_run(
                 let mut t = crate::snapshot::open::open(session, path, warn)?;
                 return run(command, session, Some(&mut t), out, warn);
             }
-            let mut t = crate::target::qemu::QemuTarget::connect(&session.gdb)?;
+            let mut t = session.connect(warn)?;
             let r = run(command, session, Some(&mut t), out, warn);
             // Leave the machine as found, even after a failed command.
             let done = t.finish().map_err(Error::from);

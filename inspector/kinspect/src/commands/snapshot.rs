@@ -66,7 +66,7 @@ fn run(ctx: &mut Ctx<'_>, output: &Path, level: u32) -> Result<()> {
             "bytes": size,
             "harts": snap.harts.len(),
             "pages": snap.present_pages(),
-            "ram_via": match via { RamVia::Pmemsave => "pmemsave", RamVia::Reads => "gdb stub reads" },
+            "ram_via": match via { RamVia::Pmemsave => "pmemsave", RamVia::Reads => "gdb stub reads", RamVia::Direct => "direct" },
             "seconds": total.as_secs_f64(),
         }));
     }
@@ -80,6 +80,7 @@ fn run(ctx: &mut Ctx<'_>, output: &Path, level: u32) -> Result<()> {
         match via {
             RamVia::Pmemsave => "QEMU's pmemsave",
             RamVia::Reads => "gdb stub reads",
+            RamVia::Direct => "direct reads of QEMU's RAM",
         },
         size,
         total.as_secs_f64(),

@@ -13,6 +13,8 @@
 //! from it. It only works when QEMU runs on this machine (the file must
 //! appear here); the dump is checked against a read through the stub and
 //! deleted when the cache is dropped. Otherwise reads stay on the stub.
+//! With the RAM fast path ([`Target::direct_ram`]) no dump is made: small
+//! reads already cost nanoseconds.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -77,6 +79,11 @@ impl<'t> PhysCache<'t> {
             return self.dump.is_some();
         }
         self.dump_tried = true;
+        if self.target.direct_ram() {
+            // The fast path reads RAM from host memory already: a dump
+            // would only copy it once more (docs/fast-path.md).
+            return false;
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

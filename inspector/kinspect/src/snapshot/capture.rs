@@ -6,6 +6,8 @@
 //! go (about 1 s for 128 MiB, against about 10 s through 2 KiB `m`
 //! packets). Anything else (no monitor, the file not appearing because
 //! QEMU is elsewhere) falls back to [`Target::read_phys`] in 64 KiB pieces.
+//! With the RAM fast path ([`Target::direct_ram`]) RAM is simply read: a
+//! copy from host memory, faster than `pmemsave`'s file (docs/benchmarks.md).
 //! A sparse capture (`pages`) reads only the listed pages: that is how the
 //! small committed test fixtures are made.
 
@@ -35,6 +37,8 @@ pub struct Options {
 pub enum RamVia {
     Pmemsave,
     Reads,
+    /// The fast path: a copy of QEMU's RAM from host memory.
+    Direct,
 }
 
 /// Read every hart's registers and every CSR the backend has.
@@ -105,7 +109,7 @@ pub fn capture(target: &mut dyn Target, opts: &Options) -> Result<(Snapshot, Ram
             }
         }
         None => {
-            let fast = if opts.pmemsave {
+            let fast = if opts.pmemsave && !target.direct_ram() {
                 ram_by_pmemsave(target, opts.ram)
             } else {
                 None
@@ -126,6 +130,9 @@ pub fn capture(target: &mut dyn Target, opts: &Options) -> Result<(Snapshot, Ram
                         at += n;
                     }
                     region.present.fill(true);
+                    if target.direct_ram() {
+                        via = RamVia::Direct;
+                    }
                 }
             }
         }

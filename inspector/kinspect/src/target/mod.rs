@@ -8,6 +8,7 @@
 //! knows before it starts.
 
 pub mod elfcore;
+pub mod fastram;
 pub mod memory;
 mod phys;
 pub mod qemu;
@@ -154,6 +155,12 @@ pub trait Target {
     /// QEMU's human monitor: `None` where there is none.
     fn monitor(&mut self) -> Option<&mut dyn Monitor> {
         None
+    }
+
+    /// Whether `read_phys` of RAM reads host memory directly (the fast
+    /// path), so reading all of RAM costs milliseconds, not seconds.
+    fn direct_ram(&self) -> bool {
+        false
     }
 
     /// Read a little-endian u64 from physical memory.

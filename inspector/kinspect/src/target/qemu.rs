@@ -36,6 +36,9 @@ pub struct QemuTarget {
     session: Session,
     threads: Option<Vec<ThreadId>>,
     readable: Option<Vec<Range<u64>>>,
+    /// The machine's main RAM (`riscv_virt_board.ram`), from the same
+    /// `info mtree -f` as `readable`.
+    ram: Option<Range<u64>>,
 }
 
 /// Turn a client error into the Target's words.
@@ -74,6 +77,7 @@ impl QemuTarget {
             session,
             threads: None,
             readable: None,
+            ram: None,
         })
     }
 
@@ -121,9 +125,55 @@ impl QemuTarget {
                 ));
             }
             self.readable = Some(ranges);
+            self.ram = main_ram(&mtree);
         }
         Ok(self.readable.as_deref().unwrap_or_default())
     }
+
+    /// The machine's main RAM: the `ram` region of the system address
+    /// space that holds the kernel's load address 0x80000000 (`None` if
+    /// the memory map shows none).
+    pub fn ram_range(&mut self) -> Result<Option<Range<u64>>> {
+        self.readable_ranges()?;
+        Ok(self.ram.clone())
+    }
+}
+
+/// The `ram` region of AS "memory" in `info mtree -f` output that contains
+/// 0x80000000, where QEMU `virt` puts RAM and xv6 its kernel.
+pub fn main_ram(mtree: &str) -> Option<Range<u64>> {
+    const KERNBASE: u64 = 0x8000_0000;
+    let mut in_system = false;
+    for line in mtree.lines() {
+        let t = line.trim();
+        if t.starts_with("FlatView") {
+            in_system = false;
+            continue;
+        }
+        if t.starts_with("AS \"memory\"") {
+            in_system = true;
+            continue;
+        }
+        if !in_system {
+            continue;
+        }
+        let Some((span, rest)) = t.split_once(' ') else {
+            continue;
+        };
+        if !(rest.starts_with("(prio ") && rest.contains(", ram)")) {
+            continue;
+        }
+        let Some((a, b)) = span.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(last)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        if start <= KERNBASE && KERNBASE <= last {
+            return Some(start..last.checked_add(1)?);
+        }
+    }
+    None
 }
 
 /// The RAM, ROM and ROM-device ranges of the system address space in the
@@ -343,6 +393,8 @@ mod tests {
         assert!(!covered(&r, 0, 8));
         assert!(!covered(&r, u64::MAX - 2, 8));
         assert!(readable_ranges("garbage\nmore").is_empty());
+        assert_eq!(main_ram(MTREE), Some(0x8000_0000..0x8800_0000));
+        assert_eq!(main_ram("garbage"), None);
     }
 
     #[test]

@@ -44,6 +44,7 @@ use worker::{Leave, Reply, Request, Worker};
 
 use crate::error::{Error, Result};
 use crate::session::Session;
+use crate::target::fastram::{FastPath, FastQemu};
 use crate::target::qemu::QemuTarget;
 use crate::target::{RunState, Target, TargetError};
 
@@ -114,14 +115,17 @@ pub fn attach(session: &Session) -> Result<()> {
     }
     let symbols = session_symbols(session, session.elf_given)?;
     let addr = session.gdb.clone();
-    let target = QemuTarget::connect(&addr).map_err(Error::from)?;
+    let target = FastQemu::new(
+        QemuTarget::connect(&addr).map_err(Error::from)?,
+        session.fast_path,
+    );
     let worker = Worker::new(
         Box::new(target),
         symbols.clone(),
         session.profile.clone(),
         session.ram,
     )
-    .reconnecting(reconnect_to(&addr));
+    .reconnecting(reconnect_to(&addr, session.fast_path));
     let app = App::new(format!("QEMU gdb stub at {addr}"), symbols, false);
     let leave = run_ui(app, worker, None)?;
     if leave == Leave::Halted {
@@ -167,7 +171,7 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
     // QEMU opens its stub a moment after it starts.
     let deadline = Instant::now() + Duration::from_secs(10);
     let target = loop {
-        match QemuTarget::connect(&addr) {
+        match QemuTarget::connect(&addr).map(|t| FastQemu::new(t, session.fast_path)) {
             Ok(b) => break b,
             Err(e) => {
                 if let Some(status) = qemu.exited() {
@@ -189,7 +193,7 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
         session.profile.clone(),
         session.ram,
     )
-    .reconnecting(reconnect_to(&addr));
+    .reconnecting(reconnect_to(&addr, session.fast_path));
     let app = App::new(format!("QEMU pid {} gdb {addr}", qemu.pid()), symbols, true);
     let cmd = qemu.command_line.clone();
     let r = run_ui(app, worker, Some(&mut qemu));
@@ -213,11 +217,11 @@ pub fn launch(session: &Session, opts: &LaunchOptions) -> Result<()> {
 }
 
 /// `R`: a new connection to the gdb stub at `addr`.
-fn reconnect_to(addr: &str) -> worker::Connect {
+fn reconnect_to(addr: &str, fast: FastPath) -> worker::Connect {
     let addr = addr.to_string();
     Box::new(
         move || -> std::result::Result<Box<dyn Target + Send>, TargetError> {
-            Ok(Box::new(QemuTarget::connect(&addr)?))
+            Ok(Box::new(FastQemu::new(QemuTarget::connect(&addr)?, fast)))
         },
     )
 }
