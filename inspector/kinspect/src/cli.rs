@@ -18,8 +18,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::commands::{self, Command};
 use crate::error::{exit, Error, Result};
 use crate::parse::parse_u64;
-use crate::target::fastram::FastPath;
 use crate::session::{Session, Settings};
+use crate::target::fastram::FastPath;
 use crate::target::Target;
 
 const AFTER_HELP: &str = "\
