@@ -125,8 +125,11 @@ pub fn ensure(tools: &[Tool]) -> Result<()> {
         packages.join(" ")
     );
     eprintln!("xtask: installing {}", packages.join(" "));
-    let ok = Command::new("sh")
-        .arg("-c")
+    // Two checkouts testing at once on a fresh machine both get here; apt
+    // refuses the second ("Could not get lock"). flock (util-linux, in every
+    // Debian) makes the second wait for the first, then find little to do.
+    let ok = Command::new("flock")
+        .args(["-w", "900", "/tmp/kinspect-xtask-apt.lock", "sh", "-c"])
         .arg(&script)
         .status()
         .map(|s| s.success())
