@@ -242,6 +242,9 @@ pub fn kvmmap(kpgtbl: PagetableRef<'_>, va: VirtAddr, pa: PhysAddr, sz: u64, per
 /// `mappages: va not aligned`, `mappages: size not aligned`, `mappages:
 /// size`). Panics `remap` if a page is already mapped. Returns NoMem if
 /// walk() couldn't allocate a needed page-table page.
+// Never inlined: `kinspect trace` records every call with a breakpoint
+// on this function (docs/kernel-contract.md).
+#[inline(never)]
 #[cfg_attr(not(test), no_mangle)]
 pub fn mappages(
     pagetable: PagetableRef<'_>,
@@ -282,6 +285,9 @@ pub fn mappages(
 /// Remove `npages` of mappings starting from `va`. `va` must be
 /// page-aligned. The mappings must exist. Optionally free the physical
 /// memory.
+// Never inlined: `kinspect trace` records every call with a breakpoint
+// on this function (docs/kernel-contract.md).
+#[inline(never)]
 #[cfg_attr(not(test), no_mangle)]
 pub fn uvmunmap(pagetable: PagetableRef<'_>, va: VirtAddr, npages: u64, do_free: bool) {
     if !va.is_page_aligned() {

@@ -16,5 +16,6 @@ pub mod session;
 pub mod snapshot;
 pub mod symbolize;
 pub mod target;
+pub mod trace;
 pub mod tui;
 pub mod words;

@@ -56,6 +56,8 @@ commands! {
     Watch(watch),
     Diff(diff),
     Top(top),
+    Trace(trace),
+    Blame(blame),
 }
 
 use std::io::Write;

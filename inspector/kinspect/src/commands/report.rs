@@ -30,6 +30,10 @@ pub struct Args {
     pub format: Option<String>,
     /// Report many snapshots or QEMU cores (directories are searched),
     /// one line each, then a count of each diagnosis.
+    /// A recording from `kinspect trace -o FILE`: a `remap` report then
+    /// names who made the mapping the kernel collided with.
+    #[arg(long, value_name = "FILE", conflicts_with = "batch")]
+    pub trace: Option<PathBuf>,
     #[arg(long, value_name = "DIR|FILE", num_args = 1..)]
     pub batch: Vec<PathBuf>,
     /// With --batch: files read at once [default: one per CPU].
@@ -59,6 +63,11 @@ impl Run for Args {
             };
             return crate::postmortem::batch::main(&self.batch, &opts, ctx.json, ctx.out);
         }
-        crate::postmortem::watch::run_report(ctx, self.file.as_deref(), self.format.as_deref())
+        crate::postmortem::watch::run_report(
+            ctx,
+            self.file.as_deref(),
+            self.format.as_deref(),
+            self.trace.as_deref(),
+        )
     }
 }

@@ -97,13 +97,47 @@ fn need_elf(session: &Session) -> Result<&kinspect_symbols::Symbols> {
 }
 
 /// `kinspect report`: the machine behind ctx (live and halted, or a snapshot).
-pub fn run_report(ctx: &mut Ctx<'_>, file: Option<&Path>, format: Option<&str>) -> Result<()> {
+pub fn run_report(
+    ctx: &mut Ctx<'_>,
+    file: Option<&Path>,
+    format: Option<&str>,
+    trace: Option<&Path>,
+) -> Result<()> {
     let syms = need_elf(ctx.session)?;
+    let trace = trace
+        .map(|p| {
+            crate::trace::Trace::load(p)
+                .map(|t| (t, p.display().to_string()))
+                .map_err(Error::BadInput)
+        })
+        .transpose()?;
     let profile = ctx.profile.clone();
     let ram = ctx.ram;
     let json = ctx.json;
-    let r = build(ctx.target()?, syms, profile, ram)?;
+    let mut r = build(ctx.target()?, syms, profile, ram)?;
+    if let Some((t, name)) = &trace {
+        crate::trace::explain_remap(&mut r, t, name, ctx.target()?, ram);
+    }
     emit(&r, json, file, format, ctx.out)
+}
+
+/// A hart has just stopped on `panic`'s first instruction (its breakpoint
+/// removed): let a kernel that records the message (`panicmsg`, ours) run
+/// `panic` for a moment and halt again; hold a C xv6, which keeps the
+/// message only in `panic`'s argument, where it is: on that first
+/// instruction, a0 holding the message and every caller's registers
+/// intact. `true` when held there.
+pub fn settle_in_panic(
+    s: &mut kinspect_rsp::Session,
+    syms: &kinspect_symbols::Symbols,
+) -> Result<bool> {
+    let held = syms.elf_symbol("panicmsg").is_none();
+    if !held {
+        s.resume().map_err(|e| Error::Failed(e.to_string()))?;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    s.halt().map_err(|e| Error::Failed(e.to_string()))?;
+    Ok(held)
 }
 
 /// `kinspect watch`: wait for a panic on the live machine, then report.
@@ -175,22 +209,14 @@ pub fn watch(
         }
         s.remove_breakpoint(panic_at, 4)
             .map_err(|e| Error::Failed(e.to_string()))?;
-        held = syms.elf_symbol("panicmsg").is_none();
-        if !held {
-            // Stopped at panic's entry: let it record the message and spin.
-            s.resume().map_err(|e| Error::Failed(e.to_string()))?;
-            std::thread::sleep(Duration::from_millis(300));
-            s.halt().map_err(|e| Error::Failed(e.to_string()))?;
-            writeln!(warn, "kinspect: a hart entered panic")?;
-        } else {
-            // A C xv6 keeps the message only in panic's argument: stay on
-            // panic's first instruction, where a0 holds it and every
-            // caller's registers are intact.
-            s.halt().map_err(|e| Error::Failed(e.to_string()))?;
+        held = settle_in_panic(s, syms)?;
+        if held {
             writeln!(
                 warn,
                 "kinspect: a hart entered panic (held at its first instruction, before it prints)"
             )?;
+        } else {
+            writeln!(warn, "kinspect: a hart entered panic")?;
         }
     }
     let r = build(&mut t, syms, profile, ram)?;
