@@ -18,25 +18,23 @@ use crate::fs::BSIZE;
 use crate::kcell::KernelCell;
 use crate::param::NBUF;
 use crate::sleeplock::Sleeplock;
-use crate::spinlock::Spinlock;
+use crate::spinlock::SpinLock;
 use crate::virtio_disk::virtio_disk_rw;
 
-/// One cached block (xv6's `struct buf`).
+/// One cached block (xv6's `struct buf`, less `refcnt`, `prev` and `next`,
+/// which live under `bcache`'s lock in [`Bcache`]).
 #[repr(C)]
 pub struct Buf {
     /// Has data been read from disk?
     pub valid: bool,
     /// Does the disk "own" the buffer? (virtio_disk's lock guards this.)
     pub disk: bool,
+    /// Which block this is: written by `bget` only while no one holds the
+    /// buffer (its refcnt is 0, under bcache's lock), so fixed for a holder.
     pub dev: u32,
     pub blockno: u32,
     /// Held by the process using the buffer; guards `valid` and `data`.
     pub lock: Sleeplock,
-    // bcache.lock guards refcnt, prev and next.
-    pub refcnt: u32,
-    /// LRU cache list, as indexes into `bcache.buf` (NBUF = the head).
-    prev: usize,
-    next: usize,
     pub data: [u8; BSIZE],
 }
 
@@ -48,78 +46,102 @@ impl Buf {
             dev: 0,
             blockno: 0,
             lock: Sleeplock::new("buffer"),
-            refcnt: 0,
-            prev: 0,
-            next: 0,
             data: [0; BSIZE],
         }
     }
 }
 
-/// The cache: buffers plus a circular LRU list whose head is index NBUF.
-/// `head.next` is most recently used, `head.prev` least.
-#[repr(C)]
+/// The buffers themselves (C: `bcache.buf`). Buffer `i` is reached only
+/// through the pointer `bget` returns, by the process holding its
+/// sleep-lock (plus `bget`'s identity writes when its refcnt is 0, and
+/// the disk driver's `disk` flag under its own lock). They are outside
+/// `bcache`'s `SpinLock` because they are used long after it is released.
+static BUF: KernelCell<[Buf; NBUF]> = KernelCell::new([const { Buf::new() }; NBUF]);
+
+fn buf_ptr(i: usize) -> *mut Buf {
+    assert!(i < NBUF);
+    // SAFETY: in bounds; only an address is computed.
+    unsafe { (BUF.get() as *mut Buf).add(i) }
+}
+
+/// What `bcache`'s lock knows of buffer `i`.
+#[derive(Clone, Copy)]
+struct BufMeta {
+    /// The block buffer `i` caches (same as its `Buf`'s `dev`/`blockno`).
+    dev: u32,
+    blockno: u32,
+    /// How many holders (bread without brelse, plus log pins).
+    refcnt: u32,
+    /// LRU cache list, as indexes (NBUF = the head).
+    prev: usize,
+    next: usize,
+}
+
+/// The cache's bookkeeping, guarded by `bcache`'s lock: each buffer's
+/// block, refcnt and place in a circular LRU list whose head is index NBUF.
+/// `head_next` is most recently used, `head_prev` least.
 pub struct Bcache {
-    pub lock: Spinlock,
-    pub buf: [Buf; NBUF],
+    meta: [BufMeta; NBUF],
     head_prev: usize,
     head_next: usize,
 }
 
-/// The buffer cache (kinspect may read `bcache` by name).
+/// The buffer cache's lock and the data it guards (xv6's `bcache`).
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static bcache: KernelCell<Bcache> = KernelCell::new(Bcache {
-    lock: Spinlock::new("bcache"),
-    buf: [const { Buf::new() }; NBUF],
-    head_prev: NBUF,
-    head_next: NBUF,
-});
+pub static bcache: SpinLock<Bcache> = SpinLock::new(
+    Bcache {
+        meta: [BufMeta {
+            dev: 0,
+            blockno: 0,
+            refcnt: 0,
+            prev: NBUF,
+            next: NBUF,
+        }; NBUF],
+        head_prev: NBUF,
+        head_next: NBUF,
+    },
+    "bcache",
+);
 
 const HEAD: usize = NBUF;
 
-/// prev/next of node `i` (HEAD is the list head).
-unsafe fn links(c: *mut Bcache, i: usize) -> (*mut usize, *mut usize) {
-    // SAFETY: the caller holds bcache.lock; i <= NBUF.
-    unsafe {
+impl Bcache {
+    /// prev/next of node `i` (HEAD is the list head).
+    fn links(&mut self, i: usize) -> (&mut usize, &mut usize) {
         if i == HEAD {
-            (&raw mut (*c).head_prev, &raw mut (*c).head_next)
+            (&mut self.head_prev, &mut self.head_next)
         } else {
-            (&raw mut (*c).buf[i].prev, &raw mut (*c).buf[i].next)
+            let m = &mut self.meta[i];
+            (&mut m.prev, &mut m.next)
         }
     }
-}
 
-/// Unlink node `i` and insert it right after the head (most recent).
-unsafe fn move_to_front(c: *mut Bcache, i: usize) {
-    // SAFETY: the caller holds bcache.lock.
-    unsafe {
-        let (p, n) = links(c, i);
-        let (prev, next) = (*p, *n);
-        *links(c, prev).1 = next;
-        *links(c, next).0 = prev;
-        let first = (*c).head_next;
-        *p = HEAD;
-        *n = first;
-        *links(c, first).0 = i;
-        (*c).head_next = i;
+    /// Insert node `i` (not in the list) right after the head.
+    fn push_front(&mut self, i: usize) {
+        let first = self.head_next;
+        *self.links(i).0 = HEAD;
+        *self.links(i).1 = first;
+        *self.links(first).0 = i;
+        self.head_next = i;
+    }
+
+    /// Unlink node `i` and insert it right after the head (most recent).
+    fn move_to_front(&mut self, i: usize) {
+        let (prev, next) = (self.meta[i].prev, self.meta[i].next);
+        *self.links(prev).1 = next;
+        *self.links(next).0 = prev;
+        self.push_front(i);
     }
 }
 
 /// Link all buffers into the LRU list. Called once at boot.
 pub fn binit() {
-    let c = bcache.get();
-    // SAFETY: boot, one hart.
-    unsafe {
-        (*c).head_prev = HEAD;
-        (*c).head_next = HEAD;
-        for i in 0..NBUF {
-            (*c).buf[i].prev = HEAD;
-            let first = (*c).head_next;
-            (*c).buf[i].next = first;
-            *links(c, first).0 = i;
-            (*c).head_next = i;
-        }
+    let mut c = bcache.lock();
+    c.head_prev = HEAD;
+    c.head_next = HEAD;
+    for i in 0..NBUF {
+        c.push_front(i);
     }
 }
 
@@ -127,40 +149,55 @@ pub fn binit() {
 /// found, recycle the least recently used unreferenced buffer. Either way
 /// return a locked buffer.
 fn bget(dev: u32, blockno: u32) -> *mut Buf {
-    let c = bcache.get();
-    // SAFETY: bcache.lock guards the list and refcnts; a buffer's identity
-    // (dev, blockno) changes only with refcnt 0 under the lock.
-    unsafe {
-        (*c).lock.acquire();
+    let found = {
+        let mut c = bcache.lock();
+        let mut found = None;
         // Is the block already cached?
-        let mut i = (*c).head_next;
+        let mut i = c.head_next;
         while i != HEAD {
-            let b = &raw mut (*c).buf[i];
-            if (*b).dev == dev && (*b).blockno == blockno {
-                (*b).refcnt += 1;
-                (*c).lock.release();
-                (*b).lock.acquire();
-                return b;
+            let m = &mut c.meta[i];
+            if m.dev == dev && m.blockno == blockno {
+                m.refcnt += 1;
+                found = Some(i);
+                break;
             }
-            i = (*b).next;
+            i = m.next;
         }
-        // Not cached. Recycle the least recently used unused buffer.
-        let mut i = (*c).head_prev;
-        while i != HEAD {
-            let b = &raw mut (*c).buf[i];
-            if (*b).refcnt == 0 {
-                (*b).dev = dev;
-                (*b).blockno = blockno;
-                (*b).valid = false;
-                (*b).refcnt = 1;
-                (*c).lock.release();
-                (*b).lock.acquire();
-                return b;
+        if found.is_none() {
+            // Not cached. Recycle the least recently used unused buffer.
+            let mut i = c.head_prev;
+            while i != HEAD {
+                let m = &mut c.meta[i];
+                if m.refcnt == 0 {
+                    m.dev = dev;
+                    m.blockno = blockno;
+                    m.refcnt = 1;
+                    let b = buf_ptr(i);
+                    // SAFETY: its refcnt was 0, so no one holds buffer i
+                    // or will until we release bcache's lock.
+                    unsafe {
+                        (*b).dev = dev;
+                        (*b).blockno = blockno;
+                        (*b).valid = false;
+                    }
+                    found = Some(i);
+                    break;
+                }
+                i = m.prev;
             }
-            i = (*b).prev;
         }
+        found
+    };
+    match found {
+        Some(i) => {
+            let b = buf_ptr(i);
+            // SAFETY: our refcnt keeps buffer i ours to lock; the sleep-lock
+            // is only touched through its own spinlock.
+            unsafe { (*b).lock.acquire() };
+            b
+        }
+        None => panic!("bget: no buffers"),
     }
-    panic!("bget: no buffers");
 }
 
 /// Return a locked buffer with the contents of the indicated block.
@@ -191,6 +228,15 @@ pub unsafe fn bwrite(b: *mut Buf) {
     virtio_disk_rw(b, true);
 }
 
+/// Index of buffer `b` in the cache.
+fn index_of(b: *mut Buf) -> usize {
+    let i = (b as usize).wrapping_sub(BUF.get() as usize) / core::mem::size_of::<Buf>();
+    if i >= NBUF || buf_ptr(i) != b {
+        panic!("bio: not a cache buffer {:p}", b);
+    }
+    i
+}
+
 /// Release a locked buffer and move it to the head of the most recently
 /// used list.
 ///
@@ -198,21 +244,19 @@ pub unsafe fn bwrite(b: *mut Buf) {
 /// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
 /// (not yet passed to `brelse`).
 pub unsafe fn brelse(b: *mut Buf) {
-    let c = bcache.get();
-    // SAFETY: we hold b's sleep lock; bcache.lock guards the list.
+    let i = index_of(b);
+    // SAFETY: we hold b's sleep lock.
     unsafe {
         if !(*b).lock.holding() {
             panic!("brelse");
         }
         (*b).lock.release();
-        (*c).lock.acquire();
-        (*b).refcnt -= 1;
-        if (*b).refcnt == 0 {
-            // no one is waiting for it.
-            let i = b.offset_from(&raw const (*c).buf[0]) as usize;
-            move_to_front(c, i);
-        }
-        (*c).lock.release();
+    }
+    let mut c = bcache.lock();
+    c.meta[i].refcnt -= 1;
+    if c.meta[i].refcnt == 0 {
+        // no one is waiting for it.
+        c.move_to_front(i);
     }
 }
 
@@ -221,13 +265,8 @@ pub unsafe fn brelse(b: *mut Buf) {
 /// # Safety
 /// `b` is a buffer of the cache that the caller holds (from `bread`).
 pub unsafe fn bpin(b: *mut Buf) {
-    let c = bcache.get();
-    // SAFETY: bcache.lock guards refcnt.
-    unsafe {
-        (*c).lock.acquire();
-        (*b).refcnt += 1;
-        (*c).lock.release();
-    }
+    let i = index_of(b);
+    bcache.lock().meta[i].refcnt += 1;
 }
 
 /// Undo [`bpin`]: the cache may recycle `b` again once it is released.
@@ -235,11 +274,6 @@ pub unsafe fn bpin(b: *mut Buf) {
 /// # Safety
 /// `b` is a buffer of the cache that the caller holds (from `bread`).
 pub unsafe fn bunpin(b: *mut Buf) {
-    let c = bcache.get();
-    // SAFETY: bcache.lock guards refcnt.
-    unsafe {
-        (*c).lock.acquire();
-        (*b).refcnt -= 1;
-        (*c).lock.release();
-    }
+    let i = index_of(b);
+    bcache.lock().meta[i].refcnt -= 1;
 }
