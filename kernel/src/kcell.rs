@@ -1,7 +1,8 @@
 //! [`KernelCell`]: a kernel global shared between harts whose locking rule
-//! is written on the static rather than carried in its type, because the
-//! data has xv6's C layout and is read by name (`bcache`, `itable`,
-//! `ftable`, `log`, `sb`, `devsw`) or is guarded by a lock stored inside it.
+//! is written on the static rather than carried in its type: `itable` and
+//! `ftable`, whose entries are used long after the table's lock (stored
+//! inside) is released; `sb` and `devsw`, written once at boot; and the
+//! buffer cache's buffers, each guarded by its own sleep-lock.
 //!
 //! New data should prefer [`crate::spinlock::SpinLock<T>`], which owns what
 //! it guards. `KernelCell` is `UnsafeCell` made `Sync`, and nothing more: it
