@@ -4,15 +4,20 @@
 //! Caching disk blocks in memory reduces the number of disk reads and also
 //! provides a synchronization point for disk blocks used by multiple
 //! processes. Interface:
-//! * To get a buffer for a particular disk block, call [`bread`].
+//! * To get a buffer for a particular disk block, call [`bread`]: it
+//!   returns a [`BufRef`], the only way to reach a buffer's data.
 //! * After changing buffer data, call [`bwrite`] to write it to disk.
-//! * When done with the buffer, call [`brelse`].
-//! * Do not use the buffer after calling brelse.
+//! * When done with the buffer, call [`brelse`] (or let the `BufRef`
+//!   drop: that is brelse).
+//! * Do not use the buffer after calling brelse: `brelse` takes the
+//!   `BufRef` by value, so the compiler enforces it.
 //! * Only one process at a time can use a buffer, so do not keep them
 //!   longer than necessary.
 //!
 //! Data flow: fs.rs and log.rs call bread/bwrite; bwrite and a cache miss
 //! go to virtio_disk.rs.
+
+use core::ptr::NonNull;
 
 use crate::fs::BSIZE;
 use crate::kcell::KernelCell;
@@ -200,8 +205,73 @@ fn bget(dev: u32, blockno: u32) -> *mut Buf {
     }
 }
 
+/// A buffer this process holds (C: the `struct buf *` that `bread`
+/// returns): its sleep-lock is held and its refcnt counts this holder, so
+/// its block and data are ours. Only [`bread`] makes one; dropping it is
+/// [`brelse`]. Neither `Copy` nor `Clone`, so nothing uses a buffer after
+/// brelse. One pointer wide, like C's argument, so in a backtrace `b` is
+/// the buffer's address.
+#[must_use = "dropping a BufRef releases the buffer (brelse)"]
+pub struct BufRef {
+    b: NonNull<Buf>,
+}
+
+impl BufRef {
+    /// The device this buffer's block is on.
+    pub fn dev(&self) -> u32 {
+        // SAFETY: we hold the buffer, so its identity is fixed.
+        unsafe { (*self.b.as_ptr()).dev }
+    }
+
+    /// The block this buffer holds.
+    pub fn blockno(&self) -> u32 {
+        // SAFETY: as dev.
+        unsafe { (*self.b.as_ptr()).blockno }
+    }
+
+    /// The block's bytes.
+    pub fn data(&self) -> &[u8; BSIZE] {
+        // SAFETY: we hold the sleep-lock, which guards data; the disk
+        // writes it only inside bread/bwrite, which take the BufRef.
+        unsafe { &(*self.b.as_ptr()).data }
+    }
+
+    /// The block's bytes, to change (then `log_write` or `bwrite`).
+    pub fn data_mut(&mut self) -> &mut [u8; BSIZE] {
+        // SAFETY: as data; &mut self makes this the only borrow.
+        unsafe { &mut (*self.b.as_ptr()).data }
+    }
+
+    /// The buffer's address (for the disk driver).
+    fn as_ptr(&self) -> *mut Buf {
+        self.b.as_ptr()
+    }
+}
+
+impl Drop for BufRef {
+    /// xv6's brelse: release the sleep-lock and move the buffer to the
+    /// head of the most recently used list.
+    fn drop(&mut self) {
+        let b = self.as_ptr();
+        let i = index_of(b);
+        // SAFETY: we hold b (a BufRef exists only between bget and here).
+        unsafe {
+            if !(*b).lock.holding() {
+                panic!("brelse");
+            }
+            (*b).lock.release();
+        }
+        let mut c = bcache.lock();
+        c.meta[i].refcnt -= 1;
+        if c.meta[i].refcnt == 0 {
+            // no one is waiting for it.
+            c.move_to_front(i);
+        }
+    }
+}
+
 /// Return a locked buffer with the contents of the indicated block.
-pub fn bread(dev: u32, blockno: u32) -> *mut Buf {
+pub fn bread(dev: u32, blockno: u32) -> BufRef {
     let b = bget(dev, blockno);
     // SAFETY: we hold b's sleep lock.
     unsafe {
@@ -210,22 +280,22 @@ pub fn bread(dev: u32, blockno: u32) -> *mut Buf {
             (*b).valid = true;
         }
     }
-    b
+    BufRef {
+        // SAFETY: bget returns a buffer of the cache, never null.
+        b: unsafe { NonNull::new_unchecked(b) },
+    }
 }
 
-/// Write b's contents to disk. Must be locked.
-///
-/// # Safety
-/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
-/// (not yet passed to `brelse`). The caller holds its sleep-lock.
-pub unsafe fn bwrite(b: *mut Buf) {
-    // SAFETY: b is a cache buffer.
+/// Write b's contents to disk. Must be locked (a `BufRef` is).
+pub fn bwrite(b: &mut BufRef) {
+    let b = b.as_ptr();
+    // SAFETY: we hold b.
     unsafe {
         if !(*b).lock.holding() {
             panic!("bwrite");
         }
+        virtio_disk_rw(b, true);
     }
-    virtio_disk_rw(b, true);
 }
 
 /// Index of buffer `b` in the cache.
@@ -238,42 +308,19 @@ fn index_of(b: *mut Buf) -> usize {
 }
 
 /// Release a locked buffer and move it to the head of the most recently
-/// used list.
-///
-/// # Safety
-/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
-/// (not yet passed to `brelse`).
-pub unsafe fn brelse(b: *mut Buf) {
-    let i = index_of(b);
-    // SAFETY: we hold b's sleep lock.
-    unsafe {
-        if !(*b).lock.holding() {
-            panic!("brelse");
-        }
-        (*b).lock.release();
-    }
-    let mut c = bcache.lock();
-    c.meta[i].refcnt -= 1;
-    if c.meta[i].refcnt == 0 {
-        // no one is waiting for it.
-        c.move_to_front(i);
-    }
+/// used list (the `BufRef`'s drop does it; this names it as xv6 does).
+pub fn brelse(b: BufRef) {
+    drop(b);
 }
 
 /// Keep b in the cache (the log holds it until the transaction commits).
-///
-/// # Safety
-/// `b` is a buffer of the cache that the caller holds (from `bread`).
-pub unsafe fn bpin(b: *mut Buf) {
-    let i = index_of(b);
+pub fn bpin(b: &BufRef) {
+    let i = index_of(b.as_ptr());
     bcache.lock().meta[i].refcnt += 1;
 }
 
 /// Undo [`bpin`]: the cache may recycle `b` again once it is released.
-///
-/// # Safety
-/// `b` is a buffer of the cache that the caller holds (from `bread`).
-pub unsafe fn bunpin(b: *mut Buf) {
-    let i = index_of(b);
+pub fn bunpin(b: &BufRef) {
+    let i = index_of(b.as_ptr());
     bcache.lock().meta[i].refcnt -= 1;
 }

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::abi::stat::{Stat, T_DIR};
-use crate::bio::{bread, brelse, Buf};
+use crate::bio::{bread, brelse, Buf, BufRef};
 use crate::kcell::KernelCell;
 use crate::log::{initlog, log_write};
 use crate::param::{NINODE, ROOTDEV};
@@ -90,16 +90,15 @@ fn superblock() -> &'static SuperBlock {
 fn readsb(dev: u32) -> SuperBlock {
     let bp = bread(dev, 1);
     let mut s = SuperBlock::default();
-    // SAFETY: we hold bp; SuperBlock is plain old data smaller than a block.
+    // SAFETY: SuperBlock is plain old data smaller than a block.
     unsafe {
         core::ptr::copy_nonoverlapping(
-            (*bp).data.as_ptr(),
+            bp.data().as_ptr(),
             &raw mut s as *mut u8,
             core::mem::size_of::<SuperBlock>(),
         );
     }
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe { brelse(bp) };
+    brelse(bp);
     s
 }
 
@@ -117,14 +116,10 @@ pub fn fsinit(dev: u32) {
 
 /// Zero a block.
 fn bzero(dev: u32, bno: u32) {
-    let bp = bread(dev, bno);
-    // SAFETY: we hold bp.
-    unsafe { (*bp).data = [0; BSIZE] };
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe {
-        log_write(bp);
-        brelse(bp);
-    }
+    let mut bp = bread(dev, bno);
+    *bp.data_mut() = [0; BSIZE];
+    log_write(&bp);
+    brelse(bp);
 }
 
 // Blocks.
@@ -134,25 +129,21 @@ fn balloc(dev: u32) -> u32 {
     let s = superblock();
     let mut b = 0;
     while b < s.size {
-        let bp = bread(dev, s.bblock(b));
+        let mut bp = bread(dev, s.bblock(b));
         let mut bi = 0;
         while bi < BPB && b + bi < s.size {
             let m = 1u8 << (bi % 8);
-            // SAFETY: we hold bp.
-            unsafe {
-                if (*bp).data[(bi / 8) as usize] & m == 0 {
-                    // Is block free?
-                    (*bp).data[(bi / 8) as usize] |= m; // Mark block in use.
-                    log_write(bp);
-                    brelse(bp);
-                    bzero(dev, b + bi);
-                    return b + bi;
-                }
+            if bp.data()[(bi / 8) as usize] & m == 0 {
+                // Is block free?
+                bp.data_mut()[(bi / 8) as usize] |= m; // Mark block in use.
+                log_write(&bp);
+                brelse(bp);
+                bzero(dev, b + bi);
+                return b + bi;
             }
             bi += 1;
         }
-        // SAFETY: `bp` came from bread above and is still ours.
-        unsafe { brelse(bp) };
+        brelse(bp);
         b += BPB;
     }
     crate::println!("balloc: out of blocks");
@@ -161,21 +152,15 @@ fn balloc(dev: u32) -> u32 {
 
 /// Free a disk block.
 fn bfree(dev: u32, b: u32) {
-    let bp = bread(dev, superblock().bblock(b));
+    let mut bp = bread(dev, superblock().bblock(b));
     let bi = b % BPB;
     let m = 1u8 << (bi % 8);
-    // SAFETY: we hold bp.
-    unsafe {
-        if (*bp).data[(bi / 8) as usize] & m == 0 {
-            panic!("freeing free block");
-        }
-        (*bp).data[(bi / 8) as usize] &= !m;
+    if bp.data()[(bi / 8) as usize] & m == 0 {
+        panic!("freeing free block");
     }
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe {
-        log_write(bp);
-        brelse(bp);
-    }
+    bp.data_mut()[(bi / 8) as usize] &= !m;
+    log_write(&bp);
+    brelse(bp);
 }
 
 // Inodes.
@@ -260,12 +245,12 @@ fn dinode_offset(inum: u32) -> usize {
     (inum % IPB) as usize * DINODE_SIZE
 }
 
-unsafe fn dinode_at(bp: *mut Buf, inum: u32) -> *mut Dinode {
-    // SAFETY: the caller holds bp, the block holding inode inum; the
-    // offset is a multiple of 64 within the 1024-byte block, and the
-    // buffer is 8-byte aligned (Buf is repr(C) with u32 fields first,
-    // and data is at an offset the assertion below checks).
-    unsafe { (*bp).data.as_mut_ptr().add(dinode_offset(inum)) as *mut Dinode }
+/// Inode `inum`'s dinode in `bp`, the block that holds it. The pointer is
+/// good while `bp` is held: the offset is a multiple of 64 within the
+/// 1024-byte block, and the data is 4-byte aligned (Buf is repr(C) with
+/// u32 fields first, and data is at an offset the assertion below checks).
+fn dinode_at(bp: &mut BufRef, inum: u32) -> *mut Dinode {
+    bp.data_mut()[dinode_offset(inum)..].as_mut_ptr() as *mut Dinode
 }
 
 const _: () = assert!(core::mem::offset_of!(Buf, data) % 4 == 0);
@@ -276,21 +261,21 @@ const _: () = assert!(core::mem::offset_of!(Buf, data) % 4 == 0);
 pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
     let s = superblock();
     for inum in 1..s.ninodes {
-        let bp = bread(dev, s.iblock(inum));
-        // SAFETY: we hold bp.
-        unsafe {
-            let dip = dinode_at(bp, inum);
-            if (*dip).typ == 0 {
-                // a free inode
+        let mut bp = bread(dev, s.iblock(inum));
+        let dip = dinode_at(&mut bp, inum);
+        // SAFETY: dip is in bp, which we hold.
+        if unsafe { (*dip).typ } == 0 {
+            // a free inode
+            // SAFETY: as above.
+            unsafe {
                 core::ptr::write_bytes(dip, 0, 1);
                 (*dip).typ = typ;
-                log_write(bp); // mark it allocated on the disk
-                brelse(bp);
-                return iget(dev, inum);
             }
+            log_write(&bp); // mark it allocated on the disk
+            brelse(bp);
+            return iget(dev, inum);
         }
-        // SAFETY: `bp` came from bread above and is still ours.
-        unsafe { brelse(bp) };
+        brelse(bp);
     }
     crate::println!("ialloc: no inodes");
     core::ptr::null_mut()
@@ -306,15 +291,15 @@ pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
 pub unsafe fn iupdate(ip: *mut Inode) {
     // SAFETY: the caller holds ip->lock.
     unsafe {
-        let bp = bread((*ip).dev, superblock().iblock((*ip).inum));
-        let dip = dinode_at(bp, (*ip).inum);
+        let mut bp = bread((*ip).dev, superblock().iblock((*ip).inum));
+        let dip = dinode_at(&mut bp, (*ip).inum);
         (*dip).typ = (*ip).typ;
         (*dip).major = (*ip).major;
         (*dip).minor = (*ip).minor;
         (*dip).nlink = (*ip).nlink;
         (*dip).size = (*ip).size;
         (*dip).addrs = (*ip).addrs;
-        log_write(bp);
+        log_write(&bp);
         brelse(bp);
     }
 }
@@ -384,8 +369,8 @@ pub unsafe fn ilock(ip: *mut Inode) {
         }
         (*ip).lock.acquire();
         if !(*ip).valid {
-            let bp = bread((*ip).dev, superblock().iblock((*ip).inum));
-            let dip = dinode_at(bp, (*ip).inum);
+            let mut bp = bread((*ip).dev, superblock().iblock((*ip).inum));
+            let dip = dinode_at(&mut bp, (*ip).inum);
             (*ip).typ = (*dip).typ;
             (*ip).major = (*dip).major;
             (*ip).minor = (*dip).minor;
@@ -499,14 +484,14 @@ fn bmap(ip: *mut Inode, bn: u32) -> u32 {
                 }
                 (*ip).addrs[NDIRECT] = addr;
             }
-            let bp = bread((*ip).dev, addr);
-            let a = (*bp).data.as_mut_ptr() as *mut u32;
+            let mut bp = bread((*ip).dev, addr);
+            let a = bp.data_mut().as_mut_ptr() as *mut u32;
             let mut addr = a.add(bn).read_unaligned();
             if addr == 0 {
                 addr = balloc((*ip).dev);
                 if addr != 0 {
                     a.add(bn).write_unaligned(addr);
-                    log_write(bp);
+                    log_write(&bp);
                 }
             }
             brelse(bp);
@@ -534,7 +519,7 @@ pub unsafe fn itrunc(ip: *mut Inode) {
 
         if (*ip).addrs[NDIRECT] != 0 {
             let bp = bread((*ip).dev, (*ip).addrs[NDIRECT]);
-            let a = (*bp).data.as_ptr() as *const u32;
+            let a = bp.data().as_ptr() as *const u32;
             for j in 0..NINDIRECT {
                 let x = a.add(j).read_unaligned();
                 if x != 0 {
@@ -598,7 +583,7 @@ pub unsafe fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u
         let m = ((n - tot) as usize).min(BSIZE - start);
         // SAFETY: we hold bp; dst is user memory or the caller's buffer,
         // of which m more bytes remain.
-        let ok = unsafe { either_copyout(user_dst, dst, &(&(*bp).data)[start..start + m]) }.is_ok();
+        let ok = unsafe { either_copyout(user_dst, dst, &bp.data()[start..start + m]) }.is_ok();
         brelse(bp);
         if !ok {
             return -1;
@@ -635,18 +620,18 @@ pub unsafe fn writei(ip: *mut Inode, user_src: bool, mut src: u64, off: u32, n: 
             break;
         }
         // SAFETY: ip->lock held.
-        let bp = bread(unsafe { (*ip).dev }, addr);
+        let mut bp = bread(unsafe { (*ip).dev }, addr);
         let start = off as usize % BSIZE;
         let m = ((n - tot) as usize).min(BSIZE - start);
-        // SAFETY: we hold bp; src is user memory or the caller's buffer,
-        // of which m more bytes remain.
-        let ok = unsafe { either_copyin(&mut (&mut (*bp).data)[start..start + m], user_src, src) }
+        // SAFETY: src is user memory or the caller's buffer, of which m
+        // more bytes remain.
+        let ok = unsafe { either_copyin(&mut bp.data_mut()[start..start + m], user_src, src) }
             .is_ok();
         if !ok {
             brelse(bp);
             break;
         }
-        log_write(bp);
+        log_write(&bp);
         brelse(bp);
         tot += m as u32;
         off += m as u32;

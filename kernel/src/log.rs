@@ -22,7 +22,7 @@
 //! Log appends are synchronous. fs.rs calls [`log_write`] instead of
 //! bwrite; the blocks reach their home locations at commit.
 
-use crate::bio::{bpin, bread, brelse, bunpin, bwrite, Buf};
+use crate::bio::{bpin, bread, brelse, bunpin, bwrite, BufRef};
 use crate::fs::{SuperBlock, BSIZE};
 use crate::param::{LOGSIZE, MAXOPBLOCKS};
 use crate::proc::wakeup;
@@ -99,55 +99,45 @@ pub fn initlog(dev: u32, sb: &SuperBlock) {
 fn install_trans(l: &Log, recovering: bool) {
     for tail in 0..l.lh.n {
         let lbuf = bread(l.dev, (l.start + tail + 1) as u32); // read log block
-        let dbuf = bread(l.dev, l.lh.block[tail as usize] as u32); // read dst
-        // SAFETY: both came from bread above and are still ours (their
-        // sleep-locks held); they are different blocks.
-        unsafe {
-            (*dbuf).data = (*lbuf).data; // copy block to dst
-            bwrite(dbuf); // write dst to disk
-            if !recovering {
-                bunpin(dbuf);
-            }
-            brelse(lbuf);
-            brelse(dbuf);
+        let mut dbuf = bread(l.dev, l.lh.block[tail as usize] as u32); // read dst
+        *dbuf.data_mut() = *lbuf.data(); // copy block to dst
+        bwrite(&mut dbuf); // write dst to disk
+        if !recovering {
+            bunpin(&dbuf);
         }
+        brelse(lbuf);
+        brelse(dbuf);
     }
 }
 
 /// Read the log header from disk into `l`'s header.
 fn read_head(l: &mut Log) {
     let buf = bread(l.dev, l.start as u32);
-    // SAFETY: buf came from bread above and is still ours.
-    unsafe {
-        let d = &(*buf).data;
-        let n = i32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-        if n < 0 || n as usize > LOGSIZE {
-            panic!("read_head: log header says {} blocks", n);
-        }
-        l.lh.n = n;
-        for i in 0..n as usize {
-            let o = 4 + 4 * i;
-            l.lh.block[i] = i32::from_le_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
-        }
-        brelse(buf);
+    let d = buf.data();
+    let n = i32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+    if n < 0 || n as usize > LOGSIZE {
+        panic!("read_head: log header says {} blocks", n);
     }
+    l.lh.n = n;
+    for i in 0..n as usize {
+        let o = 4 + 4 * i;
+        l.lh.block[i] = i32::from_le_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+    }
+    brelse(buf);
 }
 
 /// Write `l`'s header to disk. This is the true point at which the
 /// current transaction commits.
 fn write_head(l: &Log) {
-    let buf = bread(l.dev, l.start as u32);
-    // SAFETY: buf came from bread above and is still ours.
-    unsafe {
-        let d = &mut (*buf).data;
-        d[0..4].copy_from_slice(&l.lh.n.to_le_bytes());
-        for i in 0..l.lh.n as usize {
-            let o = 4 + 4 * i;
-            d[o..o + 4].copy_from_slice(&l.lh.block[i].to_le_bytes());
-        }
-        bwrite(buf);
-        brelse(buf);
+    let mut buf = bread(l.dev, l.start as u32);
+    let d = buf.data_mut();
+    d[0..4].copy_from_slice(&l.lh.n.to_le_bytes());
+    for i in 0..l.lh.n as usize {
+        let o = 4 + 4 * i;
+        d[o..o + 4].copy_from_slice(&l.lh.block[i].to_le_bytes());
     }
+    bwrite(&mut buf);
+    brelse(buf);
 }
 
 /// Boot recovery on a copy of the log; the log in memory keeps `lh.n == 0`,
@@ -211,16 +201,12 @@ pub fn end_op() {
 /// Copy modified blocks from cache to log.
 fn write_log(l: &Log) {
     for tail in 0..l.lh.n {
-        let to = bread(l.dev, (l.start + tail + 1) as u32); // log block
+        let mut to = bread(l.dev, (l.start + tail + 1) as u32); // log block
         let from = bread(l.dev, l.lh.block[tail as usize] as u32); // cache block
-        // SAFETY: both came from bread above and are still ours; they are
-        // different blocks.
-        unsafe {
-            (*to).data = (*from).data;
-            bwrite(to); // write the log
-            brelse(from);
-            brelse(to);
-        }
+        *to.data_mut() = *from.data();
+        bwrite(&mut to); // write the log
+        brelse(from);
+        brelse(to);
     }
 }
 
@@ -247,11 +233,7 @@ fn commit(l: &mut Log) {
 ///   log_write(bp)
 ///   brelse(bp)
 /// ```
-///
-/// # Safety
-/// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
-/// (not yet passed to `brelse`).
-pub unsafe fn log_write(b: *mut Buf) {
+pub fn log_write(b: &BufRef) {
     let mut l = log.lock();
     if l.lh.n as usize >= LOGSIZE || l.lh.n >= l.size - 1 {
         panic!("too big a transaction");
@@ -260,8 +242,7 @@ pub unsafe fn log_write(b: *mut Buf) {
         panic!("log_write outside of trans");
     }
     let n = l.lh.n as usize;
-    // SAFETY: the caller holds b (its sleep-lock), so its block is fixed.
-    let blockno = unsafe { (*b).blockno } as i32;
+    let blockno = b.blockno() as i32;
     let mut i = 0;
     while i < n {
         if l.lh.block[i] == blockno {
@@ -273,8 +254,7 @@ pub unsafe fn log_write(b: *mut Buf) {
     l.lh.block[i] = blockno;
     if i == n {
         // Add new block to log?
-        // SAFETY: the caller holds b.
-        unsafe { bpin(b) };
+        bpin(b);
         l.lh.n += 1;
     }
 }
