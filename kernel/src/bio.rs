@@ -324,3 +324,65 @@ pub fn bunpin(b: &BufRef) {
     let i = index_of(b.as_ptr());
     bcache.lock().meta[i].refcnt -= 1;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list as binit leaves it, without touching the static.
+    fn fresh() -> Bcache {
+        let mut c = Bcache {
+            meta: [BufMeta {
+                dev: 0,
+                blockno: 0,
+                refcnt: 0,
+                prev: HEAD,
+                next: HEAD,
+            }; NBUF],
+            head_prev: HEAD,
+            head_next: HEAD,
+        };
+        for i in 0..NBUF {
+            c.push_front(i);
+        }
+        c
+    }
+
+    /// Most recent first, walking `next`; checks `prev` on the way.
+    fn order(c: &mut Bcache) -> Vec<usize> {
+        let mut v = Vec::new();
+        let mut prev = HEAD;
+        let mut i = c.head_next;
+        while i != HEAD {
+            assert_eq!(c.meta[i].prev, prev, "prev link of {i}");
+            v.push(i);
+            assert!(v.len() <= NBUF, "the list loops");
+            prev = i;
+            i = c.meta[i].next;
+        }
+        assert_eq!(c.head_prev, prev, "head's prev is the last node");
+        v
+    }
+
+    #[test]
+    fn binit_links_every_buffer_once_newest_first() {
+        let mut c = fresh();
+        let want: Vec<usize> = (0..NBUF).rev().collect();
+        assert_eq!(order(&mut c), want);
+    }
+
+    #[test]
+    fn move_to_front_makes_a_buffer_most_recent_and_keeps_the_rest() {
+        let mut c = fresh();
+        // the oldest, one in the middle, and the newest
+        for i in [0, NBUF / 2, NBUF - 1, NBUF / 2] {
+            c.move_to_front(i);
+            let o = order(&mut c);
+            assert_eq!(o[0], i);
+            assert_eq!(o.len(), NBUF);
+            let mut sorted = o.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..NBUF).collect::<Vec<_>>());
+        }
+    }
+}
