@@ -11,7 +11,7 @@ use crate::kcell::KernelCell;
 use crate::log::{begin_op, end_op};
 use crate::param::{MAXOPBLOCKS, NDEV, NFILE};
 use crate::pipe::{pipeclose, piperead, pipewrite, Pipe};
-use crate::spinlock::Spinlock;
+use crate::spinlock::SpinLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
@@ -22,12 +22,12 @@ pub enum FdType {
     Device,
 }
 
-/// An open file (xv6's `struct file`).
+/// An open file (xv6's `struct file`, less `ref`, which lives under
+/// `ftable`'s lock in [`Ftable`]). The fields are set by `filealloc`'s
+/// caller before the file is shared, and read by its holders after.
 #[repr(C)]
 pub struct File {
     pub typ: FdType,
-    /// Reference count (ftable.lock guards it).
-    pub r#ref: i32,
     pub readable: bool,
     pub writable: bool,
     /// FD_PIPE
@@ -49,7 +49,6 @@ impl File {
     const fn new() -> File {
         File {
             typ: FdType::None,
-            r#ref: 0,
             readable: false,
             writable: false,
             pipe: core::ptr::null_mut(),
@@ -105,41 +104,53 @@ fn dev(major: i16) -> Option<Devsw> {
     Some(unsafe { (*devsw.get())[major as usize] })
 }
 
-/// The file table; `lock` guards every File's `ref` (and `typ` while
-/// allocating).
-#[repr(C)]
+/// What `ftable`'s lock guards: each file's reference count (C:
+/// `ftable.file[i].ref`).
 pub struct Ftable {
-    pub lock: Spinlock,
-    pub file: [File; NFILE],
+    r#ref: [i32; NFILE],
 }
 
+/// The file table's lock and the reference counts it guards (xv6's
+/// `ftable`).
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static ftable: KernelCell<Ftable> = KernelCell::new(Ftable {
-    lock: Spinlock::new("ftable"),
-    file: [const { File::new() }; NFILE],
-});
+pub static ftable: SpinLock<Ftable> = SpinLock::new(Ftable { r#ref: [0; NFILE] }, "ftable");
+
+/// The files themselves (C: `ftable.file`). File `i` is reached through
+/// the pointer `filealloc` returned, by whoever holds one of its
+/// references; `fileclose` clears `typ` for the last one, under `ftable`'s
+/// lock. Outside the `SpinLock` because files are used long after it is
+/// released.
+static FILE: KernelCell<[File; NFILE]> = KernelCell::new([const { File::new() }; NFILE]);
+
+fn file_ptr(i: usize) -> *mut File {
+    assert!(i < NFILE);
+    // SAFETY: in bounds; only an address is computed.
+    unsafe { (FILE.get() as *mut File).add(i) }
+}
+
+/// Index of `f` in the file table; panics `what` if it is not an entry.
+fn index_of(f: *mut File, what: &str) -> usize {
+    let i = (f as usize).wrapping_sub(FILE.get() as usize) / core::mem::size_of::<File>();
+    if i >= NFILE || file_ptr(i) != f {
+        panic!("{}", what);
+    }
+    i
+}
 
 /// Nothing to do at boot: the table is initialised statically.
 pub fn fileinit() {}
 
 /// Allocate a file structure, or null if the table is full.
 pub fn filealloc() -> *mut File {
-    let t = ftable.get();
-    // SAFETY: ftable.lock guards ref.
-    unsafe {
-        (*t).lock.acquire();
-        for i in 0..NFILE {
-            let f = &raw mut (*t).file[i];
-            if (*f).r#ref == 0 {
-                (*f).r#ref = 1;
-                (*t).lock.release();
-                return f;
-            }
+    let mut t = ftable.lock();
+    match t.r#ref.iter().position(|&r| r == 0) {
+        Some(i) => {
+            t.r#ref[i] = 1;
+            file_ptr(i)
         }
-        (*t).lock.release();
+        None => core::ptr::null_mut(),
     }
-    core::ptr::null_mut()
 }
 
 /// Increment ref count for file f.
@@ -149,16 +160,12 @@ pub fn filealloc() -> *mut File {
 /// (from `filealloc`, `filedup`, or an open descriptor of the current
 /// process).
 pub unsafe fn filedup(f: *mut File) -> *mut File {
-    let t = ftable.get();
-    // SAFETY: ftable.lock guards ref.
-    unsafe {
-        (*t).lock.acquire();
-        if (*f).r#ref < 1 {
-            panic!("filedup");
-        }
-        (*f).r#ref += 1;
-        (*t).lock.release();
+    let i = index_of(f, "filedup");
+    let mut t = ftable.lock();
+    if t.r#ref[i] < 1 {
+        panic!("filedup");
     }
+    t.r#ref[i] += 1;
     f
 }
 
@@ -169,32 +176,35 @@ pub unsafe fn filedup(f: *mut File) -> *mut File {
 /// (from `filealloc`, `filedup`, or an open descriptor of the current
 /// process).
 pub unsafe fn fileclose(f: *mut File) {
-    let t = ftable.get();
-    // SAFETY: ftable.lock guards ref; the last reference owns the rest.
-    unsafe {
-        (*t).lock.acquire();
-        if (*f).r#ref < 1 {
+    let i = index_of(f, "fileclose");
+    let (typ, pipe, writable, ip) = {
+        let mut t = ftable.lock();
+        if t.r#ref[i] < 1 {
             panic!("fileclose");
         }
-        (*f).r#ref -= 1;
-        if (*f).r#ref > 0 {
-            (*t).lock.release();
+        t.r#ref[i] -= 1;
+        if t.r#ref[i] > 0 {
             return;
         }
-        let (typ, pipe, writable, ip) = ((*f).typ, (*f).pipe, (*f).writable, (*f).ip);
-        (*f).r#ref = 0;
-        (*f).typ = FdType::None;
-        (*t).lock.release();
-
-        match typ {
-            FdType::Pipe => pipeclose(pipe, writable),
-            FdType::Inode | FdType::Device => {
-                begin_op();
-                iput(ip);
-                end_op();
-            }
-            FdType::None => {}
+        // SAFETY: ours was the last reference, so the File is ours alone
+        // until filealloc hands it out again, which needs the lock we hold.
+        unsafe {
+            let ff = ((*f).typ, (*f).pipe, (*f).writable, (*f).ip);
+            (*f).typ = FdType::None;
+            ff
         }
+    };
+
+    match typ {
+        // SAFETY: the File held one end of the pipe open, given up here.
+        FdType::Pipe => unsafe { pipeclose(pipe, writable) },
+        FdType::Inode | FdType::Device => {
+            begin_op();
+            // SAFETY: the File held a reference on ip, given up here.
+            unsafe { iput(ip) };
+            end_op();
+        }
+        FdType::None => {}
     }
 }
 

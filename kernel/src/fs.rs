@@ -15,26 +15,26 @@
 //! ```
 
 use crate::abi::stat::{Stat, T_DIR};
-use crate::bio::{bread, brelse, Buf};
+use crate::bio::{bread, brelse, Buf, BufRef};
 use crate::kcell::KernelCell;
 use crate::log::{initlog, log_write};
 use crate::param::{NINODE, ROOTDEV};
 use crate::proc::{either_copyin, either_copyout, myproc};
 use crate::sleeplock::Sleeplock;
-use crate::spinlock::Spinlock;
+use crate::spinlock::SpinLock;
 
 pub use crate::abi::fs_format::*;
 
-/// In-memory copy of an inode (xv6's `struct inode`).
+/// In-memory copy of an inode (xv6's `struct inode`, less `ref`, which
+/// lives under `itable`'s lock in [`Itable`]).
 #[repr(C)]
 pub struct Inode {
-    // itable.lock guards these:
+    // Which inode this is: written by iget only while the entry has no
+    // references (under itable's lock), so fixed for a holder.
     /// Device number.
     pub dev: u32,
     /// Inode number.
     pub inum: u32,
-    /// Reference count.
-    pub r#ref: i32,
     /// Protects everything below here.
     pub lock: Sleeplock,
     /// Inode has been read from disk?
@@ -53,7 +53,6 @@ impl Inode {
         Inode {
             dev: 0,
             inum: 0,
-            r#ref: 0,
             lock: Sleeplock::new("inode"),
             valid: false,
             typ: 0,
@@ -90,16 +89,15 @@ fn superblock() -> &'static SuperBlock {
 fn readsb(dev: u32) -> SuperBlock {
     let bp = bread(dev, 1);
     let mut s = SuperBlock::default();
-    // SAFETY: we hold bp; SuperBlock is plain old data smaller than a block.
+    // SAFETY: SuperBlock is plain old data smaller than a block.
     unsafe {
         core::ptr::copy_nonoverlapping(
-            (*bp).data.as_ptr(),
+            bp.data().as_ptr(),
             &raw mut s as *mut u8,
             core::mem::size_of::<SuperBlock>(),
         );
     }
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe { brelse(bp) };
+    brelse(bp);
     s
 }
 
@@ -117,14 +115,10 @@ pub fn fsinit(dev: u32) {
 
 /// Zero a block.
 fn bzero(dev: u32, bno: u32) {
-    let bp = bread(dev, bno);
-    // SAFETY: we hold bp.
-    unsafe { (*bp).data = [0; BSIZE] };
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe {
-        log_write(bp);
-        brelse(bp);
-    }
+    let mut bp = bread(dev, bno);
+    *bp.data_mut() = [0; BSIZE];
+    log_write(&bp);
+    brelse(bp);
 }
 
 // Blocks.
@@ -134,25 +128,21 @@ fn balloc(dev: u32) -> u32 {
     let s = superblock();
     let mut b = 0;
     while b < s.size {
-        let bp = bread(dev, s.bblock(b));
+        let mut bp = bread(dev, s.bblock(b));
         let mut bi = 0;
         while bi < BPB && b + bi < s.size {
             let m = 1u8 << (bi % 8);
-            // SAFETY: we hold bp.
-            unsafe {
-                if (*bp).data[(bi / 8) as usize] & m == 0 {
-                    // Is block free?
-                    (*bp).data[(bi / 8) as usize] |= m; // Mark block in use.
-                    log_write(bp);
-                    brelse(bp);
-                    bzero(dev, b + bi);
-                    return b + bi;
-                }
+            if bp.data()[(bi / 8) as usize] & m == 0 {
+                // Is block free?
+                bp.data_mut()[(bi / 8) as usize] |= m; // Mark block in use.
+                log_write(&bp);
+                brelse(bp);
+                bzero(dev, b + bi);
+                return b + bi;
             }
             bi += 1;
         }
-        // SAFETY: `bp` came from bread above and is still ours.
-        unsafe { brelse(bp) };
+        brelse(bp);
         b += BPB;
     }
     crate::println!("balloc: out of blocks");
@@ -161,21 +151,15 @@ fn balloc(dev: u32) -> u32 {
 
 /// Free a disk block.
 fn bfree(dev: u32, b: u32) {
-    let bp = bread(dev, superblock().bblock(b));
+    let mut bp = bread(dev, superblock().bblock(b));
     let bi = b % BPB;
     let m = 1u8 << (bi % 8);
-    // SAFETY: we hold bp.
-    unsafe {
-        if (*bp).data[(bi / 8) as usize] & m == 0 {
-            panic!("freeing free block");
-        }
-        (*bp).data[(bi / 8) as usize] &= !m;
+    if bp.data()[(bi / 8) as usize] & m == 0 {
+        panic!("freeing free block");
     }
-    // SAFETY: `bp` came from bread above and is still ours.
-    unsafe {
-        log_write(bp);
-        brelse(bp);
-    }
+    bp.data_mut()[(bi / 8) as usize] &= !m;
+    log_write(&bp);
+    brelse(bp);
 }
 
 // Inodes.
@@ -232,25 +216,65 @@ fn bfree(dev: u32, b: u32) {
 // The itable.lock spin-lock protects the allocation of itable entries.
 // Since ip->ref indicates whether an entry is free, and ip->dev and
 // ip->inum indicate which i-node an entry holds, one must hold
-// itable.lock while using any of those fields.
+// itable.lock while using any of those fields. Here `itable` is a
+// SpinLock owning every entry's ref, dev and inum (`Itable`); an Inode
+// keeps a copy of dev and inum for its holders, which cannot change while
+// they hold a reference.
 //
 // An ip->lock sleep-lock protects all ip-> fields other than ref, dev, and
 // inum. One must hold ip->lock in order to read or write that inode's
 // ip->valid, ip->size, ip->type, &c.
 
-/// The inode table (kinspect may read `itable` by name).
-#[repr(C)]
+/// What `itable`'s lock guards: which inode each entry holds and how many
+/// references it has (C: `itable.inode[i].{dev,inum,ref}`).
 pub struct Itable {
-    pub lock: Spinlock,
-    pub inode: [Inode; NINODE],
+    dev: [u32; NINODE],
+    inum: [u32; NINODE],
+    r#ref: [i32; NINODE],
 }
 
+/// The inode table's lock and the data it guards (xv6's `itable`).
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static itable: KernelCell<Itable> = KernelCell::new(Itable {
-    lock: Spinlock::new("itable"),
-    inode: [const { Inode::new() }; NINODE],
-});
+pub static itable: SpinLock<Itable> = SpinLock::new(
+    Itable {
+        dev: [0; NINODE],
+        inum: [0; NINODE],
+        r#ref: [0; NINODE],
+    },
+    "itable",
+);
+
+/// The inodes themselves (C: `itable.inode`). Entry `i` is reached
+/// through the pointer `iget` returned, by a holder of one of its
+/// references, under its sleep-lock for everything but `dev` and `inum`.
+/// Outside the `SpinLock` because inodes are used long after it is
+/// released.
+static INODE: KernelCell<[Inode; NINODE]> = KernelCell::new([const { Inode::new() }; NINODE]);
+
+fn inode_ptr(i: usize) -> *mut Inode {
+    assert!(i < NINODE);
+    // SAFETY: in bounds; only an address is computed.
+    unsafe { (INODE.get() as *mut Inode).add(i) }
+}
+
+/// Index of `ip` in the inode table; panics `what` if it is not an entry.
+fn index_of(ip: *mut Inode, what: &str) -> usize {
+    let i = (ip as usize).wrapping_sub(INODE.get() as usize) / core::mem::size_of::<Inode>();
+    if i >= NINODE || inode_ptr(i) != ip {
+        panic!("{}", what);
+    }
+    i
+}
+
+/// `ip`'s reference count (for the sanity checks of ilock and iunlock).
+fn refcount(ip: *mut Inode, what: &str) -> i32 {
+    if ip.is_null() {
+        panic!("{}", what);
+    }
+    let i = index_of(ip, what);
+    itable.lock().r#ref[i]
+}
 
 /// Nothing to do at boot: the table is initialised statically.
 pub fn iinit() {}
@@ -260,12 +284,12 @@ fn dinode_offset(inum: u32) -> usize {
     (inum % IPB) as usize * DINODE_SIZE
 }
 
-unsafe fn dinode_at(bp: *mut Buf, inum: u32) -> *mut Dinode {
-    // SAFETY: the caller holds bp, the block holding inode inum; the
-    // offset is a multiple of 64 within the 1024-byte block, and the
-    // buffer is 8-byte aligned (Buf is repr(C) with u32 fields first,
-    // and data is at an offset the assertion below checks).
-    unsafe { (*bp).data.as_mut_ptr().add(dinode_offset(inum)) as *mut Dinode }
+/// Inode `inum`'s dinode in `bp`, the block that holds it. The pointer is
+/// good while `bp` is held: the offset is a multiple of 64 within the
+/// 1024-byte block, and the data is 4-byte aligned (Buf is repr(C) with
+/// u32 fields first, and data is at an offset the assertion below checks).
+fn dinode_at(bp: &mut BufRef, inum: u32) -> *mut Dinode {
+    bp.data_mut()[dinode_offset(inum)..].as_mut_ptr() as *mut Dinode
 }
 
 const _: () = assert!(core::mem::offset_of!(Buf, data) % 4 == 0);
@@ -276,21 +300,21 @@ const _: () = assert!(core::mem::offset_of!(Buf, data) % 4 == 0);
 pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
     let s = superblock();
     for inum in 1..s.ninodes {
-        let bp = bread(dev, s.iblock(inum));
-        // SAFETY: we hold bp.
-        unsafe {
-            let dip = dinode_at(bp, inum);
-            if (*dip).typ == 0 {
-                // a free inode
+        let mut bp = bread(dev, s.iblock(inum));
+        let dip = dinode_at(&mut bp, inum);
+        // SAFETY: dip is in bp, which we hold.
+        if unsafe { (*dip).typ } == 0 {
+            // a free inode
+            // SAFETY: as above.
+            unsafe {
                 core::ptr::write_bytes(dip, 0, 1);
                 (*dip).typ = typ;
-                log_write(bp); // mark it allocated on the disk
-                brelse(bp);
-                return iget(dev, inum);
             }
+            log_write(&bp); // mark it allocated on the disk
+            brelse(bp);
+            return iget(dev, inum);
         }
-        // SAFETY: `bp` came from bread above and is still ours.
-        unsafe { brelse(bp) };
+        brelse(bp);
     }
     crate::println!("ialloc: no inodes");
     core::ptr::null_mut()
@@ -306,15 +330,15 @@ pub fn ialloc(dev: u32, typ: i16) -> *mut Inode {
 pub unsafe fn iupdate(ip: *mut Inode) {
     // SAFETY: the caller holds ip->lock.
     unsafe {
-        let bp = bread((*ip).dev, superblock().iblock((*ip).inum));
-        let dip = dinode_at(bp, (*ip).inum);
+        let mut bp = bread((*ip).dev, superblock().iblock((*ip).inum));
+        let dip = dinode_at(&mut bp, (*ip).inum);
         (*dip).typ = (*ip).typ;
         (*dip).major = (*ip).major;
         (*dip).minor = (*ip).minor;
         (*dip).nlink = (*ip).nlink;
         (*dip).size = (*ip).size;
         (*dip).addrs = (*ip).addrs;
-        log_write(bp);
+        log_write(&bp);
         brelse(bp);
     }
 }
@@ -322,36 +346,35 @@ pub unsafe fn iupdate(ip: *mut Inode) {
 /// Find the inode with number inum on device dev and return the in-memory
 /// copy. Does not lock the inode and does not read it from disk.
 fn iget(dev: u32, inum: u32) -> *mut Inode {
-    let t = itable.get();
-    // SAFETY: itable.lock guards dev, inum and ref.
+    let mut t = itable.lock();
+    // Is the inode already in the table?
+    let mut empty = None;
+    for i in 0..NINODE {
+        if t.r#ref[i] > 0 && t.dev[i] == dev && t.inum[i] == inum {
+            t.r#ref[i] += 1;
+            return inode_ptr(i);
+        }
+        if empty.is_none() && t.r#ref[i] == 0 {
+            // Remember empty slot.
+            empty = Some(i);
+        }
+    }
+    // Recycle an inode entry.
+    let Some(i) = empty else {
+        panic!("iget: no inodes");
+    };
+    t.dev[i] = dev;
+    t.inum[i] = inum;
+    t.r#ref[i] = 1;
+    let ip = inode_ptr(i);
+    // SAFETY: the entry had no references, so no one else reaches it until
+    // we release itable's lock.
     unsafe {
-        (*t).lock.acquire();
-        // Is the inode already in the table?
-        let mut empty: *mut Inode = core::ptr::null_mut();
-        for i in 0..NINODE {
-            let ip = &raw mut (*t).inode[i];
-            if (*ip).r#ref > 0 && (*ip).dev == dev && (*ip).inum == inum {
-                (*ip).r#ref += 1;
-                (*t).lock.release();
-                return ip;
-            }
-            if empty.is_null() && (*ip).r#ref == 0 {
-                // Remember empty slot.
-                empty = ip;
-            }
-        }
-        // Recycle an inode entry.
-        if empty.is_null() {
-            panic!("iget: no inodes");
-        }
-        let ip = empty;
         (*ip).dev = dev;
         (*ip).inum = inum;
-        (*ip).r#ref = 1;
         (*ip).valid = false;
-        (*t).lock.release();
-        ip
     }
+    ip
 }
 
 /// Increment reference count for ip. Returns ip to enable ip = idup(ip1)
@@ -361,13 +384,8 @@ fn iget(dev: u32, inum: u32) -> *mut Inode {
 /// `ip` is an entry of the inode table on which the caller holds a reference
 /// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
 pub unsafe fn idup(ip: *mut Inode) -> *mut Inode {
-    let t = itable.get();
-    // SAFETY: itable.lock guards ref.
-    unsafe {
-        (*t).lock.acquire();
-        (*ip).r#ref += 1;
-        (*t).lock.release();
-    }
+    let i = index_of(ip, "idup");
+    itable.lock().r#ref[i] += 1;
     ip
 }
 
@@ -377,15 +395,15 @@ pub unsafe fn idup(ip: *mut Inode) -> *mut Inode {
 /// `ip` is an entry of the inode table on which the caller holds a reference
 /// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
 pub unsafe fn ilock(ip: *mut Inode) {
+    if refcount(ip, "ilock") < 1 {
+        panic!("ilock");
+    }
     // SAFETY: ip is a referenced itable entry.
     unsafe {
-        if ip.is_null() || (*ip).r#ref < 1 {
-            panic!("ilock");
-        }
         (*ip).lock.acquire();
         if !(*ip).valid {
-            let bp = bread((*ip).dev, superblock().iblock((*ip).inum));
-            let dip = dinode_at(bp, (*ip).inum);
+            let mut bp = bread((*ip).dev, superblock().iblock((*ip).inum));
+            let dip = dinode_at(&mut bp, (*ip).inum);
             (*ip).typ = (*dip).typ;
             (*ip).major = (*dip).major;
             (*ip).minor = (*dip).minor;
@@ -410,7 +428,7 @@ pub unsafe fn ilock(ip: *mut Inode) {
 pub unsafe fn iunlock(ip: *mut Inode) {
     // SAFETY: ip is a referenced itable entry.
     unsafe {
-        if ip.is_null() || !(*ip).lock.holding() || (*ip).r#ref < 1 {
+        if ip.is_null() || !(*ip).lock.holding() || refcount(ip, "iunlock") < 1 {
             panic!("iunlock");
         }
         (*ip).lock.release();
@@ -428,29 +446,31 @@ pub unsafe fn iunlock(ip: *mut Inode) {
 /// (from `iget`, `ialloc`, `idup`, `namei` or a process's `cwd`/open file).
 /// The reference is given up.
 pub unsafe fn iput(ip: *mut Inode) {
-    let t = itable.get();
-    // SAFETY: itable.lock guards ref; ip->lock the rest.
-    unsafe {
-        (*t).lock.acquire();
-        if (*ip).r#ref == 1 && (*ip).valid && (*ip).nlink == 0 {
-            // inode has no links and no other references: truncate and free.
+    let i = index_of(ip, "iput");
+    let mut t = itable.lock();
+    // SAFETY: with ref == 1 the entry is ours alone, so reading valid and
+    // nlink without ip->lock races with no one (as in C).
+    if t.r#ref[i] == 1 && unsafe { (*ip).valid && (*ip).nlink == 0 } {
+        // inode has no links and no other references: truncate and free.
 
-            // ip->ref == 1 means no other process can have ip locked,
-            // so this acquiresleep() won't block (or deadlock).
-            (*ip).lock.acquire();
-            (*t).lock.release();
+        // ip->ref == 1 means no other process can have ip locked,
+        // so this acquiresleep() won't block (or deadlock).
+        // SAFETY: ip is ours (above).
+        unsafe { (*ip).lock.acquire() };
+        drop(t);
 
+        // SAFETY: we hold our reference and ip->lock.
+        unsafe {
             itrunc(ip);
             (*ip).typ = 0;
             iupdate(ip);
             (*ip).valid = false;
 
             (*ip).lock.release();
-            (*t).lock.acquire();
         }
-        (*ip).r#ref -= 1;
-        (*t).lock.release();
+        t = itable.lock();
     }
+    t.r#ref[i] -= 1;
 }
 
 /// Common idiom: unlock, then put.
@@ -499,14 +519,14 @@ fn bmap(ip: *mut Inode, bn: u32) -> u32 {
                 }
                 (*ip).addrs[NDIRECT] = addr;
             }
-            let bp = bread((*ip).dev, addr);
-            let a = (*bp).data.as_mut_ptr() as *mut u32;
+            let mut bp = bread((*ip).dev, addr);
+            let a = bp.data_mut().as_mut_ptr() as *mut u32;
             let mut addr = a.add(bn).read_unaligned();
             if addr == 0 {
                 addr = balloc((*ip).dev);
                 if addr != 0 {
                     a.add(bn).write_unaligned(addr);
-                    log_write(bp);
+                    log_write(&bp);
                 }
             }
             brelse(bp);
@@ -534,7 +554,7 @@ pub unsafe fn itrunc(ip: *mut Inode) {
 
         if (*ip).addrs[NDIRECT] != 0 {
             let bp = bread((*ip).dev, (*ip).addrs[NDIRECT]);
-            let a = (*bp).data.as_ptr() as *const u32;
+            let a = bp.data().as_ptr() as *const u32;
             for j in 0..NINDIRECT {
                 let x = a.add(j).read_unaligned();
                 if x != 0 {
@@ -598,7 +618,7 @@ pub unsafe fn readi(ip: *mut Inode, user_dst: bool, mut dst: u64, off: u32, n: u
         let m = ((n - tot) as usize).min(BSIZE - start);
         // SAFETY: we hold bp; dst is user memory or the caller's buffer,
         // of which m more bytes remain.
-        let ok = unsafe { either_copyout(user_dst, dst, &(&(*bp).data)[start..start + m]) }.is_ok();
+        let ok = unsafe { either_copyout(user_dst, dst, &bp.data()[start..start + m]) }.is_ok();
         brelse(bp);
         if !ok {
             return -1;
@@ -635,18 +655,18 @@ pub unsafe fn writei(ip: *mut Inode, user_src: bool, mut src: u64, off: u32, n: 
             break;
         }
         // SAFETY: ip->lock held.
-        let bp = bread(unsafe { (*ip).dev }, addr);
+        let mut bp = bread(unsafe { (*ip).dev }, addr);
         let start = off as usize % BSIZE;
         let m = ((n - tot) as usize).min(BSIZE - start);
-        // SAFETY: we hold bp; src is user memory or the caller's buffer,
-        // of which m more bytes remain.
-        let ok = unsafe { either_copyin(&mut (&mut (*bp).data)[start..start + m], user_src, src) }
+        // SAFETY: src is user memory or the caller's buffer, of which m
+        // more bytes remain.
+        let ok = unsafe { either_copyin(&mut bp.data_mut()[start..start + m], user_src, src) }
             .is_ok();
         if !ok {
             brelse(bp);
             break;
         }
-        log_write(bp);
+        log_write(&bp);
         brelse(bp);
         tot += m as u32;
         off += m as u32;

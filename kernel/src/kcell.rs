@@ -1,7 +1,9 @@
 //! [`KernelCell`]: a kernel global shared between harts whose locking rule
-//! is written on the static rather than carried in its type, because the
-//! data has xv6's C layout and is read by name (`bcache`, `itable`,
-//! `ftable`, `log`, `sb`, `devsw`) or is guarded by a lock stored inside it.
+//! is written on the static rather than carried in its type: the entries
+//! of the buffer cache, inode table and file table (`BUF`, `INODE`,
+//! `FILE`), used under their own sleep-locks or by their references'
+//! holders long after the table's `SpinLock` is released; and `sb` and
+//! `devsw`, written once at boot.
 //!
 //! New data should prefer [`crate::spinlock::SpinLock<T>`], which owns what
 //! it guards. `KernelCell` is `UnsafeCell` made `Sync`, and nothing more: it

@@ -4,16 +4,17 @@
 
 use crate::file::{filealloc, fileclose, FdType, File};
 use crate::kalloc::{kalloc, kfree};
-use crate::proc::{killed, myproc, sleep, wakeup};
+use crate::proc::{killed, myproc, wakeup};
 use crate::riscv::PhysAddr;
-use crate::spinlock::Spinlock;
+use crate::spinlock::SpinLock;
 
 pub const PIPESIZE: usize = 512;
 
-#[repr(C)]
-pub struct Pipe {
-    /// Guards everything below.
-    pub lock: Spinlock,
+/// A pipe: its lock (C: `pi->lock`) owns everything else.
+pub type Pipe = SpinLock<PipeState>;
+
+/// What a pipe's lock guards (xv6's `struct pipe` less its `lock`).
+pub struct PipeState {
     pub data: [u8; PIPESIZE],
     /// number of bytes read
     pub nread: u32,
@@ -27,14 +28,14 @@ pub struct Pipe {
 
 const _: () = assert!(core::mem::size_of::<Pipe>() <= 4096);
 
-fn read_chan(pi: *mut Pipe) -> usize {
-    // SAFETY: only the address of a field.
-    unsafe { &raw const (*pi).nread as usize }
+/// What readers sleep on (C: `&pi->nread`).
+fn read_chan(p: &PipeState) -> usize {
+    &p.nread as *const u32 as usize
 }
 
-fn write_chan(pi: *mut Pipe) -> usize {
-    // SAFETY: only the address of a field.
-    unsafe { &raw const (*pi).nwrite as usize }
+/// What writers sleep on (C: `&pi->nwrite`).
+fn write_chan(p: &PipeState) -> usize {
+    &p.nwrite as *const u32 as usize
 }
 
 /// Make a pipe and the two files for its ends; None (everything freed) if
@@ -61,14 +62,16 @@ pub fn pipealloc() -> Option<(*mut File, *mut File)> {
     let pi = page.as_mut_ptr::<Pipe>();
     // SAFETY: a fresh page, big enough for a Pipe; f0 and f1 are ours.
     unsafe {
-        pi.write(Pipe {
-            lock: Spinlock::new("pipe"),
-            data: [0; PIPESIZE],
-            nread: 0,
-            nwrite: 0,
-            readopen: true,
-            writeopen: true,
-        });
+        pi.write(SpinLock::new(
+            PipeState {
+                data: [0; PIPESIZE],
+                nread: 0,
+                nwrite: 0,
+                readopen: true,
+                writeopen: true,
+            },
+            "pipe",
+        ));
         (*f0).typ = FdType::Pipe;
         (*f0).readable = true;
         (*f0).writable = false;
@@ -87,22 +90,21 @@ pub fn pipealloc() -> Option<(*mut File, *mut File)> {
 /// `pi` came from `pipealloc`, and the caller holds one of its ends open.
 /// That end is given up.
 pub unsafe fn pipeclose(pi: *mut Pipe, writable: bool) {
-    // SAFETY: pi->lock guards the pipe.
-    unsafe {
-        (*pi).lock.acquire();
+    let last = {
+        // SAFETY: the caller's open end keeps the pipe's page alive.
+        let mut pp = unsafe { &*pi }.lock();
         if writable {
-            (*pi).writeopen = false;
-            wakeup(read_chan(pi));
+            pp.writeopen = false;
+            wakeup(read_chan(&pp));
         } else {
-            (*pi).readopen = false;
-            wakeup(write_chan(pi));
+            pp.readopen = false;
+            wakeup(write_chan(&pp));
         }
-        if !(*pi).readopen && !(*pi).writeopen {
-            (*pi).lock.release();
-            kfree(PhysAddr::from_ptr(pi));
-        } else {
-            (*pi).lock.release();
-        }
+        !pp.readopen && !pp.writeopen
+    };
+    if last {
+        // Both ends are closed: no one else can reach the pipe.
+        kfree(PhysAddr::from_ptr(pi));
     }
 }
 
@@ -113,30 +115,30 @@ pub unsafe fn pipeclose(pi: *mut Pipe, writable: bool) {
 pub unsafe fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
     let mut i = 0;
     let p = myproc();
-    // SAFETY: pi->lock guards the pipe.
-    unsafe {
-        (*pi).lock.acquire();
-        while i < n {
-            if !(*pi).readopen || killed(p) {
-                (*pi).lock.release();
-                return -1;
-            }
-            if (*pi).nwrite == (*pi).nread + PIPESIZE as u32 {
-                wakeup(read_chan(pi));
-                sleep(write_chan(pi), &(*pi).lock);
-            } else {
-                let mut ch = [0u8; 1];
-                if crate::proc::copyin_user(&mut ch, addr + i as u64).is_err() {
-                    break;
-                }
-                (*pi).data[(*pi).nwrite as usize % PIPESIZE] = ch[0];
-                (*pi).nwrite = (*pi).nwrite.wrapping_add(1);
-                i += 1;
-            }
+    // SAFETY: the caller's open end keeps the pipe's page alive.
+    let mut pp = unsafe { &*pi }.lock();
+    while i < n {
+        // SAFETY: p is the current process.
+        if !pp.readopen || unsafe { killed(p) } {
+            return -1;
         }
-        wakeup(read_chan(pi));
-        (*pi).lock.release();
+        if pp.nwrite == pp.nread + PIPESIZE as u32 {
+            wakeup(read_chan(&pp));
+            let chan = write_chan(&pp);
+            pp = pp.sleep(chan);
+        } else {
+            let mut ch = [0u8; 1];
+            if crate::proc::copyin_user(&mut ch, addr + i as u64).is_err() {
+                break;
+            }
+            let w = pp.nwrite as usize % PIPESIZE;
+            pp.data[w] = ch[0];
+            pp.nwrite = pp.nwrite.wrapping_add(1);
+            i += 1;
+        }
     }
+    wakeup(read_chan(&pp));
+    drop(pp);
     // A bad address before anything was written is an error.
     if i == 0 && n > 0 {
         return -1;
@@ -149,40 +151,35 @@ pub unsafe fn pipewrite(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
 ///
 /// # Safety
 /// `pi` came from `pipealloc`, and the caller holds one of its ends open.
-// The wait loop's condition changes while we sleep: writers on other harts
-// update nwrite and writeopen under pi->lock, which sleep() gives up.
-#[allow(clippy::while_immutable_condition)]
 pub unsafe fn piperead(pi: *mut Pipe, addr: u64, n: i32) -> i32 {
     let p = myproc();
-    // SAFETY: pi->lock guards the pipe.
-    unsafe {
-        (*pi).lock.acquire();
-        while (*pi).nread == (*pi).nwrite && (*pi).writeopen {
-            // pipe-empty
-            if killed(p) {
-                (*pi).lock.release();
-                return -1;
-            }
-            sleep(read_chan(pi), &(*pi).lock); // piperead-sleep
+    // SAFETY: the caller's open end keeps the pipe's page alive.
+    let mut pp = unsafe { &*pi }.lock();
+    while pp.nread == pp.nwrite && pp.writeopen {
+        // pipe-empty
+        // SAFETY: p is the current process.
+        if unsafe { killed(p) } {
+            return -1;
         }
-        let mut i = 0;
-        while i < n {
-            // piperead-copy
-            if (*pi).nread == (*pi).nwrite {
-                break;
-            }
-            let ch = [(*pi).data[(*pi).nread as usize % PIPESIZE]];
-            if crate::proc::copyout_user(addr + i as u64, &ch).is_err() {
-                if i == 0 {
-                    i = -1;
-                }
-                break;
-            }
-            (*pi).nread = (*pi).nread.wrapping_add(1);
-            i += 1;
-        }
-        wakeup(write_chan(pi)); // piperead-wakeup
-        (*pi).lock.release();
-        i
+        let chan = read_chan(&pp);
+        pp = pp.sleep(chan); // piperead-sleep
     }
+    let mut i = 0;
+    while i < n {
+        // piperead-copy
+        if pp.nread == pp.nwrite {
+            break;
+        }
+        let ch = [pp.data[pp.nread as usize % PIPESIZE]];
+        if crate::proc::copyout_user(addr + i as u64, &ch).is_err() {
+            if i == 0 {
+                i = -1;
+            }
+            break;
+        }
+        pp.nread = pp.nread.wrapping_add(1);
+        i += 1;
+    }
+    wakeup(write_chan(&pp)); // piperead-wakeup
+    i
 }

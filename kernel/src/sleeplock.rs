@@ -2,34 +2,37 @@
 //! for one sleeps instead of spinning, so it may be held across disk I/O.
 //! Buffers (bio.rs) and inodes (fs.rs) are guarded by these.
 
-use core::cell::UnsafeCell;
+use crate::proc::{myproc, wakeup};
+use crate::spinlock::SpinLock;
 
-use crate::proc::{myproc, sleep, wakeup};
-use crate::spinlock::Spinlock;
-
-/// A lock held by a process for a long time (xv6's `struct sleeplock`).
-#[repr(C)]
-pub struct Sleeplock {
-    /// Is the lock held? (`lk` guards this and `pid`.)
-    pub locked: UnsafeCell<u32>,
-    /// Spinlock protecting this sleep lock.
-    pub lk: Spinlock,
-    /// Name of lock, for debugging.
-    pub name: &'static str,
+/// Who holds a [`Sleeplock`] (C: its `locked` and `pid` fields, which
+/// `lk` guards).
+struct Holder {
+    /// Is the lock held?
+    locked: bool,
     /// Process holding lock.
-    pub pid: UnsafeCell<i32>,
+    pid: i32,
 }
 
-// SAFETY: `locked` and `pid` are only touched with `lk` held.
-unsafe impl Sync for Sleeplock {}
+/// A lock held by a process for a long time (xv6's `struct sleeplock`).
+pub struct Sleeplock {
+    /// Spinlock protecting this sleep lock, owning its state.
+    lk: SpinLock<Holder>,
+    /// Name of lock, for debugging.
+    pub name: &'static str,
+}
 
 impl Sleeplock {
     pub const fn new(name: &'static str) -> Sleeplock {
         Sleeplock {
-            locked: UnsafeCell::new(0),
-            lk: Spinlock::new("sleep lock"),
+            lk: SpinLock::new(
+                Holder {
+                    locked: false,
+                    pid: 0,
+                },
+                "sleep lock",
+            ),
             name,
-            pid: UnsafeCell::new(0),
         }
     }
 
@@ -39,37 +42,29 @@ impl Sleeplock {
 
     /// Acquire, sleeping while another process holds it.
     pub fn acquire(&self) {
-        self.lk.acquire();
-        // SAFETY: lk is held.
-        unsafe {
-            while *self.locked.get() != 0 {
-                sleep(self.chan(), &self.lk);
-            }
-            *self.locked.get() = 1;
-            let p = myproc();
-            *self.pid.get() = if p.is_null() { 0 } else { (*p).pid };
+        let mut h = self.lk.lock();
+        while h.locked {
+            h = h.sleep(self.chan());
         }
-        self.lk.release();
+        h.locked = true;
+        let p = myproc();
+        // SAFETY: p is the current process (or null at boot); its pid is
+        // fixed while it runs.
+        h.pid = if p.is_null() { 0 } else { unsafe { (*p).pid } };
     }
 
     pub fn release(&self) {
-        self.lk.acquire();
-        // SAFETY: lk is held.
-        unsafe {
-            *self.locked.get() = 0;
-            *self.pid.get() = 0;
-        }
+        let mut h = self.lk.lock();
+        h.locked = false;
+        h.pid = 0;
         wakeup(self.chan());
-        self.lk.release();
     }
 
     /// Does the current process hold this lock?
     pub fn holding(&self) -> bool {
-        self.lk.acquire();
+        let h = self.lk.lock();
         let p = myproc();
-        // SAFETY: lk is held.
-        let r = unsafe { *self.locked.get() != 0 && !p.is_null() && *self.pid.get() == (*p).pid };
-        self.lk.release();
-        r
+        // SAFETY: as in acquire.
+        h.locked && !p.is_null() && h.pid == unsafe { (*p).pid }
     }
 }

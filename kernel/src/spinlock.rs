@@ -4,9 +4,11 @@
 //! where kinspect reads a lock by its xv6 field names (`proc[i].lock`,
 //! `kmem.lock`) and the data it guards are sibling fields, as in C.
 //! [`Spinlock::lock`] returns a [`Held`] guard that releases it on drop, so
-//! no path forgets a `release`. New code should prefer [`SpinLock<T>`],
-//! which owns the data it protects so the locking rule is in the type: the
-//! data is reachable only through the guard.
+//! no path forgets a `release`. Everywhere else ([`SpinLock<T>`]: `log`,
+//! `bcache`, `itable`, `ftable`, the virtio disk, pipes, sleep-locks,
+//! ticks, the console, pid allocation) the lock owns the data it protects
+//! so the locking rule is in the type: the data is reachable only through
+//! the guard.
 //!
 //! Holding a spinlock disables interrupts on this hart ([`push_off`]), so an
 //! interrupt handler never spins on a lock its own hart holds.

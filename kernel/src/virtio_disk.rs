@@ -7,8 +7,11 @@
 //! The buffer cache (bio.rs) calls [`virtio_disk_rw`], which queues a
 //! three-descriptor request (header, data, status) and sleeps until the
 //! device's interrupt ([`virtio_disk_intr`], from the PLIC) marks it done.
-//! Addresses handed to the device are physical: everything here lives in
-//! kernel statics, which the kernel maps one-to-one.
+//! Addresses handed to the device are physical: the rings, request headers
+//! and status bytes live in pages from kalloc, and the data in the buffer
+//! cache, all mapped one-to-one. The driver's own bookkeeping is inside the
+//! `SpinLock` `DISK`; what the device touches is reached only through raw
+//! pointers, never through the guard's `&mut`.
 
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{fence, Ordering};
@@ -16,10 +19,9 @@ use core::sync::atomic::{fence, Ordering};
 use crate::bio::Buf;
 use crate::fs::BSIZE;
 use crate::kalloc::kzalloc;
-use crate::kcell::KernelCell;
 use crate::memlayout::VIRTIO0;
-use crate::proc::{sleep, wakeup};
-use crate::spinlock::Spinlock;
+use crate::proc::wakeup;
+use crate::spinlock::SpinLock;
 
 // virtio mmio control registers, mapped starting at 0x10001000.
 // from qemu virtio_mmio.h
@@ -112,13 +114,30 @@ struct VirtioBlkReq {
     sector: u64,
 }
 
+/// What the device reads and writes by DMA besides the rings: the request
+/// headers and the status bytes (in C, `disk.ops` and `disk.info[i].status`).
+/// It lives in its own page, reached through a raw pointer like the rings,
+/// so that no `&mut Disk` from the lock's guard covers bytes the device
+/// writes. Entry `i` belongs to the request whose chain starts at
+/// descriptor `i`.
+#[repr(C)]
+struct DiskDma {
+    /// Disk command headers. One-for-one with descriptors, for convenience.
+    ops: [VirtioBlkReq; NUM],
+    /// The device writes 0 here on success.
+    status: [u8; NUM],
+}
+const _: () = assert!(core::mem::size_of::<DiskDma>() <= 4096);
+
 #[derive(Clone, Copy)]
 struct Info {
     b: *mut Buf,
-    status: u8,
 }
 
-/// The driver's state; `vdisk_lock` guards everything else.
+/// The driver's state (xv6's `struct disk` without `vdisk_lock`: the
+/// [`SpinLock`] around it is that lock). Until [`virtio_disk_init`] the
+/// four page pointers are null; after it they point at the driver's DMA
+/// pages, for good.
 struct Disk {
     /// A page of NUM DMA descriptors.
     desc: *mut VirtqDesc,
@@ -126,6 +145,8 @@ struct Disk {
     avail: *mut VirtqAvail,
     /// A page with the ring of descriptors the device has finished.
     used: *mut VirtqUsed,
+    /// A page with the request headers and status bytes.
+    dma: *mut DiskDma,
     /// Is a descriptor free?
     free: [bool; NUM],
     /// We've looked this far in used[2..NUM].
@@ -133,33 +154,33 @@ struct Disk {
     /// Track info about in-flight operations, for use when completion
     /// interrupt arrives. Indexed by first descriptor index of chain.
     info: [Info; NUM],
-    /// Disk command headers. One-for-one with descriptors, for convenience.
-    ops: [VirtioBlkReq; NUM],
-    vdisk_lock: Spinlock,
 }
 
-// SAFETY: desc, avail and used are the driver's DMA pages (kalloc'd once at
-// init), and info[i].b a buffer-cache entry: addresses any hart may hold,
-// used only under vdisk_lock.
+// SAFETY: desc, avail, used and dma are the driver's DMA pages (kalloc'd
+// once at init), and info[i].b a buffer-cache entry: addresses any hart may
+// hold, used only under the lock.
 unsafe impl Send for Disk {}
 
-static DISK: KernelCell<Disk> = KernelCell::new(Disk {
-    desc: core::ptr::null_mut(),
-    avail: core::ptr::null_mut(),
-    used: core::ptr::null_mut(),
-    free: [false; NUM],
-    used_idx: 0,
-    info: [Info {
-        b: core::ptr::null_mut(),
-        status: 0,
-    }; NUM],
-    ops: [VirtioBlkReq {
-        typ: 0,
-        reserved: 0,
-        sector: 0,
-    }; NUM],
-    vdisk_lock: Spinlock::new("virtio_disk"),
-});
+/// The disk (xv6's `disk`); its lock is xv6's `vdisk_lock`.
+static DISK: SpinLock<Disk> = SpinLock::new(
+    Disk {
+        desc: core::ptr::null_mut(),
+        avail: core::ptr::null_mut(),
+        used: core::ptr::null_mut(),
+        dma: core::ptr::null_mut(),
+        free: [false; NUM],
+        used_idx: 0,
+        info: [Info {
+            b: core::ptr::null_mut(),
+        }; NUM],
+    },
+    "virtio_disk",
+);
+
+/// What virtio_disk_rw sleeps on while no descriptors are free (C: `&disk.free[0]`).
+fn free_chan() -> usize {
+    &DISK as *const SpinLock<Disk> as usize
+}
 
 fn reg_read(r: u64) -> u32 {
     // SAFETY: VIRTIO0's registers are mapped (kvmmake) and 4-byte aligned.
@@ -173,7 +194,6 @@ fn reg_write(r: u64, v: u32) {
 
 /// Find and set up the disk. Panics if there is no modern virtio disk.
 pub fn virtio_disk_init() {
-    let d = DISK.get();
     if reg_read(VIRTIO_MMIO_MAGIC_VALUE) != 0x7472_6976
         || reg_read(VIRTIO_MMIO_VERSION) != 2
         || reg_read(VIRTIO_MMIO_DEVICE_ID) != 2
@@ -236,7 +256,7 @@ pub fn virtio_disk_init() {
 
     // allocate and zero queue memory.
     let page = || kzalloc().unwrap_or_else(|| panic!("virtio disk kalloc")).0;
-    let (desc, avail, used) = (page(), page(), page());
+    let (desc, avail, used, dma) = (page(), page(), page(), page());
 
     // set queue size.
     reg_write(VIRTIO_MMIO_QUEUE_NUM, NUM as u32);
@@ -252,13 +272,15 @@ pub fn virtio_disk_init() {
     // queue is ready.
     reg_write(VIRTIO_MMIO_QUEUE_READY, 0x1);
 
-    // SAFETY: boot, one hart; the pages are ours, physical = virtual.
-    unsafe {
-        (*d).desc = desc as *mut VirtqDesc;
-        (*d).avail = avail as *mut VirtqAvail;
-        (*d).used = used as *mut VirtqUsed;
+    {
+        // the pages are ours (physical = virtual), zeroed, for good.
+        let mut disk = DISK.lock();
+        disk.desc = desc as *mut VirtqDesc;
+        disk.avail = avail as *mut VirtqAvail;
+        disk.used = used as *mut VirtqUsed;
+        disk.dma = dma as *mut DiskDma;
         // all NUM descriptors start out unused.
-        (*d).free = [true; NUM];
+        disk.free = [true; NUM];
     }
 
     // tell device we're completely ready.
@@ -268,54 +290,44 @@ pub fn virtio_disk_init() {
     // plic.rs and trap.rs arrange for interrupts from VIRTIO0_IRQ.
 }
 
-/// Find a free descriptor, mark it non-free, return its index.
-unsafe fn alloc_desc(d: *mut Disk) -> Option<usize> {
-    // SAFETY: the caller holds vdisk_lock.
-    unsafe {
-        for i in 0..NUM {
-            if (*d).free[i] {
-                (*d).free[i] = false;
-                return Some(i);
-            }
-        }
+impl Disk {
+    /// Find a free descriptor, mark it non-free, return its index.
+    fn alloc_desc(&mut self) -> Option<usize> {
+        let i = self.free.iter().position(|&f| f)?;
+        self.free[i] = false;
+        Some(i)
     }
-    None
-}
 
-/// Mark a descriptor as free.
-unsafe fn free_desc(d: *mut Disk, i: usize) {
-    // SAFETY: the caller holds vdisk_lock; desc is the queue page.
-    unsafe {
+    /// Mark a descriptor as free.
+    fn free_desc(&mut self, i: usize) {
         if i >= NUM {
             panic!("free_desc 1");
         }
-        if (*d).free[i] {
+        if self.free[i] {
             panic!("free_desc 2");
         }
-        let desc = (*d).desc.add(i);
-        (*desc).addr = 0;
-        (*desc).len = 0;
-        (*desc).flags = 0;
-        (*desc).next = 0;
-        (*d).free[i] = true;
+        // SAFETY: desc is the descriptor page (a descriptor is allocated,
+        // so init has run) and i < NUM; descriptor i was ours.
+        unsafe {
+            let desc = self.desc.add(i);
+            (*desc).addr = 0;
+            (*desc).len = 0;
+            (*desc).flags = 0;
+            (*desc).next = 0;
+        }
+        self.free[i] = true;
+        wakeup(free_chan());
     }
-    wakeup(free_chan(d));
-}
 
-fn free_chan(d: *mut Disk) -> usize {
-    // SAFETY: only the address of a field.
-    unsafe { &raw const (*d).free as usize }
-}
-
-/// Free a chain of descriptors.
-unsafe fn free_chain(d: *mut Disk, mut i: usize) {
-    // SAFETY: the caller holds vdisk_lock.
-    unsafe {
+    /// Free a chain of descriptors.
+    fn free_chain(&mut self, mut i: usize) {
         loop {
-            let desc = (*d).desc.add(i);
-            let flag = (*desc).flags;
-            let nxt = (*desc).next as usize;
-            free_desc(d, i);
+            // SAFETY: as free_desc: i is an allocated descriptor.
+            let (flag, nxt) = unsafe {
+                let desc = self.desc.add(i);
+                ((*desc).flags, (*desc).next as usize)
+            };
+            self.free_desc(i);
             if flag & VRING_DESC_F_NEXT != 0 {
                 i = nxt;
             } else {
@@ -323,26 +335,24 @@ unsafe fn free_chain(d: *mut Disk, mut i: usize) {
             }
         }
     }
-}
 
-/// Allocate three descriptors (they need not be contiguous). Disk
-/// transfers always use three descriptors.
-unsafe fn alloc3_desc(d: *mut Disk) -> Option<[usize; 3]> {
-    let mut idx = [0usize; 3];
-    for i in 0..3 {
-        // SAFETY: the caller holds vdisk_lock.
-        match unsafe { alloc_desc(d) } {
-            Some(x) => idx[i] = x,
-            None => {
-                for &j in &idx[..i] {
-                    // SAFETY: as above.
-                    unsafe { free_desc(d, j) };
+    /// Allocate three descriptors (they need not be contiguous). Disk
+    /// transfers always use three descriptors.
+    fn alloc3_desc(&mut self) -> Option<[usize; 3]> {
+        let mut idx = [0usize; 3];
+        for i in 0..3 {
+            match self.alloc_desc() {
+                Some(x) => idx[i] = x,
+                None => {
+                    for &j in &idx[..i] {
+                        self.free_desc(j);
+                    }
+                    return None;
                 }
-                return None;
             }
         }
+        Some(idx)
     }
-    Some(idx)
 }
 
 /// Read (write = false) or write buffer `b` from/to its disk block, and
@@ -352,28 +362,31 @@ unsafe fn alloc3_desc(d: *mut Disk) -> Option<[usize; 3]> {
 /// `b` came from [`bread`](crate::bio::bread) and the caller still holds it
 /// (not yet passed to `brelse`). The caller holds its sleep-lock.
 pub unsafe fn virtio_disk_rw(b: *mut Buf, write: bool) {
-    let d = DISK.get();
-    // SAFETY: vdisk_lock guards the queue; the caller holds b's sleep lock,
+    // SAFETY: the caller holds b, so its block is fixed.
+    let sector = unsafe { (*b).blockno } as u64 * (BSIZE / 512) as u64;
+
+    let mut disk = DISK.lock();
+
+    // the spec's Section 5.2 says that legacy block operations use
+    // three descriptors: one for type/reserved/sector, one for the
+    // data, one for a 1-byte status result.
+
+    // allocate the three descriptors.
+    let idx = loop {
+        if let Some(idx) = disk.alloc3_desc() {
+            break idx;
+        }
+        disk = disk.sleep(free_chan());
+    };
+
+    // SAFETY: descriptors were allocated, so init has run and desc, avail
+    // and dma are the driver's pages; the three descriptors and dma entry
+    // idx[0] are ours until free_chain. The caller holds b's sleep lock,
     // and the device owns b->data while b->disk is set.
     unsafe {
-        let sector = (*b).blockno as u64 * (BSIZE / 512) as u64;
-
-        (*d).vdisk_lock.acquire();
-
-        // the spec's Section 5.2 says that legacy block operations use
-        // three descriptors: one for type/reserved/sector, one for the
-        // data, one for a 1-byte status result.
-
-        // allocate the three descriptors.
-        let idx = loop {
-            if let Some(idx) = alloc3_desc(d) {
-                break idx;
-            }
-            sleep(free_chan(d), &(*d).vdisk_lock);
-        };
-
+        let dma = disk.dma;
         // format the three descriptors.
-        let buf0 = &raw mut (*d).ops[idx[0]];
+        let buf0 = &raw mut (*dma).ops[idx[0]];
         (*buf0).typ = if write {
             VIRTIO_BLK_T_OUT // write the disk
         } else {
@@ -382,13 +395,13 @@ pub unsafe fn virtio_disk_rw(b: *mut Buf, write: bool) {
         (*buf0).reserved = 0;
         (*buf0).sector = sector;
 
-        let desc0 = (*d).desc.add(idx[0]);
+        let desc0 = disk.desc.add(idx[0]);
         (*desc0).addr = buf0 as u64;
         (*desc0).len = core::mem::size_of::<VirtioBlkReq>() as u32;
         (*desc0).flags = VRING_DESC_F_NEXT;
         (*desc0).next = idx[1] as u16;
 
-        let desc1 = (*d).desc.add(idx[1]);
+        let desc1 = disk.desc.add(idx[1]);
         (*desc1).addr = (&raw mut (*b).data) as u64;
         (*desc1).len = BSIZE as u32;
         (*desc1).flags = if write {
@@ -399,19 +412,20 @@ pub unsafe fn virtio_disk_rw(b: *mut Buf, write: bool) {
         (*desc1).flags |= VRING_DESC_F_NEXT;
         (*desc1).next = idx[2] as u16;
 
-        (*d).info[idx[0]].status = 0xff; // device writes 0 on success
-        let desc2 = (*d).desc.add(idx[2]);
-        (*desc2).addr = (&raw mut (*d).info[idx[0]].status) as u64;
+        let status = &raw mut (*dma).status[idx[0]];
+        write_volatile(status, 0xff); // device writes 0 on success
+        let desc2 = disk.desc.add(idx[2]);
+        (*desc2).addr = status as u64;
         (*desc2).len = 1;
         (*desc2).flags = VRING_DESC_F_WRITE; // device writes the status
         (*desc2).next = 0;
 
         // record struct buf for virtio_disk_intr().
-        (*b).disk = true;
-        (*d).info[idx[0]].b = b;
+        write_volatile(&raw mut (*b).disk, true);
+        disk.info[idx[0]].b = b;
 
         // tell the device the first index in our chain of descriptors.
-        let avail = (*d).avail;
+        let avail = disk.avail;
         let slot = (read_volatile(&raw const (*avail).idx) as usize) % NUM;
         write_volatile(&raw mut (*avail).ring[slot], idx[0] as u16);
 
@@ -427,57 +441,57 @@ pub unsafe fn virtio_disk_rw(b: *mut Buf, write: bool) {
 
         // Wait for virtio_disk_intr() to say request has finished.
         while read_volatile(&raw const (*b).disk) {
-            sleep(b as usize, &(*d).vdisk_lock);
+            disk = disk.sleep(b as usize);
         }
-
-        (*d).info[idx[0]].b = core::ptr::null_mut();
-        free_chain(d, idx[0]);
-
-        (*d).vdisk_lock.release();
     }
+
+    disk.info[idx[0]].b = core::ptr::null_mut();
+    disk.free_chain(idx[0]);
 }
 
 /// The disk's interrupt: mark finished requests done and wake their
 /// sleepers.
 pub fn virtio_disk_intr() {
-    let d = DISK.get();
-    // SAFETY: vdisk_lock guards the queue state.
+    let mut disk = DISK.lock();
+
+    // the device won't raise another interrupt until we tell it
+    // we've seen this interrupt, which the following line does.
+    // this may race with the device writing new entries to
+    // the "used" ring, in which case we may process the new
+    // completion entries in this interrupt, and have nothing to do
+    // in the next interrupt, which is harmless.
+    reg_write(
+        VIRTIO_MMIO_INTERRUPT_ACK,
+        reg_read(VIRTIO_MMIO_INTERRUPT_STATUS) & 0x3,
+    );
+
+    fence(Ordering::SeqCst);
+
+    // the device increments disk.used->idx when it
+    // adds an entry to the used ring.
+    let used = disk.used;
+    if used.is_null() {
+        return; // an interrupt before init: nothing is in flight.
+    }
+    // SAFETY: init has run, so used and dma are the driver's pages; an
+    // entry in the used ring names a chain virtio_disk_rw queued, whose
+    // info[id].b is a buffer its caller holds until we clear b->disk.
     unsafe {
-        (*d).vdisk_lock.acquire();
-
-        // the device won't raise another interrupt until we tell it
-        // we've seen this interrupt, which the following line does.
-        // this may race with the device writing new entries to
-        // the "used" ring, in which case we may process the new
-        // completion entries in this interrupt, and have nothing to do
-        // in the next interrupt, which is harmless.
-        reg_write(
-            VIRTIO_MMIO_INTERRUPT_ACK,
-            reg_read(VIRTIO_MMIO_INTERRUPT_STATUS) & 0x3,
-        );
-
-        fence(Ordering::SeqCst);
-
-        // the device increments disk.used->idx when it
-        // adds an entry to the used ring.
-        let used = (*d).used;
-        while (*d).used_idx != read_volatile(&raw const (*used).idx) {
+        while disk.used_idx != read_volatile(&raw const (*used).idx) {
             fence(Ordering::SeqCst);
             let id =
-                read_volatile(&raw const (*used).ring[(*d).used_idx as usize % NUM].id) as usize;
+                read_volatile(&raw const (*used).ring[disk.used_idx as usize % NUM].id) as usize;
             if id >= NUM {
                 panic!("virtio_disk_intr id");
             }
-            if read_volatile(&raw const (*d).info[id].status) != 0 {
+            if read_volatile(&raw const (*disk.dma).status[id]) != 0 {
                 panic!("virtio_disk_intr status");
             }
-            let b = (*d).info[id].b;
-            (*b).disk = false; // disk is done with buf
+            let b = disk.info[id].b;
+            write_volatile(&raw mut (*b).disk, false); // disk is done with buf
             wakeup(b as usize);
 
-            (*d).used_idx = (*d).used_idx.wrapping_add(1);
+            disk.used_idx = disk.used_idx.wrapping_add(1);
         }
-
-        (*d).vdisk_lock.release();
     }
 }
