@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use kinspect_rsp::{ConnectOptions, Error as RspError, RunState as RspRunState, Session, ThreadId};
 
-use super::{Control, Csr, GeneralRegs, Hart, Monitor, Result, RunState, Target, TargetError};
+use super::{
+    Control, Csr, GeneralRegs, Hart, Monitor, Outside, Result, RunState, Target, TargetError,
+};
 
 /// The `kind` of a software breakpoint (`Z0,addr,kind`): 4 bytes, an
 /// `ebreak` (QEMU's stub takes any kind for RISC-V).
@@ -39,6 +41,8 @@ pub struct QemuTarget {
     /// The machine's main RAM (`riscv_virt_board.ram`), from the same
     /// `info mtree -f` as `readable`.
     ram: Option<Range<u64>>,
+    /// On a `kinspect proxy`: its stop count at the last look.
+    proxy_stops: Option<u64>,
 }
 
 /// Turn a client error into the Target's words.
@@ -78,6 +82,7 @@ impl QemuTarget {
             threads: None,
             readable: None,
             ram: None,
+            proxy_stops: None,
         })
     }
 
@@ -356,6 +361,37 @@ impl Control for QemuTarget {
 
     fn detach(&mut self) -> Result<()> {
         self.session.close().map_err(target_error)
+    }
+
+    /// On a proxy, ask it (nothing reaches QEMU): another client's run is
+    /// joined, another client's stop (a gdb `stepi`) is reported.
+    fn outside(&mut self, wait: Duration) -> Result<Outside> {
+        if !self.session.on_proxy() {
+            return Ok(if self.resumed_elsewhere(wait)? {
+                self.resume()?;
+                Outside::Running
+            } else {
+                Outside::Nothing
+            });
+        }
+        let (state, stops) = self.session.proxy_stops().map_err(target_error)?;
+        let before = self.proxy_stops.replace(stops);
+        if state == RspRunState::Running {
+            self.session.join_run().map_err(target_error)?;
+            return Ok(Outside::Running);
+        }
+        Ok(match before {
+            Some(n) if n != stops => Outside::Stopped,
+            _ => Outside::Nothing,
+        })
+    }
+
+    fn shared(&self) -> bool {
+        self.session.on_proxy()
+    }
+
+    fn stopped_hart(&self) -> Option<Hart> {
+        self.session.last_stop_thread()?.hart()
     }
 }
 
