@@ -747,9 +747,10 @@ impl Session {
     }
 
     /// On a proxy: whether the machine runs (another client let it), and
-    /// how many times it has stopped since the proxy started (the reply is
-    /// `R;N` or `H;N`, then `;THREAD` of the last stop when there was
-    /// one). Answered by the proxy itself; the machine is not disturbed.
+    /// how many times it stopped without this connection being told (a
+    /// stop reply) since it last asked (the reply is `R;N` or `H;N`, then
+    /// `;THREAD` of the last stop when there was one). Answered by the
+    /// proxy itself; the machine is not disturbed.
     pub fn proxy_stops(&mut self) -> Result<(RunState, u64)> {
         let r = self.request_data(b"qkinspect.Stops")?;
         let bad = || Error::Protocol {

@@ -39,8 +39,8 @@
 //!   gets the stop reply, and so does every client that joined the run.
 //!   Clients that did not resume are not sent stop replies they did not
 //!   ask for; instead `qkinspect.Stops` (answered by the proxy, `R;N` or
-//!   `H;N`: running or halted, and N stops so far, then `;THREAD` of the
-//!   last stop) tells a client what
+//!   `H;N`: running or halted, and N stops the client was not told of
+//!   since it last asked, then `;THREAD` of the last stop) tells a client what
 //!   happened meanwhile, and `qkinspect.Wait` joins a run another client
 //!   started. The TUI uses both, so it shows every stop gdb causes.
 //!
@@ -129,6 +129,9 @@ struct Peer {
     c: Option<String>,
     /// Its `Qqemu.PhyMemMode`.
     phys: bool,
+    /// The machine's stop count when this client last heard of a stop
+    /// (was told one, or asked `qkinspect.Stops`).
+    seen: u64,
     /// Its breakpoints: the text after `Z`.
     breakpoints: Vec<String>,
 }
@@ -334,6 +337,7 @@ impl Proxy {
                         g: None,
                         c: None,
                         phys: false,
+                        seen: self.stops,
                         breakpoints: Vec::new(),
                     },
                 );
@@ -370,8 +374,10 @@ impl Proxy {
     /// selected from now on. `holds`: the stop is a pause for it alone.
     fn give_stop(&mut self, id: Id, stop: &[u8], holds: bool) {
         let thread = packet::stop_thread(stop);
+        let stops = self.stops;
         if let Some(p) = self.peers.get_mut(&id) {
             p.writer.send(stop);
+            p.seen = stops;
             p.waiting = false;
             p.holds = holds;
             if thread.is_some() {
@@ -390,7 +396,11 @@ impl Proxy {
                 } else {
                     'H'
                 };
-                let mut r = format!("{state};{:x}", self.stops);
+                let missed = self.peers.get(&id).map_or(0, |p| self.stops - p.seen);
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.seen = self.stops;
+                }
+                let mut r = format!("{state};{missed:x}");
                 if let Some(t) = self.last_stop.as_deref().and_then(packet::stop_thread) {
                     r = format!("{r};{t}");
                 }

@@ -41,8 +41,6 @@ pub struct QemuTarget {
     /// The machine's main RAM (`riscv_virt_board.ram`), from the same
     /// `info mtree -f` as `readable`.
     ram: Option<Range<u64>>,
-    /// On a `kinspect proxy`: its stop count at the last look.
-    proxy_stops: Option<u64>,
 }
 
 /// Turn a client error into the Target's words.
@@ -82,7 +80,6 @@ impl QemuTarget {
             threads: None,
             readable: None,
             ram: None,
-            proxy_stops: None,
         })
     }
 
@@ -374,15 +371,15 @@ impl Control for QemuTarget {
                 Outside::Nothing
             });
         }
-        let (state, stops) = self.session.proxy_stops().map_err(target_error)?;
-        let before = self.proxy_stops.replace(stops);
+        let (state, missed) = self.session.proxy_stops().map_err(target_error)?;
         if state == RspRunState::Running {
             self.session.join_run().map_err(target_error)?;
             return Ok(Outside::Running);
         }
-        Ok(match before {
-            Some(n) if n != stops => Outside::Stopped,
-            _ => Outside::Nothing,
+        Ok(if missed > 0 {
+            Outside::Stopped
+        } else {
+            Outside::Nothing
         })
     }
 
