@@ -89,6 +89,11 @@ impl QemuTarget {
         self.session.was_running()
     }
 
+    /// Whether the stub is a `kinspect proxy` shared with other clients.
+    pub fn on_proxy(&self) -> bool {
+        self.session.on_proxy()
+    }
+
     /// The protocol session, for what the Target trait does not cover
     /// (breakpoints, waiting for a stop, raw registers by name).
     pub fn session(&mut self) -> &mut Session {
