@@ -160,8 +160,10 @@ pub fn run() -> Result<()> {
     run_checked(&mut cmd, "kinspect launch")
 }
 
-/// gdb-multiarch with the kinspect views, attached to a QEMU gdb stub.
-pub fn gdb(port: u16) -> Result<()> {
+/// gdb-multiarch with the kinspect views, attached to a QEMU gdb stub,
+/// directly or (`proxy`) through `kinspect proxy --listen :PROXY`, which
+/// then also serves the TUI and kinspect commands on the same machine.
+pub fn gdb(port: u16, proxy: Option<u16>) -> Result<()> {
     deps::ensure(&[deps::GDB])?;
     let root = paths::root();
     let elf = paths::kernel_out().join("kernel.elf");
@@ -171,6 +173,30 @@ pub fn gdb(port: u16) -> Result<()> {
             elf.display()
         ));
     }
+    let mut server = None;
+    let target = match proxy {
+        None => format!("localhost:{port}"),
+        Some(p) => {
+            let mut build = cargo();
+            build.args(["build", "--quiet", "--release", "-p", "kinspect"]);
+            run_checked(&mut build, "cargo build -p kinspect")?;
+            let bin = paths::target_dir().join("release/kinspect");
+            // Its own process group: gdb's Ctrl-C in this terminal is
+            // for the guest, not for the proxy.
+            let child = std::os::unix::process::CommandExt::process_group(
+                Command::new(&bin).args(["--gdb", &format!("localhost:{port}")]),
+                0,
+            )
+            .args(["proxy", "--listen", &format!("127.0.0.1:{p}")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            server = Some(child);
+            eprintln!("xtask: kinspect proxy on :{p}; in another terminal:");
+            eprintln!("       kinspect --gdb :{p} attach");
+            format!("localhost:{p}")
+        }
+    };
     let mut cmd = Command::new("gdb-multiarch");
     cmd.arg("-q")
         .args(["-ex", "set architecture riscv:rv64"])
@@ -182,6 +208,17 @@ pub fn gdb(port: u16) -> Result<()> {
             root.join("gdb-scripts/kinspect.py").display()
         ))
         .arg("-ex")
-        .arg(format!("target remote localhost:{port}"));
-    run_checked(&mut cmd, "gdb-multiarch")
+        // The proxy may take a moment to listen.
+        .arg("set tcp connect-timeout 10")
+        .arg("-ex")
+        .arg(format!("target remote {target}"));
+    let r = run_checked(&mut cmd, "gdb-multiarch");
+    if let Some(mut child) = server {
+        // SIGTERM: the proxy removes what its clients left and lets go.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+    r
 }

@@ -56,6 +56,11 @@ enum Cmd {
         /// The gdb stub's TCP port.
         #[arg(long, default_value_t = 1234)]
         port: u16,
+        /// Go through `kinspect proxy` listening on this port, so that
+        /// `kinspect --gdb :PROXY attach` (and any kinspect command) shares
+        /// the machine with this gdb. The proxy ends with gdb.
+        #[arg(long, value_name = "PROXY")]
+        proxy: Option<u16>,
     },
     /// The main job: build the kernel and kinspect, boot the kernel under
     /// QEMU and open kinspect on it.
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Build => build::build_all().map(|_| ()),
         Cmd::Qemu { gdb, smp } => build::build_all().and_then(|out| build::qemu(&out, gdb, smp)),
-        Cmd::Gdb { port } => build::gdb(port),
+        Cmd::Gdb { port, proxy } => build::gdb(port, proxy),
         Cmd::Run => build::run(),
         Cmd::Xv6 { names } => xv6::build(&names),
         Cmd::Install { root } => install::install(root),

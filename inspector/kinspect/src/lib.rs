@@ -11,6 +11,7 @@ pub mod error;
 pub mod model;
 pub mod parse;
 pub mod postmortem;
+pub mod proxy;
 pub mod serve;
 pub mod session;
 pub mod snapshot;

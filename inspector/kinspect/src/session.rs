@@ -143,7 +143,10 @@ impl Session {
         if self.verbose {
             writeln!(warn, "kinspect: {}", t.path_line())?;
         } else if let Some(why) = t.fallback() {
-            writeln!(warn, "kinspect: memory through the gdb stub: {why}")?;
+            // Through `kinspect proxy` the stub is not QEMU: expected (docs/proxy.md).
+            if !t.stub_ref().on_proxy() {
+                writeln!(warn, "kinspect: memory through the gdb stub: {why}")?;
+            }
         }
         Ok(t)
     }

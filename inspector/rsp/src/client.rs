@@ -39,8 +39,9 @@ pub struct Client {
     conn: Transport,
     decoder: Decoder,
     timeout: Duration,
-    /// Stop replies that arrived while we waited for something else.
-    stops: VecDeque<StopReply>,
+    /// Stop replies that arrived while we waited for something else, and
+    /// their payloads as sent.
+    stops: VecDeque<(StopReply, Vec<u8>)>,
     last_sent: Vec<u8>,
     buf: Vec<u8>,
     /// Print every packet to stderr (`KINSPECT_RSP_TRACE=1`).
@@ -213,13 +214,26 @@ impl Client {
 
     /// A stop reply that arrived unasked, if any.
     pub fn take_stop(&mut self) -> Option<StopReply> {
-        self.stops.pop_front()
+        self.stops.pop_front().map(|(s, _)| s)
+    }
+
+    /// A stop reply that arrived unasked, as the stub sent it (a proxy
+    /// passes it on unchanged).
+    pub fn take_stop_raw(&mut self) -> Option<Vec<u8>> {
+        self.stops.pop_front().map(|(_, raw)| raw)
+    }
+
+    /// Ask for a damaged packet again (`-`), after [`Client::next_event_before`]
+    /// gave a bad one.
+    pub fn send_nack(&mut self) -> Result<()> {
+        self.log("->", b"-");
+        self.conn.write_all(b"-", "while asking for a resend")
     }
 
     /// Wait up to `timeout` for a stop reply (after a continue or an
     /// interrupt). `Ok(None)` when none came in time.
     pub fn wait_stop(&mut self, timeout: Duration) -> Result<Option<StopReply>> {
-        if let Some(s) = self.stops.pop_front() {
+        if let Some((s, _)) = self.stops.pop_front() {
             return Ok(Some(s));
         }
         self.check_in_step()?;
@@ -250,7 +264,7 @@ impl Client {
             packet: show(sent),
             why: e.to_string(),
         })?;
-        self.stops.push_back(stop);
+        self.stops.push_back((stop, p.to_vec()));
         Ok(())
     }
 

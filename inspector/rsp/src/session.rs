@@ -149,6 +149,8 @@ pub struct Session {
     finished: bool,
     /// We may have set `PhyMemMode` to 1 and not yet back to 0.
     phys_set: bool,
+    /// The thread named by the last stop reply (or the proxy's last stop).
+    last_stop_thread: Option<ThreadId>,
 }
 
 impl Session {
@@ -226,6 +228,7 @@ impl Session {
             exited,
             finished: false,
             phys_set: false,
+            last_stop_thread: None,
         };
         if let Some(why) = &session.exited {
             return Err(Error::Exited(why.clone()));
@@ -596,6 +599,12 @@ impl Session {
     fn note_stop(&mut self, stop: &StopReply) {
         self.selected = None;
         self.state = RunState::Halted;
+        if let StopReply::Signal {
+            thread: Some(t), ..
+        } = stop
+        {
+            self.last_stop_thread = Some(*t);
+        }
         if matches!(stop, StopReply::Exited(_) | StopReply::Terminated(_)) {
             self.exited = Some(format!("{stop:?}"));
         }
@@ -719,6 +728,63 @@ impl Session {
             }
             None => Ok(false),
         }
+    }
+
+    /// Whether the stub is a `kinspect proxy` (its `qSupported` reply
+    /// says `qkinspect.Stops+`): other clients share the machine, and
+    /// [`Session::proxy_stops`] and [`Session::join_run`] work.
+    pub fn on_proxy(&self) -> bool {
+        self.features
+            .raw
+            .split(';')
+            .any(|f| f == "qkinspect.Stops+")
+    }
+
+    /// The thread the last stop reply named (for a proxy, the last stop
+    /// any client caused, once [`Session::proxy_stops`] said so).
+    pub fn last_stop_thread(&self) -> Option<ThreadId> {
+        self.last_stop_thread
+    }
+
+    /// On a proxy: whether the machine runs (another client let it), and
+    /// how many times it stopped without this connection being told (a
+    /// stop reply) since it last asked (the reply is `R;N` or `H;N`, then
+    /// `;THREAD` of the last stop when there was one). Answered by the
+    /// proxy itself; the machine is not disturbed.
+    pub fn proxy_stops(&mut self) -> Result<(RunState, u64)> {
+        let r = self.request_data(b"qkinspect.Stops")?;
+        let bad = || Error::Protocol {
+            packet: "qkinspect.Stops".into(),
+            why: format!("expected R;N or H;N, got {:?}", show(&r)),
+        };
+        let mut fields = r.split(|&b| b == b';');
+        let state = match fields.next() {
+            Some(b"R") => RunState::Running,
+            Some(b"H") => RunState::Halted,
+            _ => return Err(bad()),
+        };
+        let count = fields
+            .next()
+            .and_then(|c| hex::decode_u64(c).ok())
+            .ok_or_else(bad)?;
+        if let Some(t) = fields.next().and_then(|t| ThreadId::parse(t).ok()) {
+            self.last_stop_thread = Some(t);
+        }
+        Ok((state, count))
+    }
+
+    /// On a proxy, while another client lets the machine run: wait for its
+    /// next stop as if we had resumed it ([`Session::wait_for_stop`]),
+    /// without sending anything to QEMU.
+    pub fn join_run(&mut self) -> Result<()> {
+        self.check_halted("wait for the machine")?;
+        self.client.request_no_reply(b"qkinspect.Wait")?;
+        self.selected = None;
+        self.state = RunState::Running;
+        if let Some(stop) = self.client.take_stop() {
+            self.note_stop(&stop);
+        }
+        Ok(())
     }
 
     /// Insert a software breakpoint (`Z0,addr,kind`; kind 4 for a 32-bit

@@ -1,6 +1,6 @@
 //! The commands, one module each: `satp`, `regs`, `maps`, `vmprint`,
 //! `translate`, `procs`, `check`, `snapshot`, `serve`, `attach`, `launch`,
-//! `report`, `watch`.
+//! `report`, `watch`, `diff`, `top`, `proxy`.
 //!
 //! A command module owns its arguments (`Args`, a `clap::Args` struct whose
 //! doc comment and `after_help` are the command's `--help`) and a [`Run`]
@@ -58,6 +58,7 @@ commands! {
     Top(top),
     Trace(trace),
     Blame(blame),
+    Proxy(proxy),
 }
 
 use std::io::Write;
@@ -510,7 +511,13 @@ mod tests {
         assert_eq!(needs("regs"), (target(true), true));
         assert_eq!(needs("report"), (target(true), true));
         assert_eq!(needs("snapshot -o x.kisnap"), (target(false), false));
-        for l in ["attach", "launch", "watch", "serve x.kisnap"] {
+        for l in [
+            "attach",
+            "launch",
+            "watch",
+            "serve x.kisnap",
+            "proxy --listen :0",
+        ] {
             assert_eq!(needs(l).0, Needs::Itself, "{l}");
         }
     }

@@ -199,6 +199,40 @@ pub trait Control {
     /// Let go of the machine as it is now (running or halted), removing
     /// the breakpoints this connection set. Later calls fail.
     fn detach(&mut self) -> Result<()>;
+    /// While halted: what happened outside this connection since the last
+    /// look. By default [`resumed_elsewhere`](Self::resumed_elsewhere),
+    /// and a guest found running is let run on (as after `resume`).
+    fn outside(&mut self, wait: Duration) -> Result<Outside> {
+        if self.resumed_elsewhere(wait)? {
+            self.resume()?;
+            Ok(Outside::Running)
+        } else {
+            Ok(Outside::Nothing)
+        }
+    }
+    /// The hart the last stop named (a breakpoint, a step by another
+    /// client of a proxy), when the backend knows.
+    fn stopped_hart(&self) -> Option<Hart> {
+        None
+    }
+    /// Whether other debuggers share the machine (`kinspect proxy`): then
+    /// leaving does not resume a machine they may have halted.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// What happened to a halted machine outside this connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// Nothing: it is halted as this connection left it.
+    Nothing,
+    /// Something let it run (QEMU's monitor `cont`, another client of a
+    /// proxy): this connection now waits for its stop, as after `resume`.
+    Running,
+    /// It ran and stopped again (another client of a proxy stepped it):
+    /// halted, but not where it was.
+    Stopped,
 }
 
 /// A QEMU monitor command (`info mem`, `gva2gpa`), its output as text.

@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use kinspect_rsp::{ConnectOptions, Error as RspError, RunState as RspRunState, Session, ThreadId};
 
-use super::{Control, Csr, GeneralRegs, Hart, Monitor, Result, RunState, Target, TargetError};
+use super::{
+    Control, Csr, GeneralRegs, Hart, Monitor, Outside, Result, RunState, Target, TargetError,
+};
 
 /// The `kind` of a software breakpoint (`Z0,addr,kind`): 4 bytes, an
 /// `ebreak` (QEMU's stub takes any kind for RISC-V).
@@ -85,6 +87,11 @@ impl QemuTarget {
     /// [`finish`](Self::finish))?
     pub fn was_running(&self) -> bool {
         self.session.was_running()
+    }
+
+    /// Whether the stub is a `kinspect proxy` shared with other clients.
+    pub fn on_proxy(&self) -> bool {
+        self.session.on_proxy()
     }
 
     /// The protocol session, for what the Target trait does not cover
@@ -356,6 +363,37 @@ impl Control for QemuTarget {
 
     fn detach(&mut self) -> Result<()> {
         self.session.close().map_err(target_error)
+    }
+
+    /// On a proxy, ask it (nothing reaches QEMU): another client's run is
+    /// joined, another client's stop (a gdb `stepi`) is reported.
+    fn outside(&mut self, wait: Duration) -> Result<Outside> {
+        if !self.session.on_proxy() {
+            return Ok(if self.resumed_elsewhere(wait)? {
+                self.resume()?;
+                Outside::Running
+            } else {
+                Outside::Nothing
+            });
+        }
+        let (state, missed) = self.session.proxy_stops().map_err(target_error)?;
+        if state == RspRunState::Running {
+            self.session.join_run().map_err(target_error)?;
+            return Ok(Outside::Running);
+        }
+        Ok(if missed > 0 {
+            Outside::Stopped
+        } else {
+            Outside::Nothing
+        })
+    }
+
+    fn shared(&self) -> bool {
+        self.session.on_proxy()
+    }
+
+    fn stopped_hart(&self) -> Option<Hart> {
+        self.session.last_stop_thread()?.hart()
     }
 }
 

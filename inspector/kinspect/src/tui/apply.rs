@@ -170,7 +170,8 @@ impl App {
                 format!("hart {hart} hit the breakpoint at {at}")
             }
             Event::StoppedOutside => {
-                "the guest was stopped outside kinspect (QEMU monitor `stop`?)".into()
+                "the guest was stopped outside kinspect (gdb through a proxy, QEMU monitor `stop`?)"
+                    .into()
             }
             Event::ResumedOutside => {
                 "the guest was resumed outside kinspect (QEMU monitor `cont`?)".into()

@@ -24,7 +24,7 @@ use kinspect_sv39::{Ram, Translation, Walk};
 use kinspect_symbols::Symbols;
 
 use super::snapshot::{is_lost, read_snapshot, Backtrace, Snapshot};
-use crate::target::{Control, Hart, RunState, Target, TargetError};
+use crate::target::{Control, Hart, Outside, RunState, Target, TargetError};
 
 /// How to leave the guest on quit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -542,6 +542,8 @@ impl Worker {
         }
         let r = match leave {
             Leave::Halted => t.control().map_or(Ok(()), |c| c.halt()),
+            // Others sharing the machine may have halted it: leave it be.
+            Leave::Running if t.control().is_some_and(|c| c.shared()) => Ok(()),
             Leave::Running | Leave::Kill => match t.run_state() {
                 Ok(RunState::Halted) => t.control().map_or(Ok(()), |c| c.resume()),
                 Ok(RunState::Running) => Ok(()),
@@ -553,25 +555,26 @@ impl Worker {
     }
 
     /// While halted: did something else let the guest run (QEMU's monitor
-    /// `cont`)? Then it runs on, and the status says so.
+    /// `cont`, another client of a proxy)? Then it runs on, and the status
+    /// says so. Did it run and stop again (gdb stepping through a proxy)?
+    /// Then the new state is read and shown.
     fn poll_halted(&mut self) -> Vec<Reply> {
         // Long enough for QEMU to stop the VM and answer on a busy
         // machine; a later answer is found by the next poll.
-        let resumed = match self.control_now() {
+        let outside = match self.control_now() {
             None => return Vec::new(),
-            Some(c) => c.resumed_elsewhere(Duration::from_millis(50)),
+            Some(c) => c.outside(Duration::from_millis(50)),
         };
-        match resumed {
-            Ok(false) => Vec::new(),
-            Ok(true) => {
-                let mut out = self.control("resume", |c| c.resume());
-                if out.is_empty() {
-                    self.state = RunState::Running;
-                    out.push(Reply::State(RunState::Running));
-                    out.push(Reply::Event(Event::ResumedOutside));
-                }
-                out
+        match outside {
+            Ok(Outside::Nothing) => Vec::new(),
+            Ok(Outside::Running) => {
+                self.state = RunState::Running;
+                vec![
+                    Reply::State(RunState::Running),
+                    Reply::Event(Event::ResumedOutside),
+                ]
             }
+            Ok(Outside::Stopped) => self.stopped(),
             Err(e) => self.fail("watching the guest", e),
         }
     }
@@ -591,31 +594,38 @@ impl Worker {
         };
         match stopped {
             Ok(RunState::Running) => Vec::new(),
-            Ok(RunState::Halted) => {
-                self.state = RunState::Halted;
-                let mut out = vec![Reply::State(RunState::Halted)];
-                let snap = self.snapshot();
-                // The hart that hit a breakpoint is the one to look at.
-                let hit = snap.iter().find_map(|r| match r {
-                    Reply::Snapshot(s) => s
-                        .harts
-                        .iter()
-                        .find(|h| self.breakpoints.contains(&h.regs.pc))
-                        .map(|h| (h.hart, h.regs.pc)),
-                    _ => None,
-                });
-                out.extend(snap);
-                match hit {
-                    Some((hart, pc)) => {
-                        out.push(Reply::SelectHart(hart));
-                        out.push(Reply::Event(Event::HitBreakpoint { hart, pc }));
-                    }
-                    None => out.push(Reply::Event(Event::StoppedOutside)),
-                }
-                out
-            }
+            Ok(RunState::Halted) => self.stopped(),
             Err(e) => self.fail("waiting for the guest", e),
         }
+    }
+
+    /// The guest stopped without our asking: read it, and say where.
+    fn stopped(&mut self) -> Vec<Reply> {
+        self.state = RunState::Halted;
+        let mut out = vec![Reply::State(RunState::Halted)];
+        let snap = self.snapshot();
+        // The hart that hit a breakpoint is the one to look at.
+        let hit = snap.iter().find_map(|r| match r {
+            Reply::Snapshot(s) => s
+                .harts
+                .iter()
+                .find(|h| self.breakpoints.contains(&h.regs.pc))
+                .map(|h| (h.hart, h.regs.pc)),
+            _ => None,
+        });
+        out.extend(snap);
+        match hit {
+            Some((hart, pc)) => {
+                out.push(Reply::SelectHart(hart));
+                out.push(Reply::Event(Event::HitBreakpoint { hart, pc }));
+            }
+            None => {
+                let hart = self.control_now().and_then(|c| c.stopped_hart());
+                out.extend(hart.map(Reply::SelectHart));
+                out.push(Reply::Event(Event::StoppedOutside));
+            }
+        }
+        out
     }
 
     /// The thread body: serve requests until `Finish` or the UI hangs up.
