@@ -62,26 +62,33 @@ fn report_after(kind: &str, console: &str) -> (Machine, Value, String) {
     m.wait_for_after(mark, console, WAIT);
     // The location line follows the whole message.
     let con = m.wait_for_after(mark, "    at src/", WAIT);
-    // Let panic() finish its bookkeeping.
-    std::thread::sleep(Duration::from_millis(300));
+    // panic() sets `panicked` just after printing the location: report
+    // until it has (a loaded host may run the guest slowly).
     let elf = kernel_elf();
-    let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
-        .args([
-            "--gdb",
-            &m.gdb_addr(),
-            "--elf",
-            elf.to_str().unwrap(),
-            "--json",
-            "report",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let r = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+            .args([
+                "--gdb",
+                &m.gdb_addr(),
+                "--elf",
+                elf.to_str().unwrap(),
+                "--json",
+                "report",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if r["panicked"] == 1 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "panicked never became 1: {r:#}");
+    };
     (m, r, con[mark..].to_string())
 }
 

@@ -143,10 +143,14 @@ fn pid_selectors_and_expressions_on_the_real_kernel() {
 fn a_running_process_is_on_the_hart_whose_satp_is_its_table() {
     let mut m = kinspect_testkit::Machine::start();
     m.wait_for("$ ", T);
+    let mark = m.console_len();
     m.send(b"usertests\n"); // busy for a long while: processes run on every hart
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    m.wait_for_after(mark, "usertests starting", T);
     let mut confirmed = 0;
-    for _ in 0..40 {
+    // Sample until three running processes were seen on their harts' tables
+    // (a loaded host runs the guest slowly, so by time, not by count).
+    let deadline = std::time::Instant::now() + T;
+    while std::time::Instant::now() < deadline {
         m.pause();
         let v = json(&m, &["procs"]);
         let kroot = json_u64(&v["kernel_pagetable"]).unwrap();

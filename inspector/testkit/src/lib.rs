@@ -259,10 +259,10 @@ impl Machine {
                 } else {
                     "timed out"
                 };
-                panic!(
-                    "{why} waiting for {needle:?} on the console; it printed:\n{}",
-                    String::from_utf8_lossy(&con.bytes)
-                );
+                let printed = String::from_utf8_lossy(&con.bytes).into_owned();
+                // Not while holding the lock: the console thread goes on.
+                drop(con);
+                panic!("{why} waiting for {needle:?} on the console; it printed:\n{printed}");
             }
             con = cv
                 .wait_timeout(con, deadline - now)
@@ -414,7 +414,9 @@ fn pump(mut stdout: impl Read, sink: Arc<(Mutex<Console>, Condvar)>) {
     loop {
         let n = stdout.read(&mut buf).unwrap_or(0);
         let (lock, cv) = &*sink;
-        let mut con = lock.lock().expect("console lock");
+        // A test that failed while holding the lock leaves it poisoned;
+        // the bytes are still worth keeping.
+        let mut con = lock.lock().unwrap_or_else(|e| e.into_inner());
         if n == 0 {
             con.closed = true;
             cv.notify_all();
