@@ -9,15 +9,15 @@
 use std::collections::HashMap;
 
 use kinspect_sv39::{PhysAddr, Pte, PteFlags, Ram, VirtAddr};
+use serde::Serialize;
+
+use super::owner::{perms, TableOf, Walked};
+use super::{va_in, Kernel, KernelState, PhysCache, PhysMap, Result};
 
 const R: PteFlags = PteFlags::R;
 const W: PteFlags = PteFlags::W;
 const X: PteFlags = PteFlags::X;
 const U: PteFlags = PteFlags::U;
-use serde::Serialize;
-
-use super::owner::{perms, TableOf, Walked};
-use super::{va_in, Kernel, KernelState, PhysCache, PhysMap, Result};
 
 /// How bad a finding is. `Error` makes `kinspect check` exit non-zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
