@@ -38,7 +38,7 @@ fn main() {
     let (bytes_per_s, walk_time, tables, entries) = {
         let mut t = QemuTarget::connect(&addr).expect("connecting to the stub");
         let satp = t.csr(0, Csr::Satp).expect("hart 0 satp");
-        let root = Satp(satp).root_pa();
+        let root = Satp(satp).root();
         let total: usize = 1 << 20;
         let mut buf = vec![0u8; 4096];
         // Warm up (the backend asks QEMU for the memory map once).

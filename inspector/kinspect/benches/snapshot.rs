@@ -44,7 +44,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("kinspect-snapbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ram = Ram {
-        base: 0x8000_0000,
+        base: kinspect_sv39::PhysAddr(0x8000_0000),
         size: 128 << 20,
     };
     let mut rows: Vec<(String, u64, Duration, Duration)> = Vec::new();

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use kinspect_sv39::{Pte, Ram};
+use kinspect_sv39::{PhysAddr, Pte, PteFlags, Ram, VirtAddr};
 use serde::Serialize;
 
 use crate::commands::read_kernel;
@@ -31,7 +31,7 @@ const MAX_PAGES: usize = 1 << 20;
 /// A mapped 4 KiB page (superpages are counted page by page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Page {
-    pa: u64,
+    pa: PhysAddr,
     pte: Pte,
 }
 
@@ -43,8 +43,8 @@ struct ProcView {
     state: ProcState,
     slot: usize,
     sz: Option<u64>,
-    root: u64,
-    pages: BTreeMap<u64, Page>,
+    root: PhysAddr,
+    pages: BTreeMap<VirtAddr, Page>,
     /// What was odd about the table (findings of the walk, too many
     /// pages), if anything.
     unreadable: Option<String>,
@@ -58,11 +58,11 @@ pub struct View {
 }
 
 /// The attribute bits compared: V R W X U G, and A D with `--ad`.
-fn attr_mask(ad: bool) -> u8 {
+fn attr_mask(ad: bool) -> PteFlags {
     if ad {
-        0xff
+        PteFlags::all()
     } else {
-        0x3f
+        PteFlags::all() - PteFlags::A - PteFlags::D
     }
 }
 
@@ -88,7 +88,7 @@ pub fn view(
             pages: BTreeMap::new(),
             unreadable: None,
         };
-        if p.pagetable != 0 {
+        if p.pagetable.0 != 0 {
             match kinspect_sv39::walk(&mut phys, p.pagetable, Kernel::limits(ram)) {
                 Ok(w) => {
                     if let Some(f) = w.findings.first() {
@@ -156,21 +156,18 @@ pub struct FieldChange {
 pub struct RangeChange {
     /// `added`, `removed` or `changed`.
     pub change: &'static str,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub va: u64,
+    pub va: VirtAddr,
     pub pages: u64,
     /// First page's PA before and after (`null` where unmapped).
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub pa_before: Option<u64>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub pa_after: Option<u64>,
+    pub pa_before: Option<PhysAddr>,
+    pub pa_after: Option<PhysAddr>,
     /// `rwxugad` letters before and after.
     pub perms_before: Option<String>,
     pub perms_after: Option<String>,
 }
 
 impl RangeChange {
-    pub fn end(&self) -> u64 {
+    pub fn end(&self) -> VirtAddr {
         self.va + self.pages * 4096
     }
 }
@@ -180,10 +177,8 @@ impl RangeChange {
 pub struct TableDiff {
     pub pid: i64,
     pub name: String,
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub root_before: Option<u64>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub root_after: Option<u64>,
+    pub root_before: Option<PhysAddr>,
+    pub root_after: Option<PhysAddr>,
     pub ranges: Vec<RangeChange>,
     pub pages_added: u64,
     pub pages_removed: u64,
@@ -207,7 +202,7 @@ fn perms(p: &Page) -> String {
     p.pte.attr_letters()
 }
 
-fn hex_opt(v: Option<u64>) -> String {
+fn hex_opt<T: std::fmt::LowerHex>(v: Option<T>) -> String {
     v.map(|x| format!("{x:#x}")).unwrap_or_else(|| "-".into())
 }
 
@@ -280,7 +275,10 @@ pub fn diff(before: &View, after: &View, ad: bool) -> Diff {
             .iter()
             .filter_map(|(side, p)| {
                 p.and_then(|p| p.unreadable.as_ref()).map(|why| {
-                    format!("{side}: the table at {:#x}: {why}", p.map_or(0, |p| p.root))
+                    format!(
+                        "{side}: the table at {:#x}: {why}",
+                        p.map_or(PhysAddr(0), |p| p.root)
+                    )
                 })
             })
             .collect();
@@ -317,8 +315,12 @@ pub fn diff(before: &View, after: &View, ad: bool) -> Diff {
 /// Page-by-page comparison, merged into ranges: consecutive VAs with the
 /// same kind of change, PAs that continue the run on each side, and the
 /// same permissions on each side.
-fn compare(b: &BTreeMap<u64, Page>, a: &BTreeMap<u64, Page>, mask: u8) -> Vec<RangeChange> {
-    let mut vas: Vec<u64> = b.keys().chain(a.keys()).copied().collect();
+fn compare(
+    b: &BTreeMap<VirtAddr, Page>,
+    a: &BTreeMap<VirtAddr, Page>,
+    mask: PteFlags,
+) -> Vec<RangeChange> {
+    let mut vas: Vec<VirtAddr> = b.keys().chain(a.keys()).copied().collect();
     vas.sort_unstable();
     vas.dedup();
     let mut out: Vec<RangeChange> = Vec::new();
@@ -328,7 +330,7 @@ fn compare(b: &BTreeMap<u64, Page>, a: &BTreeMap<u64, Page>, mask: u8) -> Vec<Ra
             (None, Some(_)) => "added",
             (Some(_), None) => "removed",
             (Some(x), Some(y))
-                if x.pa != y.pa || (x.pte.attr() & mask) != (y.pte.attr() & mask) =>
+                if x.pa != y.pa || (x.pte.flags() & mask) != (y.pte.flags() & mask) =>
             {
                 "changed"
             }
@@ -345,7 +347,7 @@ fn compare(b: &BTreeMap<u64, Page>, a: &BTreeMap<u64, Page>, mask: u8) -> Vec<Ra
         };
         if let Some(last) = out.last_mut() {
             let n = last.pages * 4096;
-            let continues = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            let continues = |x: Option<PhysAddr>, y: Option<PhysAddr>| match (x, y) {
                 (Some(x), Some(y)) => x + n == y,
                 (None, None) => true,
                 _ => false,
@@ -476,7 +478,7 @@ impl Diff {
                         s,
                         "    {mark} {:#012x}-{:#012x} {:<9} {what}",
                         r.va,
-                        r.end() - 1,
+                        r.end().0 - 1,
                         crate::words::count(r.pages as usize, "page", "pages"),
                     );
                 }
@@ -493,20 +495,29 @@ impl Diff {
 mod tests {
     use super::*;
 
-    fn page(pa: u64, attr: u64) -> Page {
+    fn page(pa: u64, flags: PteFlags) -> Page {
         Page {
-            pa,
-            pte: Pte(((pa >> 12) << 10) | attr),
+            pa: PhysAddr(pa),
+            pte: Pte::new(PhysAddr(pa), flags),
         }
     }
 
-    fn map(pages: &[(u64, u64, u64)]) -> BTreeMap<u64, Page> {
-        pages.iter().map(|&(va, pa, a)| (va, page(pa, a))).collect()
+    fn map(pages: &[(u64, u64, PteFlags)]) -> BTreeMap<VirtAddr, Page> {
+        pages
+            .iter()
+            .map(|&(va, pa, f)| (VirtAddr(va), page(pa, f)))
+            .collect()
     }
 
-    const RWU: u64 = 0x17; // V R W U
-    const RXU: u64 = 0x1b; // V R X U
-    const A: u64 = 0x40;
+    const RWU: PteFlags = PteFlags::V
+        .union(PteFlags::R)
+        .union(PteFlags::W)
+        .union(PteFlags::U);
+    const RXU: PteFlags = PteFlags::V
+        .union(PteFlags::R)
+        .union(PteFlags::X)
+        .union(PteFlags::U);
+    const A: PteFlags = PteFlags::A;
 
     #[test]
     fn runs_merge_only_where_va_pa_and_perms_continue() {
@@ -519,8 +530,11 @@ mod tests {
         ]);
         let r = compare(&b, &a, attr_mask(false));
         assert_eq!(r.len(), 2, "{r:?}");
-        assert_eq!((r[0].change, r[0].va, r[0].pages), ("added", 0x1000, 2));
-        assert_eq!((r[1].va, r[1].pages), (0x3000, 1));
+        assert_eq!(
+            (r[0].change, r[0].va, r[0].pages),
+            ("added", VirtAddr(0x1000), 2)
+        );
+        assert_eq!((r[1].va, r[1].pages), (VirtAddr(0x3000), 1));
     }
 
     #[test]
@@ -540,7 +554,7 @@ mod tests {
         let r = compare(&b, &a, attr_mask(false));
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(r[0].change, "changed");
-        assert_eq!(r[0].pa_after, Some(0x8500_0000));
+        assert_eq!(r[0].pa_after, Some(PhysAddr(0x8500_0000)));
         assert_eq!(r[1].change, "removed");
     }
 }

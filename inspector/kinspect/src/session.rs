@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kinspect_sv39::Ram;
+use kinspect_sv39::{PhysAddr, Ram};
 use kinspect_symbols::Symbols;
 
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ use crate::target::qemu::QemuTarget;
 pub const DEFAULT_ELF: &str = "target/kernel/kernel.elf";
 
 /// Physical address where QEMU `virt` RAM starts (xv6's KERNBASE).
-pub const RAM_BASE: u64 = 0x8000_0000;
+pub const RAM_BASE: PhysAddr = PhysAddr(0x8000_0000);
 
 /// The global options as the user gave them, before they are resolved.
 #[derive(Clone, Debug)]

@@ -13,6 +13,7 @@
 use std::path::Path;
 
 use kinspect_sv39::json::{hex, hex_opt};
+use kinspect_sv39::{PhysAddr, VirtAddr};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The file format's version; a reader refuses others.
@@ -271,10 +272,10 @@ impl Trace {
 /// (`None`: not mapped, or the table cannot be read).
 pub fn leaf_slot(
     phys: &mut crate::model::PhysCache<'_>,
-    table: u64,
-    va: u64,
+    table: PhysAddr,
+    va: VirtAddr,
     ram: kinspect_sv39::Ram,
-) -> Option<u64> {
+) -> Option<PhysAddr> {
     leaf(phys, table, va, ram).map(|(slot, _)| slot)
 }
 
@@ -282,10 +283,10 @@ pub fn leaf_slot(
 /// table rooted at `table`, when it is mapped.
 pub fn leaf(
     phys: &mut crate::model::PhysCache<'_>,
-    table: u64,
-    va: u64,
+    table: PhysAddr,
+    va: VirtAddr,
     ram: kinspect_sv39::Ram,
-) -> Option<(u64, u64)> {
+) -> Option<(PhysAddr, PhysAddr)> {
     let t = kinspect_sv39::translate(phys, table, va, ram).ok()?;
     let pa = t.pa()?;
     t.steps.last().map(|s| (s.pte_addr, pa))
@@ -317,7 +318,10 @@ pub fn explain_remap(
     let current = hart.and_then(|h| trace.in_progress(h));
     let before = current.map(|e| e.seq);
     let mut phys = crate::model::PhysCache::new(target);
-    let b = trace.blame(table, va, before, &mut |t| leaf_slot(&mut phys, t, va, ram));
+    // The recording and the diagnosis hold raw numbers; the walk is typed.
+    let b = trace.blame(table, va, before, &mut |t| {
+        leaf_slot(&mut phys, PhysAddr(t), VirtAddr(va), ram).map(|s| s.0)
+    });
     match b.mapped {
         Some(e) => d.facts.push(format!(
             "the existing mapping of {va:#x} was made by {} {}, {}: {} (it mapped {:#x}-{:#x} to {:#x} {}; trace event {} of {file})",
@@ -332,7 +336,7 @@ pub fn explain_remap(
             e.seq
         )),
         None => {
-            let pa_now = leaf(&mut phys, table, va, ram).map(|(_, pa)| pa);
+            let pa_now = leaf(&mut phys, PhysAddr(table), VirtAddr(va), ram).map(|(_, pa)| pa.0);
             match pa_now.and_then(|pa| trace.same_page(va, pa, before)) {
                 Some(e) => d.facts.push(format!(
                     "no call in the trace {file} mapped {va:#x} in this table: its entry was written some other way (a table copied entry by entry?) and holds the page that {} mapped in the table at {:#x} {}, {}: {} (trace event {})",

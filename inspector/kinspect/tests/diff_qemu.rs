@@ -72,7 +72,9 @@ fn parse_vmprint(listing: &str) -> Pages {
 
 /// The listing the kernel printed between `from` and the stop line.
 fn stop_listing(m: &Machine, from: usize, step: &str) -> (i64, Pages) {
-    let con = m.wait_for_after(from, &format!("vmsteps: {step} pid"), WAIT);
+    m.wait_for_after(from, &format!("vmsteps: {step} pid"), WAIT);
+    // The whole stop line: under load the pid can arrive after its prefix.
+    let con = m.wait_for_after(from, ", press Enter", WAIT);
     let con = con.replace('\r', "");
     let tail = &con[from.min(con.len())..];
     let start = tail.find("vmprint of pid ").expect("the kernel's vmprint");

@@ -67,7 +67,8 @@ fn the_c_fixtures_state_decodes_at_gccs_offsets() {
     assert_eq!(s.hart_of(2), Some(1));
     assert_eq!(s.procs[2].parent_slot, Some(1));
     let fl = k.free_list(&mut phys, Ram::default()).unwrap().unwrap();
-    assert_eq!(fl.pages, b.made.free);
+    let free: Vec<u64> = fl.pages.iter().map(|p| p.0).collect();
+    assert_eq!(free, b.made.free);
     assert_eq!(fl.problem, None);
 }
 
@@ -100,7 +101,7 @@ fn this_kernels_objects_are_found_by_name() {
     let s = k.read_state(&mut phys, Ram::default()).unwrap();
     assert_eq!(s.procs.len(), 64);
     assert!(s.procs.iter().all(|p| p.state == ProcState::Unused));
-    assert_eq!(s.kernel_pagetable, 0);
+    assert_eq!(s.kernel_pagetable.0, 0);
     assert_eq!(s.cpus.len(), 8);
     assert_eq!(s.kpagetable_field.as_deref(), Some("kpagetable"));
     assert_eq!(

@@ -78,7 +78,7 @@ fn regenerate_fixture() {
     let pages = rec.pages.clone();
     let opts = Options {
         ram: kinspect_sv39::Ram {
-            base: 0x8000_0000,
+            base: kinspect_sv39::PhysAddr(0x8000_0000),
             size: 128 << 20,
         },
         kernel: None,

@@ -19,9 +19,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::pte::{attr_letters, PteKind};
+use crate::pte::{PteFlags, PteKind};
 use crate::walk::Walk;
-use crate::{page_size, VA_BITS};
+use crate::{page_size, PhysAddr, VirtAddr, VA_BITS};
 
 /// QEMU's two header lines.
 pub const HEADER: &str = "vaddr            paddr            size             attr\n\
@@ -31,15 +31,14 @@ pub const HEADER: &str = "vaddr            paddr            size             att
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Range {
     /// Canonical (sign-extended) first virtual address.
-    #[serde(serialize_with = "crate::json::hex")]
-    pub va: u64,
-    #[serde(serialize_with = "crate::json::hex")]
-    pub pa: u64,
+    pub va: VirtAddr,
+    /// As QEMU computes it (`(pte >> 10) << 12`, see [`crate::Pte::raw_pa`]).
+    pub pa: PhysAddr,
     #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
-    /// QEMU's attr byte: V R W X U G A D in bits 0..7.
+    /// QEMU's attr byte: V R W X U G A D.
     #[serde(skip)]
-    pub attr: u8,
+    pub attr: PteFlags,
     /// The attr column, `rwxugad` with `-` for a clear bit.
     pub attrs: String,
 }
@@ -67,27 +66,28 @@ pub fn ranges(walk: &Walk) -> Vec<Range> {
     let mut pbase: u64 = u64::MAX;
     let mut last_paddr: u64 = u64::MAX;
     let mut last_size: u64 = 0;
-    let mut last_attr: u8 = 0;
+    let mut last_attr = PteFlags::empty();
     // `last_start` lives in each walk_pte call: one per table visit.
     let mut last_start: HashMap<usize, u64> = HashMap::new();
 
-    let emit = |out: &mut Vec<Range>, vbase: u64, pbase: u64, size: u64, attr: u8| {
+    let emit = |out: &mut Vec<Range>, vbase: u64, pbase: u64, size: u64, attr: PteFlags| {
         if vbase >= 1 << VA_BITS || size == 0 {
             return;
         }
         out.push(Range {
-            va: crate::va::canonical(vbase),
-            pa: pbase,
+            va: VirtAddr(vbase).canonical(),
+            pa: PhysAddr(pbase),
             size,
             attr,
-            attrs: attr_letters(attr),
+            attrs: attr.letters(),
         });
     };
 
     for e in walk.entries.iter().filter(|e| e.kind() == PteKind::Leaf) {
-        let start = e.va & va_mask;
-        let paddr = e.pte.raw_pa();
-        let attr = e.pte.attr();
+        // QEMU's arithmetic, kept on raw numbers: it wraps where QEMU's does.
+        let start = e.va.0 & va_mask;
+        let paddr = e.pte.raw_pa().0;
+        let attr = e.pte.flags();
         let frame_start = last_start.get(&e.visit).copied().unwrap_or(u64::MAX);
         if last_attr != attr
             || last_paddr.wrapping_add(last_size) != paddr

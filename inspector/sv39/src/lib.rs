@@ -14,9 +14,11 @@
 //!            (QEMU `info mem`)     (xv6 pgtbl lab)     (`translate --explain`)
 //! ```
 //!
+//! - [`addr`]: [`PhysAddr`] and [`VirtAddr`], so the two never mix.
 //! - [`satp`]: decode the satp CSR (mode, ASID, root page table).
-//! - [`pte`]: decode one page-table entry and flag reserved encodings.
-//! - [`va`]: virtual-address arithmetic: VPN indices, canonical sign extension.
+//! - [`pte`]: decode one page-table entry ([`PteFlags`] for its V R W X U G
+//!   A D bits) and flag reserved encodings.
+//! - [`va`]: [`VirtAddr`]'s Sv39 arithmetic: VPN indices, canonical sign extension.
 //! - [`walk`]: bounded walks over physical memory, with findings for
 //!   everything odd (cycles, shared tables, PTEs pointing outside RAM).
 //! - [`info_mem`] and [`vmprint`]: the two text views people already know.
@@ -24,6 +26,7 @@
 //!
 //! `docs/sv39.md` is the primer that explains the pictures behind all this.
 
+pub mod addr;
 pub mod info_mem;
 pub mod json;
 pub mod pte;
@@ -32,7 +35,8 @@ pub mod va;
 pub mod vmprint;
 pub mod walk;
 
-pub use pte::{Pte, PteKind, PteProblem};
+pub use addr::{PhysAddr, VirtAddr};
+pub use pte::{Pte, PteFlags, PteKind, PteProblem};
 pub use satp::{Satp, SatpMode};
 pub use walk::{
     translate, walk, Finding, Leaf, PhysRead, Ram, ReadError, Step, StepOutcome, Translation, Walk,

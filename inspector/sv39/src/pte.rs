@@ -12,17 +12,56 @@
 //! V=1 with any of R, W, X: a leaf that maps a page (4 KiB at level 0,
 //! a 2 MiB megapage at level 1, a 1 GiB gigapage at level 2).
 
+use bitflags::bitflags;
 use serde::Serialize;
 use std::fmt;
 
-pub const V: u64 = 1 << 0;
-pub const R: u64 = 1 << 1;
-pub const W: u64 = 1 << 2;
-pub const X: u64 = 1 << 3;
-pub const U: u64 = 1 << 4;
-pub const G: u64 = 1 << 5;
-pub const A: u64 = 1 << 6;
-pub const D: u64 = 1 << 7;
+use crate::PhysAddr;
+
+bitflags! {
+    /// The low 8 bits of a PTE: V R W X U G A D. QEMU's `info mem` calls
+    /// them the attr byte and compares all eight.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct PteFlags: u64 {
+        /// Valid.
+        const V = 1 << 0;
+        /// Readable.
+        const R = 1 << 1;
+        /// Writable.
+        const W = 1 << 2;
+        /// Executable.
+        const X = 1 << 3;
+        /// Accessible in user mode.
+        const U = 1 << 4;
+        /// Global (in every address space).
+        const G = 1 << 5;
+        /// Accessed.
+        const A = 1 << 6;
+        /// Dirty.
+        const D = 1 << 7;
+    }
+}
+
+impl PteFlags {
+    /// The flags and their `info mem` letters, in `rwxugad` order (V has none).
+    const LETTERS: [(PteFlags, char); 7] = [
+        (PteFlags::R, 'r'),
+        (PteFlags::W, 'w'),
+        (PteFlags::X, 'x'),
+        (PteFlags::U, 'u'),
+        (PteFlags::G, 'g'),
+        (PteFlags::A, 'a'),
+        (PteFlags::D, 'd'),
+    ];
+
+    /// Letters `rwxugad`, `-` for a clear flag: QEMU's `info mem` attr column.
+    pub fn letters(self) -> String {
+        PteFlags::LETTERS
+            .iter()
+            .map(|&(f, c)| if self.contains(f) { c } else { '-' })
+            .collect()
+    }
+}
 
 /// Bits 54..60: reserved for future standard use, must be zero.
 pub const RESERVED_MASK: u64 = 0x7f << 54;
@@ -107,27 +146,36 @@ impl Serialize for Pte {
 }
 
 impl Pte {
+    /// The entry mapping (or pointing at) `pa` with `flags`.
+    pub const fn new(pa: PhysAddr, flags: PteFlags) -> Pte {
+        Pte(((pa.0 >> 12) << 10) | flags.bits())
+    }
+
+    /// V, R, W, X, U, G, A and D.
+    pub const fn flags(self) -> PteFlags {
+        PteFlags::from_bits_truncate(self.0)
+    }
+
     pub fn valid(self) -> bool {
-        self.0 & V != 0
+        self.has(PteFlags::V)
     }
 
     pub fn kind(self) -> PteKind {
         if !self.valid() {
             PteKind::Invalid
-        } else if self.0 & (R | W | X) == 0 {
+        } else if !self
+            .flags()
+            .intersects(PteFlags::R | PteFlags::W | PteFlags::X)
+        {
             PteKind::Pointer
         } else {
             PteKind::Leaf
         }
     }
 
-    /// The low 8 bits V R W X U G A D, as QEMU compares them.
-    pub fn attr(self) -> u8 {
-        (self.0 & 0xff) as u8
-    }
-
-    pub fn has(self, bit: u64) -> bool {
-        self.0 & bit != 0
+    /// Whether every flag in `flags` is set.
+    pub fn has(self, flags: PteFlags) -> bool {
+        self.flags().contains(flags)
     }
 
     /// The two software bits (8..9).
@@ -156,19 +204,19 @@ impl Pte {
     }
 
     /// The physical address the entry names (next table, or page base).
-    pub fn pa(self) -> u64 {
-        self.ppn() << 12
+    pub fn pa(self) -> PhysAddr {
+        PhysAddr(self.ppn() << 12)
     }
 
     /// xv6's `PTE2PA(pte)`, `((pte) >> 10) << 12`, which QEMU's `info mem`
     /// also uses: high bits (PBMT, reserved) leak into the address.
-    pub fn raw_pa(self) -> u64 {
-        (self.0 >> 10) << 12
+    pub fn raw_pa(self) -> PhysAddr {
+        PhysAddr((self.0 >> 10) << 12)
     }
 
     /// Letters `rwxugad`, `-` for a clear bit: QEMU's `info mem` attr column.
     pub fn attr_letters(self) -> String {
-        attr_letters(self.attr())
+        self.flags().letters()
     }
 
     /// Everything reserved or faulting about this entry when found at `level`
@@ -178,7 +226,10 @@ impl Pte {
         match self.kind() {
             PteKind::Invalid => return p,
             PteKind::Pointer => {
-                if self.0 & (U | A | D) != 0 {
+                if self
+                    .flags()
+                    .intersects(PteFlags::U | PteFlags::A | PteFlags::D)
+                {
                     p.push(PteProblem::PointerWithUad);
                 }
                 if self.pbmt() != 0 || self.napot() {
@@ -189,7 +240,7 @@ impl Pte {
                 }
             }
             PteKind::Leaf => {
-                if self.has(W) && !self.has(R) {
+                if self.has(PteFlags::W) && !self.has(PteFlags::R) {
                     p.push(PteProblem::WriteWithoutRead);
                 }
                 if level > 0 && self.ppn() & ((1 << (9 * level)) - 1) != 0 {
@@ -209,38 +260,12 @@ impl Pte {
     }
 }
 
-/// `rwxugad` letters for QEMU's attr byte (V R W X U G A D in bits 0..7).
-pub fn attr_letters(attr: u8) -> String {
-    let bits = [
-        (R, 'r'),
-        (W, 'w'),
-        (X, 'x'),
-        (U, 'u'),
-        (G, 'g'),
-        (A, 'a'),
-        (D, 'd'),
-    ];
-    bits.iter()
-        .map(|&(b, c)| if attr as u64 & b != 0 { c } else { '-' })
-        .collect()
-}
-
 /// The flags of an entry as capital letters, `V R W X U G A D` order,
 /// for explanations: `"V R W - - - A D"`.
 pub fn flag_names(pte: Pte) -> String {
-    let bits = [
-        (V, 'V'),
-        (R, 'R'),
-        (W, 'W'),
-        (X, 'X'),
-        (U, 'U'),
-        (G, 'G'),
-        (A, 'A'),
-        (D, 'D'),
-    ];
-    bits.iter()
-        .map(|&(b, c)| if pte.has(b) { c } else { '-' })
-        .map(String::from)
+    PteFlags::all()
+        .iter_names()
+        .map(|(name, f)| if pte.has(f) { name } else { "-" })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -249,14 +274,23 @@ pub fn flag_names(pte: Pte) -> String {
 mod tests {
     use super::*;
 
-    fn pte(pa: u64, flags: u64) -> Pte {
-        Pte(((pa >> 12) << 10) | flags)
+    const V: PteFlags = PteFlags::V;
+    const R: PteFlags = PteFlags::R;
+    const W: PteFlags = PteFlags::W;
+    const X: PteFlags = PteFlags::X;
+    const U: PteFlags = PteFlags::U;
+    const G: PteFlags = PteFlags::G;
+    const A: PteFlags = PteFlags::A;
+    const D: PteFlags = PteFlags::D;
+
+    fn pte(pa: u64, flags: PteFlags) -> Pte {
+        Pte::new(PhysAddr(pa), flags)
     }
 
     #[test]
     fn classifies_kinds() {
         assert_eq!(Pte(0).kind(), PteKind::Invalid);
-        assert_eq!(Pte(R | W).kind(), PteKind::Invalid);
+        assert_eq!(Pte((R | W).bits()).kind(), PteKind::Invalid);
         assert_eq!(pte(0x8000_1000, V).kind(), PteKind::Pointer);
         assert_eq!(pte(0x8000_1000, V | X).kind(), PteKind::Leaf);
         assert_eq!(pte(0x8000_1000, V | R).kind(), PteKind::Leaf);
@@ -266,7 +300,7 @@ mod tests {
     fn decodes_the_xv6_example_entry() {
         // From the pgtbl lab's vmprint output.
         let p = Pte(0x0000000021fdac1f);
-        assert_eq!(p.pa(), 0x0000000087f6b000);
+        assert_eq!(p.pa(), PhysAddr(0x0000000087f6b000));
         assert_eq!(p.kind(), PteKind::Leaf);
         assert!(p.has(V) && p.has(R) && p.has(W) && p.has(X) && p.has(U));
         assert!(!p.has(G) && !p.has(A) && !p.has(D));
@@ -277,13 +311,13 @@ mod tests {
 
     #[test]
     fn decodes_high_bits() {
-        let p = Pte((1 << 63) | (2 << 61) | (1 << 54) | (3 << 8) | V | R);
+        let p = Pte((1 << 63) | (2 << 61) | (1 << 54) | (3 << 8) | (V | R).bits());
         assert!(p.napot());
         assert_eq!(p.pbmt(), 2);
         assert_eq!(p.rsw(), 3);
         assert_eq!(p.reserved(), 1 << 54);
         assert_eq!(p.ppn(), 0);
-        assert_eq!(p.raw_pa(), (p.0 >> 10) << 12);
+        assert_eq!(p.raw_pa(), PhysAddr((p.0 >> 10) << 12));
         assert_ne!(p.raw_pa(), p.pa());
     }
 
@@ -340,8 +374,10 @@ mod tests {
 
     #[test]
     fn attr_letters_cover_every_bit() {
-        assert_eq!(attr_letters(0xff), "rwxugad");
-        assert_eq!(attr_letters(0x01), "-------");
-        assert_eq!(attr_letters((V | R | X | A) as u8), "r-x--a-");
+        assert_eq!(PteFlags::all().letters(), "rwxugad");
+        assert_eq!(V.letters(), "-------");
+        assert_eq!((V | R | X | A).letters(), "r-x--a-");
+        assert_eq!(Pte(0xff).flags(), PteFlags::all());
+        assert_eq!(Pte(!0).flags(), PteFlags::all());
     }
 }

@@ -12,6 +12,8 @@
 use serde::Serialize;
 use std::fmt;
 
+use crate::PhysAddr;
+
 /// satp.MODE: the translation scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,13 +85,13 @@ impl Satp {
     }
 
     /// The root page table's physical address.
-    pub fn root_pa(self) -> u64 {
-        self.ppn() << 12
+    pub fn root(self) -> PhysAddr {
+        PhysAddr(self.ppn() << 12)
     }
 
     /// The satp value that selects Sv39 with this root table and ASID 0.
-    pub fn sv39(root_pa: u64) -> Satp {
-        Satp((8 << 60) | (root_pa >> 12))
+    pub fn sv39(root: PhysAddr) -> Satp {
+        Satp((8 << 60) | (root.0 >> 12))
     }
 }
 
@@ -103,7 +105,7 @@ mod tests {
         assert_eq!(s.mode(), SatpMode::Sv39);
         assert_eq!(s.asid(), 0);
         assert_eq!(s.ppn(), 0x87fff);
-        assert_eq!(s.root_pa(), 0x87ff_f000);
+        assert_eq!(s.root(), PhysAddr(0x87ff_f000));
     }
 
     #[test]
@@ -111,7 +113,7 @@ mod tests {
         let s = Satp((9 << 60) | (0xbeef << 44) | 0x1234);
         assert_eq!(s.mode(), SatpMode::Sv48);
         assert_eq!(s.asid(), 0xbeef);
-        assert_eq!(s.root_pa(), 0x123_4000);
+        assert_eq!(s.root(), PhysAddr(0x123_4000));
         assert_eq!(Satp(0).mode(), SatpMode::Bare);
         assert_eq!(Satp(10 << 60).mode(), SatpMode::Sv57);
     }
@@ -128,8 +130,8 @@ mod tests {
 
     #[test]
     fn sv39_constructor_round_trips() {
-        let s = Satp::sv39(0x8765_4000);
+        let s = Satp::sv39(PhysAddr(0x8765_4000));
         assert_eq!(s.mode(), SatpMode::Sv39);
-        assert_eq!(s.root_pa(), 0x8765_4000);
+        assert_eq!(s.root(), PhysAddr(0x8765_4000));
     }
 }

@@ -8,27 +8,29 @@
 //! └────────────┴──────────┴──────────┴──────────┴─────────────┘
 //! ```
 
-use crate::VA_BITS;
+use crate::{VirtAddr, VA_BITS};
 
-/// The 9-bit index into the table at `level` (2 = root).
-pub fn vpn(va: u64, level: usize) -> usize {
-    ((va >> (12 + 9 * level)) & 0x1ff) as usize
-}
-
-/// Sign-extend bit 38 into bits 63..39, as QEMU prints addresses of the
-/// upper half (`0000003fffffe000` becomes `ffffffffffffe000`).
-pub fn canonical(va: u64) -> u64 {
-    let low = va & ((1 << VA_BITS) - 1);
-    if low & (1 << (VA_BITS - 1)) != 0 {
-        low | !((1 << VA_BITS) - 1)
-    } else {
-        low
+impl VirtAddr {
+    /// The 9-bit index into the table at `level` (2 = root).
+    pub const fn vpn(self, level: usize) -> usize {
+        ((self.0 >> (12 + 9 * level)) & 0x1ff) as usize
     }
-}
 
-/// Whether the hardware accepts `va` at all: bits 63..39 equal bit 38.
-pub fn is_canonical(va: u64) -> bool {
-    canonical(va) == va
+    /// Sign-extend bit 38 into bits 63..39, as QEMU prints addresses of the
+    /// upper half (`0000003fffffe000` becomes `ffffffffffffe000`).
+    pub const fn canonical(self) -> VirtAddr {
+        let low = self.0 & ((1 << VA_BITS) - 1);
+        if low & (1 << (VA_BITS - 1)) != 0 {
+            VirtAddr(low | !((1 << VA_BITS) - 1))
+        } else {
+            VirtAddr(low)
+        }
+    }
+
+    /// Whether the hardware accepts the address at all: bits 63..39 equal bit 38.
+    pub const fn is_canonical(self) -> bool {
+        self.canonical().0 == self.0
+    }
 }
 
 #[cfg(test)]
@@ -37,21 +39,27 @@ mod tests {
 
     #[test]
     fn splits_indices() {
-        let va = (5u64 << 30) | (7 << 21) | (9 << 12) | 0x123;
-        assert_eq!(vpn(va, 2), 5);
-        assert_eq!(vpn(va, 1), 7);
-        assert_eq!(vpn(va, 0), 9);
+        let va = VirtAddr((5u64 << 30) | (7 << 21) | (9 << 12) | 0x123);
+        assert_eq!(va.vpn(2), 5);
+        assert_eq!(va.vpn(1), 7);
+        assert_eq!(va.vpn(0), 9);
     }
 
     #[test]
     fn trampoline_is_canonical_upper_half() {
-        let trampoline = (1u64 << 38) - 4096;
-        assert_eq!(canonical(trampoline), trampoline);
-        assert!(is_canonical(trampoline));
-        assert_eq!(canonical(0x3f_ffff_f000 | (1 << 38)), 0xffff_ffff_ffff_f000);
-        assert_eq!(canonical(0x40_0000_0000), 0xffff_ffc0_0000_0000);
-        assert!(!is_canonical(0x40_0000_0000));
-        assert!(is_canonical(0xffff_ffc0_0000_0000));
-        assert_eq!(vpn(0xffff_ffc0_0000_0000, 2), 256);
+        let trampoline = VirtAddr((1u64 << 38) - 4096);
+        assert_eq!(trampoline.canonical(), trampoline);
+        assert!(trampoline.is_canonical());
+        assert_eq!(
+            VirtAddr(0x3f_ffff_f000 | (1 << 38)).canonical(),
+            VirtAddr(0xffff_ffff_ffff_f000)
+        );
+        assert_eq!(
+            VirtAddr(0x40_0000_0000).canonical(),
+            VirtAddr(0xffff_ffc0_0000_0000)
+        );
+        assert!(!VirtAddr(0x40_0000_0000).is_canonical());
+        assert!(VirtAddr(0xffff_ffc0_0000_0000).is_canonical());
+        assert_eq!(VirtAddr(0xffff_ffc0_0000_0000).vpn(2), 256);
     }
 }

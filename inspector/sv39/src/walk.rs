@@ -19,8 +19,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::pte::{Pte, PteKind, PteProblem};
-use crate::va::{canonical, is_canonical, vpn};
-use crate::{page_size, ENTRIES, LEVELS, PAGE_SIZE};
+use crate::{page_size, PhysAddr, VirtAddr, ENTRIES, LEVELS, PAGE_SIZE};
 
 /// Why physical memory could not be read: `E` is the memory's own failure
 /// ([`PhysRead::Error`]), kept typed so the caller can report it as itself.
@@ -47,15 +46,14 @@ pub trait PhysRead {
     /// What stops a walk (a lost connection); walks return it unchanged.
     type Error;
     /// Fill all of `buf` from physical address `pa`, or fail.
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<Self::Error>>;
+    fn read(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), ReadError<Self::Error>>;
 }
 
 /// The physical range page tables may live in. Pointers elsewhere are
 /// findings, never followed. Leaves may map anything (devices too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Ram {
-    #[serde(serialize_with = "crate::json::hex")]
-    pub base: u64,
+    pub base: PhysAddr,
     #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
 }
@@ -64,7 +62,7 @@ impl Default for Ram {
     /// QEMU virt with `-m 128M`: [0x80000000, 0x88000000), xv6's KERNBASE..PHYSTOP.
     fn default() -> Self {
         Ram {
-            base: 0x8000_0000,
+            base: PhysAddr(0x8000_0000),
             size: 128 << 20,
         }
     }
@@ -72,16 +70,21 @@ impl Default for Ram {
 
 impl Ram {
     /// Whether the byte at `pa` lies inside RAM.
-    pub fn contains(&self, pa: u64) -> bool {
-        pa >= self.base && pa - self.base < self.size
+    pub fn contains(&self, pa: PhysAddr) -> bool {
+        pa.offset_from(self.base).is_some_and(|off| off < self.size)
     }
 
     /// Whether the whole page at `pa` lies inside RAM.
-    pub fn contains_page(&self, pa: u64) -> bool {
+    pub fn contains_page(&self, pa: PhysAddr) -> bool {
         match (pa.checked_add(PAGE_SIZE), self.base.checked_add(self.size)) {
             (Some(end), Some(ram_end)) => pa >= self.base && end <= ram_end,
             _ => false,
         }
+    }
+
+    /// The first address past RAM (saturating at the top of the space).
+    pub fn end(&self) -> PhysAddr {
+        PhysAddr(self.base.0.saturating_add(self.size))
     }
 }
 
@@ -111,12 +114,10 @@ pub struct WalkEntry {
     /// Index in its table, 0..511.
     pub index: usize,
     /// The first virtual address the entry covers, canonical.
-    #[serde(serialize_with = "crate::json::hex")]
-    pub va: u64,
+    pub va: VirtAddr,
     pub pte: Pte,
     /// The physical address of the table page holding the entry.
-    #[serde(serialize_with = "crate::json::hex")]
-    pub table: u64,
+    pub table: PhysAddr,
     /// Which visit of a table page this entry was read in (a table met
     /// twice has two visits); QEMU's `info mem` merges only within one.
     #[serde(skip)]
@@ -129,7 +130,7 @@ impl WalkEntry {
     }
 
     /// The physical address of the entry itself.
-    pub fn pte_addr(&self) -> u64 {
+    pub fn pte_addr(&self) -> PhysAddr {
         self.table + 8 * self.index as u64
     }
 }
@@ -137,10 +138,8 @@ impl WalkEntry {
 /// A mapped page (4 KiB, 2 MiB or 1 GiB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Leaf {
-    #[serde(serialize_with = "crate::json::hex")]
-    pub va: u64,
-    #[serde(serialize_with = "crate::json::hex")]
-    pub pa: u64,
+    pub va: VirtAddr,
+    pub pa: PhysAddr,
     #[serde(serialize_with = "crate::json::hex")]
     pub size: u64,
     pub level: usize,
@@ -154,39 +153,30 @@ pub enum Finding {
     /// A table (or the root) outside RAM: not followed.
     TableOutsideRam {
         level: usize,
-        #[serde(serialize_with = "crate::json::hex")]
-        va: u64,
-        #[serde(serialize_with = "crate::json::hex_opt")]
-        pte_addr: Option<u64>,
-        #[serde(serialize_with = "crate::json::hex")]
-        table: u64,
+        va: VirtAddr,
+        pte_addr: Option<PhysAddr>,
+        table: PhysAddr,
     },
     /// A table page that could not be read.
     Unreadable {
         level: usize,
-        #[serde(serialize_with = "crate::json::hex")]
-        table: u64,
+        table: PhysAddr,
         why: String,
     },
     /// A table page met again: `cycle` when it is one of the tables on the
     /// way down to it (it points at itself or an ancestor), else shared.
     TableSeenAgain {
         level: usize,
-        #[serde(serialize_with = "crate::json::hex")]
-        va: u64,
-        #[serde(serialize_with = "crate::json::hex")]
-        pte_addr: u64,
-        #[serde(serialize_with = "crate::json::hex")]
-        table: u64,
+        va: VirtAddr,
+        pte_addr: PhysAddr,
+        table: PhysAddr,
         cycle: bool,
     },
     /// A valid entry with a reserved or faulting encoding.
     Reserved {
         level: usize,
-        #[serde(serialize_with = "crate::json::hex")]
-        va: u64,
-        #[serde(serialize_with = "crate::json::hex")]
-        pte_addr: u64,
+        va: VirtAddr,
+        pte_addr: PhysAddr,
         pte: Pte,
         problem: PteProblem,
     },
@@ -245,13 +235,11 @@ impl fmt::Display for Finding {
 /// Everything a whole-tree walk saw.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Walk {
-    #[serde(serialize_with = "crate::json::hex")]
-    pub root: u64,
+    pub root: PhysAddr,
     pub entries: Vec<WalkEntry>,
     pub findings: Vec<Finding>,
     /// Distinct table pages read, in the order first read.
-    #[serde(serialize_with = "crate::json::hex_seq")]
-    pub tables: Vec<u64>,
+    pub tables: Vec<PhysAddr>,
 }
 
 impl Walk {
@@ -274,7 +262,7 @@ type Table = Box<[u64; ENTRIES]>;
 
 fn read_table<M: PhysRead + ?Sized>(
     mem: &mut M,
-    pa: u64,
+    pa: PhysAddr,
 ) -> Result<Result<Table, String>, M::Error> {
     let mut bytes = vec![0u8; PAGE_SIZE as usize];
     match mem.read(pa, &mut bytes) {
@@ -294,16 +282,16 @@ fn read_table<M: PhysRead + ?Sized>(
 struct Walker<'m, M: PhysRead + ?Sized> {
     mem: &'m mut M,
     limits: WalkLimits,
-    cache: HashMap<u64, Option<Table>>,
+    cache: HashMap<PhysAddr, Option<Table>>,
     visits: usize,
-    seen: HashSet<u64>,
+    seen: HashSet<PhysAddr>,
     out: Walk,
     stopped: bool,
 }
 
 impl<M: PhysRead + ?Sized> Walker<'_, M> {
     /// The table at `pa`, read once; `None` if unreadable (reported once).
-    fn table(&mut self, pa: u64, level: usize) -> Result<Option<Table>, M::Error> {
+    fn table(&mut self, pa: PhysAddr, level: usize) -> Result<Option<Table>, M::Error> {
         if let Some(t) = self.cache.get(&pa) {
             return Ok(t.clone());
         }
@@ -327,10 +315,10 @@ impl<M: PhysRead + ?Sized> Walker<'_, M> {
 
     fn visit(
         &mut self,
-        table_pa: u64,
+        table_pa: PhysAddr,
         level: usize,
-        va_base: u64,
-        path: &mut Vec<u64>,
+        va_base: VirtAddr,
+        path: &mut Vec<PhysAddr>,
     ) -> Result<(), M::Error> {
         let Some(table) = self.table(table_pa, level)? else {
             return Ok(());
@@ -352,7 +340,7 @@ impl<M: PhysRead + ?Sized> Walker<'_, M> {
                 }
                 break;
             }
-            let va = canonical(va_base + index as u64 * page_size(level));
+            let va = (va_base + index as u64 * page_size(level)).canonical();
             let entry = WalkEntry {
                 level,
                 index,
@@ -413,7 +401,7 @@ impl<M: PhysRead + ?Sized> Walker<'_, M> {
 /// itself is a [`Finding`] in the result.
 pub fn walk<M: PhysRead + ?Sized>(
     mem: &mut M,
-    root: u64,
+    root: PhysAddr,
     limits: WalkLimits,
 ) -> Result<Walk, M::Error> {
     let mut w = Walker {
@@ -431,14 +419,14 @@ pub fn walk<M: PhysRead + ?Sized>(
     if !limits.ram.contains_page(root) {
         w.out.findings.push(Finding::TableOutsideRam {
             level: LEVELS - 1,
-            va: 0,
+            va: VirtAddr(0),
             pte_addr: None,
             table: root,
         });
         return Ok(w.out);
     }
     w.seen.insert(root);
-    w.visit(root, LEVELS - 1, 0, &mut Vec::new())?;
+    w.visit(root, LEVELS - 1, VirtAddr(0), &mut Vec::new())?;
     Ok(w.out)
 }
 
@@ -447,12 +435,10 @@ pub fn walk<M: PhysRead + ?Sized>(
 pub struct Step {
     pub level: usize,
     /// The table page read at this level.
-    #[serde(serialize_with = "crate::json::hex")]
-    pub table: u64,
+    pub table: PhysAddr,
     /// VPN[level], the index into `table`.
     pub index: usize,
-    #[serde(serialize_with = "crate::json::hex")]
-    pub pte_addr: u64,
+    pub pte_addr: PhysAddr,
     /// The entry, `None` when its table could not be read.
     pub pte: Option<Pte>,
     pub kind: Option<PteKind>,
@@ -465,13 +451,10 @@ pub struct Step {
 pub enum StepOutcome {
     /// The address maps to `pa` through a leaf at `level`.
     Mapped {
-        #[serde(serialize_with = "crate::json::hex")]
-        pa: u64,
+        pa: PhysAddr,
         level: usize,
-        #[serde(serialize_with = "crate::json::hex")]
-        page_va: u64,
-        #[serde(serialize_with = "crate::json::hex")]
-        page_pa: u64,
+        page_va: VirtAddr,
+        page_pa: PhysAddr,
         #[serde(serialize_with = "crate::json::hex")]
         page_size: u64,
         pte: Pte,
@@ -484,17 +467,15 @@ pub enum StepOutcome {
 /// A translation of one virtual address, level by level.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Translation {
-    #[serde(serialize_with = "crate::json::hex")]
-    pub va: u64,
-    #[serde(serialize_with = "crate::json::hex")]
-    pub root: u64,
+    pub va: VirtAddr,
+    pub root: PhysAddr,
     pub steps: Vec<Step>,
     pub outcome: StepOutcome,
 }
 
 impl Translation {
     /// The physical address, when the address translates.
-    pub fn pa(&self) -> Option<u64> {
+    pub fn pa(&self) -> Option<PhysAddr> {
         match self.outcome {
             StepOutcome::Mapped { pa, .. } => Some(pa),
             StepOutcome::Fault { .. } => None,
@@ -507,8 +488,8 @@ impl Translation {
 /// only when the transport fails; a fault is an outcome.
 pub fn translate<M: PhysRead + ?Sized>(
     mem: &mut M,
-    root: u64,
-    va: u64,
+    root: PhysAddr,
+    va: VirtAddr,
     ram: Ram,
 ) -> Result<Translation, M::Error> {
     let mut steps = Vec::new();
@@ -518,7 +499,7 @@ pub fn translate<M: PhysRead + ?Sized>(
         steps,
         outcome: StepOutcome::Fault { level, reason },
     };
-    if !is_canonical(va) {
+    if !va.is_canonical() {
         return Ok(fault(
             steps,
             LEVELS - 1,
@@ -527,7 +508,7 @@ pub fn translate<M: PhysRead + ?Sized>(
     }
     let mut table = root;
     for level in (0..LEVELS).rev() {
-        let index = vpn(va, level);
+        let index = va.vpn(level);
         let pte_addr = table + 8 * index as u64;
         let mut step = Step {
             level,
@@ -577,13 +558,13 @@ pub fn translate<M: PhysRead + ?Sized>(
             PteKind::Pointer => table = pte.pa(),
             PteKind::Leaf => {
                 let size = page_size(level);
-                let page_va = va & !(size - 1);
+                let page_va = va.align_down(size);
                 return Ok(Translation {
                     va,
                     root,
                     steps,
                     outcome: StepOutcome::Mapped {
-                        pa: pte.pa() + (va & (size - 1)),
+                        pa: pte.pa() + va.offset_in(size),
                         level,
                         page_va,
                         page_pa: pte.pa(),

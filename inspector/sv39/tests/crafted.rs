@@ -9,30 +9,38 @@
 use std::collections::HashMap;
 
 use kinspect_sv39::info_mem;
-use kinspect_sv39::pte::{A, D, G, R, V, W, X};
 use kinspect_sv39::vmprint::{self, Label};
 use kinspect_sv39::{
-    translate, walk, Finding, PhysRead, PteProblem, Ram, ReadError, StepOutcome, WalkLimits,
+    translate, walk, Finding, PhysAddr, PhysRead, Pte, PteFlags, PteProblem, Ram, ReadError,
+    StepOutcome, VirtAddr, WalkLimits,
 };
+
+const V: PteFlags = PteFlags::V;
+const R: PteFlags = PteFlags::R;
+const W: PteFlags = PteFlags::W;
+const X: PteFlags = PteFlags::X;
+const G: PteFlags = PteFlags::G;
+const A: PteFlags = PteFlags::A;
+const D: PteFlags = PteFlags::D;
 
 /// Sparse physical memory; every page-table page read is counted.
 #[derive(Default)]
 struct Image {
-    words: HashMap<u64, u64>,
-    readable_pages: Vec<u64>,
-    reads: Vec<(u64, usize)>,
+    words: HashMap<PhysAddr, u64>,
+    readable_pages: Vec<PhysAddr>,
+    reads: Vec<(PhysAddr, usize)>,
     fail_fatally: bool,
 }
 
 impl Image {
-    fn set(&mut self, pa: u64, v: u64) {
+    fn set(&mut self, pa: PhysAddr, v: u64) {
         self.words.insert(pa, v);
-        let page = pa & !0xfff;
+        let page = pa.page_down();
         if !self.readable_pages.contains(&page) {
             self.readable_pages.push(page);
         }
     }
-    fn page(&mut self, pa: u64) {
+    fn page(&mut self, pa: PhysAddr) {
         if !self.readable_pages.contains(&pa) {
             self.readable_pages.push(pa);
         }
@@ -45,12 +53,12 @@ struct Lost;
 
 impl PhysRead for Image {
     type Error = Lost;
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<Lost>> {
+    fn read(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), ReadError<Lost>> {
         self.reads.push((pa, buf.len()));
         if self.fail_fatally {
             return Err(ReadError::Fatal(Lost));
         }
-        if !self.readable_pages.contains(&(pa & !0xfff)) {
+        if !self.readable_pages.contains(&pa.page_down()) {
             return Err(ReadError::Unreadable(format!("nothing at {pa:#x}")));
         }
         for (i, chunk) in buf.chunks_mut(8).enumerate() {
@@ -61,15 +69,15 @@ impl PhysRead for Image {
     }
 }
 
-fn pte(pa: u64, flags: u64) -> u64 {
-    ((pa >> 12) << 10) | flags
+fn pte(pa: PhysAddr, flags: PteFlags) -> u64 {
+    Pte::new(pa, flags).0
 }
 
-const ROOT: u64 = 0x8000_1000;
-const L1: u64 = 0x8000_2000;
-const TA: u64 = 0x8000_3000;
-const TB: u64 = 0x8000_4000;
-const TC: u64 = 0x8000_5000;
+const ROOT: PhysAddr = PhysAddr(0x8000_1000);
+const L1: PhysAddr = PhysAddr(0x8000_2000);
+const TA: PhysAddr = PhysAddr(0x8000_3000);
+const TB: PhysAddr = PhysAddr(0x8000_4000);
+const TC: PhysAddr = PhysAddr(0x8000_5000);
 
 /// The table written into QEMU for the golden below.
 fn qemu_experiment() -> Image {
@@ -79,35 +87,50 @@ fn qemu_experiment() -> Image {
     m.set(L1, pte(TA, V));
     m.set(L1 + 8, pte(TB, V));
     // a VA hole over contiguous PAs
-    m.set(TA, pte(0x8010_0000, f));
-    m.set(TA + 2 * 8, pte(0x8010_1000, f));
+    m.set(TA, pte(PhysAddr(0x8010_0000), f));
+    m.set(TA + 2 * 8, pte(PhysAddr(0x8010_1000), f));
     // contiguous across two level-0 tables
-    m.set(TA + 511 * 8, pte(0x8020_0000, f));
-    m.set(TB, pte(0x8020_1000, f));
+    m.set(TA + 511 * 8, pte(PhysAddr(0x8020_0000), f));
+    m.set(TB, pte(PhysAddr(0x8020_1000), f));
     // 4 KiB page then a contiguous megapage, then two more megapages
-    m.set(TB + 511 * 8, pte(0x803f_f000, f));
-    m.set(L1 + 2 * 8, pte(0x8040_0000, f));
-    m.set(L1 + 3 * 8, pte(0x8060_0000, f));
+    m.set(TB + 511 * 8, pte(PhysAddr(0x803f_f000), f));
+    m.set(L1 + 2 * 8, pte(PhysAddr(0x8040_0000), f));
+    m.set(L1 + 3 * 8, pte(PhysAddr(0x8060_0000), f));
     // megapage, then a pointer whose first leaf continues it
-    m.set(L1 + 4 * 8, pte(0x8080_0000, f));
+    m.set(L1 + 4 * 8, pte(PhysAddr(0x8080_0000), f));
     m.set(L1 + 5 * 8, pte(TC, V));
-    m.set(TC, pte(0x80a0_0000, f));
+    m.set(TC, pte(PhysAddr(0x80a0_0000), f));
     // attribute changes: D, then G
-    m.set(TC + 8, pte(0x80a0_1000, V | R | W | A));
-    m.set(TC + 2 * 8, pte(0x80a0_2000, V | R | W | A | G));
+    m.set(TC + 8, pte(PhysAddr(0x80a0_1000), V | R | W | A));
+    m.set(TC + 2 * 8, pte(PhysAddr(0x80a0_2000), V | R | W | A | G));
     // W without R; RSW bits (ignored by the merge)
-    m.set(TC + 3 * 8, pte(0x80a0_3000, V | W | A));
-    m.set(TC + 4 * 8, pte(0x80a0_4000, V | R | A) | (3 << 8));
-    m.set(TC + 5 * 8, pte(0x80a0_5000, V | R | A));
+    m.set(TC + 3 * 8, pte(PhysAddr(0x80a0_3000), V | W | A));
+    m.set(TC + 4 * 8, pte(PhysAddr(0x80a0_4000), V | R | A) | (3 << 8));
+    m.set(TC + 5 * 8, pte(PhysAddr(0x80a0_5000), V | R | A));
     // PBMT, a reserved bit, the N bit
-    m.set(TC + 7 * 8, pte(0x80a0_7000, V | R | A) | (1 << 61));
-    m.set(TC + 9 * 8, pte(0x80a0_9000, V | R | A) | (1 << 54));
-    m.set(TC + 11 * 8, pte(0x80a0_b000, V | R | A) | (1 << 63));
+    m.set(
+        TC + 7 * 8,
+        pte(PhysAddr(0x80a0_7000), V | R | A) | (1 << 61),
+    );
+    m.set(
+        TC + 9 * 8,
+        pte(PhysAddr(0x80a0_9000), V | R | A) | (1 << 54),
+    );
+    m.set(
+        TC + 11 * 8,
+        pte(PhysAddr(0x80a0_b000), V | R | A) | (1 << 63),
+    );
     // gigapages: aligned, misaligned, and two in the upper half
-    m.set(ROOT + 8, pte(0x4000_0000, V | R | X | A));
-    m.set(ROOT + 3 * 8, pte(0x8020_0000, V | R | X | A));
-    m.set(ROOT + 256 * 8, pte(0x8000_0000, V | R | W | X | A | D));
-    m.set(ROOT + 511 * 8, pte(0x8000_0000, V | R | W | X | A | D));
+    m.set(ROOT + 8, pte(PhysAddr(0x4000_0000), V | R | X | A));
+    m.set(ROOT + 3 * 8, pte(PhysAddr(0x8020_0000), V | R | X | A));
+    m.set(
+        ROOT + 256 * 8,
+        pte(PhysAddr(0x8000_0000), V | R | W | X | A | D),
+    );
+    m.set(
+        ROOT + 511 * 8,
+        pte(PhysAddr(0x8000_0000), V | R | W | X | A | D),
+    );
     m
 }
 
@@ -153,7 +176,7 @@ fn each_table_page_is_read_once_and_whole() {
 fn crafted_reserved_encodings_become_findings() {
     let mut m = qemu_experiment();
     let w = walk(&mut m, ROOT, WalkLimits::default()).unwrap();
-    let problems: Vec<(u64, PteProblem)> = w
+    let problems: Vec<(VirtAddr, PteProblem)> = w
         .findings
         .iter()
         .filter_map(|f| match f {
@@ -164,9 +187,15 @@ fn crafted_reserved_encodings_become_findings() {
     assert_eq!(
         problems,
         vec![
-            (0xa03000, PteProblem::WriteWithoutRead),
-            (0xa09000, PteProblem::ReservedBits { bits: 1 << 54 }),
-            (0xc000_0000, PteProblem::MisalignedSuperpage { level: 2 }),
+            (VirtAddr(0xa03000), PteProblem::WriteWithoutRead),
+            (
+                VirtAddr(0xa09000),
+                PteProblem::ReservedBits { bits: 1 << 54 }
+            ),
+            (
+                VirtAddr(0xc000_0000),
+                PteProblem::MisalignedSuperpage { level: 2 }
+            ),
         ]
     );
 }
@@ -174,13 +203,13 @@ fn crafted_reserved_encodings_become_findings() {
 #[test]
 fn vmprint_prints_xv6s_format_with_indices_or_vas() {
     let mut m = Image::default();
-    let root = 0x87f6_e000;
+    let root = PhysAddr(0x87f6_e000);
     m.set(root, 0x0000000021fda801);
-    m.set(0x87f6a000, 0x0000000021fda401);
-    m.set(0x87f69000, 0x0000000021fdac1f);
-    m.set(0x87f69000 + 8, 0x0000000021fda00f);
+    m.set(PhysAddr(0x87f6a000), 0x0000000021fda401);
+    m.set(PhysAddr(0x87f69000), 0x0000000021fdac1f);
+    m.set(PhysAddr(0x87f69000) + 8, 0x0000000021fda00f);
     m.set(root + 255 * 8, 0x0000000021fdb401);
-    m.page(0x87f6d000);
+    m.page(PhysAddr(0x87f6d000));
     let w = walk(&mut m, root, WalkLimits::default()).unwrap();
     // The pgtbl lab's own example.
     assert_eq!(
@@ -208,9 +237,12 @@ fn upper_half_vas_are_sign_extended() {
     let mut m = Image::default();
     m.set(ROOT + 256 * 8, pte(L1, V));
     m.set(L1 + 511 * 8, pte(TA, V));
-    m.set(TA + 511 * 8, pte(0x8000_7000, V | R | X | A));
+    m.set(TA + 511 * 8, pte(PhysAddr(0x8000_7000), V | R | X | A));
     let w = walk(&mut m, ROOT, WalkLimits::default()).unwrap();
-    assert_eq!(w.leaves().next().unwrap().va, 0xffff_ffc0_3fff_f000);
+    assert_eq!(
+        w.leaves().next().unwrap().va,
+        VirtAddr(0xffff_ffc0_3fff_f000)
+    );
     assert_eq!(
         vmprint::lines(&w, Label::Va)[1],
         " ..0xffffffc000000000: pte 0x0000000020000801 pa 0x0000000080002000"
@@ -250,7 +282,7 @@ fn a_table_shared_twice_is_reported_and_walked_from_the_copy() {
     let mut m = Image::default();
     m.set(ROOT, pte(L1, V));
     m.set(ROOT + 8, pte(L1, V));
-    m.set(L1, pte(0x8010_0000, V | R | W | A | D));
+    m.set(L1, pte(PhysAddr(0x8010_0000), V | R | W | A | D));
     let w = walk(&mut m, ROOT, WalkLimits::default()).unwrap();
     let shared: Vec<_> = w
         .findings
@@ -268,7 +300,7 @@ fn a_table_shared_twice_is_reported_and_walked_from_the_copy() {
         .collect();
     assert_eq!(shared.len(), 1, "{:?}", w.findings);
     assert_eq!(m.reads.len(), 2);
-    let vas: Vec<u64> = w.leaves().map(|l| l.va).collect();
+    let vas: Vec<u64> = w.leaves().map(|l| l.va.0).collect();
     assert_eq!(vas, vec![0, 0x4000_0000]);
     // Like QEMU: one range per table visit, even with the same PA.
     assert_eq!(info_mem::ranges(&w).len(), 2);
@@ -281,7 +313,7 @@ fn a_worst_case_tree_stops_at_the_entry_limit() {
     for i in 0..512 {
         m.set(ROOT + 8 * i, pte(L1, V));
         m.set(L1 + 8 * i, pte(TA, V));
-        m.set(TA + 8 * i, pte(0x8010_0000, V | R | A));
+        m.set(TA + 8 * i, pte(PhysAddr(0x8010_0000), V | R | A));
     }
     let limits = WalkLimits {
         max_entries: 10_000,
@@ -296,17 +328,17 @@ fn a_worst_case_tree_stops_at_the_entry_limit() {
 #[test]
 fn pointers_outside_ram_are_not_followed() {
     let mut m = Image::default();
-    m.set(ROOT, pte(0x1000_0000, V));
-    m.set(ROOT + 8, pte(0x8800_0000, V));
+    m.set(ROOT, pte(PhysAddr(0x1000_0000), V));
+    m.set(ROOT + 8, pte(PhysAddr(0x8800_0000), V));
     // The last page of RAM is fine.
-    m.set(ROOT + 16, pte(0x87ff_f000, V));
-    m.page(0x87ff_f000);
+    m.set(ROOT + 16, pte(PhysAddr(0x87ff_f000), V));
+    m.page(PhysAddr(0x87ff_f000));
     let w = walk(&mut m, ROOT, WalkLimits::default()).unwrap();
     let outside: Vec<u64> = w
         .findings
         .iter()
         .filter_map(|f| match f {
-            Finding::TableOutsideRam { table, .. } => Some(*table),
+            Finding::TableOutsideRam { table, .. } => Some(table.0),
             _ => None,
         })
         .collect();
@@ -314,10 +346,10 @@ fn pointers_outside_ram_are_not_followed() {
     assert_eq!(m.reads.len(), 2);
     // A bigger RAM parameter makes the second pointer legal.
     let ram = Ram {
-        base: 0x8000_0000,
+        base: PhysAddr(0x8000_0000),
         size: 256 << 20,
     };
-    m.page(0x8800_0000);
+    m.page(PhysAddr(0x8800_0000));
     let w = walk(
         &mut m,
         ROOT,
@@ -339,17 +371,17 @@ fn pointers_outside_ram_are_not_followed() {
 #[test]
 fn unreadable_tables_and_roots_are_findings_and_fatal_errors_are_errors() {
     let mut m = Image::default();
-    m.set(ROOT, pte(0x8050_0000, V)); // inside RAM, but never written
+    m.set(ROOT, pte(PhysAddr(0x8050_0000), V)); // inside RAM, but never written
     let w = walk(&mut m, ROOT, WalkLimits::default()).unwrap();
     assert!(matches!(
         w.findings[..],
         [Finding::Unreadable {
-            table: 0x8050_0000,
+            table: PhysAddr(0x8050_0000),
             level: 1,
             ..
         }]
     ));
-    let w = walk(&mut m, 0x1000, WalkLimits::default()).unwrap();
+    let w = walk(&mut m, PhysAddr(0x1000), WalkLimits::default()).unwrap();
     assert!(matches!(
         w.findings[..],
         [Finding::TableOutsideRam { pte_addr: None, .. }]
@@ -364,8 +396,8 @@ fn unreadable_tables_and_roots_are_findings_and_fatal_errors_are_errors() {
 #[test]
 fn translate_explains_each_level() {
     let mut m = qemu_experiment();
-    let t = translate(&mut m, ROOT, 0x2123, Ram::default()).unwrap();
-    assert_eq!(t.pa(), Some(0x8010_1123));
+    let t = translate(&mut m, ROOT, VirtAddr(0x2123), Ram::default()).unwrap();
+    assert_eq!(t.pa(), Some(PhysAddr(0x8010_1123)));
     assert_eq!(t.steps.len(), 3);
     assert_eq!(
         t.steps
@@ -375,8 +407,8 @@ fn translate_explains_each_level() {
         vec![(2, ROOT, 0), (1, L1, 0), (0, TA, 2)]
     );
     // Through a megapage.
-    let t = translate(&mut m, ROOT, 0x45_6789, Ram::default()).unwrap();
-    assert_eq!(t.pa(), Some(0x8045_6789));
+    let t = translate(&mut m, ROOT, VirtAddr(0x45_6789), Ram::default()).unwrap();
+    assert_eq!(t.pa(), Some(PhysAddr(0x8045_6789)));
     assert!(matches!(
         t.outcome,
         StepOutcome::Mapped {
@@ -386,14 +418,23 @@ fn translate_explains_each_level() {
         }
     ));
     // Through a gigapage in the upper half.
-    let t = translate(&mut m, ROOT, 0xffff_ffff_c000_1234, Ram::default()).unwrap();
-    assert_eq!(t.pa(), Some(0x8000_1234));
+    let t = translate(
+        &mut m,
+        ROOT,
+        VirtAddr(0xffff_ffff_c000_1234),
+        Ram::default(),
+    )
+    .unwrap();
+    assert_eq!(t.pa(), Some(PhysAddr(0x8000_1234)));
 }
 
 #[test]
 fn translate_reports_where_and_why_it_stopped() {
     let mut m = qemu_experiment();
-    let fault = |m: &mut Image, va| match translate(m, ROOT, va, Ram::default()).unwrap().outcome {
+    let fault = |m: &mut Image, va: u64| match translate(m, ROOT, VirtAddr(va), Ram::default())
+        .unwrap()
+        .outcome
+    {
         StepOutcome::Fault { level, reason } => (level, reason),
         o => panic!("{va:#x} translated: {o:?}"),
     };

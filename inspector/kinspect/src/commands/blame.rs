@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 
+use kinspect_sv39::{PhysAddr, VirtAddr};
 use serde::Serialize;
 
 use super::{parse_va, resolve_root, Ctx, Root, Run, Select};
@@ -48,8 +49,7 @@ impl Run for Args {
 /// `--json`.
 #[derive(Debug, Serialize)]
 struct BlameJson<'t> {
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    va: u64,
+    va: VirtAddr,
     table: Root,
     /// The last mapping of the page in the recording.
     mapped: Option<&'t Event>,
@@ -82,12 +82,14 @@ fn run(ctx: &mut Ctx<'_>, args: &Args) -> Result<()> {
     super::require_sv39(&root)?;
     let ram = ctx.ram;
     let mut phys = crate::model::PhysCache::new(ctx.target()?);
-    let mut slot_of = |table: u64| crate::trace::leaf_slot(&mut phys, table, va, ram);
-    let mapped_now = slot_of(root.root).is_some();
-    let b = trace.blame(root.root, va, None, &mut slot_of);
+    // The recording holds raw numbers (PTE addresses, VAs, PAs).
+    let mut slot_of =
+        |table: u64| crate::trace::leaf_slot(&mut phys, PhysAddr(table), va, ram).map(|s| s.0);
+    let mapped_now = slot_of(root.root.0).is_some();
+    let b = trace.blame(root.root.0, va.0, None, &mut slot_of);
     let copied_from = match b.mapped {
         None => crate::trace::leaf(&mut phys, root.root, va, ram)
-            .and_then(|(_, pa)| trace.same_page(va, pa, None)),
+            .and_then(|(_, pa)| trace.same_page(va.0, pa.0, None)),
         Some(_) => None,
     };
     drop(phys);

@@ -63,7 +63,7 @@ commands! {
 
 use std::io::Write;
 
-use kinspect_sv39::{Finding, Ram, Satp, SatpMode};
+use kinspect_sv39::{Finding, PhysAddr, Ram, Satp, SatpMode, VirtAddr};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -295,7 +295,7 @@ impl Ctx<'_> {
 
 /// Walk the page table at `root` over the target's physical memory, every
 /// level, bounded by the RAM the command was told about (`--ram-mib`).
-pub fn walk_root(ctx: &mut Ctx<'_>, root: u64) -> Result<kinspect_sv39::Walk> {
+pub fn walk_root(ctx: &mut Ctx<'_>, root: PhysAddr) -> Result<kinspect_sv39::Walk> {
     let limits = kinspect_sv39::WalkLimits {
         ram: ctx.ram,
         ..kinspect_sv39::WalkLimits::default()
@@ -313,8 +313,7 @@ pub struct Root {
     pub satp: Option<u64>,
     pub mode: SatpMode,
     /// The root page table's physical address.
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub root: u64,
+    pub root: PhysAddr,
     /// What the kernel says this table is (`--pid`, `--kernel`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
@@ -375,8 +374,8 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
         });
     }
     if let Some(text) = &select.root {
-        let root = parse_va(ctx, text)?;
-        if root % 4096 != 0 {
+        let root = PhysAddr(parse_addr(ctx, text)?);
+        if root.page_offset() != 0 {
             return Err(Error::BadInput(format!(
                 "--root {root:#x} is not page-aligned (a table page starts at a multiple of 0x1000)"
             )));
@@ -402,7 +401,7 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
         hart,
         satp: Some(value),
         mode: s.mode(),
-        root: s.root_pa(),
+        root: s.root(),
         table: None,
     })
 }
@@ -446,7 +445,13 @@ pub fn require_sv39(root: &Root) -> Result<()> {
 /// A virtual address argument: a number, or a symbol expression
 /// (`kernelvec`, `etext+0x10`, `proc[3].kstack`, `cpus[1].proc->pid`)
 /// evaluated over the target's kernel memory when an ELF is loaded.
-pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
+pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<VirtAddr> {
+    parse_addr(ctx, s).map(VirtAddr)
+}
+
+/// An address argument as the user typed it, before it is given a type:
+/// a number, or a symbol expression as for [`parse_va`].
+pub fn parse_addr(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
     if let Ok(v) = parse_u64(s) {
         return Ok(v);
     }
@@ -460,11 +465,13 @@ pub fn parse_va(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
         };
         let mut phys = PhysCache::new(target);
         // Addresses outside RAM (a kernel stack) go through kernel_pagetable.
+        // The global itself sits in RAM, linked at its physical address.
         let root = debug
             .global(&profile.kernel_pagetable)
             .ok()
-            .and_then(|g| phys.u64(g.addr).ok())
-            .filter(|r| *r != 0);
+            .and_then(|g| phys.u64(PhysAddr(g.addr)).ok())
+            .filter(|r| *r != 0)
+            .map(PhysAddr);
         let mut mem = model::KernelMemory::new(&mut phys, ram, root);
         let r = debug.eval_address(s, &mut mem);
         if let Some(fatal) = phys.fatal.take() {

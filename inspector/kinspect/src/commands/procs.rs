@@ -7,6 +7,7 @@
 //! through the page table each process runs on in the kernel (its own
 //! when the kernel has per-process kernel page tables).
 
+use kinspect_sv39::{PhysAddr, Satp, VirtAddr};
 use serde::Serialize;
 
 use super::{need_debug, read_kernel, Ctx};
@@ -55,25 +56,19 @@ pub struct ProcJson {
     pub ppid: Option<i64>,
     /// The hart whose `cpus[h].proc` is this slot.
     pub hart: Option<usize>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub kstack: u64,
+    pub kstack: VirtAddr,
     /// Through the kernel page table the process runs on; null: unmapped.
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub kstack_pa: Option<u64>,
+    pub kstack_pa: Option<PhysAddr>,
     /// The table `kstack_pa` was translated through.
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub kstack_table: u64,
+    pub kstack_table: PhysAddr,
     /// Whether the page below the kernel stack is unmapped, as it must be.
     pub guard_unmapped: bool,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub pagetable: u64,
+    pub pagetable: PhysAddr,
     /// The per-process kernel page table; null when the kernel has none.
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub kpagetable: Option<u64>,
+    pub kpagetable: Option<PhysAddr>,
     #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub sz: Option<u64>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub trapframe: Option<u64>,
+    pub trapframe: Option<PhysAddr>,
     #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub context_ra: Option<u64>,
     pub context_ra_symbol: Option<String>,
@@ -90,8 +85,7 @@ pub struct ProcJson {
 /// `--json` output of `procs`.
 #[derive(Debug, Serialize)]
 pub struct ProcsJson {
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub kernel_pagetable: u64,
+    pub kernel_pagetable: PhysAddr,
     /// The `struct proc` field holding the per-process kernel page
     /// table, null when the kernel has none.
     pub kpagetable_field: Option<String>,
@@ -144,7 +138,7 @@ pub fn symbolize(
     })
 }
 
-fn hex(v: Option<u64>) -> String {
+fn hex<T: std::fmt::LowerHex>(v: Option<T>) -> String {
     match v {
         Some(v) => format!("{v:#x}"),
         None => "-".into(),
@@ -307,7 +301,7 @@ pub fn kpt_warning(ctx: &mut Ctx<'_>, state: &KernelState) -> Result<Option<Stri
     let mut satps = Vec::new();
     for h in t.harts()? {
         if let Ok(v) = t.csr(h, crate::target::Csr::Satp) {
-            satps.push((h, v));
+            satps.push((h, Satp(v)));
         }
     }
     Ok(crate::model::kpt::unrecognised_note(

@@ -86,7 +86,7 @@ fn decode_csr(ctx: &Ctx<'_>, csr: Csr, v: u64) -> Option<String> {
                 "{} asid {} root {:#x}",
                 s.mode(),
                 s.asid(),
-                s.root_pa()
+                s.root()
             ))
         }
         Csr::Sepc | Csr::Mepc | Csr::Stvec => sym(if csr == Csr::Stvec { v & !3 } else { v }),

@@ -4,7 +4,7 @@
 //! hart's live satp. satp = MODE[63:60] ASID[59:44] PPN[43:0]; the root
 //! page table is at PPN << 12.
 
-use kinspect_sv39::{Satp, SatpMode};
+use kinspect_sv39::{PhysAddr, Satp, SatpMode};
 use serde::Serialize;
 
 use super::Ctx;
@@ -60,8 +60,7 @@ pub struct SatpJson {
     #[serde(serialize_with = "kinspect_sv39::json::hex")]
     pub ppn: u64,
     /// The root page table's physical address (ppn << 12).
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub root: u64,
+    pub root: PhysAddr,
 }
 
 fn decode(hart: Option<usize>, value: u64) -> SatpJson {
@@ -73,7 +72,7 @@ fn decode(hart: Option<usize>, value: u64) -> SatpJson {
         mode_bits: s.mode().bits(),
         asid: s.asid(),
         ppn: s.ppn(),
-        root: s.root_pa(),
+        root: s.root(),
     }
 }
 

@@ -91,8 +91,7 @@ pub struct TopProc {
     pub name: String,
     #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
     pub sz: Option<u64>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub pagetable: u64,
+    pub pagetable: kinspect_sv39::PhysAddr,
     /// `new`, `changed` or `same` since the previous frame.
     pub change: &'static str,
     /// The slot changed between the two reads of this frame.
@@ -104,8 +103,7 @@ pub struct TopProc {
 pub struct TopTable {
     pub pid: i64,
     pub name: String,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub root: u64,
+    pub root: kinspect_sv39::PhysAddr,
     /// Mapped user pages (leaves with U), 4 KiB each.
     pub user_pages: u64,
     /// Table pages of the walk.
@@ -369,13 +367,13 @@ fn read_frame(
                 .map(|w| {
                     let pages: u64 = w
                         .leaves()
-                        .filter(|l| l.pte.0 & kinspect_sv39::pte::U != 0)
+                        .filter(|l| l.pte.has(kinspect_sv39::PteFlags::U))
                         .map(|l| l.size / 4096)
                         .sum();
                     (pages, w.tables.len())
                 })
         };
-        if row.pagetable != 0 {
+        if row.pagetable.0 != 0 {
             let first = walk_once(t);
             let second = walk_once(t);
             if let Some((pages, tables)) = second.or(first) {

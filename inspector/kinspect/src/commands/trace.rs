@@ -146,7 +146,7 @@ impl Recorder<'_> {
             }
         };
         let root = match t.csr(hart, Csr::Satp) {
-            Ok(s) if Satp(s).mode() == SatpMode::Sv39 => Some(Satp(s).root_pa()),
+            Ok(s) if Satp(s).mode() == SatpMode::Sv39 => Some(Satp(s).root()),
             _ => None,
         };
         let etext = self.etext;
@@ -196,7 +196,7 @@ impl Recorder<'_> {
         match kind {
             Kind::Map => {
                 e.pa = Some(a(3));
-                let letters = kinspect_sv39::pte::attr_letters(a(4) as u8);
+                let letters = kinspect_sv39::PteFlags::from_bits_truncate(a(4)).letters();
                 e.perm = Some(letters.chars().take(4).collect());
             }
             Kind::Unmap => {

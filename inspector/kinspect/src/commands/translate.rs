@@ -7,8 +7,7 @@
 use std::io::Write;
 
 use kinspect_sv39::pte::flag_names;
-use kinspect_sv39::va::vpn;
-use kinspect_sv39::{translate, PteKind, SatpMode, StepOutcome, Translation};
+use kinspect_sv39::{translate, PhysAddr, PteKind, SatpMode, StepOutcome, Translation};
 use serde::Serialize;
 
 use super::{parse_va, read_kernel, require_sv39, resolve_root, Ctx, Root};
@@ -49,11 +48,9 @@ impl Run for Args {
 pub struct TranslateJson {
     #[serde(flatten)]
     pub root: Root,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub va: u64,
+    pub va: kinspect_sv39::VirtAddr,
     /// The physical address, null when the address does not translate.
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub pa: Option<u64>,
+    pub pa: Option<PhysAddr>,
     /// The walk: steps (level, table, index, pte_addr, pte, kind,
     /// problems) and outcome (mapped or fault with level and reason).
     pub translation: Option<Translation>,
@@ -68,7 +65,7 @@ pub struct TranslateJson {
 /// with debug info or the kernel's objects cannot be read (translation
 /// itself does not need them). The free list is walked only when nothing
 /// else claims the page.
-fn owner_of(ctx: &mut Ctx<'_>, pa: u64) -> Result<Vec<Owner>> {
+fn owner_of(ctx: &mut Ctx<'_>, pa: PhysAddr) -> Result<Vec<Owner>> {
     let Some(debug) = ctx.symbols else {
         return Ok(Vec::new());
     };
@@ -100,10 +97,10 @@ fn explain(ctx: &mut Ctx<'_>, root: &Root, t: &Translation) -> Result<()> {
     writeln!(
         w,
         "  VPN[2] = {}  VPN[1] = {}  VPN[0] = {}  offset = {:#05x}",
-        vpn(t.va, 2),
-        vpn(t.va, 1),
-        vpn(t.va, 0),
-        t.va & 0xfff
+        t.va.vpn(2),
+        t.va.vpn(1),
+        t.va.vpn(0),
+        t.va.page_offset()
     )?;
     for s in &t.steps {
         let head = format!(
@@ -156,7 +153,8 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
             return ctx.json(&TranslateJson {
                 root,
                 va,
-                pa: Some(va),
+                // Bare: the virtual address is the physical one.
+                pa: Some(PhysAddr(va.0)),
                 translation: None,
                 owner: Vec::new(),
             });
@@ -201,7 +199,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
         pa, page_size, pte, ..
     } = &t.outcome
     {
-        let sym = crate::symbolize::name(ctx.symbols, va)
+        let sym = crate::symbolize::name(ctx.symbols, va.0)
             .map(|s| format!(", {s}"))
             .unwrap_or_default();
         writeln!(

@@ -7,7 +7,7 @@
 //! ~34,000 entries, its top gigabyte a few dozen.
 
 use kinspect_sv39::vmprint::{self, Label};
-use kinspect_sv39::{Finding, WalkEntry};
+use kinspect_sv39::{Finding, VirtAddr, WalkEntry};
 use serde::Serialize;
 
 use super::{parse_va, require_sv39, resolve_root, walk_root, Ctx, Root};
@@ -73,10 +73,8 @@ pub struct VmprintJson {
 /// A virtual range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct VaRange {
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub start: u64,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub end: u64,
+    pub start: VirtAddr,
+    pub end: VirtAddr,
 }
 
 /// Parse `START-END` or `START..END`; each end a number or a symbol
@@ -105,7 +103,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va: bool, va_range: Option<&str>)
     let root = resolve_root(ctx, select)?;
     require_sv39(&root)?;
     let mut w = walk_root(ctx, root.root)?;
-    let (start, end) = range.map_or((0, u64::MAX), |r| (r.start, r.end));
+    let (start, end) = range.map_or((VirtAddr(0), VirtAddr(u64::MAX)), |r| (r.start, r.end));
     if ctx.json {
         w.entries.retain(|e| vmprint::meets(e, start, end));
         return ctx.json(&VmprintJson {

@@ -8,12 +8,16 @@
 
 use std::collections::HashMap;
 
-use kinspect_sv39::pte::{R, U, W, X};
-use kinspect_sv39::{Pte, Ram};
+use kinspect_sv39::{PhysAddr, Pte, PteFlags, Ram, VirtAddr};
 use serde::Serialize;
 
 use super::owner::{perms, TableOf, Walked};
 use super::{va_in, Kernel, KernelState, PhysCache, PhysMap, Result};
+
+const R: PteFlags = PteFlags::R;
+const W: PteFlags = PteFlags::W;
+const X: PteFlags = PteFlags::X;
+const U: PteFlags = PteFlags::U;
 
 /// How bad a finding is. `Error` makes `kinspect check` exit non-zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -127,21 +131,24 @@ impl Out {
 
 /// Consecutive 4 KiB leaves `(va, pa, flags)`, sorted by VA, as ranges:
 /// `0x2000000-0x2010000 -> 0x2000000 rw-- (16 pages)`.
-fn ranges(leaves: &[(u64, u64, u64)]) -> Vec<String> {
+fn ranges(leaves: &[(VirtAddr, PhysAddr, PteFlags)]) -> Vec<String> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < leaves.len() {
         let (va, pa, flags) = leaves[i];
         let mut n = 1u64;
         while let Some(&(v, p, f)) = leaves.get(i + n as usize) {
-            if v != va + n * 4096 || p != pa + n * 4096 || f != flags {
+            if v.0 != va.0.wrapping_add(n * 4096)
+                || p.0 != pa.0.wrapping_add(n * 4096)
+                || f != flags
+            {
                 break;
             }
             n += 1;
         }
         out.push(format!(
             "{va:#x}-{:#x} -> {pa:#x} {} ({})",
-            va + n * 4096,
+            va.0.wrapping_add(n * 4096),
             letters(flags),
             crate::words::count(n as usize, "page", "pages")
         ));
@@ -151,7 +158,7 @@ fn ranges(leaves: &[(u64, u64, u64)]) -> Vec<String> {
 }
 
 /// (pid, va, pte) of a user page.
-type UserMapping = (i64, u64, Pte);
+type UserMapping = (i64, VirtAddr, Pte);
 
 /// Differences listed per table before the rest is counted.
 const MAX_DIFFS: usize = 8;
@@ -222,7 +229,7 @@ pub fn run(
     // kstack-mapped, guard-unmapped
     for p in state.live() {
         let ks = kernel.kstack(phys, state, p, ram)?;
-        let table = if p.kpagetable.is_some_and(|k| k != 0) {
+        let table = if p.kpagetable.is_some_and(|k| k.0 != 0) {
             format!("its kernel page table {:#x}", ks.table)
         } else {
             format!("kernel_pagetable {:#x}", ks.table)
@@ -271,11 +278,18 @@ pub fn run(
     }
 
     // trampoline
-    let tramp_pa = kernel.syms.global("trampoline").ok().map(|g| g.addr);
+    // The kernel image is linked at its physical address (the direct map).
+    let tramp_pa = kernel
+        .syms
+        .global("trampoline")
+        .ok()
+        .map(|g| PhysAddr(g.addr));
+    let trampoline = VirtAddr(prof.trampoline);
+    let trapframe = VirtAddr(prof.trapframe);
     for w in &map.walks {
         let object = format!("{} {:#x}", w.of, w.root);
         let owner = owner_of(state, &w.of);
-        match leaf_at(w, prof.trampoline) {
+        match leaf_at(w, trampoline) {
             None => out.push_for(
                 owner,
                 Severity::Error,
@@ -315,9 +329,9 @@ pub fn run(
         }) else {
             continue;
         };
-        let tf = p.trapframe.unwrap_or(0);
+        let tf = p.trapframe.unwrap_or_default();
         let object = format!("{} TRAPFRAME {:#x}", who(p), prof.trapframe);
-        match leaf_at(w, prof.trapframe) {
+        match leaf_at(w, trapframe) {
             None => out.push_for(
                 Some(p),
                 Severity::Error,
@@ -345,10 +359,10 @@ pub fn run(
     }
 
     // kpt-equals-kernel
-    let mirror_limit = prof.user_mirror_limit();
+    let mirror_limit = VirtAddr(prof.user_mirror_limit());
     if let Some(kw) = map.walk_of(TableOf::Kernel) {
         let kernel_leaves = leaf_map(kw);
-        let kstacks: std::collections::HashSet<u64> =
+        let kstacks: std::collections::HashSet<VirtAddr> =
             state.procs.iter().map(|p| p.kstack).collect();
         for p in state.live() {
             let of = TableOf::ProcKernel {
@@ -483,7 +497,7 @@ pub fn run(
         stats.free_bytes = fl.pages.len() as u64 * 4096;
         stats.nfree = fl.nfree;
         if let Some(end) = kernel.syms.global("end").ok().map(|g| g.addr) {
-            let top = ram.base.saturating_add(ram.size);
+            let top = ram.end().0;
             stats.managed_pages = Some(top.saturating_sub((end + 4095) & !4095) / 4096);
         }
         if let Some(problem) = &fl.problem {
@@ -529,7 +543,7 @@ pub fn run(
     }
 
     // user-shared, user-wx
-    let mut users: HashMap<u64, Vec<UserMapping>> = HashMap::new();
+    let mut users: HashMap<PhysAddr, Vec<UserMapping>> = HashMap::new();
     for w in &map.walks {
         let TableOf::User { pid, .. } = w.of else {
             continue;
@@ -592,7 +606,7 @@ pub fn run(
             );
         }
     }
-    let mut shared: Vec<(u64, Vec<UserMapping>)> = users
+    let mut shared: Vec<(PhysAddr, Vec<UserMapping>)> = users
         .into_iter()
         .filter(|(_, v)| {
             let mut pids: Vec<i64> = v.iter().map(|x| x.0).collect();
@@ -630,22 +644,23 @@ pub fn run(
 }
 
 /// The leaf mapping `va` in a walked table: (pa of va, pte).
-fn leaf_at(w: &Walked, va: u64) -> Option<(u64, Pte)> {
-    w.walk
-        .leaves()
-        .find(|l| va >= l.va && va - l.va < l.size)
-        .map(|l| (l.pa + (va - l.va), l.pte))
+fn leaf_at(w: &Walked, va: VirtAddr) -> Option<(PhysAddr, Pte)> {
+    w.walk.leaves().find_map(|l| {
+        let off = va.offset_from(l.va).filter(|off| *off < l.size)?;
+        Some((l.pa + off, l.pte))
+    })
 }
 
 /// Leaves by va: (pa, size, permission bits R W X U G). A and D are
 /// left out: the hardware sets them as it goes.
-fn leaf_map(w: &Walked) -> HashMap<u64, (u64, u64, u64)> {
+fn leaf_map(w: &Walked) -> HashMap<VirtAddr, (PhysAddr, u64, PteFlags)> {
+    let perms = R | W | X | U | PteFlags::G;
     w.walk
         .leaves()
-        .map(|l| (l.va, (l.pa, l.size, l.pte.0 & 0x3e)))
+        .map(|l| (l.va, (l.pa, l.size, l.pte.flags() & perms)))
         .collect()
 }
 
-fn letters(flags: u64) -> String {
-    perms(Pte(flags))
+fn letters(flags: PteFlags) -> String {
+    perms(Pte(flags.bits()))
 }

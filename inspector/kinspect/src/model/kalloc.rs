@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use kinspect_sv39::Ram;
+use kinspect_sv39::{PhysAddr, Ram};
 use kinspect_symbols::TypeKind;
 use serde::Serialize;
 
@@ -21,21 +21,33 @@ const DUMP_AFTER: usize = 64;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FreeListProblem {
     /// Link number `index` (0 = the head) points outside RAM.
-    OutsideRam { index: usize, addr: u64, from: u64 },
+    OutsideRam {
+        index: usize,
+        addr: PhysAddr,
+        from: PhysAddr,
+    },
     /// It is not page-aligned.
-    Unaligned { index: usize, addr: u64, from: u64 },
+    Unaligned {
+        index: usize,
+        addr: PhysAddr,
+        from: PhysAddr,
+    },
     /// It points to a page already on the list: a cycle.
-    Cycle { index: usize, addr: u64, from: u64 },
+    Cycle {
+        index: usize,
+        addr: PhysAddr,
+        from: PhysAddr,
+    },
     /// The page could not be read.
-    Unreadable { index: usize, addr: u64 },
+    Unreadable { index: usize, addr: PhysAddr },
     /// More links than RAM has pages.
     TooLong { limit: usize },
 }
 
 impl std::fmt::Display for FreeListProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let from = |from: &u64| {
-            if *from == 0 {
+        let from = |from: &PhysAddr| {
+            if from.0 == 0 {
                 "kmem.freelist".to_string()
             } else {
                 format!("the free page {from:#x}")
@@ -82,10 +94,11 @@ impl std::fmt::Display for FreeListProblem {
 /// The free list as walked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FreeList {
-    /// `kmem.freelist`.
-    pub head: u64,
+    /// `kmem.freelist` (a page kalloc hands out: its pointer is its
+    /// physical address).
+    pub head: PhysAddr,
     /// The free pages in list order, up to where the walk stopped.
-    pub pages: Vec<u64>,
+    pub pages: Vec<PhysAddr>,
     pub problem: Option<FreeListProblem>,
     /// The kernel's own count, when `kmem` keeps one (`nfree`).
     pub nfree: Option<u64>,
@@ -128,21 +141,21 @@ impl Kernel<'_> {
         let head = kmem
             .field(&self.profile.freelist)
             .and_then(|v| v.as_u64())
+            .map(PhysAddr)
             .map_err(|e| ModelError::Kernel(format!("`kmem`: {e}")))?;
         let nfree = super::state::opt_u64(&kmem, "nfree");
         let limit = (ram.size / 4096) as usize + 1;
         let mut pages = Vec::new();
         let mut seen = HashSet::new();
         let mut problem = None;
-        let (mut at, mut from) = (head, 0u64);
-        while at != 0 {
+        let (mut at, mut from) = (head, PhysAddr(0));
+        while at.0 != 0 {
             let index = pages.len();
             if index >= limit {
                 problem = Some(FreeListProblem::TooLong { limit });
                 break;
             }
-            let ram_end = ram.base.saturating_add(ram.size);
-            if at < ram.base || at >= ram_end {
+            if !ram.contains(at) {
                 problem = Some(FreeListProblem::OutsideRam {
                     index,
                     addr: at,
@@ -150,7 +163,7 @@ impl Kernel<'_> {
                 });
                 break;
             }
-            if at % 4096 != 0 {
+            if at.page_offset() != 0 {
                 problem = Some(FreeListProblem::Unaligned {
                     index,
                     addr: at,
@@ -181,7 +194,7 @@ impl Kernel<'_> {
                 Err(Some(e)) => return Err(ModelError::Target(e)),
             }
             from = at;
-            at = u64::from_le_bytes(b);
+            at = PhysAddr(u64::from_le_bytes(b));
         }
         Ok(Some(FreeList {
             head,

@@ -19,7 +19,7 @@
 //!
 //! `--kpt-field NAME` overrides both; `--kpt-field none` says there is none.
 
-use kinspect_sv39::{translate, Ram, StepOutcome};
+use kinspect_sv39::{translate, PhysAddr, Ram, StepOutcome, VirtAddr};
 use kinspect_symbols::{Symbols, TypeId, TypeKind, Value};
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ use super::state::ProcState;
 
 /// KERNBASE: where every xv6-riscv kernel's text starts, identity-mapped
 /// in `kernel_pagetable` and in every per-process copy of it.
-pub const KERNBASE: u64 = 0x8000_0000;
+pub const KERNBASE: VirtAddr = VirtAddr(0x8000_0000);
 
 /// How the per-process kernel page-table field was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -86,7 +86,7 @@ impl KptDetection {
 
 /// The warning for harts running on a table nobody owns while no
 /// per-process field was recognised (`unexplained`: hart, root).
-pub fn unrecognised_note(d: &KptDetection, unexplained: &[(usize, u64)]) -> Option<String> {
+pub fn unrecognised_note(d: &KptDetection, unexplained: &[(usize, PhysAddr)]) -> Option<String> {
     if d.field.is_some() || unexplained.is_empty() {
         return None;
     }
@@ -177,9 +177,14 @@ pub fn candidates(syms: &Symbols, proc_ty: TypeId, hints: &[String]) -> Vec<Stri
 
 /// Where `va` leads through the table at `root`: the physical page, or
 /// `None` when it does not translate (or the table is unreadable).
-fn page_through(phys: &mut PhysCache<'_>, root: u64, va: u64, ram: Ram) -> Option<u64> {
+fn page_through(
+    phys: &mut PhysCache<'_>,
+    root: PhysAddr,
+    va: VirtAddr,
+    ram: Ram,
+) -> Option<PhysAddr> {
     match translate(phys, root, va, ram).ok()?.outcome {
-        StepOutcome::Mapped { pa, .. } => Some(pa & !0xfff),
+        StepOutcome::Mapped { pa, .. } => Some(pa.page_down()),
         StepOutcome::Fault { .. } => None,
     }
 }
@@ -188,11 +193,11 @@ fn page_through(phys: &mut PhysCache<'_>, root: u64, va: u64, ram: Ram) -> Optio
 /// when it is one.
 pub fn not_a_kernel_table(
     phys: &mut PhysCache<'_>,
-    root: u64,
-    kernel_pagetable: u64,
+    root: PhysAddr,
+    kernel_pagetable: PhysAddr,
     ram: Ram,
 ) -> Option<String> {
-    if root & 0xfff != 0 {
+    if root.page_offset() != 0 {
         return Some(format!("{root:#x} is not page-aligned"));
     }
     if !ram.contains_page(root) {
@@ -217,7 +222,7 @@ pub fn not_a_kernel_table(
 pub fn confirm(
     phys: &mut PhysCache<'_>,
     ram: Ram,
-    kernel_pagetable: u64,
+    kernel_pagetable: PhysAddr,
     items: &[Value],
     candidates: Vec<String>,
 ) -> KptDetection {
@@ -235,10 +240,11 @@ pub fn confirm(
         .collect();
     let mut unset = Vec::new();
     for c in &candidates {
-        let roots: Vec<u64> = live
+        let roots: Vec<PhysAddr> = live
             .iter()
             .filter_map(|v| super::state::opt_u64(v, c))
             .filter(|r| *r != 0)
+            .map(PhysAddr)
             .take(super::MAX_CONFIRM)
             .collect();
         if roots.is_empty() {
@@ -307,7 +313,7 @@ mod tests {
     #[test]
     fn an_unplaced_hart_is_only_news_when_no_field_was_found() {
         let none = det(None, None, &["kernelpt_root"]);
-        let note = unrecognised_note(&none, &[(1, 0x87f72000)]).expect("a warning");
+        let note = unrecognised_note(&none, &[(1, PhysAddr(0x87f72000))]).expect("a warning");
         assert!(
             note.starts_with("hart 1 on 0x87f72000 a page table that is neither"),
             "{note}"
@@ -321,10 +327,13 @@ mod tests {
             Some(KptHow::Memory),
             &["kernelpt_root"],
         );
-        assert_eq!(unrecognised_note(&found, &[(1, 0x87f72000)]), None);
+        assert_eq!(
+            unrecognised_note(&found, &[(1, PhysAddr(0x87f72000))]),
+            None
+        );
         // No candidate at all: say that the type search found none.
         let empty = det(None, None, &[]);
-        let note = unrecognised_note(&empty, &[(0, 0x1000)]).expect("a warning");
+        let note = unrecognised_note(&empty, &[(0, PhysAddr(0x1000))]).expect("a warning");
         assert!(
             note.contains("no member of struct proc has the page-table type"),
             "{note}"

@@ -21,7 +21,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use kinspect_sv39::{translate, PhysRead, Ram, ReadError, StepOutcome};
+use kinspect_sv39::{translate, PhysAddr, PhysRead, Ram, ReadError, StepOutcome, VirtAddr};
 use kinspect_symbols::{Memory, MemoryError};
 
 use crate::target::{Target, TargetError};
@@ -35,7 +35,7 @@ const PAGE: u64 = 4096;
 /// command can report it with its own exit code.
 pub struct PhysCache<'t> {
     target: &'t mut dyn Target,
-    pages: HashMap<u64, Option<Box<[u8]>>>,
+    pages: HashMap<PhysAddr, Option<Box<[u8]>>>,
     /// The first transport failure, if any.
     pub fatal: Option<TargetError>,
     /// Pages read from the target (for measurements).
@@ -46,7 +46,7 @@ pub struct PhysCache<'t> {
 
 /// RAM saved by QEMU's `pmemsave` into a file on this machine.
 struct RamDump {
-    base: u64,
+    base: PhysAddr,
     size: u64,
     file: File,
     path: PathBuf,
@@ -74,7 +74,7 @@ impl<'t> PhysCache<'t> {
     /// many small reads cost no round trips. Tried once; `false` when the
     /// target has no monitor, QEMU is on another machine, or the dump does
     /// not match what the stub reads at `check_pa` (8 bytes).
-    pub fn try_ram_dump(&mut self, ram: Ram, check_pa: u64) -> bool {
+    pub fn try_ram_dump(&mut self, ram: Ram, check_pa: PhysAddr) -> bool {
         if self.dump_tried {
             return self.dump.is_some();
         }
@@ -113,7 +113,7 @@ impl<'t> PhysCache<'t> {
         let complete = dump.file.metadata().is_ok_and(|m| m.len() == ram.size);
         let mut from_stub = [0u8; 8];
         let mut from_dump = [0u8; 8];
-        let same = self.target.read_phys(check_pa, &mut from_stub).is_ok()
+        let same = self.target.read_phys(check_pa.0, &mut from_stub).is_ok()
             && dump_read(&dump, check_pa, &mut from_dump)
             && from_stub == from_dump;
         if complete && same {
@@ -135,7 +135,7 @@ impl<'t> PhysCache<'t> {
     /// Read pages `first..first+count` that are not cached yet, in runs of
     /// consecutive missing pages, one target read per run (a run that
     /// fails is retried page by page so one bad page does not hide the rest).
-    fn fill(&mut self, first: u64, count: u64) -> Result<(), TargetError> {
+    fn fill(&mut self, first: PhysAddr, count: u64) -> Result<(), TargetError> {
         let mut i = 0;
         while i < count {
             let pa = first + i * PAGE;
@@ -148,7 +148,7 @@ impl<'t> PhysCache<'t> {
                 n += 1;
             }
             let mut buf = vec![0u8; (n * PAGE) as usize];
-            match self.target.read_phys(pa, &mut buf) {
+            match self.target.read_phys(pa.0, &mut buf) {
                 Ok(()) => {
                     self.reads += n as usize;
                     for (k, chunk) in buf.chunks_exact(PAGE as usize).enumerate() {
@@ -159,7 +159,7 @@ impl<'t> PhysCache<'t> {
                     for k in 0..n {
                         let p = pa + k * PAGE;
                         let mut one = vec![0u8; PAGE as usize];
-                        match self.target.read_phys(p, &mut one) {
+                        match self.target.read_phys(p.0, &mut one) {
                             Ok(()) => {
                                 self.reads += 1;
                                 self.pages.insert(p, Some(one.into()));
@@ -183,21 +183,21 @@ impl<'t> PhysCache<'t> {
 
     /// Fill `buf` from physical `pa`. `Err(None)`: unreadable memory;
     /// `Err(Some(e))`: the transport failed.
-    pub fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
+    pub fn read(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
         if buf.is_empty() {
             return Ok(());
         }
         let end = pa.checked_add(buf.len() as u64).ok_or(None)?;
-        let first = pa & !(PAGE - 1);
-        let count = (end - first).div_ceil(PAGE);
+        let first = pa.page_down();
+        let count = (end.0 - first.0).div_ceil(PAGE);
         if let Err(e) = self.fill(first, count) {
             return Err(Some(e));
         }
         let mut done = 0usize;
         while done < buf.len() {
             let a = pa + done as u64;
-            let page = a & !(PAGE - 1);
-            let off = (a - page) as usize;
+            let page = a.page_down();
+            let off = a.page_offset() as usize;
             let n = (PAGE as usize - off).min(buf.len() - done);
             match self.pages.get(&page) {
                 Some(Some(bytes)) => buf[done..done + n].copy_from_slice(&bytes[off..off + n]),
@@ -210,9 +210,10 @@ impl<'t> PhysCache<'t> {
 
     /// Read a few bytes inside one page without caching the page (a
     /// free-list link: one small read instead of a whole page).
-    pub fn peek(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
-        let page = pa & !(PAGE - 1);
-        let fits = (pa - page)
+    pub fn peek(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Option<TargetError>> {
+        let page = pa.page_down();
+        let fits = pa
+            .page_offset()
             .checked_add(buf.len() as u64)
             .is_some_and(|e| e <= PAGE);
         if !fits || self.pages.contains_key(&page) {
@@ -223,7 +224,7 @@ impl<'t> PhysCache<'t> {
                 return Ok(());
             }
         }
-        match self.target.read_phys(pa, buf) {
+        match self.target.read_phys(pa.0, buf) {
             Ok(()) => Ok(()),
             Err(TargetError::Memory { .. }) => Err(None),
             Err(e) => Err(Some(e)),
@@ -231,7 +232,7 @@ impl<'t> PhysCache<'t> {
     }
 
     /// A little-endian u64 at physical `pa`.
-    pub fn u64(&mut self, pa: u64) -> Result<u64, Option<TargetError>> {
+    pub fn u64(&mut self, pa: PhysAddr) -> Result<u64, Option<TargetError>> {
         let mut b = [0u8; 8];
         self.read(pa, &mut b)?;
         Ok(u64::from_le_bytes(b))
@@ -239,8 +240,8 @@ impl<'t> PhysCache<'t> {
 }
 
 /// Read from the dump if `pa..pa+len` lies inside it.
-fn dump_read(d: &RamDump, pa: u64, buf: &mut [u8]) -> bool {
-    let Some(off) = pa.checked_sub(d.base) else {
+fn dump_read(d: &RamDump, pa: PhysAddr, buf: &mut [u8]) -> bool {
+    let Some(off) = pa.offset_from(d.base) else {
         return false;
     };
     let inside = off
@@ -252,7 +253,7 @@ fn dump_read(d: &RamDump, pa: u64, buf: &mut [u8]) -> bool {
 impl PhysRead for PhysCache<'_> {
     type Error = TargetError;
 
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
+    fn read(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
         match PhysCache::read(self, pa, buf) {
             Ok(()) => Ok(()),
             Err(None) => Err(ReadError::Unreadable(format!(
@@ -289,18 +290,25 @@ pub struct KernelMemory<'c, 't> {
     /// The page table for addresses outside RAM (`kernel_pagetable`, a
     /// process's kernel page table, a hart's satp); `None`: only RAM is
     /// readable.
-    pub root: Option<u64>,
+    pub root: Option<PhysAddr>,
+}
+
+/// xv6's direct map: a kernel virtual address inside RAM is the physical
+/// address of the same number (`KERNBASE..PHYSTOP` is mapped to itself).
+pub fn direct_map(ram: Ram, va: VirtAddr) -> Option<PhysAddr> {
+    let pa = PhysAddr(va.0);
+    ram.contains(pa).then_some(pa)
 }
 
 impl<'c, 't> KernelMemory<'c, 't> {
-    pub fn new(phys: &'c mut PhysCache<'t>, ram: Ram, root: Option<u64>) -> Self {
+    pub fn new(phys: &'c mut PhysCache<'t>, ram: Ram, root: Option<PhysAddr>) -> Self {
         KernelMemory { phys, ram, root }
     }
 
     /// The physical address of `va`, or why there is none.
-    pub fn to_phys(&mut self, va: u64) -> Result<u64, VaError> {
-        if self.ram.contains(va) {
-            return Ok(va);
+    pub fn to_phys(&mut self, va: VirtAddr) -> Result<PhysAddr, VaError> {
+        if let Some(pa) = direct_map(self.ram, va) {
+            return Ok(pa);
         }
         let Some(root) = self.root else {
             return Err(VaError::Unreadable(format!(
@@ -318,18 +326,18 @@ impl<'c, 't> KernelMemory<'c, 't> {
 
     /// Fill `buf` from kernel virtual `addr`, page by page (consecutive
     /// virtual pages need not be consecutive physical ones).
-    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), VaError> {
+    pub fn read(&mut self, addr: VirtAddr, buf: &mut [u8]) -> Result<(), VaError> {
         let mut done = 0usize;
         while done < buf.len() {
             let va = addr
                 .checked_add(done as u64)
                 .ok_or_else(|| VaError::Unreadable("address overflow".into()))?;
-            let n = ((PAGE - (va & (PAGE - 1))) as usize).min(buf.len() - done);
+            let n = ((PAGE - va.page_offset()) as usize).min(buf.len() - done);
             let pa = self.to_phys(va)?;
             // Within RAM the mapping is the identity: read the rest at once.
-            let n = if pa == va {
-                let ram_end = self.ram.base.saturating_add(self.ram.size);
-                ((ram_end.saturating_sub(va)) as usize).min(buf.len() - done)
+            let n = if pa.0 == va.0 {
+                let ram_end = self.ram.end();
+                ((ram_end.0.saturating_sub(pa.0)) as usize).min(buf.len() - done)
             } else {
                 n
             };
@@ -348,7 +356,7 @@ impl<'c, 't> KernelMemory<'c, 't> {
     }
 
     /// A little-endian u64 at kernel virtual `va`.
-    pub fn u64(&mut self, va: u64) -> Result<u64, VaError> {
+    pub fn u64(&mut self, va: VirtAddr) -> Result<u64, VaError> {
         let mut b = [0u8; 8];
         self.read(va, &mut b)?;
         Ok(u64::from_le_bytes(b))
@@ -361,7 +369,7 @@ impl<'c, 't> KernelMemory<'c, 't> {
 impl Memory for KernelMemory<'_, '_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let len = buf.len();
-        KernelMemory::read(self, addr, buf).map_err(|e| {
+        KernelMemory::read(self, VirtAddr(addr), buf).map_err(|e| {
             let why = e.to_string();
             if let VaError::Lost(t) = e {
                 if self.phys.fatal.is_none() {

@@ -33,7 +33,7 @@
 //!     println!("{} {} {} {:?} {:?}", p.pid, p.state.name(), p.name, ks.pa, state.hart_of(p.slot));
 //! }
 //! let map = PhysMap::build(&kernel, &mut phys, &state, ram)?;
-//! for owner in map.owners(0x87f6_a000) { println!("{owner}"); }
+//! for owner in map.owners(kinspect_sv39::PhysAddr(0x87f6_a000)) { println!("{owner}"); }
 //! # Ok(()) }
 //! ```
 //!
@@ -51,7 +51,7 @@ pub mod owner;
 pub mod profile;
 pub mod state;
 
-use kinspect_sv39::{translate, Pte, Ram, StepOutcome, WalkLimits};
+use kinspect_sv39::{translate, PhysAddr, Pte, Ram, StepOutcome, VirtAddr, WalkLimits};
 use kinspect_symbols::{SymbolError, Symbols, TypeId, TypeKind, Value};
 use serde::Serialize;
 
@@ -201,7 +201,7 @@ impl<'s> Kernel<'s> {
         &self,
         phys: &mut PhysCache<'_>,
         ram: Ram,
-        kernel_pagetable: u64,
+        kernel_pagetable: PhysAddr,
         items: &[Value],
     ) -> KptDetection {
         match &self.profile.kpt {
@@ -235,6 +235,7 @@ impl<'s> Kernel<'s> {
 
     fn load(&self, phys: &mut PhysCache<'_>, ram: Ram, addr: u64, ty: TypeId) -> Result<Value> {
         let mut mem = self.mem(phys, ram);
+        // `addr` is a DWARF address: a kernel virtual address.
         let r = self.syms.load(&mut mem, addr, ty);
         if let Some(e) = phys.fatal.take() {
             return Err(ModelError::Target(e));
@@ -256,6 +257,7 @@ impl<'s> Kernel<'s> {
         let kernel_pagetable = self
             .load(phys, ram, kaddr, kty)?
             .as_u64()
+            .map(PhysAddr)
             .map_err(|e| ModelError::Kernel(format!("`kernel_pagetable`: {e}")))?;
         let table = self.load(phys, ram, self.proc.addr, self.proc.ty)?;
         let kpt = self.detect_kpt(phys, ram, kernel_pagetable, table.items());
@@ -316,11 +318,11 @@ impl<'s> Kernel<'s> {
                 self.proc.len as usize,
                 parent,
             ),
-            kstack: num("kstack")?,
+            kstack: VirtAddr(num("kstack")?),
             sz: state::opt_u64(v, "sz"),
-            pagetable: num("pagetable")?,
-            kpagetable: kpt_field.and_then(|f| state::opt_u64(v, f)),
-            trapframe: state::opt_u64(v, "trapframe"),
+            pagetable: PhysAddr(num("pagetable")?),
+            kpagetable: kpt_field.and_then(|f| state::opt_u64(v, f)).map(PhysAddr),
+            trapframe: state::opt_u64(v, "trapframe").map(PhysAddr),
             context_ra: context.and_then(|c| state::opt_u64(c, "ra")),
             context_sp: context.and_then(|c| state::opt_u64(c, "sp")),
             chan: state::opt_u64(v, "chan"),
@@ -341,7 +343,7 @@ impl<'s> Kernel<'s> {
     ) -> Result<Kstack> {
         let table = state.kernel_table_of(p);
         let stack = va_in(phys, table, p.kstack, ram)?;
-        let guard_va = p.kstack.wrapping_sub(4096);
+        let guard_va = VirtAddr(p.kstack.0.wrapping_sub(4096));
         let guard = va_in(phys, table, guard_va, ram)?;
         Ok(Kstack {
             va: p.kstack,
@@ -375,7 +377,7 @@ impl<'s> Kernel<'s> {
                 })?;
                 let who = format!("pid {} ({}, slot {})", p.pid, p.name, p.slot);
                 if matches!(sel, TableSel::User { .. }) {
-                    if p.pagetable == 0 {
+                    if p.pagetable.0 == 0 {
                         return Err(ModelError::Kernel(format!(
                             "{who} has no user page table (pagetable is 0)"
                         )));
@@ -387,7 +389,7 @@ impl<'s> Kernel<'s> {
                     });
                 }
                 match (state.kpagetable_field.as_deref(), p.kpagetable) {
-                    (Some(f), Some(k)) if k != 0 => Ok(Table {
+                    (Some(f), Some(k)) if k.0 != 0 => Ok(Table {
                         root: k,
                         of: TableOf::ProcKernel { slot: p.slot, pid },
                         describe: format!("{who} kernel page table ({f}) {k:#x}"),
@@ -435,7 +437,8 @@ pub fn verify_image(syms: &Symbols, phys: &mut PhysCache<'_>) -> Result<()> {
             continue;
         }
         let mut have = vec![0u8; len];
-        match phys.read(sym.addr, &mut have) {
+        // The kernel's text is linked at its physical address (the direct map).
+        match phys.read(PhysAddr(sym.addr), &mut have) {
             Ok(()) => {}
             Err(None) => continue,
             Err(Some(e)) => return Err(ModelError::Target(e)),
@@ -465,8 +468,7 @@ pub enum TableSel {
 /// A page table the model resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Table {
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub root: u64,
+    pub root: PhysAddr,
     pub of: TableOf,
     /// One line: `pid 3 (sh, slot 2) user page table 0x87f4e000`.
     pub describe: String,
@@ -475,24 +477,25 @@ pub struct Table {
 /// A kernel stack, as its process's kernel page table maps it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Kstack {
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub va: u64,
+    pub va: VirtAddr,
     /// The table it was translated through.
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub table: u64,
+    pub table: PhysAddr,
     /// Physical address; `None` when not mapped.
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub pa: Option<u64>,
+    pub pa: Option<PhysAddr>,
     /// The leaf PTE.
     pub pte: Option<Pte>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub guard_va: u64,
+    pub guard_va: VirtAddr,
     pub guard_mapped: bool,
 }
 
 /// Translate `va` through `root`: `Some((pa, leaf pte))` or `None` when
 /// the hart would fault. Only a transport failure is an error.
-pub fn va_in(phys: &mut PhysCache<'_>, root: u64, va: u64, ram: Ram) -> Result<Option<(u64, Pte)>> {
+pub fn va_in(
+    phys: &mut PhysCache<'_>,
+    root: PhysAddr,
+    va: VirtAddr,
+    ram: Ram,
+) -> Result<Option<(PhysAddr, Pte)>> {
     match translate(phys, root, va, ram) {
         Ok(t) => Ok(match t.outcome {
             StepOutcome::Mapped { pa, pte, .. } => Some((pa, pte)),

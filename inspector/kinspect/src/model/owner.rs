@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use kinspect_sv39::{walk, Finding, Pte, Ram, Walk};
+use kinspect_sv39::{walk, Finding, PhysAddr, Pte, PteFlags, PteKind, Ram, VirtAddr, Walk};
 use serde::Serialize;
 
 use super::{FreeList, Kernel, KernelState, PhysCache, Result};
@@ -71,8 +71,7 @@ pub enum Owner {
     UserPage {
         slot: usize,
         pid: i64,
-        #[serde(serialize_with = "kinspect_sv39::json::hex")]
-        va: u64,
+        va: VirtAddr,
     },
     /// On kalloc's free list.
     Free,
@@ -131,16 +130,17 @@ impl fmt::Display for Owner {
 #[derive(Clone, Debug)]
 pub struct Walked {
     pub of: TableOf,
-    pub root: u64,
+    pub root: PhysAddr,
     pub walk: Walk,
 }
 
 /// Every page's owners, from one pass over the kernel's tables and lists.
 pub struct PhysMap {
-    owners: HashMap<u64, Vec<Owner>>,
-    /// `[KERNBASE, etext)` and `[etext, end)` when the ELF has both symbols.
-    text: Option<(u64, u64)>,
-    data: Option<(u64, u64)>,
+    owners: HashMap<PhysAddr, Vec<Owner>>,
+    /// `[KERNBASE, etext)` and `[etext, end)` when the ELF has both symbols
+    /// (the kernel is linked at its physical address: the direct map).
+    text: Option<(PhysAddr, PhysAddr)>,
+    data: Option<(PhysAddr, PhysAddr)>,
     ram: Ram,
     /// The walks made, kernel's first.
     pub walks: Vec<Walked>,
@@ -159,8 +159,8 @@ impl fmt::Debug for PhysMap {
     }
 }
 
-fn add(owners: &mut HashMap<u64, Vec<Owner>>, pa: u64, o: Owner) {
-    let v = owners.entry(pa & !0xfff).or_default();
+fn add(owners: &mut HashMap<PhysAddr, Vec<Owner>>, pa: PhysAddr, o: Owner) {
+    let v = owners.entry(pa.page_down()).or_default();
     if !v.contains(&o) {
         v.push(o);
     }
@@ -187,11 +187,12 @@ impl PhysMap {
         free_list: bool,
     ) -> Result<PhysMap> {
         let syms = kernel.syms;
-        let addr = |n: &str| syms.global(n).ok().map(|g| g.addr);
+        // Symbols of the kernel image: linked where they sit in RAM.
+        let addr = |n: &str| syms.global(n).ok().map(|g| PhysAddr(g.addr));
         let base = addr("_entry")
             .or_else(|| addr("_start"))
             .unwrap_or(ram.base)
-            & !0xfff;
+            .page_down();
         let etext = addr("etext");
         let end = addr("end");
         let text = etext.map(|e| (base, e));
@@ -199,12 +200,12 @@ impl PhysMap {
             (Some(e), Some(n)) => Some((e, n)),
             _ => None,
         };
-        let mut owners: HashMap<u64, Vec<Owner>> = HashMap::new();
+        let mut owners: HashMap<PhysAddr, Vec<Owner>> = HashMap::new();
         let mut walks = Vec::new();
         let limits = Kernel::limits(ram);
-        let mut tables: Vec<(TableOf, u64)> = vec![(TableOf::Kernel, state.kernel_pagetable)];
+        let mut tables: Vec<(TableOf, PhysAddr)> = vec![(TableOf::Kernel, state.kernel_pagetable)];
         for p in state.live() {
-            if p.pagetable != 0 {
+            if p.pagetable.0 != 0 {
                 tables.push((
                     TableOf::User {
                         slot: p.slot,
@@ -213,7 +214,7 @@ impl PhysMap {
                     p.pagetable,
                 ));
             }
-            if let Some(k) = p.kpagetable.filter(|k| *k != 0) {
+            if let Some(k) = p.kpagetable.filter(|k| k.0 != 0) {
                 tables.push((
                     TableOf::ProcKernel {
                         slot: p.slot,
@@ -226,14 +227,14 @@ impl PhysMap {
         // User pages recorded at most (RAM has 32768 pages at -m 128M).
         let mut user_budget: u64 = 1 << 18;
         for (of, root) in tables {
-            if root == 0 {
+            if root.0 == 0 {
                 continue;
             }
             let w = walk(phys, root, limits)?;
             // A table page's level is known from the entry that points at it.
             add(&mut owners, root, Owner::PageTable { of, level: 2 });
             for e in &w.entries {
-                if e.kind() == kinspect_sv39::PteKind::Pointer && e.level > 0 {
+                if e.kind() == PteKind::Pointer && e.level > 0 {
                     add(
                         &mut owners,
                         e.pte.pa(),
@@ -246,7 +247,7 @@ impl PhysMap {
             }
             if let TableOf::User { slot, pid } = of {
                 for leaf in w.leaves() {
-                    if leaf.pte.has(kinspect_sv39::pte::U) {
+                    if leaf.pte.has(PteFlags::U) {
                         // Each 4 KiB page of a (rare) user superpage, within
                         // a budget that a corrupt table full of gigapages
                         // cannot exhaust.
@@ -280,7 +281,7 @@ impl PhysMap {
                     },
                 );
             }
-            if let Some(tf) = p.trapframe.filter(|t| *t != 0) {
+            if let Some(tf) = p.trapframe.filter(|t| t.0 != 0) {
                 add(
                     &mut owners,
                     tf,
@@ -328,19 +329,19 @@ impl PhysMap {
 
     /// Everything known about the page holding `pa`, most specific first.
     /// Never empty.
-    pub fn owners(&self, pa: u64) -> Vec<Owner> {
-        let page = pa & !0xfff;
+    pub fn owners(&self, pa: PhysAddr) -> Vec<Owner> {
+        let page = pa.page_down();
         if let Some((b, e)) = self.text {
             if page >= b && page < e {
                 return vec![Owner::KernelText {
-                    symbol: (self.symbolize)(pa),
+                    symbol: (self.symbolize)(pa.0),
                 }];
             }
         }
         if let Some((b, e)) = self.data {
             if page >= b && page < e {
                 let mut v = vec![Owner::KernelData {
-                    symbol: (self.symbolize)(pa),
+                    symbol: (self.symbolize)(pa.0),
                 }];
                 v.extend(self.owners.get(&page).cloned().unwrap_or_default());
                 return v;
@@ -357,7 +358,7 @@ impl PhysMap {
 
     /// Pages with an owner recorded (page tables, stacks, frames, user
     /// pages, free pages), with their owners.
-    pub fn pages(&self) -> impl Iterator<Item = (u64, &[Owner])> {
+    pub fn pages(&self) -> impl Iterator<Item = (PhysAddr, &[Owner])> {
         self.owners.iter().map(|(pa, o)| (*pa, o.as_slice()))
     }
 
@@ -415,10 +416,10 @@ fn kernel_symbolizer(
 pub fn perms(pte: Pte) -> String {
     let mut s = String::new();
     for (bit, c) in [
-        (kinspect_sv39::pte::R, 'r'),
-        (kinspect_sv39::pte::W, 'w'),
-        (kinspect_sv39::pte::X, 'x'),
-        (kinspect_sv39::pte::U, 'u'),
+        (PteFlags::R, 'r'),
+        (PteFlags::W, 'w'),
+        (PteFlags::X, 'x'),
+        (PteFlags::U, 'u'),
     ] {
         s.push(if pte.has(bit) { c } else { '-' });
     }

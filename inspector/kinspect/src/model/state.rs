@@ -1,6 +1,7 @@
 //! The kernel's objects as plain host data: process slots, harts, and the
 //! page-table roots, decoded from the symbol layer's lenient `Value`s.
 
+use kinspect_sv39::{PhysAddr, Satp, SatpMode, VirtAddr};
 use kinspect_symbols::Value;
 use serde::Serialize;
 
@@ -77,14 +78,15 @@ pub struct Proc {
     /// The slot `parent` points at, when it points at one.
     pub parent_slot: Option<usize>,
     /// Kernel virtual address of the kernel stack (`KSTACK(slot)`).
-    pub kstack: u64,
+    pub kstack: VirtAddr,
     pub sz: Option<u64>,
     /// User page-table root (physical), 0 when none.
-    pub pagetable: u64,
+    pub pagetable: PhysAddr,
     /// The per-process kernel page-table root, when the kernel has one.
-    pub kpagetable: Option<u64>,
-    /// Physical address of the trapframe page, 0 when none.
-    pub trapframe: Option<u64>,
+    pub kpagetable: Option<PhysAddr>,
+    /// Physical address of the trapframe page, 0 when none (a `kalloc`ed
+    /// page: the kernel's pointer to it is its physical address).
+    pub trapframe: Option<PhysAddr>,
     /// Saved `context.ra` / `context.sp` (where `swtch` resumes it).
     pub context_ra: Option<u64>,
     pub context_sp: Option<u64>,
@@ -120,7 +122,7 @@ pub struct KernelState {
     /// Every element of `cpus[]`.
     pub cpus: Vec<Cpu>,
     /// `kernel_pagetable`'s value: the kernel's root page table.
-    pub kernel_pagetable: u64,
+    pub kernel_pagetable: PhysAddr,
     /// The name of the per-process kernel page-table field in use.
     pub kpagetable_field: Option<String>,
     /// How that field was found, and the other candidates.
@@ -163,11 +165,11 @@ impl KernelState {
     /// the model knows: not `kernel_pagetable`, not a process's user table,
     /// not a per-process kernel table. On a lab kernel whose per-process
     /// field was not recognised, running harts land here.
-    pub fn unexplained_roots(&self, satps: &[(usize, u64)]) -> Vec<(usize, u64)> {
+    pub fn unexplained_roots(&self, satps: &[(usize, Satp)]) -> Vec<(usize, PhysAddr)> {
         satps
             .iter()
-            .filter(|(_, satp)| satp >> 60 == 8)
-            .map(|(h, satp)| (*h, (satp & ((1 << 44) - 1)) << 12))
+            .filter(|(_, satp)| satp.mode() == SatpMode::Sv39)
+            .map(|(h, satp)| (*h, satp.root()))
             .filter(|(_, root)| {
                 *root != self.kernel_pagetable
                     && !self
@@ -179,9 +181,9 @@ impl KernelState {
 
     /// The kernel page table a process runs on in the kernel: its own
     /// when the kernel has per-process tables, else `kernel_pagetable`.
-    pub fn kernel_table_of(&self, p: &Proc) -> u64 {
+    pub fn kernel_table_of(&self, p: &Proc) -> PhysAddr {
         match p.kpagetable {
-            Some(k) if k != 0 => k,
+            Some(k) if k.0 != 0 => k,
             _ => self.kernel_pagetable,
         }
     }
@@ -245,10 +247,10 @@ mod tests {
             name: String::new(),
             parent: 0,
             parent_slot: None,
-            kstack: 0,
+            kstack: VirtAddr(0),
             sz: None,
-            pagetable,
-            kpagetable: kpt,
+            pagetable: PhysAddr(pagetable),
+            kpagetable: kpt.map(PhysAddr),
             trapframe: None,
             context_ra: None,
             context_sp: None,
@@ -262,21 +264,21 @@ mod tests {
                 proc(1, ProcState::Unused, 0x87e00000, None),
             ],
             cpus: Vec::new(),
-            kernel_pagetable: 0x87fff000,
+            kernel_pagetable: PhysAddr(0x87fff000),
             kpagetable_field: None,
             kpt: super::super::KptDetection::default(),
             proc_base: 0,
             proc_size: 0,
         };
-        let sv39 = |root: u64| (8u64 << 60) | (root >> 12);
+        let sv39 = |root: u64| Satp::sv39(PhysAddr(root));
         let harts = [
             (0, sv39(0x87fff000)), // the kernel's
             (1, sv39(0x87f00000)), // a live process's user table
             (2, sv39(0x87f10000)), // its kernel table
             (3, sv39(0x87e00000)), // an UNUSED slot's: nobody's
-            (4, 0),                // Bare: no table at all
+            (4, Satp(0)),          // Bare: no table at all
         ];
-        assert_eq!(s.unexplained_roots(&harts), [(3, 0x87e00000)]);
+        assert_eq!(s.unexplained_roots(&harts), [(3, PhysAddr(0x87e00000))]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! backtrace. The one-sentence cause is picked among the classic mistakes
 //! by what those facts show; when a fact is missing the diagnosis says so.
 
-use kinspect_sv39::{translate, Ram, StepOutcome};
+use kinspect_sv39::{translate, PhysAddr, PteKind, Ram, StepOutcome, VirtAddr};
 use kinspect_symbols::Symbols;
 
 use super::locals::{locals_at, Local};
@@ -35,7 +35,7 @@ fn frame_with(
     syms: &Symbols,
     elf: &[u8],
     raw: &[RawFrame],
-    root: Option<u64>,
+    root: Option<PhysAddr>,
     ram: Ram,
     name: &str,
 ) -> Option<(usize, Vec<Local>)> {
@@ -98,7 +98,7 @@ fn callers(report: &PanicReport, hart: Hart, after: &str) -> Vec<String> {
 }
 
 /// Name a page-table root from the process table.
-fn table_name(state: Option<&KernelState>, root: u64) -> String {
+fn table_name(state: Option<&KernelState>, root: PhysAddr) -> String {
     let Some(s) = state else {
         return format!("the page table at {root:#x}");
     };
@@ -153,16 +153,16 @@ fn owners_text(owners: &[Owner]) -> String {
 fn shared_top_entry(
     target: &mut dyn Target,
     state: Option<&KernelState>,
-    root: u64,
-    va: u64,
+    root: PhysAddr,
+    va: VirtAddr,
 ) -> Option<String> {
     let kpt = state?.kernel_pagetable;
-    if kpt == 0 || kpt == root {
+    if kpt.0 == 0 || kpt == root {
         return None;
     }
-    let i = (va >> 30) & 0x1ff;
-    let mine = target.read_phys_u64(root + 8 * i).ok()?;
-    let theirs = target.read_phys_u64(kpt + 8 * i).ok()?;
+    let i = va.vpn(2) as u64;
+    let mine = target.read_phys_u64((root + 8 * i).0).ok()?;
+    let theirs = target.read_phys_u64((kpt + 8 * i).0).ok()?;
     (mine & 1 == 1 && mine == theirs).then(|| {
         format!(
             "its top-level entry {i} (the gigabyte of {va:#x}) is kernel_pagetable's own entry {theirs:#018x}: the two tables share every lower-level table there, so a mapping made in one is already in the other"
@@ -176,29 +176,30 @@ fn kernel_leaves(
     target: &mut dyn Target,
     syms: &Symbols,
     ram: Ram,
-    pt: u64,
+    pt: PhysAddr,
     max: usize,
 ) -> Vec<String> {
-    let end = syms.elf_symbol("end").map(|s| s.addr);
+    // The kernel image is linked at its physical address (the direct map).
+    let end = syms.elf_symbol("end").map(|s| PhysAddr(s.addr));
     let mut out = Vec::new();
-    if pt % PGSIZE != 0 || !ram.contains_page(pt) {
+    if pt.page_offset() != 0 || !ram.contains_page(pt) {
         return out;
     }
     for i in 0..512u64 {
-        let Ok(e) = target.read_phys_u64(pt + 8 * i) else {
+        let Ok(e) = target.read_phys_u64((pt + 8 * i).0) else {
             break;
         };
         let p = kinspect_sv39::Pte(e);
-        if !p.valid() || e & 0xe == 0 {
+        if p.kind() != PteKind::Leaf {
             continue;
         }
         let pa = p.pa();
         let what = if let Some(dev) = device_name(pa) {
             dev.to_string()
-        } else if !ram.contains_page(pa & !(PGSIZE - 1)) {
+        } else if !ram.contains_page(pa.page_down()) {
             "outside RAM".into()
         } else if end.is_some_and(|e| pa < e) {
-            syms.symbolize(pa)
+            syms.symbolize(pa.0)
                 .map(|(n, _)| format!("kernel image ({n})"))
                 .unwrap_or_else(|| "kernel image".into())
         } else {
@@ -213,19 +214,20 @@ fn kernel_leaves(
 }
 
 /// The guard page or kernel stack of which process is `va`?
-fn kstack_note(state: Option<&KernelState>, va: u64) -> Option<String> {
+fn kstack_note(state: Option<&KernelState>, va: VirtAddr) -> Option<String> {
     let s = state?;
     for p in s.procs.iter() {
-        if p.kstack == 0 {
+        if p.kstack.0 == 0 {
             continue;
         }
-        if va >= p.kstack && va < p.kstack + PGSIZE {
+        let guard = VirtAddr(p.kstack.0.wrapping_sub(PGSIZE));
+        if va >= p.kstack && va.0 < p.kstack.0.wrapping_add(PGSIZE) {
             return Some(format!(
                 "{va:#x} is the kernel stack KSTACK({}) of proc[{}] (pid {})",
                 p.slot, p.slot, p.pid
             ));
         }
-        if va >= p.kstack - PGSIZE && va < p.kstack {
+        if va >= guard && va < p.kstack {
             return Some(format!(
                 "{va:#x} is the unmapped guard page under proc[{}]'s kernel stack {:#x} (pid {} {})",
                 p.slot, p.kstack, p.pid, p.name
@@ -360,8 +362,8 @@ pub fn classify(site: Option<&str>, msg: Option<&str>) -> Option<Site> {
 }
 
 /// What sits at a device address of QEMU's virt machine, by name.
-fn device_name(pa: u64) -> Option<&'static str> {
-    match pa {
+fn device_name(pa: PhysAddr) -> Option<&'static str> {
+    match pa.0 {
         0x0200_0000..=0x0200_ffff => Some("CLINT"),
         0x0c00_0000..=0x0fff_ffff => Some("PLIC"),
         0x1000_0000..=0x1000_0fff => Some("UART0"),
@@ -381,7 +383,7 @@ pub fn diagnose(
     report: &PanicReport,
     hart: Hart,
     raw: &[RawFrame],
-    root: Option<u64>,
+    root: Option<PhysAddr>,
     state: Option<&KernelState>,
 ) -> Option<Diagnosis> {
     let mut d = Diagnosis::default();
@@ -389,13 +391,15 @@ pub fn diagnose(
     let site = panic_site(report, hart);
     let kind = classify(site.as_deref(), msg)?;
     let msg = msg.unwrap_or("");
-    let mirror_limit = profile.user_mirror_limit();
+    let mirror_limit = VirtAddr(profile.user_mirror_limit());
     if kind == Site::Remap {
         d.kind = "remap".into();
         let (_, locals) = frame_with(target, syms, elf, raw, root, ram, "mappages")?;
-        let pt = local(&locals, "pagetable");
-        let mut va =
-            local_in(&locals, "mappages", "a").or_else(|| local_in(&locals, "mappages", "va"));
+        // DWARF values are raw numbers: typed here, where their meaning is known.
+        let pt = local(&locals, "pagetable").map(PhysAddr);
+        let mut va = local_in(&locals, "mappages", "a")
+            .or_else(|| local_in(&locals, "mappages", "va"))
+            .map(VirtAddr);
         d.facts.push(format!(
             "mappages found a valid PTE where it was to map a page; called from {}",
             chain("mappages")
@@ -405,9 +409,9 @@ pub fn diagnose(
             // only one page there is mapped, that is the one.
             if let (Some(pt), Some(newsz)) = (pt, local_in(&locals, "uvmalloc", "newsz")) {
                 let top = newsz.div_ceil(PGSIZE) * PGSIZE;
-                let mapped: Vec<u64> = (0..top / PGSIZE)
+                let mapped: Vec<VirtAddr> = (0..top / PGSIZE)
                     .take(1024)
-                    .map(|i| i * PGSIZE)
+                    .map(|i| VirtAddr(i * PGSIZE))
                     .filter(|v| pte_of(target, pt, *v, ram).is_some())
                     .collect();
                 d.facts.push(format!(
@@ -419,18 +423,18 @@ pub fn diagnose(
                 }
             }
         }
-        let trampoline = profile.trampoline;
+        let trampoline = VirtAddr(profile.trampoline);
         match (pt, va) {
             (Some(pt), Some(va)) => {
                 let name = table_name(state, pt);
                 d.facts.push(format!("the VA being mapped: {va:#x}"));
                 d.facts.push(format!("the page table: {name}"));
-                d.va = Some(va);
-                d.table = Some((pt, name.clone()));
+                d.va = Some(va.0);
+                d.table = Some((pt.0, name.clone()));
                 let existing = pte_of(target, pt, va, ram);
                 let owners = match (existing, state) {
                     (Some((pa, _)), Some(s)) => phys_map(target, syms, profile, s, ram)
-                        .map(|m| m.owners(pa & !(PGSIZE - 1)))
+                        .map(|m| m.owners(pa.page_down()))
                         .unwrap_or_default(),
                     _ => Vec::new(),
                 };
@@ -453,7 +457,7 @@ pub fn diagnose(
                 let device = existing.and_then(|(pa, _)| device_name(pa));
                 (d.class, d.cause) = if let (Some(dev), true) = (device, va < mirror_limit) {
                     ("remap/user-mirror-into-device", format!("the user mirror ran into a device: {name} maps {dev} at {va:#x}, where the copy of user memory now reaches (called from {}); a per-process kernel page table that mirrors user memory must leave out CLINT, and growproc must refuse to grow user memory to PLIC", callers.join(" <- ")))
-                } else if va & !(PGSIZE - 1) == trampoline {
+                } else if va.page_down() == trampoline {
                     ("remap/trampoline-twice", format!("the trampoline mapped twice: {name} already maps TRAMPOLINE when {} maps it, as a table does that copies (shares) the kernel page table's top-level entry for the trampoline's gigabyte and then maps the trampoline again", callers.first().map(String::as_str).unwrap_or("its caller")))
                 } else if owners
                     .iter()
@@ -486,23 +490,23 @@ pub fn diagnose(
                 // did not: say what the VA is and what the kernel's own table
                 // maps there, which is what every table that shares the
                 // kernel's entries holds too.
-                d.va = Some(va);
+                d.va = Some(va.0);
                 d.facts.push(format!("the VA being mapped: {va:#x}"));
                 d.facts
                     .push("the page table it was going into is optimised out at this pc".into());
-                let is_trampoline = va & !(PGSIZE - 1) == trampoline;
+                let is_trampoline = va.page_down() == trampoline;
                 if is_trampoline {
                     d.facts.push(format!("{va:#x} is TRAMPOLINE"));
                 }
                 if let Some(k) = kstack_note(state, va) {
                     d.facts.push(k);
                 }
-                if let Some(s) = state.filter(|s| s.kernel_pagetable != 0) {
+                if let Some(s) = state.filter(|s| s.kernel_pagetable.0 != 0) {
                     let kpt = s.kernel_pagetable;
                     match pte_of(target, kpt, va, ram) {
                         Some((pa, pte)) => {
                             let owners = phys_map(target, syms, profile, s, ram)
-                                .map(|m| m.owners(pa & !(PGSIZE - 1)))
+                                .map(|m| m.owners(pa.page_down()))
                                 .unwrap_or_default();
                             d.facts.push(format!(
                                 "in kernel_pagetable {kpt:#x}, {va:#x} is already mapped: PTE {:#018x} ({}) -> {pa:#x}, a page owned by: {}",
@@ -544,11 +548,13 @@ pub fn diagnose(
             .strip_prefix("kvmpa")
             .map(|r| r.trim_start_matches(':').trim())
             .and_then(|h| h.strip_prefix("0x"))
-            .and_then(|h| u64::from_str_radix(h, 16).ok());
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .map(VirtAddr);
         let kvmpa_locals = frame_with(target, syms, elf, raw, root, ram, "kvmpa").map(|(_, l)| l);
         let from_frame = kvmpa_locals
             .as_ref()
-            .and_then(|l| local_in(l, "kvmpa", "va"));
+            .and_then(|l| local_in(l, "kvmpa", "va"))
+            .map(VirtAddr);
         // kvmpa keeps `off = va % PGSIZE` when va itself is gone.
         let off = kvmpa_locals
             .as_ref()
@@ -573,7 +579,7 @@ pub fn diagnose(
                 .symbolize(caller.how.lookup(caller.pc))
                 .map(|(n, _)| short(n).to_string())
                 .unwrap_or_else(|| "its caller".into());
-            Some((caller.sp & !(PGSIZE - 1), name, caller.sp))
+            Some((VirtAddr(caller.sp).page_down(), name, caller.sp))
         };
         let va = match from_frame.or(from_msg) {
             Some(va) => Some(va),
@@ -594,7 +600,7 @@ pub fn diagnose(
             d.cause = "a kernel address that kvmpa's page table does not map; without the VA kinspect cannot say which".into();
             return Some(d);
         };
-        d.va = Some(va);
+        d.va = Some(va.0);
         d.facts.push(format!("the VA: {va:#x}"));
         if let Some(k) = kstack_note(state, va) {
             d.facts.push(k);
@@ -615,7 +621,7 @@ pub fn diagnose(
             .find(|h| h.hart == hart)
             .and_then(|h| h.pid)
             .and_then(|pid| s.by_pid(pid));
-        let own = me.and_then(|p| p.kpagetable.filter(|k| *k != 0).map(|k| (p.pid, k)));
+        let own = me.and_then(|p| p.kpagetable.filter(|k| k.0 != 0).map(|k| (p.pid, k)));
         let in_own = own.map(|(_, k)| {
             let name = table_name(state, k);
             d.facts.push(walk_text(target, k, va, ram, &name));
@@ -623,7 +629,7 @@ pub fn diagnose(
         });
         match in_own {
             Some((name, true)) if !in_global => {
-                d.table = Some((kpt, table_name(state, kpt)));
+                d.table = Some((kpt.0, table_name(state, kpt)));
                 d.class = "kvmpa/wrong-table";
                 d.cause = format!(
                     "kvmpa walks kernel_pagetable, but {va:#x} is mapped only in {name}: kvmpa must walk the process's kernel page table (myproc()->{}), not kernel_pagetable",
@@ -631,7 +637,7 @@ pub fn diagnose(
                 );
             }
             _ => {
-                d.table = Some((kpt, table_name(state, kpt)));
+                d.table = Some((kpt.0, table_name(state, kpt)));
                 (d.class, d.cause) = match kstack_note(state, va) {
                     Some(k) if k.contains("guard") => ("kvmpa/guard-page", "a translation of a kernel stack's guard page: the address is one page below a kernel stack (an off-by-one in KSTACK arithmetic, or a stack overflow)".into()),
                     _ if in_global => ("kvmpa/process-table-incomplete", format!("{va:#x} is mapped in kernel_pagetable, so kvmpa walked another table that lacks it (the process's kernel page table missing a mapping kernel_pagetable has)")),
@@ -648,8 +654,8 @@ pub fn diagnose(
             msg.to_string()
         };
         let (_, locals) = frame_with(target, syms, elf, raw, root, ram, "uvmunmap")?;
-        let pt = local(&locals, "pagetable");
-        let a = local(&locals, "a");
+        let pt = local(&locals, "pagetable").map(PhysAddr);
+        let a = local(&locals, "a").map(VirtAddr);
         let va = local(&locals, "va");
         let npages = local(&locals, "npages");
         d.facts.push(format!(
@@ -658,8 +664,8 @@ pub fn diagnose(
         ));
         if let (Some(pt), Some(a)) = (pt, a) {
             let name = table_name(state, pt);
-            d.va = Some(a);
-            d.table = Some((pt, name.clone()));
+            d.va = Some(a.0);
+            d.table = Some((pt.0, name.clone()));
             d.facts
                 .push(format!("the VA not mapped: {a:#x}, in {name}"));
             if let (Some(va), Some(n)) = (va, npages) {
@@ -678,9 +684,9 @@ pub fn diagnose(
             if let Some((pid, sz)) = sz {
                 d.facts.push(format!(
                     "pid {pid}'s size sz = {sz:#x}; {a:#x} is {} it",
-                    if a >= sz { "beyond" } else { "below" }
+                    if a.0 >= sz { "beyond" } else { "below" }
                 ));
-                (d.class, d.cause) = if a >= sz {
+                (d.class, d.cause) = if a.0 >= sz {
                     ("uvmunmap/past-end", "unmapping past the end of user memory: the old size given to uvmdealloc/uvmunmap is larger than what was ever mapped".into())
                 } else {
                     ("uvmunmap/hole", "a hole in user memory: a page below sz was never mapped or was unmapped twice"
@@ -712,16 +718,16 @@ pub fn diagnose(
             "freewalk found a leaf PTE while freeing a page table; called from {}",
             outside.join(" <- ")
         ));
-        let end = syms.elf_symbol("end").map(|s| s.addr);
+        let end = syms.elf_symbol("end").map(|s| PhysAddr(s.addr));
         let mut kernel_leaves = 0usize;
-        if let Some(pt) = local(&locals, "pagetable") {
-            d.table = Some((pt, table_name(state, pt)));
+        if let Some(pt) = local(&locals, "pagetable").map(PhysAddr) {
+            d.table = Some((pt.0, table_name(state, pt)));
             d.facts.push(format!("the table page being freed: {pt:#x}"));
             let mut leaves = Vec::new();
             for i in 0..512u64 {
-                if let Ok(e) = target.read_phys_u64(pt + 8 * i) {
+                if let Ok(e) = target.read_phys_u64((pt + 8 * i).0) {
                     let p = kinspect_sv39::Pte(e);
-                    if p.valid() && (e & 0xe) != 0 {
+                    if p.kind() == PteKind::Leaf {
                         let pa = p.pa();
                         if !ram.contains_page(pa) || end.is_some_and(|e| pa < e) {
                             kernel_leaves += 1;
@@ -762,19 +768,20 @@ pub fn diagnose(
             outside.join(" <- ")
         ));
         let pa = frame_with(target, syms, elf, raw, root, ram, "kfree")
-            .and_then(|(_, l)| local_in(&l, "kfree", "pa"));
-        let etext = syms.elf_symbol("etext").map(|s| s.addr);
-        let end = syms.elf_symbol("end").map(|s| s.addr);
+            .and_then(|(_, l)| local_in(&l, "kfree", "pa"))
+            .map(PhysAddr);
+        let etext = syms.elf_symbol("etext").map(|s| PhysAddr(s.addr));
+        let end = syms.elf_symbol("end").map(|s| PhysAddr(s.addr));
         let what = pa.map(|pa| {
             if let Some(dev) = device_name(pa) {
                 format!("{pa:#x} is the {dev} device")
-            } else if !ram.contains_page(pa & !(PGSIZE - 1)) {
+            } else if !ram.contains_page(pa.page_down()) {
                 format!("{pa:#x} is outside RAM")
             } else if etext.is_some_and(|e| pa < e) {
                 format!("{pa:#x} is kernel text")
             } else if end.is_some_and(|e| pa < e) {
                 format!("{pa:#x} is kernel data (below end)")
-            } else if pa % PGSIZE != 0 {
+            } else if pa.page_offset() != 0 {
                 format!("{pa:#x} is not page-aligned")
             } else {
                 format!("{pa:#x} is an ordinary RAM page")
@@ -782,7 +789,7 @@ pub fn diagnose(
         });
         match (&what, pa) {
             (Some(w), Some(pa)) => {
-                d.va = Some(pa);
+                d.va = Some(pa.0);
                 d.facts.push(format!("the page being freed: {w}"));
             }
             _ => d
@@ -802,7 +809,7 @@ pub fn diagnose(
                     .filter(|l| short(&l.function) == name.as_str())
                 {
                     let Some(v) = l.value else { continue };
-                    let leaves = kernel_leaves(target, syms, ram, v, 4);
+                    let leaves = kernel_leaves(target, syms, ram, PhysAddr(v), 4);
                     if !leaves.is_empty() {
                         d.facts.push(format!(
                             "{name}'s {} = {v:#x} is a page table whose leaves point at the kernel's own pages: {}",
@@ -822,7 +829,7 @@ pub fn diagnose(
             || pa.is_some_and(|pa| {
                 device_name(pa).is_some()
                     || end.is_some_and(|e| pa < e)
-                    || !ram.contains_page(pa & !(PGSIZE - 1))
+                    || !ram.contains_page(pa.page_down())
             });
         let user = outside.iter().any(|c| c == "uvmfree" || c == "uvmdealloc");
         (d.class, d.cause) = if kernel_page && !user {
@@ -854,13 +861,13 @@ pub fn diagnose(
                 d.va = Some(v);
                 if let Some(r) = root {
                     let name = table_name(state, r);
-                    d.table = Some((r, name.clone()));
-                    d.facts.push(walk_text(target, r, v, ram, &name));
+                    d.table = Some((r.0, name.clone()));
+                    d.facts.push(walk_text(target, r, VirtAddr(v), ram, &name));
                 }
-                if let Some(k) = kstack_note(state, v) {
+                if let Some(k) = kstack_note(state, VirtAddr(v)) {
                     d.facts.push(k.clone());
                 }
-                (d.class, d.cause) = match kstack_note(state, v) {
+                (d.class, d.cause) = match kstack_note(state, VirtAddr(v)) {
                     Some(k) if k.contains("guard") => ("trap/guard-page", "a kernel stack overflow or a pointer one page below a kernel stack: the access hit the guard page".into()),
                     _ if c == 13 || c == 15 || c == 12 => ("trap/unmapped-access", "a kernel access through an unmapped address (a wild or stale pointer)".into()),
                     _ => ("trap/unexpected", "an unexpected trap in kernel mode".into()),
@@ -878,7 +885,13 @@ pub fn diagnose(
 }
 
 /// Where the walk of `va` through `root` stops, in words.
-fn walk_text(target: &mut dyn Target, root: u64, va: u64, ram: Ram, name: &str) -> String {
+fn walk_text(
+    target: &mut dyn Target,
+    root: PhysAddr,
+    va: VirtAddr,
+    ram: Ram,
+    name: &str,
+) -> String {
     match translate(target, root, va, ram) {
         Ok(t) => match t.outcome {
             StepOutcome::Mapped { pa, .. } => format!("{va:#x} maps to {pa:#x} in {name}"),

@@ -14,6 +14,7 @@ use gimli::{
 };
 
 use crate::model::KernelMemory;
+use kinspect_sv39::VirtAddr;
 
 type R<'a> = EndianSlice<'a, LittleEndian>;
 
@@ -101,7 +102,7 @@ fn eval(
             EvaluationResult::RequiresFrameBase => e.resume_with_frame_base(fb?).ok()?,
             EvaluationResult::RequiresCallFrameCfa => e.resume_with_call_frame_cfa(f.cfa?).ok()?,
             EvaluationResult::RequiresMemory { address, size, .. } => {
-                let v = f.mem.u64(address).ok()?;
+                let v = f.mem.u64(VirtAddr(address)).ok()?;
                 let v = if size >= 8 {
                     v
                 } else {
@@ -119,7 +120,7 @@ fn eval(
     let p = pieces.first()?;
     match p.location {
         Location::Register { register } => f.regs.get(register.0 as usize).copied().flatten(),
-        Location::Address { address } => f.mem.u64(address).ok(),
+        Location::Address { address } => f.mem.u64(VirtAddr(address)).ok(),
         Location::Value { value } => value.to_u64(u64::MAX).ok(),
         _ => None,
     }

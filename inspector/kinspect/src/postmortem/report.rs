@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use kinspect_sv39::{Ram, Satp, SatpMode};
+use kinspect_sv39::{PhysAddr, Ram, Satp, SatpMode, VirtAddr};
 use kinspect_symbols::Symbols;
 use serde::Serialize;
 
@@ -217,7 +217,7 @@ pub fn build(
             }
         }
         let root = satp.and_then(|s| match Satp(s).mode() {
-            SatpMode::Sv39 => Some(Some(Satp(s).root_pa())),
+            SatpMode::Sv39 => Some(Some(Satp(s).root())),
             SatpMode::Bare => Some(None),
             _ => None,
         });
@@ -364,7 +364,7 @@ fn panic_argument(
     syms: &Symbols,
     hart: &HartReport,
     raw: &[RawFrame],
-    root: Option<u64>,
+    root: Option<PhysAddr>,
     ram: Ram,
 ) -> Option<String> {
     let frame = hart.frames.iter().find(|f| f.function == "panic")?;
@@ -378,7 +378,7 @@ fn panic_argument(
         .first()
         .filter(|f| Some(f.pc) == entry)
         .and_then(|f| f.regs[10]);
-    let va = from_dwarf.or(from_a0)?;
+    let va = VirtAddr(from_dwarf.or(from_a0)?);
     let mut phys = PhysCache::new(target);
     let mut mem = KernelMemory::new(&mut phys, ram, root);
     let mut bytes = Vec::new();
@@ -521,10 +521,10 @@ pub fn phys_map(
 /// The PTE for `va` in the table at `root`, as the model reads it.
 pub fn pte_of(
     target: &mut dyn Target,
-    root: u64,
-    va: u64,
+    root: PhysAddr,
+    va: VirtAddr,
     ram: Ram,
-) -> Option<(u64, kinspect_sv39::Pte)> {
+) -> Option<(PhysAddr, kinspect_sv39::Pte)> {
     let mut phys = PhysCache::new(target);
     model::va_in(&mut phys, root, va, ram).ok().flatten()
 }

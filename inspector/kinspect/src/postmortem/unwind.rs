@@ -20,6 +20,7 @@ use gimli::{
 use serde::Serialize;
 
 use crate::model::KernelMemory;
+use kinspect_sv39::VirtAddr;
 
 /// At most this many frames (a corrupt stack cannot loop us forever).
 pub const MAX_FRAMES: usize = 48;
@@ -77,7 +78,9 @@ pub fn word(mem: &mut KernelMemory<'_, '_>, va: u64) -> Option<u64> {
     if va % 8 != 0 {
         return None;
     }
-    mem.u64(va).ok()
+    // Frame pointers and stack pointers are register values: raw numbers
+    // until here, where they are read as kernel virtual addresses.
+    mem.u64(VirtAddr(va)).ok()
 }
 
 /// The CFI of one ELF: its `.debug_frame`, as `kinspect-symbols` read it.

@@ -29,7 +29,7 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps
 use gdbstub::target::{Target as GdbTarget, TargetError, TargetResult};
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 use gdbstub_arch::riscv::Riscv64;
-use kinspect_sv39::{translate, Satp, SatpMode, StepOutcome};
+use kinspect_sv39::{translate, Satp, SatpMode, StepOutcome, VirtAddr};
 
 use clap::Parser;
 
@@ -88,9 +88,10 @@ impl SnapshotServer {
             SatpMode::Sv39 => {
                 let ram = self.session.ram;
                 let mem: &mut dyn Target = &mut self.target;
-                let t = translate(mem, s.root_pa(), va, ram).ok()?;
+                let t = translate(mem, s.root(), VirtAddr(va), ram).ok()?;
                 match t.outcome {
-                    StepOutcome::Mapped { pa, .. } => Some(pa),
+                    // The gdb protocol speaks raw numbers: the edge.
+                    StepOutcome::Mapped { pa, .. } => Some(pa.0),
                     StepOutcome::Fault { .. } => None,
                 }
             }

@@ -94,7 +94,7 @@ fn ram_by_pmemsave(target: &mut dyn Target, ram: Ram) -> Option<Vec<u8>> {
 pub fn capture(target: &mut dyn Target, opts: &Options) -> Result<(Snapshot, RamVia), TargetError> {
     let harts = harts(target)?;
     let pages = (opts.ram.size / PAGE) as usize;
-    let mut region = Region::new(opts.ram.base, pages);
+    let mut region = Region::new(opts.ram.base.0, pages);
     let mut via = RamVia::Reads;
     match &opts.pages {
         Some(list) => {

@@ -17,7 +17,7 @@ use crate::session::Session;
 use crate::target::elfcore;
 use crate::target::snapshot::SnapshotTarget;
 use crate::target::Target;
-use kinspect_sv39::Ram;
+use kinspect_sv39::{Ram, Satp};
 
 /// The identity of the session's ELF (`None` without one).
 pub fn kernel_id(session: &Session) -> Result<Option<KernelId>> {
@@ -170,18 +170,19 @@ pub fn refine_satp(
         let Some(p) = state.procs.iter().find(|p| p.slot == slot) else {
             continue;
         };
-        let (root, what) = if h.pc >= ram.base {
+        // A pc in RAM runs kernel code (the direct map), else user code.
+        let (root, what) = if h.pc >= ram.base.0 {
             match p.kpagetable {
-                Some(k) if k != 0 => (k, "kernel page table"),
+                Some(k) if k.0 != 0 => (k, "kernel page table"),
                 _ => continue,
             }
         } else {
             (p.pagetable, "user page table")
         };
-        if root == 0 || root % super::PAGE != 0 {
+        if root.0 == 0 || root.0 % super::PAGE != 0 {
             continue;
         }
-        h.csrs.insert("satp".into(), (8u64 << 60) | (root >> 12));
+        h.csrs.insert("satp".into(), Satp::sv39(root).0);
         notes.push(format!(
             "hart {} from pid {} ({})'s {what} {root:#x} (cpus[{}].proc, pc {:#x})",
             h.hart, p.pid, p.name, h.hart, h.pc

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use kinspect_sv39::{PteKind, Satp, SatpMode, Walk};
+use kinspect_sv39::{PhysAddr, PteKind, Satp, SatpMode, Walk};
 use kinspect_symbols::Symbols;
 
 use super::panes::{BacktraceTab, ConsoleTab, List, MemView, PageTableTab, ProcsPane, WalkState};
@@ -128,7 +128,7 @@ pub struct App {
     pub procs: ProcsPane,
     pub page_table: PageTableTab,
     /// Walks by root: the page-table and maps tabs draw them.
-    pub walks: HashMap<u64, WalkState>,
+    pub walks: HashMap<PhysAddr, WalkState>,
     pub maps: List,
     pub regs: List,
     pub backtrace: BacktraceTab,
@@ -362,11 +362,11 @@ impl App {
     }
 
     /// The page table the page-table and maps tabs show, and its name.
-    pub fn shown_root(&self) -> Option<(u64, String)> {
+    pub fn shown_root(&self) -> Option<(PhysAddr, String)> {
         let kernel_table = self.page_table.kernel;
         if let Some(p) = self.selected_proc() {
             if kernel_table {
-                if let Some(k) = p.kpagetable.filter(|k| *k != 0) {
+                if let Some(k) = p.kpagetable.filter(|k| k.0 != 0) {
                     return Some((
                         k,
                         format!("kernel page table of pid {} `{}`", p.pid, p.name),
@@ -375,7 +375,7 @@ impl App {
                 if let Some(k) = self.snapshot.as_ref().and_then(|s| s.kernel_pagetable) {
                     return Some((k, "the kernel page table (kernel_pagetable)".into()));
                 }
-            } else if p.pagetable != 0 {
+            } else if p.pagetable.0 != 0 {
                 return Some((
                     p.pagetable,
                     format!("user page table of pid {} `{}`", p.pid, p.name),
@@ -389,20 +389,20 @@ impl App {
         }
         let h = self.hart_snap()?;
         let s = Satp(h.csr(Csr::Satp)?);
-        (s.mode() == SatpMode::Sv39).then(|| (s.root_pa(), format!("hart {}'s satp", h.hart)))
+        (s.mode() == SatpMode::Sv39).then(|| (s.root(), format!("hart {}'s satp", h.hart)))
     }
 
     /// Root for translating kernel addresses (memory view, expressions).
-    pub fn kernel_root(&self) -> Option<u64> {
+    pub fn kernel_root(&self) -> Option<PhysAddr> {
         if let Some(k) = self.snapshot.as_ref().and_then(|s| s.kernel_pagetable) {
             return Some(k);
         }
         let s = Satp(self.hart_snap()?.csr(Csr::Satp)?);
-        (s.mode() == SatpMode::Sv39).then(|| s.root_pa())
+        (s.mode() == SatpMode::Sv39).then(|| s.root())
     }
 
     /// The visible rows of the page-table tree: indexes into walk.entries.
-    pub fn pt_rows(&self, root: u64, w: &Walk) -> Vec<usize> {
+    pub fn pt_rows(&self, root: PhysAddr, w: &Walk) -> Vec<usize> {
         let f = self.page_table.list.filter.to_lowercase();
         let mut rows = Vec::new();
         // The levels whose entry on the way down is folded: skip below it.

@@ -14,6 +14,7 @@ use super::popup::Popup;
 use super::snapshot::symbolize;
 use super::worker::{Event, Reply, Request};
 use crate::target::RunState;
+use kinspect_sv39::VirtAddr;
 
 impl App {
     /// The worker's answer.
@@ -242,11 +243,13 @@ impl App {
             }
         }
         if self.tab == Tab::Memory && !self.mem.loaded && !self.mem.pending {
-            if self.mem.label.is_empty() && self.mem.addr == 0 {
+            if self.mem.label.is_empty() && self.mem.addr.0 == 0 {
                 // Start at the selected process's kernel stack.
                 let start = match (self.selected_proc(), self.hart_snap()) {
                     (Some(p), _) => Some((p.kstack, format!("proc[{}].kstack", p.slot))),
-                    (None, Some(h)) => Some((h.regs.x[2] & !0xf, format!("hart {} sp", h.hart))),
+                    (None, Some(h)) => {
+                        Some((VirtAddr(h.regs.x[2] & !0xf), format!("hart {} sp", h.hart)))
+                    }
                     _ => None,
                 };
                 if let Some((a, l)) = start {

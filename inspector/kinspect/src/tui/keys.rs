@@ -411,7 +411,7 @@ impl App {
                 self.slot = slot;
                 self.mem.loaded = false;
                 self.mem.label.clear();
-                self.mem.addr = 0;
+                self.mem.addr = kinspect_sv39::VirtAddr(0);
             }
         }
     }
@@ -525,9 +525,9 @@ mod tests {
             pid: slot as i64 + 1,
             state,
             name: name.into(),
-            kstack: 0x3f_ffff_d000 - 0x2000 * slot as u64,
+            kstack: kinspect_sv39::VirtAddr(0x3f_ffff_d000 - 0x2000 * slot as u64),
             sz: 0x4000,
-            pagetable: 0,
+            pagetable: kinspect_sv39::PhysAddr(0),
             kpagetable: None,
             chan: 0,
             hart,

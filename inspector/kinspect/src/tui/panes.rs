@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use kinspect_sv39::Walk;
+use kinspect_sv39::{PhysAddr, VirtAddr, Walk};
 
 use super::console::ConsoleBuf;
 use super::snapshot::Backtrace;
@@ -35,7 +35,7 @@ pub struct PageTableTab {
     /// `u`: the kernel page table instead of the user one.
     pub kernel: bool,
     /// Expanded entries: (root, level, va).
-    pub expanded: HashSet<(u64, usize, u64)>,
+    pub expanded: HashSet<(PhysAddr, usize, VirtAddr)>,
     /// `e` was pressed while the walk was still on its way.
     pub expand_all_pending: bool,
 }
@@ -52,7 +52,7 @@ pub struct BacktraceTab {
 /// The memory tab.
 #[derive(Clone, Debug, Default)]
 pub struct MemView {
-    pub addr: u64,
+    pub addr: VirtAddr,
     pub label: String,
     pub bytes: Vec<Option<u8>>,
     pub note: Option<String>,

@@ -51,10 +51,10 @@ fn translate_lines(expr: &str, what: &str, t: &Translation) -> (String, Vec<Stri
         format!("through {what} (root {root:#x})"),
         format!(
             "VPN[2] = {}  VPN[1] = {}  VPN[0] = {}  offset = {:#05x}",
-            kinspect_sv39::va::vpn(va, 2),
-            kinspect_sv39::va::vpn(va, 1),
-            kinspect_sv39::va::vpn(va, 0),
-            va & 0xfff
+            va.vpn(2),
+            va.vpn(1),
+            va.vpn(0),
+            va.page_offset()
         ),
     ];
     for s in &t.steps {

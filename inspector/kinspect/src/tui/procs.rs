@@ -4,7 +4,7 @@
 //! xv6-riscv kernel built with `-g`. This module only turns the model's
 //! [`Proc`](crate::model::Proc) into the rows the table draws.
 
-use kinspect_sv39::Ram;
+use kinspect_sv39::{PhysAddr, Ram, VirtAddr};
 use kinspect_symbols::Symbols;
 
 use crate::model::{Kernel, ModelError, PhysCache, ProcState, Profile};
@@ -19,14 +19,14 @@ pub struct ProcRow {
     pub state: ProcState,
     pub name: String,
     /// Virtual address of the kernel stack page, `KSTACK(slot)`.
-    pub kstack: u64,
+    pub kstack: VirtAddr,
     /// Bytes of user memory.
     pub sz: u64,
     /// Root of the user page table (physical), 0 when none.
-    pub pagetable: u64,
+    pub pagetable: PhysAddr,
     /// Root of the per-process kernel page table, where the kernel has one
     /// (this kernel does; C xv6 does not).
-    pub kpagetable: Option<u64>,
+    pub kpagetable: Option<PhysAddr>,
     /// The channel it sleeps on, 0 when none.
     pub chan: u64,
     /// The hart running it (`cpus[h].proc == &proc[slot]`).
@@ -52,7 +52,7 @@ pub fn read_procs(
     profile: &Profile,
     target: &mut dyn Target,
     ram: Ram,
-) -> Result<(Vec<ProcRow>, u64), ModelError> {
+) -> Result<(Vec<ProcRow>, PhysAddr), ModelError> {
     let kernel = Kernel::new(syms, profile.clone())?;
     let mut phys = PhysCache::new(target);
     let state = kernel.read_state(&mut phys, ram)?;

@@ -10,7 +10,7 @@
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use kinspect_sv39::{translate, walk, PhysRead, ReadError, Walk, WalkLimits};
+use kinspect_sv39::{translate, walk, PhysAddr, PhysRead, ReadError, VirtAddr, Walk, WalkLimits};
 
 use super::worker::{Reply, Translated, Worker};
 use crate::model::{KernelMemory, PhysCache, VaError};
@@ -21,13 +21,13 @@ struct Counting<'a, 'b> {
     inner: &'a mut (dyn Target + 'b),
     pages: usize,
     progress: Option<&'a Sender<Reply>>,
-    root: u64,
+    root: PhysAddr,
 }
 
 impl PhysRead for Counting<'_, '_> {
     type Error = TargetError;
 
-    fn read(&mut self, pa: u64, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
+    fn read(&mut self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), ReadError<TargetError>> {
         self.pages += 1;
         if self.pages % 16 == 0 {
             if let Some(tx) = self.progress {
@@ -42,7 +42,7 @@ impl PhysRead for Counting<'_, '_> {
 }
 
 impl Worker {
-    pub(super) fn walk_inner(&mut self, root: u64) -> Result<Arc<Walk>, Vec<Reply>> {
+    pub(super) fn walk_inner(&mut self, root: PhysAddr) -> Result<Arc<Walk>, Vec<Reply>> {
         let limits = WalkLimits {
             ram: self.ram,
             ..WalkLimits::default()
@@ -67,18 +67,22 @@ impl Worker {
         }
     }
 
-    pub(super) fn walk(&mut self, root: u64) -> Vec<Reply> {
+    pub(super) fn walk(&mut self, root: PhysAddr) -> Vec<Reply> {
         match self.walk_inner(root) {
             Ok(w) => vec![Reply::Walk(root, Ok(w))],
             Err(e) => e,
         }
     }
 
-    /// Evaluate an expression to an address (`proc[3].kstack`, `etext`,
-    /// `0x80000000`).
-    pub(super) fn eval(&mut self, expr: &str, root: Option<u64>) -> Result<u64, Vec<Reply>> {
+    /// Evaluate an expression to a kernel virtual address
+    /// (`proc[3].kstack`, `etext`, `0x80000000`).
+    pub(super) fn eval(
+        &mut self,
+        expr: &str,
+        root: Option<PhysAddr>,
+    ) -> Result<VirtAddr, Vec<Reply>> {
         if let Ok(v) = crate::parse::parse_u64(expr) {
-            return Ok(v);
+            return Ok(VirtAddr(v));
         }
         let Some(syms) = self.symbols.clone() else {
             return Err(vec![Reply::Error(format!(
@@ -96,14 +100,15 @@ impl Worker {
         if let Some(f) = phys.fatal.take() {
             return Err(self.fail("evaluating", f));
         }
-        r.map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))])
+        r.map(VirtAddr)
+            .map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))])
     }
 
     pub(super) fn read_mem(
         &mut self,
-        addr: u64,
+        addr: VirtAddr,
         len: usize,
-        root: Option<u64>,
+        root: Option<PhysAddr>,
         label: String,
     ) -> Vec<Reply> {
         let ram = self.ram;
@@ -120,7 +125,7 @@ impl Worker {
         let mut off = 0usize;
         while off < len {
             let va = addr.wrapping_add(off as u64);
-            let n = ((4096 - va % 4096) as usize).min(len - off);
+            let n = ((4096 - va.page_offset()) as usize).min(len - off);
             let mut buf = vec![0u8; n];
             match mem.read(va, &mut buf) {
                 Ok(()) => {
@@ -143,7 +148,7 @@ impl Worker {
         }]
     }
 
-    pub(super) fn translate(&mut self, expr: &str, root: u64, what: &str) -> Vec<Reply> {
+    pub(super) fn translate(&mut self, expr: &str, root: PhysAddr, what: &str) -> Vec<Reply> {
         let va = match self.eval(expr, None) {
             Ok(v) => v,
             Err(e) => return e,

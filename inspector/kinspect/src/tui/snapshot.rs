@@ -14,7 +14,7 @@
 
 use std::time::SystemTime;
 
-use kinspect_sv39::{Ram, Satp, SatpMode};
+use kinspect_sv39::{PhysAddr, Ram, Satp, SatpMode, VirtAddr};
 use kinspect_symbols::Symbols;
 
 use super::procs::{read_procs, ProcRow};
@@ -78,7 +78,7 @@ pub struct Snapshot {
     /// The process table, or why it could not be read (no ELF, no DWARF).
     pub procs: Result<Vec<ProcRow>, String>,
     /// `kernel_pagetable`, the root the idle harts run on.
-    pub kernel_pagetable: Option<u64>,
+    pub kernel_pagetable: Option<PhysAddr>,
     /// The kernel's panic message once it has panicked.
     pub panic: Option<String>,
     /// The hart whose chain goes through `panic`, once the kernel panicked.
@@ -195,13 +195,14 @@ pub fn backtrace(
     // up to `etext`; without `etext`, anything a symbol covers.
     let etext = syms.and_then(|s| s.global("etext").ok()).map(|g| g.addr);
     let in_code = |a: u64| match etext {
-        Some(end) => a >= ram.base && a < end,
+        // The kernel is linked where it sits in RAM (the direct map).
+        Some(end) => a >= ram.base.0 && a < end,
         None => syms.is_some_and(|s| s.symbolize(a).is_some()),
     };
     let root = satp
         .map(Satp)
         .filter(|s| s.mode() == SatpMode::Sv39)
-        .map(|s| s.root_pa());
+        .map(|s| s.root());
     let mepc = mepc.filter(|_| privilege == Some(3));
     let mut phys = PhysCache::new(target);
     let (raw, end) = {
@@ -283,8 +284,8 @@ pub fn saved_context_backtrace(
             "proc[{slot}].context is empty: the process has not been switched away from yet"
         )));
     }
-    let root = kpagetable.or(kpt).filter(|r| *r != 0);
-    let satp = root.map(|r| (8u64 << 60) | (r >> 12));
+    let root = kpagetable.or(kpt).filter(|r| *r != 0).map(PhysAddr);
+    let satp = root.map(|r| Satp::sv39(r).0);
     let mut x = [0u64; 32];
     x[8] = s0;
     let regs = GeneralRegs { x, pc: ra };
@@ -293,7 +294,7 @@ pub fn saved_context_backtrace(
 
 /// A NUL-terminated string of printable text at kernel address `va`, at
 /// most `max` bytes; empty when unreadable or not text.
-fn read_cstr(mem: &mut KernelMemory<'_, '_>, va: u64, max: u64) -> String {
+fn read_cstr(mem: &mut KernelMemory<'_, '_>, va: VirtAddr, max: u64) -> String {
     let mut bytes = Vec::new();
     for i in 0..max {
         let mut b = [0u8];
@@ -350,7 +351,7 @@ pub fn read_snapshot(
         match read_procs(syms, profile, &mut *target, ram) {
             Ok((procs, kpt)) => {
                 snap.procs = Ok(procs);
-                snap.kernel_pagetable = Some(kpt).filter(|a| *a != 0);
+                snap.kernel_pagetable = Some(kpt).filter(|a| a.0 != 0);
             }
             Err(ModelError::Target(e)) if is_lost(&e) => return Err(e),
             Err(e) => snap.procs = Err(format!("process table: {e}")),
@@ -377,7 +378,7 @@ pub fn read_snapshot(
                 .unwrap_or_default();
             if msg.is_empty() {
                 if let Some((_, a0)) = at_entry {
-                    msg = read_cstr(&mut mem, a0, 128);
+                    msg = read_cstr(&mut mem, VirtAddr(a0), 128);
                 }
             }
             snap.panic = Some(if msg.is_empty() {

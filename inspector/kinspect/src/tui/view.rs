@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use kinspect_sv39::info_mem;
-use kinspect_sv39::pte::{A, D, G, R, U, W, X};
-use kinspect_sv39::{page_size, Finding, PteKind, Satp, Walk, WalkEntry};
+use kinspect_sv39::{
+    page_size, Finding, PhysAddr, PteFlags, PteKind, Satp, VirtAddr, Walk, WalkEntry,
+};
 use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -207,7 +208,7 @@ pub fn regs_lines(app: &App) -> Vec<String> {
         let decoded = match c {
             Csr::Satp => {
                 let s = Satp(*v);
-                format!("{} asid {} root {:#x}", s.mode(), s.asid(), s.root_pa())
+                format!("{} asid {} root {:#x}", s.mode(), s.asid(), s.root())
             }
             Csr::Sstatus => sstatus_names(*v),
             Csr::Scause => scause_name(*v),
@@ -235,13 +236,13 @@ pub fn regs_lines(app: &App) -> Vec<String> {
 
 fn flags_spans(t: &Theme, pte: kinspect_sv39::Pte) -> Vec<Span<'static>> {
     let bits = [
-        (R, 'r', Color::Green),
-        (W, 'w', Color::Red),
-        (X, 'x', Color::Magenta),
-        (U, 'u', Color::Cyan),
-        (G, 'g', Color::Blue),
-        (A, 'a', Color::Yellow),
-        (D, 'd', Color::Yellow),
+        (PteFlags::R, 'r', Color::Green),
+        (PteFlags::W, 'w', Color::Red),
+        (PteFlags::X, 'x', Color::Magenta),
+        (PteFlags::U, 'u', Color::Cyan),
+        (PteFlags::G, 'g', Color::Blue),
+        (PteFlags::A, 'a', Color::Yellow),
+        (PteFlags::D, 'd', Color::Yellow),
     ];
     bits.iter()
         .map(|&(b, c, col)| {
@@ -443,7 +444,7 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
                         "│ satp{value} {} asid {} root {:#x}",
                         s.mode(),
                         s.asid(),
-                        s.root_pa()
+                        s.root()
                     )));
                 }
                 None => l2.push(Span::raw("│ satp unavailable")),
@@ -737,7 +738,7 @@ fn draw_detail(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits)
 }
 
 /// A message instead of a walk's result (pending, failed).
-fn walk_note(app: &App, root: u64) -> Option<String> {
+fn walk_note(app: &App, root: PhysAddr) -> Option<String> {
     match app.walks.get(&root) {
         None | Some(WalkState::Pending) => Some(
             app.busy
@@ -754,12 +755,12 @@ fn walk_note(app: &App, root: u64) -> Option<String> {
 /// entry how many problems lie below it (keyed by level and va), so a
 /// folded table still shows that something under it is wrong.
 pub struct Marks {
-    pub at: HashMap<u64, Vec<String>>,
-    pub below: HashMap<(usize, u64), usize>,
+    pub at: HashMap<PhysAddr, Vec<String>>,
+    pub below: HashMap<(usize, VirtAddr), usize>,
 }
 
 pub fn finding_marks(w: &Walk) -> Marks {
-    let mut at: HashMap<u64, Vec<String>> = HashMap::new();
+    let mut at: HashMap<PhysAddr, Vec<String>> = HashMap::new();
     for f in &w.findings {
         let (pte_addr, what) = match f {
             Finding::Reserved {
@@ -792,7 +793,7 @@ pub fn finding_marks(w: &Walk) -> Marks {
         };
         at.entry(pte_addr).or_default().push(what);
     }
-    let mut below: HashMap<(usize, u64), usize> = HashMap::new();
+    let mut below: HashMap<(usize, VirtAddr), usize> = HashMap::new();
     let marked: Vec<&WalkEntry> = w
         .entries
         .iter()
@@ -801,7 +802,7 @@ pub fn finding_marks(w: &Walk) -> Marks {
     for e in w.entries.iter().filter(|e| e.kind() == PteKind::Pointer) {
         let n: usize = marked
             .iter()
-            .filter(|m| m.level < e.level && m.va.wrapping_sub(e.va) < page_size(e.level))
+            .filter(|m| m.level < e.level && m.va.0.wrapping_sub(e.va.0) < page_size(e.level))
             .map(|m| at.get(&m.pte_addr()).map_or(0, Vec::len))
             .sum();
         if n > 0 {

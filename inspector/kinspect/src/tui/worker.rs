@@ -20,7 +20,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kinspect_sv39::{Ram, Translation, Walk};
+use kinspect_sv39::{PhysAddr, Ram, Translation, VirtAddr, Walk};
 use kinspect_symbols::Symbols;
 
 use super::snapshot::{is_lost, read_snapshot, Backtrace, Snapshot};
@@ -46,28 +46,28 @@ pub enum Request {
     /// While running: halt, read a snapshot, resume.
     Sample,
     /// Walk the page table at this root.
-    Walk(u64),
+    Walk(PhysAddr),
     /// Read kernel virtual memory (translated through `root` when not
     /// direct-mapped).
     ReadMem {
-        addr: u64,
+        addr: VirtAddr,
         len: usize,
-        root: Option<u64>,
+        root: Option<PhysAddr>,
     },
     /// Evaluate an expression and show memory there.
     Goto {
         expr: String,
-        root: Option<u64>,
+        root: Option<PhysAddr>,
     },
     /// Evaluate an expression and translate it through `root`.
     Translate {
         expr: String,
-        root: u64,
+        root: PhysAddr,
         what: String,
     },
     /// The vmprint tree of a root.
     Vmprint {
-        root: u64,
+        root: PhysAddr,
         what: String,
     },
     /// A breakpoint at a symbol expression.
@@ -120,9 +120,9 @@ pub enum Reply {
     Snapshot(Box<Snapshot>),
     /// The guest runs or is halted, as the worker now knows it.
     State(RunState),
-    Walk(u64, Result<Arc<Walk>, String>),
+    Walk(PhysAddr, Result<Arc<Walk>, String>),
     Mem {
-        addr: u64,
+        addr: VirtAddr,
         label: String,
         /// One entry per byte; `None` where unreadable.
         bytes: Vec<Option<u8>>,
@@ -143,7 +143,7 @@ pub enum Reply {
     Error(String),
     /// A long walk's progress: table pages read so far.
     WalkProgress {
-        root: u64,
+        root: PhysAddr,
         pages: usize,
     },
     /// The connection is gone.
@@ -415,8 +415,9 @@ impl Worker {
     }
 
     fn breakpoint(&mut self, expr: &str) -> Vec<Reply> {
+        // A breakpoint is a raw pc for the gdb protocol.
         let addr = match self.eval(expr, None) {
-            Ok(a) => a,
+            Ok(a) => a.0,
             Err(e) => return e,
         };
         self.halted_for("set a breakpoint", |w| {
