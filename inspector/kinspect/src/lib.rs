@@ -19,4 +19,5 @@ pub mod symbolize;
 pub mod target;
 pub mod trace;
 pub mod tui;
+pub mod views;
 pub mod words;

@@ -303,42 +303,7 @@ pub fn walk_root(ctx: &mut Ctx<'_>, root: PhysAddr) -> Result<kinspect_sv39::Wal
     Ok(kinspect_sv39::walk(ctx.target()?, root, limits)?)
 }
 
-/// The page table a command walks, and where it came from.
-#[derive(Clone, Debug, Serialize)]
-pub struct Root {
-    /// The hart whose satp named it, if any.
-    pub hart: Option<Hart>,
-    /// The satp value, if the table was named by one.
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub satp: Option<u64>,
-    pub mode: SatpMode,
-    /// The root page table's physical address.
-    pub root: PhysAddr,
-    /// What the kernel says this table is (`--pid`, `--kernel`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-}
-
-impl Root {
-    /// One line for headers: `hart 0 satp 0x8000000000087fff (Sv39, root 0x87fff000)`.
-    pub fn describe(&self) -> String {
-        if let Some(t) = &self.table {
-            return t.clone();
-        }
-        let mut s = String::new();
-        if let Some(h) = self.hart {
-            s.push_str(&format!("hart {h} "));
-        }
-        match self.satp {
-            Some(v) => s.push_str(&format!(
-                "satp {v:#018x} ({}, root {:#x})",
-                self.mode, self.root
-            )),
-            None => s.push_str(&format!("root {:#x}", self.root)),
-        }
-        s
-    }
-}
+pub use crate::views::Root;
 
 /// Resolve `--hart/--satp/--root/--pid [--kernel-pt]/--kernel` (default:
 /// hart 0) to a root table.

@@ -5,16 +5,12 @@
 //! scause as `load page fault` or `supervisor timer interrupt`, satp's
 //! mode and root). pc, ra, sepc and stvec get `func+0xoff` from the ELF.
 
-use std::io::Write;
-
-use kinspect_sv39::Satp;
-use serde::Serialize;
 
 use super::Ctx;
 use super::Run;
 use crate::error::{Error, Result};
-use crate::arch::{interrupt_bits, priv_name, scause_name, sstatus_names, ABI};
 use crate::target::{Csr, TargetError};
+use crate::views;
 
 /// General registers and supervisor CSRs of one hart, decoded.
 #[derive(Debug, clap::Args)]
@@ -39,64 +35,6 @@ impl Run for Args {
     }
 }
 
-
-
-/// `--json` fields of one general register.
-#[derive(Debug, Serialize)]
-pub struct GprJson {
-    pub abi: &'static str,
-    pub x: usize,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub value: u64,
-    /// `func+0xoff` when the value is inside a symbol (pc-like registers).
-    pub symbol: Option<String>,
-}
-
-/// `--json` fields of one CSR; `value` is null when unavailable.
-#[derive(Debug, Serialize)]
-pub struct CsrJson {
-    pub name: &'static str,
-    #[serde(serialize_with = "kinspect_sv39::json::hex_opt")]
-    pub value: Option<u64>,
-    pub decoded: Option<String>,
-}
-
-/// `--json` output of `regs`.
-#[derive(Debug, Serialize)]
-pub struct RegsJson {
-    pub hart: usize,
-    /// "U", "S" or "M"; null when the backend has no priv register.
-    #[serde(rename = "priv")]
-    pub privilege: Option<&'static str>,
-    #[serde(serialize_with = "kinspect_sv39::json::hex")]
-    pub pc: u64,
-    pub pc_symbol: Option<String>,
-    pub gprs: Vec<GprJson>,
-    pub csrs: Vec<CsrJson>,
-}
-
-fn decode_csr(ctx: &Ctx<'_>, csr: Csr, v: u64) -> Option<String> {
-    let sym = |a: u64| crate::symbolize::name(ctx.symbols, a);
-    match csr {
-        Csr::Sstatus => Some(sstatus_names(v)),
-        Csr::Scause => Some(scause_name(v)),
-        Csr::Satp => {
-            let s = Satp(v);
-            Some(format!(
-                "{} asid {} root {:#x}",
-                s.mode(),
-                s.asid(),
-                s.root()
-            ))
-        }
-        Csr::Sepc | Csr::Mepc | Csr::Stvec => sym(if csr == Csr::Stvec { v & !3 } else { v }),
-        Csr::Sie => Some(interrupt_bits(v, "IE")),
-        Csr::Sip => Some(interrupt_bits(v, "IP")),
-        Csr::Priv => Some(priv_name(v).to_string()),
-        Csr::Stval | Csr::Sscratch => None,
-    }
-}
-
 pub fn run(ctx: &mut Ctx<'_>, hart: usize) -> Result<()> {
     ctx.check_hart(hart)?;
     let target = ctx.target()?;
@@ -110,73 +48,15 @@ pub fn run(ctx: &mut Ctx<'_>, hart: usize) -> Result<()> {
         };
         csrs.push((csr, v));
     }
-    let sym = |a: u64| crate::symbolize::name(ctx.symbols, a);
-    let privilege = csrs
-        .iter()
-        .find(|(c, _)| *c == Csr::Priv)
-        .and_then(|(_, v)| v.map(priv_name));
-    let out = RegsJson {
-        hart,
-        privilege,
-        pc: regs.pc,
-        pc_symbol: sym(regs.pc),
-        gprs: (1..32)
-            .map(|i| GprJson {
-                abi: ABI[i],
-                x: i,
-                value: regs.x[i],
-                symbol: if i == 1 { sym(regs.x[i]) } else { None },
-            })
-            .collect(),
-        csrs: csrs
-            .iter()
-            .filter(|(c, _)| *c != Csr::Priv)
-            .map(|&(c, v)| CsrJson {
-                name: c.name(),
-                value: v,
-                decoded: v.and_then(|v| decode_csr(ctx, c, v)),
-            })
-            .collect(),
-    };
+    let syms = ctx.symbols;
+    let view = views::regs::regs(hart, &regs, &csrs, &|a| {
+        crate::symbolize::name(syms, a)
+    });
     if ctx.json {
-        return ctx.json(&out);
+        return ctx.json(&view);
     }
-    let w = &mut ctx.out;
-    let pname = match out.privilege {
-        Some("U") => "U (user)",
-        Some("S") => "S (supervisor)",
-        Some("M") => "M (machine)",
-        Some(_) => "? (unknown)",
-        None => "unavailable",
-    };
-    writeln!(w, "hart {hart}  priv {pname}")?;
-    let pc = format!(
-        "pc            {:#018x}  {}",
-        out.pc,
-        out.pc_symbol.as_deref().unwrap_or("")
-    );
-    writeln!(w, "{}", pc.trim_end())?;
-    for g in &out.gprs {
-        let line = format!(
-            "{:<4} {:<4}     {:#018x}  {}",
-            g.abi,
-            format!("x{}", g.x),
-            g.value,
-            g.symbol.as_deref().unwrap_or("")
-        );
-        writeln!(w, "{}", line.trim_end())?;
-    }
-    for c in &out.csrs {
-        let line = match c.value {
-            Some(v) => format!(
-                "{:<13} {:#018x}  {}",
-                c.name,
-                v,
-                c.decoded.as_deref().unwrap_or("")
-            ),
-            None => format!("{:<13} unavailable", c.name),
-        };
-        writeln!(w, "{}", line.trim_end())?;
+    for l in view.lines() {
+        writeln!(ctx.out, "{l}")?;
     }
     Ok(())
 }

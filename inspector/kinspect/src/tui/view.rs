@@ -27,7 +27,7 @@ use super::app::{App, Focus, InputKind, Tab};
 use super::command::COMMANDS;
 use super::keys::KEYS;
 use super::panes::WalkState;
-use crate::arch::{priv_name, scause_name, sstatus_names, ABI};
+use crate::arch::priv_name;
 use crate::model::ProcState;
 use crate::target::Csr;
 
@@ -169,69 +169,15 @@ pub fn maps_lines(app: &App) -> Vec<String> {
     out
 }
 
-/// The Registers tab's lines for the selected hart.
+/// The Registers tab's lines for the selected hart
+/// ([`crate::views::regs::Regs::compact_lines`]).
 pub fn regs_lines(app: &App) -> Vec<String> {
     let Some(h) = app.hart_snap() else {
         return Vec::new();
     };
     let syms = app.symbols.as_deref();
-    let sym = |a: u64| super::snapshot::symbolize(syms, a).unwrap_or_default();
-    let mut out = vec![format!(
-        "hart {}  priv {}   pc {:#018x}  {}",
-        h.hart,
-        h.privilege().map(priv_name).unwrap_or("?"),
-        h.regs.pc,
-        sym(h.regs.pc)
-    )];
-    for i in (1..32).step_by(2) {
-        let a = format!("{:<4}{:#018x}", ABI[i], h.regs.x[i]);
-        let b = if i + 1 < 32 {
-            format!("{:<4}{:#018x}", ABI[i + 1], h.regs.x[i + 1])
-        } else {
-            String::new()
-        };
-        let note = if i == 1 {
-            format!("  ra = {}", sym(h.regs.x[1]))
-        } else {
-            String::new()
-        };
-        out.push(format!("{a}   {b}{note}").trim_end().to_string());
-    }
-    for (c, v) in &h.csrs {
-        if *c == Csr::Priv {
-            continue;
-        }
-        let Some(v) = v else {
-            out.push(format!("{:<9} unavailable", c.name()));
-            continue;
-        };
-        let decoded = match c {
-            Csr::Satp => {
-                let s = Satp(*v);
-                format!("{} asid {} root {:#x}", s.mode(), s.asid(), s.root())
-            }
-            Csr::Sstatus => sstatus_names(*v),
-            Csr::Scause => scause_name(*v),
-            Csr::Sie | Csr::Sip => {
-                let suffix = if *c == Csr::Sie { "IE" } else { "IP" };
-                let names: Vec<String> = [(1, "SS"), (5, "ST"), (9, "SE"), (13, "LCOF")]
-                    .iter()
-                    .filter(|(bit, _)| v >> bit & 1 != 0)
-                    .map(|(_, n)| format!("{n}{suffix}"))
-                    .collect();
-                names.join(" ")
-            }
-            Csr::Sepc => sym(*v),
-            Csr::Stvec => sym(*v & !3),
-            _ => String::new(),
-        };
-        out.push(
-            format!("{:<9} {:#018x}  {decoded}", c.name(), v)
-                .trim_end()
-                .to_string(),
-        );
-    }
-    out
+    let sym = |a: u64| super::snapshot::symbolize(syms, a);
+    crate::views::regs::regs(h.hart, &h.regs, &h.csrs, &sym).compact_lines()
 }
 
 fn flags_spans(t: &Theme, pte: kinspect_sv39::Pte) -> Vec<Span<'static>> {
