@@ -96,9 +96,9 @@ impl From<ModelError> for Error {
     /// The model's errors in the CLI's words and exit codes.
     fn from(e: ModelError) -> Error {
         match e {
-            ModelError::Symbols(m) => Error::BadInput(m),
             ModelError::Target(t) => Error::from(t),
-            ModelError::Kernel(m) => Error::Failed(m),
+            e if e.is_bad_input() => Error::BadInput(e.to_string()),
+            e => Error::Failed(e.to_string()),
         }
     }
 }

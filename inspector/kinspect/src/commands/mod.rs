@@ -67,7 +67,7 @@ use kinspect_sv39::{Finding, PhysAddr, Ram, Satp, SatpMode, VirtAddr};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::model::{self, Kernel, KernelState, ModelError, PhysCache, Profile, TableSel};
+use crate::model::{self, Kernel, KernelState, PhysCache, Profile, TableSel};
 use crate::parse::parse_u64;
 use crate::session::Session;
 use crate::target::{Csr, Hart, Target};
@@ -327,7 +327,7 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
         let mut phys = PhysCache::new(ctx.target()?);
         let state = kernel.read_state(&mut phys, ram)?;
         let t = kernel.select(&state, sel).map_err(|e| match e {
-            ModelError::Kernel(m) => Error::BadInput(m),
+            e if e.is_selection() => Error::BadInput(e.to_string()),
             e => Error::from(e),
         })?;
         return Ok(Root {

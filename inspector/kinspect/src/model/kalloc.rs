@@ -125,14 +125,14 @@ impl Kernel<'_> {
             match run.and_then(|r| syms.member(r, &self.profile.run_next).ok()) {
                 Some(n) => (n.offset, syms.size_of(n.ty).unwrap_or(8)),
                 None => {
-                    return Err(ModelError::Symbols(format!(
+                    return Err(ModelError::FreeListType(format!(
                         "`{}.{}` is not a pointer to a struct with `{}`",
                         self.profile.kmem, self.profile.freelist, self.profile.run_next
                     )))
                 }
             };
         if !(1..=8).contains(&next_size) {
-            return Err(ModelError::Symbols(format!(
+            return Err(ModelError::FreeListType(format!(
                 "`struct run`'s `{}` is {next_size} bytes",
                 self.profile.run_next
             )));
@@ -142,7 +142,10 @@ impl Kernel<'_> {
             .field(&self.profile.freelist)
             .and_then(|v| v.as_u64())
             .map(PhysAddr)
-            .map_err(|e| ModelError::Kernel(format!("`kmem`: {e}")))?;
+            .map_err(|e| ModelError::Value {
+                what: "`kmem`".into(),
+                source: e,
+            })?;
         let nfree = super::state::opt_u64(&kmem, "nfree");
         let limit = (ram.size / 4096) as usize + 1;
         let mut pages = Vec::new();

@@ -64,24 +64,123 @@ pub use owner::{Owner, PhysMap, TableOf};
 pub use profile::{KptChoice, Profile};
 pub use state::{Cpu, KernelState, Proc, ProcState};
 
-/// Why the model could not be built or read.
+/// Why the model could not be built or read. The first group are the
+/// ELF's fault (it lacks what the model needs: the CLI's "bad input"),
+/// [`ModelError::Target`] is the transport's, the rest the kernel memory's.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// The ELF lacks what the model needs (no DWARF, no `proc`, ...).
+    /// The ELF has no DWARF at all.
+    #[error("{file} has no DWARF debug info, which the kernel model needs: build the kernel with gcc -g / debug = 2")]
+    NoDebugInfo { file: String },
+    /// A global, member or type the model needs is missing or unreadable
+    /// in the DWARF (`what` names what was looked for).
+    #[error("{what}: {source}")]
+    Symbol {
+        what: String,
+        #[source]
+        source: SymbolError,
+    },
+    /// A global the model needs has no DWARF type; `file` is named where
+    /// the model found the global by name.
+    #[error("`{name}` has no DWARF type{}", in_file(.file))]
+    Untyped { name: String, file: Option<String> },
+    /// A global that must be an array (`proc`, `cpus`) is not one.
+    #[error("`{name}` is a `{ty}`, not an array")]
+    NotArray { name: String, ty: String },
+    /// An array global without a length.
+    #[error("`{name}` has no length")]
+    NoLength { name: String },
+    /// The free list's type is not xv6's (`struct run *` with `next`);
+    /// `why` says what is wrong.
     #[error("{0}")]
-    Symbols(String),
+    FreeListType(String),
+    /// The machine runs another kernel than the ELF (see [`verify_image`]).
+    #[error("the running kernel is not {file}: the code of `{function}` at {addr:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF")]
+    ImageMismatch {
+        file: String,
+        function: &'static str,
+        addr: u64,
+    },
     /// The target failed (connection lost, ...).
     #[error(transparent)]
     Target(#[from] TargetError),
-    /// Kernel memory could not be read or makes no sense.
-    #[error("{0}")]
-    Kernel(String),
+    /// Kernel memory could not be read or decoded as its DWARF type.
+    #[error(transparent)]
+    Load(SymbolError),
+    /// A loaded value is not what the model expects (`what`: the object,
+    /// `proc[3].kstack`).
+    #[error("{what}: {source}")]
+    Value {
+        what: String,
+        #[source]
+        source: SymbolError,
+    },
+    /// `--pid N` names no live process.
+    #[error("no process with pid {pid} (live pids: {})", pid_list(.live))]
+    NoSuchPid { pid: i64, live: Vec<i64> },
+    /// `--pid N`: the process has no user page table.
+    #[error("{who} has no user page table (pagetable is 0)")]
+    NoUserTable { who: String },
+    /// `--pid N --kernel-pt`: the process's kernel page table is not set yet.
+    #[error("{who} has no kernel page table yet ({field} is 0)")]
+    NoKernelTable { who: String, field: String },
+}
+
+impl ModelError {
+    /// Is this about what the user or the ELF gave (as opposed to the
+    /// machine or its memory)?
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ModelError::NoDebugInfo { .. }
+                | ModelError::Symbol { .. }
+                | ModelError::Untyped { .. }
+                | ModelError::NotArray { .. }
+                | ModelError::NoLength { .. }
+                | ModelError::FreeListType(_)
+                | ModelError::ImageMismatch { .. }
+        )
+    }
+
+    /// Does it name a table `--pid`/`--kernel` cannot select?
+    pub fn is_selection(&self) -> bool {
+        matches!(
+            self,
+            ModelError::NoSuchPid { .. }
+                | ModelError::NoUserTable { .. }
+                | ModelError::NoKernelTable { .. }
+        )
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ModelError>;
 
+/// ` in FILE (build ... with debug info)`, or nothing.
+fn in_file(file: &Option<String>) -> String {
+    file.as_ref()
+        .map(|f| format!(" in {f} (build the kernel with debug info: gcc -g / debug = 2)"))
+        .unwrap_or_default()
+}
+
+/// `1 2 3`, or `none`.
+fn pid_list(live: &[i64]) -> String {
+    if live.is_empty() {
+        return "none".into();
+    }
+    let pids: Vec<String> = live.iter().map(|p| p.to_string()).collect();
+    pids.join(" ")
+}
+
 fn sym_err(what: &str, e: SymbolError) -> ModelError {
-    ModelError::Symbols(format!("{what}: {e}"))
+    ModelError::Symbol {
+        what: what.to_string(),
+        source: e,
+    }
+}
+
+/// A loaded value that is not what the model expects.
+fn value_err(what: String, e: SymbolError) -> ModelError {
+    ModelError::Value { what, source: e }
 }
 
 /// Functions whose code depends on `struct proc`'s layout, compared with
@@ -102,28 +201,27 @@ struct ArrayInfo {
 
 fn array_global(syms: &Symbols, name: &str) -> Result<ArrayInfo> {
     if !syms.has_debug_info() {
-        return Err(ModelError::Symbols(format!(
-            "{} has no DWARF debug info, which the kernel model needs: build the kernel with gcc -g / debug = 2",
-            syms.file_name()
-        )));
+        return Err(ModelError::NoDebugInfo {
+            file: syms.file_name().to_string(),
+        });
     }
     let g = syms
         .global(name)
         .map_err(|e| sym_err(&format!("the kernel's `{name}`"), e))?;
-    let ty = g.ty.ok_or_else(|| {
-        ModelError::Symbols(format!(
-            "`{name}` has no DWARF type in {} (build the kernel with debug info: gcc -g / debug = 2)",
-            syms.file_name()
-        ))
+    let ty = g.ty.ok_or_else(|| ModelError::Untyped {
+        name: name.to_string(),
+        file: Some(syms.file_name().to_string()),
     })?;
     let t = syms.resolve(ty).map_err(|e| sym_err(name, e))?;
     let TypeKind::Array { element, len } = t.kind else {
-        return Err(ModelError::Symbols(format!(
-            "`{name}` is a `{}`, not an array",
-            syms.type_name(ty)
-        )));
+        return Err(ModelError::NotArray {
+            name: name.to_string(),
+            ty: syms.type_name(ty),
+        });
     };
-    let len = len.ok_or_else(|| ModelError::Symbols(format!("`{name}` has no length")))?;
+    let len = len.ok_or_else(|| ModelError::NoLength {
+        name: name.to_string(),
+    })?;
     let element_size = syms.size_of(element).map_err(|e| sym_err(name, e))?;
     Ok(ArrayInfo {
         addr: g.addr,
@@ -161,8 +259,9 @@ impl<'s> Kernel<'s> {
         let kpt = syms
             .global(&profile.kernel_pagetable)
             .map_err(|e| sym_err("the kernel's root page table", e))?;
-        let kpt_ty = kpt.ty.ok_or_else(|| {
-            ModelError::Symbols(format!("`{}` has no DWARF type", profile.kernel_pagetable))
+        let kpt_ty = kpt.ty.ok_or_else(|| ModelError::Untyped {
+            name: profile.kernel_pagetable.clone(),
+            file: None,
         })?;
         let kpt_candidates = match &profile.kpt {
             KptChoice::Detect => kpt::candidates(syms, proc.element, &profile.kpagetable_fields),
@@ -240,7 +339,7 @@ impl<'s> Kernel<'s> {
         if let Some(e) = phys.fatal.take() {
             return Err(ModelError::Target(e));
         }
-        r.map_err(|e| ModelError::Kernel(e.to_string()))
+        r.map_err(ModelError::Load)
     }
 
     /// Check that the machine runs the kernel this ELF describes: see
@@ -258,7 +357,7 @@ impl<'s> Kernel<'s> {
             .load(phys, ram, kaddr, kty)?
             .as_u64()
             .map(PhysAddr)
-            .map_err(|e| ModelError::Kernel(format!("`kernel_pagetable`: {e}")))?;
+            .map_err(|e| value_err("`kernel_pagetable`".into(), e))?;
         let table = self.load(phys, ram, self.proc.addr, self.proc.ty)?;
         let kpt = self.detect_kpt(phys, ram, kernel_pagetable, table.items());
         if let Some(e) = phys.fatal.take() {
@@ -296,12 +395,12 @@ impl<'s> Kernel<'s> {
     fn decode_proc(&self, slot: usize, v: &Value, kpt_field: Option<&str>) -> Result<Proc> {
         let need = |f: &str| -> Result<&Value> {
             v.field(f)
-                .map_err(|e| ModelError::Kernel(format!("proc[{slot}]: {e}")))
+                .map_err(|e| value_err(format!("proc[{slot}]"), e))
         };
         let num = |f: &str| -> Result<u64> {
             need(f)?
                 .as_u64()
-                .map_err(|e| ModelError::Kernel(format!("proc[{slot}].{f}: {e}")))
+                .map_err(|e| value_err(format!("proc[{slot}].{f}"), e))
         };
         let parent = state::opt_u64(v, "parent").unwrap_or(0);
         let context = v.field("context").ok();
@@ -364,23 +463,14 @@ impl<'s> Kernel<'s> {
                 describe: format!("kernel_pagetable {:#x}", state.kernel_pagetable),
             }),
             TableSel::User { pid } | TableSel::ProcKernel { pid } => {
-                let p = state.by_pid(pid).ok_or_else(|| {
-                    let pids: Vec<String> = state.live().map(|p| p.pid.to_string()).collect();
-                    ModelError::Kernel(format!(
-                        "no process with pid {pid} (live pids: {})",
-                        if pids.is_empty() {
-                            "none".to_string()
-                        } else {
-                            pids.join(" ")
-                        }
-                    ))
+                let p = state.by_pid(pid).ok_or_else(|| ModelError::NoSuchPid {
+                    pid,
+                    live: state.live().map(|p| p.pid).collect(),
                 })?;
                 let who = format!("pid {} ({}, slot {})", p.pid, p.name, p.slot);
                 if matches!(sel, TableSel::User { .. }) {
                     if p.pagetable.0 == 0 {
-                        return Err(ModelError::Kernel(format!(
-                            "{who} has no user page table (pagetable is 0)"
-                        )));
+                        return Err(ModelError::NoUserTable { who });
                     }
                     return Ok(Table {
                         root: p.pagetable,
@@ -394,9 +484,10 @@ impl<'s> Kernel<'s> {
                         of: TableOf::ProcKernel { slot: p.slot, pid },
                         describe: format!("{who} kernel page table ({f}) {k:#x}"),
                     }),
-                    (Some(f), _) => Err(ModelError::Kernel(format!(
-                        "{who} has no kernel page table yet ({f} is 0)"
-                    ))),
+                    (Some(f), _) => Err(ModelError::NoKernelTable {
+                        who,
+                        field: f.to_string(),
+                    }),
                     (None, _) => Ok(Table {
                         root: state.kernel_pagetable,
                         of: TableOf::Kernel,
@@ -444,11 +535,11 @@ pub fn verify_image(syms: &Symbols, phys: &mut PhysCache<'_>) -> Result<()> {
             Err(Some(e)) => return Err(ModelError::Target(e)),
         }
         if have != want {
-            return Err(ModelError::Symbols(format!(
-                "the running kernel is not {}: the code of `{name}` at {:#x} differs (rebuilt since QEMU started?); give --elf the running kernel's ELF",
-                syms.file_name(),
-                sym.addr
-            )));
+            return Err(ModelError::ImageMismatch {
+                file: syms.file_name().to_string(),
+                function: name,
+                addr: sym.addr,
+            });
         }
     }
     Ok(())
