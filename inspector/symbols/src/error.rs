@@ -3,8 +3,6 @@
 //! Every variant renders as one line a person can act on; the CLI prints it
 //! after the program name and exits non-zero.
 
-use std::fmt;
-
 /// An error from the symbol layer.
 #[derive(Debug, thiserror::Error)]
 pub enum SymbolError {
@@ -67,7 +65,14 @@ pub enum SymbolError {
 }
 
 /// A failed read of target memory, as reported by a [`crate::Memory`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `why` is the line a person reads; `source` is the backend's own error
+/// when it has one, so a caller that knows the backend can tell a lost
+/// connection from memory that is simply not there (kinspect downcasts it
+/// to its `TargetError`) after the error has come back through a load or
+/// an expression ([`SymbolError::memory_mut`]).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {len} bytes at {addr:#x}: {why}")]
 pub struct MemoryError {
     /// The address that was asked for (as the caller of `Memory::read` saw it).
     pub addr: u64,
@@ -75,15 +80,40 @@ pub struct MemoryError {
     pub len: usize,
     /// Why it failed, in the backend's words.
     pub why: String,
+    /// The backend's error underneath, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
-impl fmt::Display for MemoryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot read {} bytes at {:#x}: {}",
-            self.len, self.addr, self.why
-        )
+impl MemoryError {
+    /// A failed read of `len` bytes at `addr`, for the reason `why`.
+    pub fn new(addr: u64, len: usize, why: impl Into<String>) -> MemoryError {
+        MemoryError {
+            addr,
+            len,
+            why: why.into(),
+            source: None,
+        }
+    }
+
+    /// The same, carrying the backend's own error.
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> MemoryError {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+impl SymbolError {
+    /// The failed memory read this error comes from, if reading memory is
+    /// why it failed (to take its [`MemoryError::source`] out).
+    pub fn memory_mut(&mut self) -> Option<&mut MemoryError> {
+        match self {
+            SymbolError::Read { source, .. } | SymbolError::Memory(source) => Some(source),
+            _ => None,
+        }
     }
 }
 

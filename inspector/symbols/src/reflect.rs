@@ -49,11 +49,11 @@ pub struct NoMemory;
 
 impl Memory for NoMemory {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> std::result::Result<(), MemoryError> {
-        Err(MemoryError {
+        Err(MemoryError::new(
             addr,
-            len: buf.len(),
-            why: "no target memory (give a live target or a snapshot)".into(),
-        })
+            buf.len(),
+            "no target memory (give a live target or a snapshot)",
+        ))
     }
 }
 
@@ -112,11 +112,7 @@ impl Memory for ImageMemory {
                 return Ok(());
             }
         }
-        Err(MemoryError {
-            addr,
-            len: buf.len(),
-            why: "not in the memory image".into(),
-        })
+        Err(MemoryError::new(addr, buf.len(), "not in the memory image"))
     }
 }
 

@@ -15,11 +15,7 @@ struct MonitorMemory<'a>(&'a mut Machine);
 
 impl Memory for MonitorMemory<'_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let fail = |why: String| MemoryError {
-            addr,
-            len: buf.len(),
-            why,
-        };
+        let fail = |why: String| MemoryError::new(addr, buf.len(), why);
         let start = addr & !7;
         let end = (addr + buf.len() as u64 + 7) & !7;
         let mut words: Vec<u8> = Vec::with_capacity((end - start) as usize);

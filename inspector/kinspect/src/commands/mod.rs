@@ -438,10 +438,7 @@ pub fn parse_addr(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
             .filter(|r| *r != 0)
             .map(PhysAddr);
         let mut mem = model::KernelMemory::new(&mut phys, ram, root);
-        let r = debug.eval_address(s, &mut mem);
-        if let Some(fatal) = phys.fatal.take() {
-            return Err(Error::from(fatal));
-        }
+        let r = model::split_lost(debug.eval_address(s, &mut mem))?;
         return r.map_err(|e| Error::BadInput(format!("`{s}`: {e}")));
     }
     let name = s.split_once('+').map_or(s, |(n, _)| n).trim();

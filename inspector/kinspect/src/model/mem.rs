@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use kinspect_sv39::{translate, PhysAddr, PhysRead, Ram, ReadError, StepOutcome, VirtAddr};
-use kinspect_symbols::{Memory, MemoryError};
+use kinspect_symbols::{Memory, MemoryError, SymbolError};
 
 use crate::target::{Target, TargetError};
 
@@ -31,13 +31,12 @@ const PAGE: u64 = 4096;
 /// Physical memory through a [`Target`], cached by 4 KiB page.
 ///
 /// Unreadable memory is remembered as unreadable; any other target error
-/// (the connection went away) is kept in [`PhysCache::fatal`] so the
-/// command can report it with its own exit code.
+/// (the connection went away) is returned to the reader, and through the
+/// symbol layer it travels as the source of its [`MemoryError`] (see
+/// [`lost`]).
 pub struct PhysCache<'t> {
     target: &'t mut dyn Target,
     pages: HashMap<PhysAddr, Option<Box<[u8]>>>,
-    /// The first transport failure, if any.
-    pub fatal: Option<TargetError>,
     /// Pages read from the target (for measurements).
     pub reads: usize,
     dump: Option<RamDump>,
@@ -63,7 +62,6 @@ impl<'t> PhysCache<'t> {
         PhysCache {
             target,
             pages: HashMap::new(),
-            fatal: None,
             reads: 0,
             dump: None,
             dump_tried: false,
@@ -363,20 +361,124 @@ impl<'c, 't> KernelMemory<'c, 't> {
     }
 }
 
-/// The symbol layer reads through the same reader. Its [`MemoryError`] is
-/// text, so a lost connection is also kept in [`PhysCache::fatal`] for the
-/// model to report with its own exit code.
+/// The symbol layer reads through the same reader. A lost connection
+/// rides in the [`MemoryError`] as its source, so it comes back out of a
+/// load or an expression for [`lost`] to find.
 impl Memory for KernelMemory<'_, '_> {
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let len = buf.len();
-        KernelMemory::read(self, VirtAddr(addr), buf).map_err(|e| {
-            let why = e.to_string();
-            if let VaError::Lost(t) = e {
-                if self.phys.fatal.is_none() {
-                    self.phys.fatal = Some(t);
-                }
-            }
-            MemoryError { addr, len, why }
+        KernelMemory::read(self, VirtAddr(addr), buf).map_err(|e| match e {
+            VaError::Unreadable(why) => MemoryError::new(addr, len, why),
+            VaError::Lost(t) => MemoryError::new(addr, len, t.to_string()).with_source(t),
         })
+    }
+}
+
+/// A symbol-layer error taken apart: `Err` with the [`TargetError`] when a
+/// read under it failed because the connection went away (the caller
+/// reports that with its own exit code), else `Ok` with the error as it was.
+pub fn lost(mut e: SymbolError) -> Result<SymbolError, TargetError> {
+    if let Some(m) = e.memory_mut() {
+        if let Some(source) = m.source.take() {
+            match source.downcast::<TargetError>() {
+                Ok(t) => return Err(*t),
+                Err(other) => m.source = Some(other),
+            }
+        }
+    }
+    Ok(e)
+}
+
+/// A symbol-layer result with a lost connection taken out of it (see
+/// [`lost`]): the outer `Err` is the transport's, the inner result the data's.
+pub fn split_lost<T>(r: Result<T, SymbolError>) -> Result<Result<T, SymbolError>, TargetError> {
+    match r {
+        Ok(v) => Ok(Ok(v)),
+        Err(e) => lost(e).map(Err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{Csr, GeneralRegs, Hart, RunState};
+
+    /// RAM at 0x80000000 that answers until the connection "goes away" at
+    /// `dead_from`; physical memory elsewhere is unreadable.
+    struct Dying {
+        dead_from: u64,
+    }
+
+    impl Target for Dying {
+        fn describe(&self) -> String {
+            "a dying machine".into()
+        }
+        fn harts(&mut self) -> crate::target::Result<Vec<Hart>> {
+            Ok(vec![0])
+        }
+        fn read_phys(&mut self, pa: u64, buf: &mut [u8]) -> crate::target::Result<()> {
+            if pa >= self.dead_from {
+                return Err(TargetError::Disconnected(
+                    "QEMU closed the connection".into(),
+                ));
+            }
+            if pa < 0x8000_0000 {
+                return Err(TargetError::Memory {
+                    addr: pa,
+                    len: buf.len(),
+                });
+            }
+            buf.fill(0xab);
+            Ok(())
+        }
+        fn regs(&mut self, _: Hart) -> crate::target::Result<GeneralRegs> {
+            Ok(GeneralRegs::default())
+        }
+        fn csr(&mut self, _: Hart, _: Csr) -> crate::target::Result<u64> {
+            Ok(0)
+        }
+        fn run_state(&mut self) -> crate::target::Result<RunState> {
+            Ok(RunState::Halted)
+        }
+    }
+
+    fn read_through_symbols(t: &mut Dying, va: u64) -> Result<[u8; 8], SymbolError> {
+        let mut phys = PhysCache::new(t);
+        let ram = Ram {
+            base: PhysAddr(0x8000_0000),
+            size: 0x100_0000,
+        };
+        let mut mem = KernelMemory::new(&mut phys, ram, None);
+        let mut b = [0u8; 8];
+        Memory::read(&mut mem, va, &mut b).map_err(|source| SymbolError::Read {
+            what: "x".into(),
+            source,
+        })?;
+        Ok(b)
+    }
+
+    #[test]
+    fn a_lost_connection_comes_back_out_of_the_symbol_layer() {
+        let mut t = Dying {
+            dead_from: 0x8080_0000,
+        };
+        assert_eq!(
+            read_through_symbols(&mut t, 0x8000_1000).unwrap(),
+            [0xab; 8]
+        );
+        let e = read_through_symbols(&mut t, 0x8090_0000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read `x`: cannot read 8 bytes at 0x80900000: connection lost: QEMU closed the connection"
+        );
+        match lost(e) {
+            Err(TargetError::Disconnected(m)) => assert_eq!(m, "QEMU closed the connection"),
+            other => panic!("{other:?}"),
+        }
+        // Memory that is not there is the data's problem, not the transport's.
+        let e = read_through_symbols(&mut t, 0x1000).unwrap_err();
+        let e = lost(e).expect("not lost");
+        assert!(e.to_string().contains("is outside the direct map"), "{e}");
+        assert!(matches!(split_lost(Ok::<u8, SymbolError>(1)), Ok(Ok(1))));
     }
 }

@@ -59,7 +59,7 @@ use crate::target::TargetError;
 
 pub use kalloc::{FreeList, FreeListProblem};
 pub use kpt::{KptDetection, KptHow};
-pub use mem::{KernelMemory, PhysCache, VaError};
+pub use mem::{lost, split_lost, KernelMemory, PhysCache, VaError};
 pub use owner::{Owner, PhysMap, TableOf};
 pub use profile::{KptChoice, Profile};
 pub use state::{Cpu, KernelState, Proc, ProcState};
@@ -336,10 +336,7 @@ impl<'s> Kernel<'s> {
         let mut mem = self.mem(phys, ram);
         // `addr` is a DWARF address: a kernel virtual address.
         let r = self.syms.load(&mut mem, addr, ty);
-        if let Some(e) = phys.fatal.take() {
-            return Err(ModelError::Target(e));
-        }
-        r.map_err(ModelError::Load)
+        mem::split_lost(r)?.map_err(ModelError::Load)
     }
 
     /// Check that the machine runs the kernel this ELF describes: see
@@ -360,9 +357,6 @@ impl<'s> Kernel<'s> {
             .map_err(|e| value_err("`kernel_pagetable`".into(), e))?;
         let table = self.load(phys, ram, self.proc.addr, self.proc.ty)?;
         let kpt = self.detect_kpt(phys, ram, kernel_pagetable, table.items());
-        if let Some(e) = phys.fatal.take() {
-            return Err(ModelError::Target(e));
-        }
         let mut procs = Vec::with_capacity(table.items().len());
         for (slot, v) in table.items().iter().enumerate() {
             procs.push(self.decode_proc(slot, v, kpt.field.as_deref())?);

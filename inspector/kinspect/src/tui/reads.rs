@@ -96,12 +96,12 @@ impl Worker {
         };
         let mut phys = PhysCache::new(t);
         let mut mem = KernelMemory::new(&mut phys, ram, root);
-        let r = syms.eval_address(expr, &mut mem);
-        if let Some(f) = phys.fatal.take() {
-            return Err(self.fail("evaluating", f));
+        match crate::model::split_lost(syms.eval_address(expr, &mut mem)) {
+            Err(lost) => Err(self.fail("evaluating", lost)),
+            Ok(r) => r
+                .map(VirtAddr)
+                .map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))]),
         }
-        r.map(VirtAddr)
-            .map_err(|e| vec![Reply::Error(format!("`{expr}`: {e}"))])
     }
 
     pub(super) fn read_mem(

@@ -18,7 +18,7 @@ use kinspect_sv39::{PhysAddr, Ram, Satp, SatpMode, VirtAddr};
 use kinspect_symbols::Symbols;
 
 use super::procs::{read_procs, ProcRow};
-use crate::model::{KernelMemory, ModelError, PhysCache};
+use crate::model::{split_lost, KernelMemory, ModelError, PhysCache};
 use crate::postmortem::unwind;
 use crate::target::{Csr, GeneralRegs, Hart, Target, TargetError};
 
@@ -205,15 +205,11 @@ pub fn backtrace(
         .map(|s| s.root());
     let mepc = mepc.filter(|_| privilege == Some(3));
     let mut phys = PhysCache::new(target);
+    // The unwinder treats stack it cannot read as the end of the chain.
     let (raw, end) = {
         let mut mem = KernelMemory::new(&mut phys, ram, root);
         unwind::hart_chain(&regs.x, regs.pc, mepc, syms, &mut mem, &in_code)
     };
-    // The unwinder treats unreadable stack as the end of the chain; a lost
-    // connection is the snapshot's failure.
-    if let Some(e) = phys.fatal.take() {
-        return Err(e);
-    }
     for f in &raw {
         let (symbol, lookup) = if f.how.exact() {
             (symbolize(syms, f.pc), f.pc)
@@ -248,8 +244,7 @@ pub fn saved_context_backtrace(
 ) -> Result<Result<Backtrace, String>, TargetError> {
     let mut phys = PhysCache::new(&mut *target);
     let mut mem = KernelMemory::new(&mut phys, ram, None);
-    let kpt = syms
-        .load_global(&mut mem, "kernel_pagetable")
+    let kpt = split_lost(syms.load_global(&mut mem, "kernel_pagetable"))?
         .and_then(|v| v.as_addr())
         .ok();
     // A read that fails because the connection is gone, or because the
@@ -259,11 +254,10 @@ pub fn saved_context_backtrace(
         Data(String),
     }
     let mut field = |f: &str| -> Result<u64, Fail> {
-        let r = syms.eval_address(&format!("proc[{slot}].{f}"), &mut mem);
-        if let Some(e) = mem.phys.fatal.take() {
-            return Err(Fail::Lost(e));
+        match split_lost(syms.eval_address(&format!("proc[{slot}].{f}"), &mut mem)) {
+            Err(lost) => Err(Fail::Lost(lost)),
+            Ok(r) => r.map_err(|e| Fail::Data(e.to_string())),
         }
-        r.map_err(|e| Fail::Data(e.to_string()))
     };
     let ra = field("context.ra");
     let s0 = field("context.s0");
@@ -358,8 +352,7 @@ pub fn read_snapshot(
         }
         let mut phys = PhysCache::new(target);
         let mut mem = KernelMemory::new(&mut phys, ram, snap.kernel_pagetable);
-        let panicked = syms
-            .load_global(&mut mem, "panicked")
+        let panicked = split_lost(syms.load_global(&mut mem, "panicked"))?
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
         // A hart held on panic's first instruction (`kinspect watch` holds
@@ -372,8 +365,7 @@ pub fn read_snapshot(
                 .map(|h| (h.hart, h.regs.x[10]))
         });
         if panicked != 0 || at_entry.is_some() {
-            let mut msg = syms
-                .load_global(&mut mem, "panicmsg")
+            let mut msg = split_lost(syms.load_global(&mut mem, "panicmsg"))?
                 .and_then(|v| v.as_cstr())
                 .unwrap_or_default();
             if msg.is_empty() {
@@ -397,9 +389,6 @@ pub fn read_snapshot(
                     })
                     .map(|h| h.hart)
             });
-        }
-        if let Some(e) = mem.phys.fatal.take() {
-            return Err(e);
         }
     }
     Ok(snap)
