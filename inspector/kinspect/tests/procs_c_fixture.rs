@@ -324,3 +324,82 @@ fn a_machine_running_another_build_is_refused_not_misread() {
     );
     assert!(r.out.is_empty());
 }
+
+/// The machine, which loses its connection after `reads_left` reads of
+/// physical memory.
+struct Dying<'a> {
+    inner: &'a mut kinspect::target::memory::MemoryTarget,
+    reads_left: usize,
+}
+
+impl kinspect::target::Target for Dying<'_> {
+    fn describe(&self) -> String {
+        "a dying machine".into()
+    }
+    fn harts(&mut self) -> kinspect::target::Result<Vec<usize>> {
+        self.inner.harts()
+    }
+    fn read_phys(&mut self, pa: u64, buf: &mut [u8]) -> kinspect::target::Result<()> {
+        if self.reads_left == 0 {
+            return Err(kinspect::target::TargetError::Disconnected(
+                "QEMU closed the connection".into(),
+            ));
+        }
+        self.reads_left -= 1;
+        self.inner.read_phys(pa, buf)
+    }
+    fn regs(&mut self, hart: usize) -> kinspect::target::Result<kinspect::target::GeneralRegs> {
+        self.inner.regs(hart)
+    }
+    fn csr(&mut self, hart: usize, csr: kinspect::target::Csr) -> kinspect::target::Result<u64> {
+        self.inner.csr(hart, csr)
+    }
+    fn run_state(&mut self) -> kinspect::target::Result<kinspect::target::RunState> {
+        Ok(kinspect::target::RunState::Halted)
+    }
+}
+
+/// A connection lost under the kernel model or a symbol expression (the
+/// reads go through the DWARF loader) is exit code 3 with one line, at
+/// every point; with enough reads the output is the whole of it.
+#[test]
+fn losing_the_machine_under_the_model_is_exit_3_with_one_line() {
+    let mut b = scene(ELF);
+    let path = fixture(ELF);
+    let elf = path.to_str().unwrap();
+    for args in [&["procs"][..], &["translate", "proc[1].kstack"]] {
+        let mut full = vec!["kinspect", "--elf", elf];
+        full.extend_from_slice(args);
+        let run = |t: &mut dyn kinspect::target::Target| {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = kinspect::cli::run_args_on(&full, t, &mut out, &mut err);
+            (
+                code,
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        };
+        let whole = run(&mut b.t);
+        assert_eq!(whole.0, 0, "{args:?}: {}", whole.2);
+        let mut lost = 0;
+        for reads in 0..200 {
+            let mut t = Dying {
+                inner: &mut b.t,
+                reads_left: reads,
+            };
+            let r = run(&mut t);
+            if r.0 == 0 {
+                assert_eq!(r, whole, "{args:?} after {reads} reads");
+                break;
+            }
+            lost += 1;
+            assert_eq!(r.0, 3, "{args:?} after {reads} reads: {}", r.2);
+            assert_eq!(
+                r.2, "kinspect: connection lost: QEMU closed the connection\n",
+                "{args:?} after {reads} reads"
+            );
+            assert_eq!(r.1, "", "{args:?} after {reads} reads: a partial view");
+        }
+        assert!(lost > 2, "{args:?}: the machine died only {lost} times");
+    }
+}

@@ -6,10 +6,10 @@
 
 use kinspect_sv39::{translate, PhysAddr, SatpMode};
 
-use super::{parse_va, read_kernel, require_sv39, resolve_root, Ctx};
+use super::{parse_va, require_sv39, resolve_root, Ctx};
 use super::{Run, Select};
 use crate::error::{Error, Result};
-use crate::model::{ModelError, Owner, PhysCache, PhysMap};
+use crate::model::{Kernel, ModelError, Owner, PhysCache, PhysMap};
 use crate::views::translate::Translate;
 
 /// Translate one virtual address through a page table.
@@ -41,8 +41,8 @@ impl Run for Args {
 
 /// The owners of `pa` from the kernel model; empty when there is no ELF
 /// with debug info or the kernel's objects cannot be read (translation
-/// itself does not need them). The free list is walked only when nothing
-/// else claims the page.
+/// itself does not need them), but a lost connection is an error. The
+/// free list is walked only when nothing else claims the page.
 fn owner_of(ctx: &mut Ctx<'_>, pa: PhysAddr) -> Result<Vec<Owner>> {
     let Some(debug) = ctx.symbols else {
         return Ok(Vec::new());
@@ -50,8 +50,13 @@ fn owner_of(ctx: &mut Ctx<'_>, pa: PhysAddr) -> Result<Vec<Owner>> {
     let ram = ctx.ram;
     let profile = ctx.profile.clone();
     let mut phys = PhysCache::new(ctx.target()?);
-    let Ok((kernel, state)) = read_kernel(debug, &profile, &mut phys, ram) else {
+    let Ok(kernel) = Kernel::new(debug, profile) else {
         return Ok(Vec::new());
+    };
+    let state = match kernel.read_state(&mut phys, ram) {
+        Ok(s) => s,
+        Err(ModelError::Target(t)) => return Err(Error::from(t)),
+        Err(_) => return Ok(Vec::new()),
     };
     let mut map = match PhysMap::build_with(&kernel, &mut phys, &state, ram, false) {
         Ok(m) => m,
