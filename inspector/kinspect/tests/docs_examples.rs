@@ -10,7 +10,8 @@
 //!   code 3, "cannot reach"), which proves its subcommand and flags still
 //!   parse; a usage error (exit 2) means the page is stale.
 //!
-//! Long-running commands (`attach`, `launch`, `serve`, `watch`) and ones
+//! Long-running commands (`attach`, `launch`, `serve`, `watch`, `proxy`,
+//! `trace`) and ones
 //! naming files (`--snapshot`, `-o`, `diff`, `--batch`) are left to their
 //! own tests.
 
@@ -107,7 +108,7 @@ fn examples() -> Vec<Example> {
 }
 
 fn skipped(args: &[String]) -> bool {
-    const LONG_RUNNING: [&str; 4] = ["attach", "launch", "serve", "watch"];
+    const LONG_RUNNING: [&str; 6] = ["attach", "launch", "serve", "watch", "proxy", "trace"];
     args.iter().any(|a| {
         LONG_RUNNING.contains(&a.as_str())
             || a == "diff"
@@ -133,12 +134,20 @@ fn every_kinspect_example_in_the_docs_still_holds() {
     let mut checked_exactly = 0;
     let mut failures = Vec::new();
     for ex in all.iter().filter(|e| !skipped(&e.args)) {
-        // --gdb comes first so an example's own --gdb (later) wins.
+        // Nothing listens at 127.0.0.1:1: an example's own --gdb is
+        // pointed there too (a QEMU may really listen at the one shown).
+        let mut args = ex.args.clone();
+        match args.iter().position(|a| a == "--gdb") {
+            Some(i) if i + 1 < args.len() => args[i + 1] = "127.0.0.1:1".into(),
+            _ => {
+                args.insert(0, "127.0.0.1:1".into());
+                args.insert(0, "--gdb".into());
+            }
+        }
         let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
             .current_dir(&root)
             .env("NO_COLOR", "1")
-            .args(["--gdb", "127.0.0.1:1"])
-            .args(&ex.args)
+            .args(&args)
             .output()
             .expect("running kinspect");
         let code = out.status.code().unwrap_or(-1);

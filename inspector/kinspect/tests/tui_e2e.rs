@@ -514,7 +514,7 @@ fn a_panic_is_shown_where_it_happened() {
     });
     t.keys(&["5"]);
     t.wait("mappages in the backtrace", Duration::from_secs(20), |s| {
-        s.contains("panic+") && s.contains("uvmalloc+") && s.contains("inlined: mappages")
+        s.contains("panic+") && s.contains("mappages+") && s.contains("uvmalloc+")
     });
     t.keys(&["q"]);
     t.wait("the quit dialog", Duration::from_secs(10), |s| {
