@@ -91,15 +91,10 @@ fn start_trace(m: &Machine, elf: &Path, file: &Path) -> Tracing {
     }
 }
 
-/// Ctrl-C the trace and wait for it to write its file.
-fn stop_trace(mut t: Tracing, file: &Path) -> Value {
+/// Wait for the trace to end (bounded), and return its stderr; it must
+/// have exited 0.
+fn wait_trace(mut t: Tracing, what: &str) -> String {
     let mut child = t.child.take().expect("a running trace");
-    let pid = child.id().to_string();
-    let k = Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(k.success());
     let deadline = Instant::now() + WAIT;
     let status = loop {
         match child.try_wait().expect("waiting for trace") {
@@ -108,7 +103,7 @@ fn stop_trace(mut t: Tracing, file: &Path) -> Value {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "trace did not end after SIGINT: {}",
+                    "trace did not end {what}: {}",
                     std::fs::read_to_string(&t.err).unwrap_or_default()
                 );
             }
@@ -117,6 +112,18 @@ fn stop_trace(mut t: Tracing, file: &Path) -> Value {
     };
     let err = std::fs::read_to_string(&t.err).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "trace: {err}");
+    err
+}
+
+/// Ctrl-C the trace and wait for it to write its file.
+fn stop_trace(t: Tracing, file: &Path) -> Value {
+    let pid = t.child.as_ref().expect("a running trace").id().to_string();
+    let k = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(k.success());
+    let err = wait_trace(t, "after SIGINT");
     assert!(err.contains("from reset"), "{err}");
     assert!(err.contains("interrupted"), "{err}");
     let s = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{e}; trace said: {err}"));
@@ -287,25 +294,8 @@ fn blame_names_exec_sbrk_and_boot_on_stock_xv6() {
 }
 
 /// Wait for a trace to end by itself (the kernel panicked).
-fn trace_until_panic(mut t: Tracing, file: &Path) {
-    let mut child = t.child.take().expect("a running trace");
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        match child.try_wait().expect("waiting for trace") {
-            Some(s) => break s,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "trace did not end with a panic: {}",
-                    std::fs::read_to_string(&t.err).unwrap_or_default()
-                );
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let err = std::fs::read_to_string(&t.err).unwrap_or_default();
-    assert_eq!(status.code(), Some(0), "trace: {err}");
+fn trace_until_panic(t: Tracing, file: &Path) {
+    let err = wait_trace(t, "with a panic");
     assert!(err.contains("the kernel panicked"), "{err}");
     assert!(file.exists(), "{err}");
 }
