@@ -619,7 +619,7 @@ fn focus_is_unmistakable_and_typing_to_the_guest_is_deliberate() {
     assert_eq!(corner(&s, "Processes"), '┏', "{s}");
     assert_eq!(corner(&s, "1 Page table"), '┌', "{s}");
     assert!(
-        s.contains("i type to guest") && s.contains("1-6 tabs"),
+        s.contains("i type to guest") && s.contains("1-7 tabs"),
         "{s}"
     );
     r.key(KeyCode::Tab);
@@ -651,10 +651,10 @@ fn focus_is_unmistakable_and_typing_to_the_guest_is_deliberate() {
     assert_eq!(r.app.tab, Tab::Maps);
     assert_eq!(r.app.console_out, b"5");
     insta::assert_snapshot!("focus_detail_100x30", r.screen(100, 30));
-    // attach has five tabs and no console to type to.
+    // attach has six tabs (Changes last) and no console to type to.
     let mut a = Rig::new(false);
     let s = a.screen(100, 30);
-    assert!(s.contains("1-5 tabs") && !s.contains("1-6"), "{s}");
+    assert!(s.contains("1-6 tabs") && !s.contains("Console"), "{s}");
     a.key(KeyCode::Char('i'));
     assert!(a.app.message.contains("no console"), "{}", a.app.message);
 }
@@ -773,4 +773,130 @@ fn a_panic_selects_its_hart_and_process_and_says_why() {
         "{s}"
     );
     assert!(s.contains("▸hart2"), "{s}");
+}
+
+/// The Changes tab: the first halt has nothing to compare with; a later
+/// one shows the worker's Diff (hand-made here) under the two halts it
+/// compares, and scrolls like the other lists.
+#[test]
+fn changes_tab_shows_what_changed_since_the_halt_before() {
+    use kinspect::diff::{Diff, FieldChange, ProcChange, RangeChange, TableDiff};
+    use kinspect::tui::worker::{Changes, Halt};
+    use kinspect_sv39::{PhysAddr, VirtAddr};
+
+    let mut r = Rig::new(false);
+    // The attach is the first halt: the worker read a view to compare
+    // the next halt with, and says there is nothing yet.
+    r.key(KeyCode::Char('6'));
+    assert_eq!(r.app.tab, Tab::Changes);
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("first halt (halt 1 (attach)): nothing to compare yet"),
+        "{s}"
+    );
+    insta::assert_snapshot!("changes_first_halt_80x24", s);
+
+    let before = Halt {
+        n: 1,
+        why: "attach".into(),
+    };
+    let after = Halt {
+        n: 2,
+        why: "halt".into(),
+    };
+    let range = |change, va: u64, pages, pa: u64, perms: &str| RangeChange {
+        change,
+        va: VirtAddr(va),
+        pages,
+        pa_before: (change != "added").then_some(PhysAddr(pa)),
+        pa_after: (change != "removed").then_some(PhysAddr(pa)),
+        perms_before: (change != "added").then(|| perms.to_string()),
+        perms_after: (change != "removed").then(|| perms.to_string()),
+    };
+    let diff = Diff {
+        before: before.to_string(),
+        after: after.to_string(),
+        ad: false,
+        processes: vec![
+            ProcChange {
+                change: "changed",
+                pid: 3,
+                name: "vmsteps".into(),
+                slot: 2,
+                state_before: Some("SLEEPING".into()),
+                state_after: Some("SLEEPING".into()),
+                fields: vec![FieldChange {
+                    field: "sz",
+                    before: "0x7000".into(),
+                    after: "0x9000".into(),
+                }],
+            },
+            ProcChange {
+                change: "appeared",
+                pid: 4,
+                name: "vmsteps".into(),
+                slot: 3,
+                state_before: None,
+                state_after: Some("RUNNABLE".into()),
+                fields: Vec::new(),
+            },
+        ],
+        page_tables: vec![TableDiff {
+            pid: 3,
+            name: "vmsteps".into(),
+            root_before: Some(PhysAddr(0x87f2_1000)),
+            root_after: Some(PhysAddr(0x87f2_1000)),
+            ranges: vec![
+                range("added", 0x7000, 1, 0x87f2_2000, "rw-u-ad"),
+                range("added", 0x8000, 1, 0x87f5_1000, "rw-u-ad"),
+            ],
+            pages_added: 2,
+            pages_removed: 0,
+            pages_changed: 0,
+            notes: Vec::new(),
+        }],
+    };
+    r.app.apply(Reply::Changes(Box::new(Changes {
+        halt: after,
+        since: Some(before),
+        diff: Ok(Some(diff)),
+    })));
+    let s = r.screen(80, 24);
+    for want in [
+        "since the halt before: halt 1 (attach) -> halt 2 (halt)",
+        "~ pid 3   vmsteps          sz 0x7000 -> 0x9000",
+        "+ pid 4   vmsteps          appeared in slot 3 (RUNNABLE)",
+        "pid 3 vmsteps, table 0x87f21000: 2 pages added, 0 removed, 0 changed",
+        "+ 0x0000007000-0x0000007fff 1 page    -> 0x87f22000  rw-u-ad",
+    ] {
+        assert!(s.contains(want), "no {want:?} in\n{s}");
+    }
+    insta::assert_snapshot!("changes_since_the_halt_before_80x24", s);
+    // The list scrolls: End puts the cursor on the last line.
+    r.key(KeyCode::End);
+    let last = kinspect::tui::view::changes_lines(&r.app).len() - 1;
+    assert_eq!(r.app.changes_list.cursor, last);
+
+    // A halt whose processes could not be read says so, and which halt
+    // the next one is compared with.
+    r.app.apply(Reply::Changes(Box::new(Changes {
+        halt: Halt {
+            n: 3,
+            why: "step on hart 0".into(),
+        },
+        since: Some(Halt {
+            n: 2,
+            why: "halt".into(),
+        }),
+        diff: Err("reading proc[]: bad address".into()),
+    })));
+    let s = r.screen(80, 24);
+    assert!(
+        s.contains("halt 3 (step on hart 0): the processes could not be read"),
+        "{s}"
+    );
+    assert!(
+        s.contains("the next halt is compared with halt 2 (halt)"),
+        "{s}"
+    );
 }

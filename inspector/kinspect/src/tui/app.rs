@@ -28,7 +28,7 @@ use super::popup::Popup;
 use super::procs::ProcRow;
 use super::snapshot::{HartSnap, Snapshot};
 use super::view::Hits;
-use super::worker::{Leave, Request};
+use super::worker::{Changes, Leave, Request};
 use crate::target::{Csr, RunState};
 
 /// The detail area's tabs.
@@ -40,6 +40,8 @@ pub enum Tab {
     Memory,
     Backtrace,
     Console,
+    /// What changed since the halt before.
+    Changes,
 }
 
 impl Tab {
@@ -51,6 +53,20 @@ impl Tab {
             Tab::Memory => "Memory",
             Tab::Backtrace => "Backtrace",
             Tab::Console => "Console",
+            Tab::Changes => "Changes",
+        }
+    }
+
+    /// The title when the full ones do not fit in one line.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Tab::PageTable => "Pages",
+            Tab::Maps => "Maps",
+            Tab::Regs => "Regs",
+            Tab::Memory => "Mem",
+            Tab::Backtrace => "Trace",
+            Tab::Console => "Console",
+            Tab::Changes => "Changes",
         }
     }
 }
@@ -73,6 +89,7 @@ pub enum ListId {
     Maps,
     Regs,
     Backtrace,
+    Changes,
 }
 
 /// What the cursor keys move in the pane in front of you.
@@ -134,6 +151,11 @@ pub struct App {
     pub backtrace: BacktraceTab,
     pub mem: MemView,
     pub console: ConsoleTab,
+    /// What changed at the last halt, since the halt before (the worker
+    /// compares; `None` until the first halt is read).
+    pub changes: Option<Changes>,
+    /// The Changes tab's scroll position.
+    pub changes_list: List,
     /// Follow mode (launch): refresh when the console goes quiet.
     pub follow: bool,
     pub last_sample: Option<Instant>,
@@ -198,6 +220,8 @@ impl App {
             backtrace: BacktraceTab::default(),
             mem: MemView::default(),
             console: ConsoleTab::default(),
+            changes: None,
+            changes_list: List::default(),
             follow: launched,
             last_sample: None,
             input: None,
@@ -235,6 +259,9 @@ impl App {
         if self.launched {
             t.push(Tab::Console);
         }
+        // Last, so the other tabs keep their numbers with or without a
+        // console.
+        t.push(Tab::Changes);
         t
     }
 
@@ -270,6 +297,7 @@ impl App {
             ListId::Maps => &self.maps,
             ListId::Regs => &self.regs,
             ListId::Backtrace => &self.backtrace.list,
+            ListId::Changes => &self.changes_list,
         }
     }
 
@@ -280,6 +308,7 @@ impl App {
             ListId::Maps => &mut self.maps,
             ListId::Regs => &mut self.regs,
             ListId::Backtrace => &mut self.backtrace.list,
+            ListId::Changes => &mut self.changes_list,
         }
     }
 
@@ -294,6 +323,7 @@ impl App {
                 Tab::Backtrace => Scroll::List(ListId::Backtrace),
                 Tab::Memory => Scroll::Memory,
                 Tab::Console => Scroll::Console,
+                Tab::Changes => Scroll::List(ListId::Changes),
             },
         }
     }
@@ -326,6 +356,7 @@ impl App {
                 .hart_snap()
                 .map(|h| h.backtrace.frames.len() + 2)
                 .unwrap_or(0),
+            ListId::Changes => super::view::changes_lines(self).len(),
         }
     }
 

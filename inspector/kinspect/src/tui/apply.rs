@@ -48,6 +48,10 @@ impl App {
                 self.last_sample = Some(Instant::now());
                 self.on_panic();
             }
+            Reply::Changes(c) => {
+                self.changes = Some(*c);
+                self.changes_list.cursor = 0;
+            }
             Reply::State(s) => {
                 self.state = s;
                 self.busy = None;

@@ -30,7 +30,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "move between the process table and the detail area",
     ),
     ("Left Right  l", "previous / next tab"),
-    ("1..6", "go to a tab"),
+    (
+        "1..7",
+        "go to a tab (the last, Changes: what changed since the halt before)",
+    ),
     (
         "Up Down  j k",
         "move the selection; PgUp PgDn Home End jump",

@@ -169,6 +169,47 @@ pub fn maps_lines(app: &App) -> Vec<String> {
     out
 }
 
+/// The Changes tab's lines: which two halts are compared, then what
+/// `kinspect diff` would print for them.
+pub fn changes_lines(app: &App) -> Vec<String> {
+    let Some(c) = &app.changes else {
+        return vec!["no halt read yet: the guest has not stopped since kinspect came".into()];
+    };
+    let mut out = Vec::new();
+    match (&c.diff, &c.since) {
+        (Ok(None), _) => {
+            out.push(format!("first halt ({}): nothing to compare yet", c.halt));
+            out.push(String::new());
+            out.push(
+                "At each halt (h, s, a breakpoint) the processes and their user page tables".into(),
+            );
+            out.push("are read and compared with the halt before.".into());
+        }
+        (Ok(Some(d)), Some(since)) => {
+            out.push(format!("since the halt before: {since} -> {}", c.halt));
+            // The text's own `before:`/`after:` lines say the same.
+            out.extend(
+                d.text()
+                    .lines()
+                    .filter(|l| !l.starts_with("before: ") && !l.starts_with("after:  "))
+                    .map(String::from),
+            );
+        }
+        (Ok(Some(d)), None) => {
+            out.push(format!("at {}", c.halt));
+            out.extend(d.text().lines().map(String::from));
+        }
+        (Err(e), since) => {
+            out.push(format!("{}: the processes could not be read", c.halt));
+            out.push(e.clone());
+            if let Some(s) = since {
+                out.push(format!("the next halt is compared with {s}"));
+            }
+        }
+    }
+    out
+}
+
 /// The Registers tab's lines for the selected hart
 /// ([`crate::views::regs::Regs::compact_lines`]).
 pub fn regs_lines(app: &App) -> Vec<String> {
@@ -504,8 +545,23 @@ fn draw_procs(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) 
 fn tab_title_line(app: &App, t: &Theme, area: Rect, hits: &mut Hits) -> Line<'static> {
     let mut spans = vec![Span::raw(" ")];
     let mut x = area.x + 2;
-    for (i, tab) in app.tabs().into_iter().enumerate() {
-        let label = format!("{} {}", i + 1, tab.title());
+    let tabs = app.tabs();
+    // The full titles, or the short ones when those do not fit between
+    // the corners (so every tab's number stays on screen).
+    let full: usize = tabs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{} {}", i + 1, t.title()).chars().count() + 3)
+        .sum();
+    let tag = stale_tag(app);
+    let short = full + 1 + tag.chars().count() > area.width.saturating_sub(2) as usize;
+    for (i, tab) in tabs.into_iter().enumerate() {
+        let title = if short {
+            tab.short_title()
+        } else {
+            tab.title()
+        };
+        let label = format!("{} {}", i + 1, title);
         let w = label.chars().count() as u16;
         hits.tabs.push((tab, x, x + w));
         let st = if tab == app.tab {
@@ -520,7 +576,6 @@ fn tab_title_line(app: &App, t: &Theme, area: Rect, hits: &mut Hits) -> Line<'st
     }
     spans.pop();
     spans.push(Span::raw(" "));
-    let tag = stale_tag(app);
     if !tag.is_empty() {
         spans.push(Span::styled(tag, t.dim()));
     }
@@ -656,6 +711,30 @@ fn draw_detail(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits)
                 Paragraph::new(lines.into_iter().skip(off).collect::<Vec<_>>()),
                 inner,
             );
+        }
+        Tab::Changes => {
+            let lines = changes_lines(app);
+            let cur = app.changes_list.cursor;
+            let off = window(lines.len(), cur, h);
+            hits.detail_offset = off;
+            let body: Vec<Line> = lines
+                .into_iter()
+                .enumerate()
+                .skip(off)
+                .take(h)
+                .map(|(i, l)| {
+                    if i == cur && focused {
+                        Line::styled(l, t.selected(true))
+                    } else if i == 0 || (!l.starts_with(' ') && l.ends_with(':')) {
+                        Line::styled(l, t.bold())
+                    } else if l.starts_with("before:") || l.starts_with("after:") {
+                        Line::styled(l, t.dim())
+                    } else {
+                        Line::raw(l)
+                    }
+                })
+                .collect();
+            f.render_widget(Paragraph::new(body), inner);
         }
         Tab::Console => {
             let con = app.focus == Focus::Console;

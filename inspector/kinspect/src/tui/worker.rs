@@ -12,6 +12,13 @@
 //! [`Request::Reconnect`] makes a new one when the worker was given a way
 //! to ([`Worker::reconnecting`]).
 //!
+//! Each time the guest halts (the person's halt, a step, a breakpoint, a
+//! stop from outside) and at attach, the worker also reads a
+//! [`diff::View`] of every live process and its user page table and
+//! compares it with the one of the halt before: [`Reply::Changes`], which
+//! the Changes tab shows. A sample or a refresh is not a halt and takes
+//! none, so "the halt before" stays the last place the guest stopped.
+//!
 //! [`Worker::handle`] is plain synchronous code, so rendering tests drive
 //! it directly over a `MemoryTarget` without threads. The reading
 //! requests live in [`super::reads`].
@@ -24,6 +31,7 @@ use kinspect_sv39::{PhysAddr, Ram, Translation, VirtAddr, Walk};
 use kinspect_symbols::Symbols;
 
 use super::snapshot::{is_lost, read_snapshot, Backtrace, Snapshot};
+use crate::diff::{self, Diff};
 use crate::target::{Control, Hart, Outside, RunState, Target, TargetError};
 
 /// How to leave the guest on quit.
@@ -114,10 +122,40 @@ pub enum Event {
     Reconnected(RunState),
 }
 
+/// One halt of the guest, numbered from 1 (the attach) in this session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Halt {
+    pub n: u64,
+    /// Why it stopped, in words: `attach`, `halt`, `step on hart 0`,
+    /// `breakpoint on hart 1`, `stopped from outside`.
+    pub why: String,
+}
+
+impl std::fmt::Display for Halt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "halt {} ({})", self.n, self.why)
+    }
+}
+
+/// What changed between the halt before and this one (the Changes tab).
+#[derive(Clone, Debug)]
+pub struct Changes {
+    /// This halt.
+    pub halt: Halt,
+    /// The halt compared with: the last one whose view was read.
+    pub since: Option<Halt>,
+    /// `Ok(None)`: the first halt, nothing to compare yet. `Err`: this
+    /// halt's processes could not be read (the next halt compares with
+    /// `since` again).
+    pub diff: Result<Option<Diff>, String>,
+}
+
 /// What comes back.
 #[derive(Clone, Debug)]
 pub enum Reply {
     Snapshot(Box<Snapshot>),
+    /// At a halt: what changed since the halt before.
+    Changes(Box<Changes>),
     /// The guest runs or is halted, as the worker now knows it.
     State(RunState),
     Walk(PhysAddr, Result<Arc<Walk>, String>),
@@ -172,6 +210,10 @@ pub struct Worker {
     pub ram: Ram,
     state: RunState,
     lost: bool,
+    /// Halts so far, and the last halt's view of the processes (what the
+    /// next halt is compared with).
+    halts: u64,
+    last_view: Option<(Halt, diff::View)>,
     /// Where progress goes while a request runs (the thread's reply channel).
     pub(super) progress: Option<Sender<Reply>>,
 }
@@ -192,6 +234,8 @@ impl Worker {
             ram,
             state: RunState::Halted,
             lost: false,
+            halts: 0,
+            last_view: None,
             progress: None,
         }
     }
@@ -241,6 +285,55 @@ impl Worker {
         }
     }
 
+    /// At a halt: read every live process and its user page table, and
+    /// compare with the halt before. One walk per live process's user
+    /// table, as `kinspect diff` does; nothing when the connection is lost.
+    fn changes(&mut self, why: String) -> Vec<Reply> {
+        if self.lost {
+            return Vec::new();
+        }
+        self.halts += 1;
+        let halt = Halt { n: self.halts, why };
+        let since = self.last_view.as_ref().map(|(h, _)| h.clone());
+        let Some(syms) = self.symbols.clone() else {
+            return vec![Reply::Changes(Box::new(Changes {
+                halt,
+                since,
+                diff: Err("no kernel ELF (--elf): the process table cannot be read".into()),
+            }))];
+        };
+        let ram = self.ram;
+        let profile = self.profile.clone();
+        let view = match self.target() {
+            Ok(t) => diff::view(t, &syms, &profile, ram),
+            Err(e) => return self.fail("reading the processes for the Changes tab", e),
+        };
+        // A connection lost here is found by the next request, as after
+        // any read.
+        let view = match view {
+            Ok(v) => v,
+            Err(e) => {
+                return vec![Reply::Changes(Box::new(Changes {
+                    halt,
+                    since,
+                    diff: Err(e.to_string()),
+                }))]
+            }
+        };
+        let d = self.last_view.as_ref().map(|(before, v)| {
+            let mut d = diff::diff(v, &view, false);
+            d.before = before.to_string();
+            d.after = halt.to_string();
+            d
+        });
+        self.last_view = Some((halt.clone(), view));
+        vec![Reply::Changes(Box::new(Changes {
+            halt,
+            since,
+            diff: Ok(d),
+        }))]
+    }
+
     /// Run `op` on the target's [`Control`]: nothing back on success; a
     /// target that cannot run says so.
     fn control(
@@ -274,6 +367,7 @@ impl Worker {
     pub fn attach(&mut self) -> Vec<Reply> {
         let found = self.control_now().map(|c| c.state_at_attach());
         let mut out = self.snapshot();
+        out.extend(self.changes("attach".into()));
         if found == Some(RunState::Running) && !self.lost {
             let r = self.control("resume after attaching", |c| c.resume());
             if r.is_empty() {
@@ -349,6 +443,7 @@ impl Worker {
                     self.state = RunState::Halted;
                     out.push(Reply::State(RunState::Halted));
                     out.extend(self.snapshot());
+                    out.extend(self.changes("halt".into()));
                 }
                 out
             }
@@ -359,6 +454,7 @@ impl Worker {
                     self.state = RunState::Halted;
                     out.push(Reply::Event(Event::Stepped(h)));
                     out.extend(self.snapshot());
+                    out.extend(self.changes(format!("step on hart {h}")));
                 }
                 out
             }
@@ -615,6 +711,10 @@ impl Worker {
             _ => None,
         });
         out.extend(snap);
+        out.extend(self.changes(match hit {
+            Some((hart, _)) => format!("breakpoint on hart {hart}"),
+            None => "stopped from outside".into(),
+        }));
         match hit {
             Some((hart, pc)) => {
                 out.push(Reply::SelectHart(hart));
