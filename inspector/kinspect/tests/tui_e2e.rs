@@ -604,3 +604,95 @@ fn the_tui_reads_a_c_kernels_panic_message_from_a0() {
         s.contains("PANIC: remap") && s.contains("the kernel panicked on hart")
     });
 }
+
+/// Wait for vmsteps' whole stop line for `step` after `mark` (its pid
+/// arrives after the prefix under load); the pid.
+fn vmsteps_stop(m: &Machine, t: &Tmux, mark: usize, step: &str) -> i64 {
+    let prefix = format!("vmsteps: {step} pid ");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let con = m.console().replace('\r', "");
+        let tail = &con[mark.min(con.len())..];
+        if let Some(i) = tail.find(&prefix) {
+            let rest = &tail[i + prefix.len()..];
+            if let Some((pid, _)) = rest.split_once(", press Enter") {
+                return pid
+                    .trim()
+                    .parse()
+                    .unwrap_or_else(|e| panic!("pid {pid:?}: {e}"));
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vmsteps never stopped at {step}; console:\n{tail}\nthe TUI:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 15: the Changes tab compares each halt with the one before. The
+/// attach is the first (nothing to compare); `vmsteps` started and halted
+/// is halt 2 (it appeared); continued, Enter makes it sbrk two pages, and
+/// halt 3 lists them as mappings added to its user page table.
+#[test]
+fn the_changes_tab_lists_the_mappings_added_between_two_halts() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let t = attach_in_tmux(&m, "changes");
+    t.keys(&["6"]);
+    t.wait("the first halt, the attach", Duration::from_secs(20), |s| {
+        s.contains("6 Changes")
+            && s.contains("first halt (halt 1 (attach)): nothing to compare yet")
+    });
+
+    let mark = m.console_len();
+    m.send(b"vmsteps\n");
+    let pid = vmsteps_stop(&m, &t, mark, "start");
+    t.keys(&["h"]);
+    let appeared = format!("+ pid {pid:<3} vmsteps");
+    let s = t.wait("halt 2: vmsteps appeared", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ")
+            && s.contains("since the halt before: halt 1 (attach) -> halt 2 (halt)")
+            && s.contains(&appeared)
+    });
+    assert!(s.contains(&format!("pid {pid} vmsteps, table 0x")), "{s}");
+
+    t.keys(&["c"]);
+    t.wait("RUNNING", Duration::from_secs(20), |s| {
+        s.contains(" RUNNING ")
+    });
+    let mark = m.console_len();
+    m.send(b"\n");
+    vmsteps_stop(&m, &t, mark, "sbrk");
+    t.keys(&["h"]);
+    let table = format!("pid {pid} vmsteps, table 0x");
+    let s = t.wait("halt 3: the sbrk's pages", Duration::from_secs(30), |s| {
+        s.contains(" HALTED ")
+            && s.contains("since the halt before: halt 2 (halt) -> halt 3 (halt)")
+            && s.contains(&table)
+    });
+    let changed = format!("~ pid {pid:<3} vmsteps          sz 0x");
+    assert!(s.contains(&changed), "no {changed:?} in\n{s}");
+    let line = s
+        .lines()
+        .find(|l| l.contains(&table))
+        .unwrap_or_else(|| panic!("no {table:?} in\n{s}"));
+    assert!(
+        line.contains(": 2 pages added, 0 removed, 0 changed"),
+        "{line}\n{s}"
+    );
+    // The two pages, read/write/user, under the table's line.
+    let added: usize = s
+        .lines()
+        .filter_map(|l| l.split_once("    + 0x"))
+        .filter(|(_, r)| r.contains("rw-u"))
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(added, 2, "the sbrk's 2 pages as added ranges in\n{s}");
+}
