@@ -779,6 +779,52 @@ mod tests {
             .collect()
     }
 
+    /// Every halt is numbered and compared with the one before; without
+    /// the kernel's ELF the processes cannot be read, and the Changes tab
+    /// is told why instead of showing nothing.
+    #[test]
+    fn each_halt_is_numbered_and_says_why_it_has_no_changes_without_an_elf() {
+        let mut w = Worker::new(
+            Box::new(MemoryTarget::default()),
+            None,
+            crate::model::Profile::default(),
+            Ram::default(),
+        );
+        let changes: Vec<Changes> = w
+            .attach()
+            .into_iter()
+            .filter_map(|r| match r {
+                Reply::Changes(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let [c] = changes.as_slice() else {
+            panic!("one Changes at the attach: {changes:?}");
+        };
+        assert_eq!(
+            c.halt,
+            Halt {
+                n: 1,
+                why: "attach".into()
+            }
+        );
+        assert_eq!(c.since, None);
+        match &c.diff {
+            Err(e) => assert!(e.contains("--elf"), "{e}"),
+            Ok(d) => panic!("a diff without symbols: {d:?}"),
+        }
+        // The next halt is number 2, and there is still nothing to compare
+        // it with.
+        let next = w.changes("halt".into());
+        match next.as_slice() {
+            [Reply::Changes(c)] => {
+                assert_eq!(c.halt.n, 2);
+                assert_eq!(c.since, None);
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
     /// A target without [`Control`] (a crafted or saved machine): every
     /// request that would run it says so, and nothing is waited for.
     #[test]
