@@ -484,6 +484,21 @@ fn running_guest_shows_stale_views() {
     assert!(s.contains("RUNNING"), "{s}");
     assert!(s.contains("[stale 3.2s]"), "{s}");
     insta::assert_snapshot!("stale_80x24", s);
+    // With a console there are seven tabs: at 80 columns the short
+    // titles keep every number on screen, and the stale tag, which no
+    // longer fits whole, is left to the status bar rather than cut.
+    let mut l = Rig::new(true);
+    l.app.state = RunState::Running;
+    let s = l.screen(80, 24);
+    let bar = s
+        .lines()
+        .find(|x| x.contains("1 Pages"))
+        .unwrap_or_else(|| panic!("no short tab bar in\n{s}"));
+    assert!(
+        bar.contains("6 Console │ 7 Changes") && !bar.contains("[st"),
+        "{s}"
+    );
+    assert!(s.contains("stale 3.2s"), "{s}");
     // A crafted machine cannot run: continue is refused with a reason.
     r.app.state = RunState::Halted;
     r.key(KeyCode::Char('c'));

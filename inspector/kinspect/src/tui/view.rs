@@ -547,14 +547,20 @@ fn tab_title_line(app: &App, t: &Theme, area: Rect, hits: &mut Hits) -> Line<'st
     let mut x = area.x + 2;
     let tabs = app.tabs();
     // The full titles, or the short ones when those do not fit between
-    // the corners (so every tab's number stays on screen).
-    let full: usize = tabs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{} {}", i + 1, t.title()).chars().count() + 3)
-        .sum();
-    let tag = stale_tag(app);
-    let short = full + 1 + tag.chars().count() > area.width.saturating_sub(2) as usize;
+    // the corners (so every tab's number stays on screen); the stale tag
+    // only whole (the status bar says it too), never cut to a wrong age.
+    let width = |title: fn(Tab) -> &'static str| -> usize {
+        tabs.iter()
+            .enumerate()
+            .map(|(i, t)| format!("{} {}", i + 1, title(*t)).chars().count() + 3)
+            .sum()
+    };
+    let room = area.width.saturating_sub(2) as usize;
+    let mut tag = stale_tag(app);
+    let short = width(Tab::title) + 1 + tag.chars().count() > room;
+    if short && width(Tab::short_title) + 1 + tag.chars().count() > room {
+        tag.clear();
+    }
     for (i, tab) in tabs.into_iter().enumerate() {
         let title = if short {
             tab.short_title()
