@@ -33,6 +33,16 @@ const MAX_GARBAGE: usize = 4096;
 /// advertises more).
 const MAX_PACKET: usize = 1 << 20;
 
+/// What a [`Client::pipeline`] came to.
+#[derive(Debug)]
+pub struct Piped {
+    /// The first reply `each` refused, or the first packet the stub
+    /// rejected; nothing of `body` was sent after it.
+    pub failed: Option<Error>,
+    /// The reply to `finally`, if it was sent and answered.
+    pub finally: Option<Vec<u8>>,
+}
+
 /// The exchange layer. `Session` builds on it; use that.
 #[derive(Debug)]
 pub struct Client {
@@ -50,6 +60,8 @@ pub struct Client {
     out_of_step: Option<String>,
     /// Whether the stub has sent a single byte yet.
     heard: bool,
+    /// The most packets a pipeline has had unanswered at once.
+    most_in_flight: usize,
 }
 
 /// The printable start of a payload, for errors.
@@ -75,6 +87,7 @@ impl Client {
             trace: false,
             out_of_step: None,
             heard: false,
+            most_in_flight: 0,
         }
     }
 
@@ -107,6 +120,12 @@ impl Client {
     /// answer the next request.
     pub fn out_of_step(&self) -> Option<&str> {
         self.out_of_step.as_deref()
+    }
+
+    /// The most packets [`Client::pipeline`] has had unanswered at once on
+    /// this connection (1 when nothing was ever pipelined).
+    pub fn most_in_flight(&self) -> usize {
+        self.most_in_flight.max(1)
     }
 
     /// Whether the stub has sent anything at all on this connection (a
@@ -192,6 +211,112 @@ impl Client {
                 None => Err(self.timeout_error(payload)),
             },
         }
+    }
+
+    /// Send `body` in order with at most `depth` packets unanswered at a
+    /// time, and hand each reply to `each` with its index, in order. Then
+    /// send `finally`, whatever happened before it. The connection's own
+    /// failures (time-out, lost connection) are the `Err`; the rest is in
+    /// [`Piped`].
+    ///
+    /// QEMU's stub reads its input one packet at a time and answers each in
+    /// turn (`+`, then the reply), so what arrives is matched to what was
+    /// sent by order. Once `each` fails no more of `body` is sent, the
+    /// replies already on their way are read and dropped (so the next
+    /// request is answered by its own reply), `finally` still goes out
+    /// (putting `PhyMemMode` back must not depend on a read succeeding),
+    /// and the first failure is kept. A `-` for one of these packets is
+    /// a protocol error: resending it would put it after the packets sent
+    /// behind it. Each reply has the client's time-out, from the one before.
+    pub fn pipeline(
+        &mut self,
+        body: &[Vec<u8>],
+        finally: Option<&[u8]>,
+        depth: usize,
+        each: &mut dyn FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<Piped> {
+        self.check_in_step()?;
+        // What is in flight, oldest first: the body index (None for
+        // `finally`) and whether its `+` has come.
+        let mut inflight: VecDeque<(Option<usize>, bool)> = VecDeque::new();
+        let mut next = 0;
+        let mut failed: Option<Error> = None;
+        let mut finally_sent = finally.is_none();
+        let mut finally_reply = None;
+        let mut retries = 0;
+        let mut deadline = Instant::now() + self.timeout;
+        loop {
+            while inflight.len() < depth.max(1) {
+                if failed.is_none() && next < body.len() {
+                    self.send(&body[next])?;
+                    inflight.push_back((Some(next), false));
+                    next += 1;
+                } else if let (false, Some(f)) = (finally_sent, finally) {
+                    self.send(f)?;
+                    inflight.push_back((None, false));
+                    finally_sent = true;
+                } else {
+                    break;
+                }
+            }
+            self.most_in_flight = self.most_in_flight.max(inflight.len());
+            let Some(&(oldest, _)) = inflight.front() else {
+                break;
+            };
+            let sent: &[u8] = match oldest {
+                Some(i) => &body[i],
+                None => finally.unwrap_or_default(),
+            };
+            let event = match self.next_event_until(sent, deadline)? {
+                Some(e) => e,
+                None => return Err(self.timeout_error(sent)),
+            };
+            match event {
+                Event::Ack => {
+                    if let Some(slot) = inflight.iter_mut().find(|(_, acked)| !acked) {
+                        slot.1 = true;
+                    }
+                }
+                Event::Nack => {
+                    if self.decoder.garbage_count() > 0 {
+                        return Err(self.not_a_stub());
+                    }
+                    // The rejected packet gets no reply: forget it.
+                    if let Some(pos) = inflight.iter().position(|(_, acked)| !acked) {
+                        let (what, _) = inflight.remove(pos).unwrap_or((None, false));
+                        let packet = what.map_or(finally.unwrap_or_default(), |i| &body[i]);
+                        failed.get_or_insert(Error::Protocol {
+                            packet: show(packet),
+                            why: "the stub rejected it among pipelined packets".into(),
+                        });
+                    }
+                }
+                Event::Packet(p) if reply::is_stop_reply(&p) => {
+                    self.ack()?;
+                    self.queue_stop(&p, sent)?;
+                }
+                Event::Packet(p) => {
+                    self.ack()?;
+                    deadline = Instant::now() + self.timeout;
+                    // A stub that does not ack answers the oldest anyway.
+                    match inflight.pop_front().and_then(|(what, _)| what) {
+                        Some(i) => {
+                            if failed.is_none() {
+                                if let Err(e) = each(i, p) {
+                                    failed = Some(e);
+                                }
+                            }
+                        }
+                        None => finally_reply = Some(p),
+                    }
+                }
+                Event::Bad(e) => self.nack_or_fail(e, &mut retries)?,
+            }
+        }
+        Ok(Piped {
+            failed,
+            finally: finally_reply,
+        })
     }
 
     /// Send a command whose only answer is `+` (`vCont;c`): nothing else

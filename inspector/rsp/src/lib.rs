@@ -47,6 +47,6 @@ pub mod undertaker;
 pub use error::{Error, Result};
 pub use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 pub use reply::StopReply;
-pub use session::{ConnectOptions, Features, PhysicalMemory, RunState, Session};
+pub use session::{ConnectOptions, Features, PhysicalMemory, RunState, Session, READ_DEPTH};
 pub use target_xml::{Register, RegisterMap};
 pub use thread::ThreadId;

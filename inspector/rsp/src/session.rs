@@ -46,7 +46,7 @@ use std::time::Duration;
 use gdbstub::arch::Registers;
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 
-use crate::client::{show, Client};
+use crate::client::{show, Client, Piped};
 use crate::error::{Error, Result};
 use crate::hex;
 use crate::reply::{self, StopReply};
@@ -103,6 +103,10 @@ pub struct Features {
 /// The packet size assumed when `qSupported` names none (gdb's minimum).
 const DEFAULT_PACKET_SIZE: usize = 400;
 /// Bound on `qsThreadInfo` rounds.
+/// `m` packets sent before the first reply is read. QEMU answers them one
+/// at a time from its main loop; keeping a few queued saves our half of
+/// each round trip (measured in docs/protocol.md, "Pipelined reads").
+pub const READ_DEPTH: usize = 4;
 const MAX_THREAD_ROUNDS: usize = 4096;
 /// Bound on one `qXfer` object.
 const MAX_XFER: usize = 1 << 20;
@@ -149,6 +153,9 @@ pub struct Session {
     finished: bool,
     /// We may have set `PhyMemMode` to 1 and not yet back to 0.
     phys_set: bool,
+    /// `PhyMemMode` as last asked or set: reads put it back as they found
+    /// it, so it is asked once.
+    phys_mode: Option<bool>,
     /// The thread named by the last stop reply (or the proxy's last stop).
     last_stop_thread: Option<ThreadId>,
 }
@@ -228,6 +235,7 @@ impl Session {
             exited,
             finished: false,
             phys_set: false,
+            phys_mode: None,
             last_stop_thread: None,
         };
         if let Some(why) = &session.exited {
@@ -301,20 +309,7 @@ impl Session {
     /// Send a command that must be answered `OK`.
     fn request_ok(&mut self, payload: &[u8]) -> Result<()> {
         let r = self.client.request(payload)?;
-        match r.as_slice() {
-            b"OK" => Ok(()),
-            b"" => Err(Error::Unsupported(show(payload))),
-            _ => Err(match reply::error_code(&r) {
-                Some(code) => Error::Remote {
-                    packet: show(payload),
-                    code,
-                },
-                None => Error::Protocol {
-                    packet: show(payload),
-                    why: format!("expected OK, got {:?}", show(&r)),
-                },
-            }),
-        }
+        expect_ok(payload, &r)
     }
 
     /// A data reply: not empty, not `E NN`.
@@ -477,10 +472,86 @@ impl Session {
     }
 
     /// Read memory at `addr` into `buf` with `m`, split to fit the packet
-    /// size. Addresses are virtual (through the selected hart's `satp`)
-    /// unless inside [`Session::physical`].
+    /// size and pipelined ([`READ_DEPTH`] in flight). Addresses are virtual
+    /// (through the selected hart's `satp`) unless inside
+    /// [`Session::physical`].
     pub fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.check_halted("read memory")?;
+        let piped = self.read_pipelined(None, None, addr, buf)?;
+        piped.failed.map_or(Ok(()), Err)
+    }
+
+    /// `m` packets for `buf`, after `prologue` (answered `OK`) and before
+    /// `finally`, in one pipeline. A short reply (QEMU gives what it was
+    /// asked for, but a stub may give less) is completed one packet at a
+    /// time afterwards.
+    fn read_pipelined(
+        &mut self,
+        prologue: Option<&[u8]>,
+        finally: Option<&[u8]>,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<Piped> {
+        let max = self.max_read();
+        let mut body: Vec<Vec<u8>> = prologue.iter().map(|p| p.to_vec()).collect();
+        let first_read = body.len();
+        let mut chunks = Vec::new();
+        let mut off = 0usize;
+        while off < buf.len() {
+            let len = (buf.len() - off).min(max);
+            body.push(format!("m{:x},{len:x}", addr.wrapping_add(off as u64)).into_bytes());
+            chunks.push((off, len));
+            off += len;
+        }
+        let mut got = vec![0usize; chunks.len()];
+        let mut each = |i: usize, r: Vec<u8>| -> Result<()> {
+            if i < first_read {
+                return expect_ok(&body[i], &r);
+            }
+            let (off, len) = chunks[i - first_read];
+            let q = &body[i];
+            got[i - first_read] = decode_read(
+                q,
+                addr.wrapping_add(off as u64),
+                len,
+                &r,
+                &mut buf[off..off + len],
+            )?;
+            Ok(())
+        };
+        let mut piped = self
+            .client
+            .pipeline(&body, finally, READ_DEPTH, &mut each)?;
+        if piped.failed.is_none() {
+            // Inside the pipeline's prologue and before its `finally`: a
+            // short read is finished here only when no `finally` has
+            // changed the mode back, which is why `read_physical` asks for
+            // none of its reads to be short (QEMU never is).
+            for (k, &(off, len)) in chunks.iter().enumerate() {
+                if got[k] < len {
+                    let r = if finally.is_some() {
+                        Err(Error::Protocol {
+                            packet: show(&body[first_read + k]),
+                            why: format!("{} bytes of {len}", got[k]),
+                        })
+                    } else {
+                        self.read_serial(
+                            addr.wrapping_add((off + got[k]) as u64),
+                            &mut buf[off + got[k]..off + len],
+                        )
+                    };
+                    if let Err(e) = r {
+                        piped.failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(piped)
+    }
+
+    /// Read with one `m` packet at a time (what a short reply left).
+    fn read_serial(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let max = self.max_read();
         let mut done = 0usize;
         // Each round reads at least one byte or fails: at most buf.len() rounds.
@@ -489,27 +560,22 @@ impl Session {
             let len = (buf.len() - done).min(max);
             let q = format!("m{a:x},{len:x}");
             let r = self.client.request(q.as_bytes())?;
-            if let Some(code) = reply::error_code(&r) {
-                return Err(Error::Memory { addr: a, len, code });
-            }
-            if r.is_empty() || r.len() % 2 != 0 || r.len() / 2 > len {
-                return Err(Error::Protocol {
-                    packet: q,
-                    why: format!("{} hex digits for {len} bytes", r.len()),
-                });
-            }
-            let n = r.len() / 2;
-            hex::decode_into(&r, &mut buf[done..done + n]).map_err(|e| Error::hex(&q, e))?;
-            done += n;
+            done += decode_read(q.as_bytes(), a, len, &r, &mut buf[done..done + len])?;
         }
         Ok(())
+    }
+
+    /// The most packets this session has had in flight at once (reads are
+    /// pipelined [`READ_DEPTH`] deep).
+    pub fn most_in_flight(&self) -> usize {
+        self.client.most_in_flight()
     }
 
     /// QEMU's `PhyMemMode`: whether `m` addresses are physical.
     pub fn phys_mem_mode(&mut self) -> Result<bool> {
         self.check_halted("query PhyMemMode")?;
         let r = self.client.request(b"qqemu.PhyMemMode")?;
-        match r.as_slice() {
+        let mode = match r.as_slice() {
             b"1" => Ok(true),
             b"0" => Ok(false),
             b"" => Err(Error::Unsupported(
@@ -519,7 +585,9 @@ impl Session {
                 packet: "qqemu.PhyMemMode".into(),
                 why: format!("expected 0 or 1, got {:?}", show(&r)),
             }),
-        }
+        };
+        self.phys_mode = mode.as_ref().ok().copied();
+        mode
     }
 
     /// Set QEMU's `PhyMemMode`.
@@ -528,10 +596,15 @@ impl Session {
         if on {
             // Set before asking: a time-out leaves it unknown, so on.
             self.phys_set = true;
-            self.request_ok(b"Qqemu.PhyMemMode:1")
+            self.phys_mode = None;
+            self.request_ok(b"Qqemu.PhyMemMode:1")?;
+            self.phys_mode = Some(true);
+            Ok(())
         } else {
+            self.phys_mode = None;
             self.request_ok(b"Qqemu.PhyMemMode:0")?;
             self.phys_set = false;
+            self.phys_mode = Some(false);
             Ok(())
         }
     }
@@ -551,12 +624,41 @@ impl Session {
         })
     }
 
-    /// Read physical memory (PhyMemMode 1 around the reads, then restored).
+    /// Read physical memory: `PhyMemMode` 1 around the reads and then put
+    /// back, all in one pipeline (`Qqemu.PhyMemMode:1`, the `m` packets,
+    /// `Qqemu.PhyMemMode:0`), so a page costs about one round trip, not
+    /// five. The mode is asked once per session; it is put back even when
+    /// a read fails.
     pub fn read_physical(&mut self, pa: u64, buf: &mut [u8]) -> Result<()> {
-        let mut phys = self.physical()?;
-        let read = phys.read(pa, buf);
-        let restore = phys.restore();
-        read.and(restore)
+        self.check_halted("read memory")?;
+        let found = match self.phys_mode {
+            Some(m) => m,
+            None => self.phys_mem_mode()?,
+        };
+        if found {
+            return self.read_memory(pa, buf);
+        }
+        // Set before sending: a lost reply leaves the mode unknown, so on.
+        self.phys_set = true;
+        self.phys_mode = None;
+        let piped = self.read_pipelined(
+            Some(b"Qqemu.PhyMemMode:1"),
+            Some(b"Qqemu.PhyMemMode:0"),
+            pa,
+            buf,
+        )?;
+        let restored = match &piped.finally {
+            Some(r) => expect_ok(b"Qqemu.PhyMemMode:0", r),
+            None => Err(Error::Protocol {
+                packet: "Qqemu.PhyMemMode:0".into(),
+                why: "the stub rejected it".into(),
+            }),
+        };
+        if restored.is_ok() {
+            self.phys_set = false;
+            self.phys_mode = Some(false);
+        }
+        piped.failed.map_or(Ok(()), Err).and(restored)
     }
 
     /// Run a QEMU monitor command (`qRcmd`) and return what it printed
@@ -881,6 +983,41 @@ impl Session {
         self.client.shutdown();
         r
     }
+}
+
+/// `r`, the reply to `payload`, must be `OK`.
+fn expect_ok(payload: &[u8], r: &[u8]) -> Result<()> {
+    match r {
+        b"OK" => Ok(()),
+        b"" => Err(Error::Unsupported(show(payload))),
+        _ => Err(match reply::error_code(r) {
+            Some(code) => Error::Remote {
+                packet: show(payload),
+                code,
+            },
+            None => Error::Protocol {
+                packet: show(payload),
+                why: format!("expected OK, got {:?}", show(r)),
+            },
+        }),
+    }
+}
+
+/// Decode `r`, the reply to `q` (`m` of `len` bytes at `addr`), into the
+/// front of `out`; how many bytes it gave (at least one).
+fn decode_read(q: &[u8], addr: u64, len: usize, r: &[u8], out: &mut [u8]) -> Result<usize> {
+    if let Some(code) = reply::error_code(r) {
+        return Err(Error::Memory { addr, len, code });
+    }
+    if r.is_empty() || r.len() % 2 != 0 || r.len() / 2 > len {
+        return Err(Error::Protocol {
+            packet: show(q),
+            why: format!("{} hex digits for {len} bytes", r.len()),
+        });
+    }
+    let n = r.len() / 2;
+    hex::decode_into(r, &mut out[..n]).map_err(|e| Error::hex(&show(q), e))?;
+    Ok(n)
 }
 
 impl Drop for Session {
