@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kinspect_sv39::{PhysAddr, Ram};
+use std::sync::OnceLock;
+
 use kinspect_symbols::Symbols;
 
 use crate::error::{Error, Result};
@@ -69,8 +71,11 @@ pub struct Session {
     pub elf: Option<PathBuf>,
     /// Whether it was named with `--elf` (then it must load in full).
     pub elf_given: bool,
-    /// That ELF, read and parsed once: ELF symbols, DWARF, CFI.
-    pub symbols: Option<Arc<Symbols>>,
+    /// That ELF, read and parsed once, when first asked for: ELF
+    /// symbols, DWARF, CFI. A command that needs none (`satp`, `maps
+    /// --hart 0`) never reads the file. `--elf` is read at once, so a bad
+    /// path is an error before anything connects.
+    symbols: OnceLock<Option<Arc<Symbols>>>,
     /// The names the kernel model looks for (`--profile`, `--kpt-field`).
     pub profile: Profile,
     /// Guest RAM (`--ram-mib` from KERNBASE): page-table pointers outside
@@ -94,14 +99,15 @@ impl Session {
     /// be missing or broken, which only costs symbol names), check the
     /// profile.
     pub fn new(s: &Settings) -> Result<Session> {
-        let (elf, symbols) = match &s.elf {
-            Some(p) => (Some(p.clone()), Some(Arc::new(open_elf(p)?))),
+        let symbols = OnceLock::new();
+        let elf = match &s.elf {
+            Some(p) => {
+                let _ = symbols.set(Some(Arc::new(open_elf(p)?)));
+                Some(p.clone())
+            }
             None => {
                 let p = Path::new(DEFAULT_ELF);
-                match Symbols::open(p) {
-                    Ok(syms) => (Some(p.to_path_buf()), Some(Arc::new(syms))),
-                    Err(_) => (p.exists().then(|| p.to_path_buf()), None),
-                }
+                p.exists().then(|| p.to_path_buf())
             }
         };
         Ok(Session {
@@ -121,9 +127,29 @@ impl Session {
         })
     }
 
-    /// The ELF's symbols and debug info, if an ELF is loaded.
+    /// A session over `symbols` already loaded (one kernel of a batch).
+    pub fn with_symbols(mut self, elf: Option<PathBuf>, symbols: Option<Arc<Symbols>>) -> Session {
+        self.elf_given = elf.is_some();
+        self.elf = elf;
+        self.symbols = OnceLock::from(symbols);
+        self
+    }
+
+    /// The ELF's symbols and debug info, read on first use; `None` when
+    /// there is no ELF or the default one does not load (which only costs
+    /// symbol names).
     pub fn symbols(&self) -> Option<&Symbols> {
-        self.symbols.as_deref()
+        self.symbols_arc().map(|s| &**s)
+    }
+
+    /// The same, shared (for threads that outlive a borrow).
+    pub fn symbols_arc(&self) -> Option<&Arc<Symbols>> {
+        self.symbols
+            .get_or_init(|| {
+                let p = self.elf.as_deref()?;
+                Symbols::open(p).ok().map(Arc::new)
+            })
+            .as_ref()
     }
 
     /// The symbols, or the error saying `what` needs them.

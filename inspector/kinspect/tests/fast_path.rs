@@ -356,3 +356,52 @@ fn top_on_c_xv6_shows_ticks_advancing() {
     assert!(pids.len() > 3, "usertests' children: {pids:?}");
     assert_eq!(m.hmp(0, "info status").trim(), "VM status: running");
 }
+
+/// With the fast path, QEMU's target description is kept between runs
+/// (in `$XDG_CACHE_HOME/kinspect`): the first run reads the five
+/// documents, the next only `target.xml`, and both print the same CSRs.
+/// A damaged cache file is read past and written again.
+#[test]
+fn the_target_description_is_fetched_once_per_qemu_binary() {
+    let m = at_shell(true);
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+            .args(["--gdb", &m.gdb_addr(), "regs", "--hart", "1"])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("KINSPECT_RSP_TRACE", "1")
+            .output()
+            .expect("running kinspect");
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "kinspect regs failed:\n{err}");
+        let fetched: Vec<String> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("-> $qXfer:features:read:"))
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_string)
+            .collect();
+        (text(&out.stdout), fetched)
+    };
+    let (first, fetched) = run();
+    assert!(
+        fetched.iter().any(|d| d == "riscv-csr.xml"),
+        "the first run read {fetched:?}"
+    );
+    let (second, fetched) = run();
+    assert_eq!(fetched, ["target.xml"], "the second run read more");
+    assert_eq!(first, second, "the cached description reads other CSRs");
+    assert!(first.contains("satp"), "{first}");
+
+    let dir = cache.path().join("kinspect");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::write(files[0].path(), b"riscv-csr.xml\n99999\n<feat").unwrap();
+    let (third, fetched) = run();
+    assert!(
+        fetched.len() > 1,
+        "a damaged cache was believed: {fetched:?}"
+    );
+    assert_eq!(first, third);
+    let (_, fetched) = run();
+    assert_eq!(fetched, ["target.xml"], "the cache was not written again");
+}

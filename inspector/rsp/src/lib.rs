@@ -33,6 +33,7 @@
 //! ```
 
 pub mod client;
+pub mod desc_cache;
 pub mod error;
 pub mod escape;
 pub mod frame;

@@ -41,12 +41,14 @@
 //! crate; the attach state comes from the unsolicited stop reply instead.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gdbstub::arch::Registers;
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 
 use crate::client::{show, Client, Piped};
+use crate::desc_cache::DescCache;
 use crate::error::{Error, Result};
 use crate::hex;
 use crate::reply::{self, StopReply};
@@ -156,6 +158,8 @@ pub struct Session {
     /// `PhyMemMode` as last asked or set: reads put it back as they found
     /// it, so it is asked once.
     phys_mode: Option<bool>,
+    /// Where to keep the target description, and the QEMU it is for.
+    desc_cache: Option<(PathBuf, String)>,
     /// The thread named by the last stop reply (or the proxy's last stop).
     last_stop_thread: Option<ThreadId>,
 }
@@ -236,6 +240,7 @@ impl Session {
             finished: false,
             phys_set: false,
             phys_mode: None,
+            desc_cache: None,
             last_stop_thread: None,
         };
         if let Some(why) = &session.exited {
@@ -400,12 +405,48 @@ impl Session {
     pub fn register_map(&mut self) -> Result<&RegisterMap> {
         if self.registers.is_none() {
             self.check_halted("read the target description")?;
-            let map = RegisterMap::load("target.xml", |annex| self.read_xfer("features", annex))?;
+            let map = match self.desc_cache.take() {
+                None => RegisterMap::load("target.xml", |annex| self.read_xfer("features", annex))?,
+                Some((dir, identity)) => self.register_map_cached(&dir, &identity)?,
+            };
             self.registers = Some(map);
         }
         self.registers
             .as_ref()
             .ok_or_else(|| Error::NoRegister("target description".into()))
+    }
+
+    /// Keep the target description's included documents in `dir`, for
+    /// the QEMU binary `identity` (its path, size and change time): the
+    /// next session with the same QEMU reads `target.xml` only
+    /// ([`crate::desc_cache`]). Call before the first register read.
+    pub fn cache_target_description(&mut self, dir: PathBuf, identity: String) {
+        self.desc_cache = Some((dir, identity));
+    }
+
+    /// The description with its includes from the cache where it has
+    /// them; what was missing is fetched and the cache written again.
+    fn register_map_cached(&mut self, dir: &Path, identity: &str) -> Result<RegisterMap> {
+        let root = self.read_xfer("features", "target.xml")?;
+        let cache = DescCache::new(dir, identity, &root);
+        let mut docs = cache.load();
+        let mut missed = false;
+        let map = RegisterMap::load("target.xml", |annex| {
+            if annex == "target.xml" {
+                return Ok(root.clone());
+            }
+            if let Some(d) = docs.get(annex) {
+                return Ok(d.clone());
+            }
+            missed = true;
+            let d = self.read_xfer("features", annex)?;
+            docs.insert(annex.to_string(), d.clone());
+            Ok::<_, Error>(d)
+        })?;
+        if missed {
+            cache.store(&docs);
+        }
+        Ok(map)
     }
 
     /// Read one `qXfer:OBJECT:read:ANNEX` object whole.
@@ -477,73 +518,67 @@ impl Session {
     /// [`Session::physical`].
     pub fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<()> {
         self.check_halted("read memory")?;
-        let piped = self.read_pipelined(None, None, addr, buf)?;
+        let piped = self.read_pipelined(None, None, &mut [(addr, buf)])?;
         piped.failed.map_or(Ok(()), Err)
     }
 
-    /// `m` packets for `buf`, after `prologue` (answered `OK`) and before
-    /// `finally`, in one pipeline. A short reply (QEMU gives what it was
-    /// asked for, but a stub may give less) is completed one packet at a
-    /// time afterwards.
+    /// `m` packets for each `(addr, buf)` of `reads`, after `prologue`
+    /// (answered `OK`) and before `finally`, in one pipeline. A short
+    /// reply (QEMU gives what it was asked for, but a stub may give less)
+    /// is completed one packet at a time afterwards, when no `finally`
+    /// has changed the mode back since (with one, it is an error).
     fn read_pipelined(
         &mut self,
         prologue: Option<&[u8]>,
         finally: Option<&[u8]>,
-        addr: u64,
-        buf: &mut [u8],
+        reads: &mut [(u64, &mut [u8])],
     ) -> Result<Piped> {
         let max = self.max_read();
         let mut body: Vec<Vec<u8>> = prologue.iter().map(|p| p.to_vec()).collect();
         let first_read = body.len();
+        // (which read, offset in it, length) of each `m` packet.
         let mut chunks = Vec::new();
-        let mut off = 0usize;
-        while off < buf.len() {
-            let len = (buf.len() - off).min(max);
-            body.push(format!("m{:x},{len:x}", addr.wrapping_add(off as u64)).into_bytes());
-            chunks.push((off, len));
-            off += len;
+        for (k, (addr, buf)) in reads.iter().enumerate() {
+            let mut off = 0usize;
+            while off < buf.len() {
+                let len = (buf.len() - off).min(max);
+                body.push(format!("m{:x},{len:x}", addr.wrapping_add(off as u64)).into_bytes());
+                chunks.push((k, off, len));
+                off += len;
+            }
         }
         let mut got = vec![0usize; chunks.len()];
         let mut each = |i: usize, r: Vec<u8>| -> Result<()> {
             if i < first_read {
                 return expect_ok(&body[i], &r);
             }
-            let (off, len) = chunks[i - first_read];
-            let q = &body[i];
-            got[i - first_read] = decode_read(
-                q,
-                addr.wrapping_add(off as u64),
-                len,
-                &r,
-                &mut buf[off..off + len],
-            )?;
+            let (k, off, len) = chunks[i - first_read];
+            let (addr, buf) = &mut reads[k];
+            let at = addr.wrapping_add(off as u64);
+            got[i - first_read] = decode_read(&body[i], at, len, &r, &mut buf[off..off + len])?;
             Ok(())
         };
         let mut piped = self
             .client
             .pipeline(&body, finally, READ_DEPTH, &mut each)?;
         if piped.failed.is_none() {
-            // Inside the pipeline's prologue and before its `finally`: a
-            // short read is finished here only when no `finally` has
-            // changed the mode back, which is why `read_physical` asks for
-            // none of its reads to be short (QEMU never is).
-            for (k, &(off, len)) in chunks.iter().enumerate() {
-                if got[k] < len {
-                    let r = if finally.is_some() {
-                        Err(Error::Protocol {
-                            packet: show(&body[first_read + k]),
-                            why: format!("{} bytes of {len}", got[k]),
-                        })
-                    } else {
-                        self.read_serial(
-                            addr.wrapping_add((off + got[k]) as u64),
-                            &mut buf[off + got[k]..off + len],
-                        )
-                    };
-                    if let Err(e) = r {
-                        piped.failed = Some(e);
-                        break;
-                    }
+            for (c, &(k, off, len)) in chunks.iter().enumerate() {
+                if got[c] >= len {
+                    continue;
+                }
+                let r = if finally.is_some() {
+                    Err(Error::Protocol {
+                        packet: show(&body[first_read + c]),
+                        why: format!("{} bytes of {len}", got[c]),
+                    })
+                } else {
+                    let (addr, buf) = &mut reads[k];
+                    let at = addr.wrapping_add((off + got[c]) as u64);
+                    self.read_serial(at, &mut buf[off + got[c]..off + len])
+                };
+                if let Err(e) = r {
+                    piped.failed = Some(e);
+                    break;
                 }
             }
         }
@@ -630,13 +665,20 @@ impl Session {
     /// five. The mode is asked once per session; it is put back even when
     /// a read fails.
     pub fn read_physical(&mut self, pa: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_physical_many(&mut [(pa, buf)])
+    }
+
+    /// Several physical reads in one pipeline (see
+    /// [`Session::read_physical`]).
+    pub fn read_physical_many(&mut self, reads: &mut [(u64, &mut [u8])]) -> Result<()> {
         self.check_halted("read memory")?;
         let found = match self.phys_mode {
             Some(m) => m,
             None => self.phys_mem_mode()?,
         };
         if found {
-            return self.read_memory(pa, buf);
+            let piped = self.read_pipelined(None, None, reads)?;
+            return piped.failed.map_or(Ok(()), Err);
         }
         // Set before sending: a lost reply leaves the mode unknown, so on.
         self.phys_set = true;
@@ -644,8 +686,7 @@ impl Session {
         let piped = self.read_pipelined(
             Some(b"Qqemu.PhyMemMode:1"),
             Some(b"Qqemu.PhyMemMode:0"),
-            pa,
-            buf,
+            reads,
         )?;
         let restored = match &piped.finally {
             Some(r) => expect_ok(b"Qqemu.PhyMemMode:0", r),

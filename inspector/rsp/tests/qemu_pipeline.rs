@@ -22,7 +22,10 @@ fn pipelined_physical_reads_match_pmemsave_and_leave_the_mode_as_found() {
     let file = dir.path().join("ram.bin");
     let len = 1usize << 20;
     let out = s
-        .monitor(&format!("pmemsave {RAM:#x} {len:#x} \"{}\"", file.display()))
+        .monitor(&format!(
+            "pmemsave {RAM:#x} {len:#x} \"{}\"",
+            file.display()
+        ))
         .unwrap();
     assert!(out.trim().is_empty(), "pmemsave said {out:?}");
     let want = std::fs::read(&file).unwrap();
@@ -31,8 +34,15 @@ fn pipelined_physical_reads_match_pmemsave_and_leave_the_mode_as_found() {
     // One call: 512 `m` packets, READ_DEPTH at a time.
     let mut whole = vec![0u8; len];
     s.read_physical(RAM, &mut whole).unwrap();
-    assert!(whole == want, "a 1 MiB pipelined read differs from pmemsave");
-    assert_eq!(s.most_in_flight(), READ_DEPTH, "the reads were not pipelined");
+    assert!(
+        whole == want,
+        "a 1 MiB pipelined read differs from pmemsave"
+    );
+    assert_eq!(
+        s.most_in_flight(),
+        READ_DEPTH,
+        "the reads were not pipelined"
+    );
     assert!(!s.phys_mem_mode().unwrap(), "PhyMemMode left at 1");
 
     // A page per call, as kinspect reads, odd sizes and offsets included.
@@ -46,7 +56,10 @@ fn pipelined_physical_reads_match_pmemsave_and_leave_the_mode_as_found() {
         off += n;
         size = if size >= 4096 { 7 } else { size * 3 + 1 };
     }
-    assert!(paged == want, "page-sized pipelined reads differ from pmemsave");
+    assert!(
+        paged == want,
+        "page-sized pipelined reads differ from pmemsave"
+    );
     assert!(!s.phys_mem_mode().unwrap(), "PhyMemMode left at 1");
     s.finish().unwrap();
 }

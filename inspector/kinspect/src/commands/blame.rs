@@ -66,7 +66,7 @@ struct BlameJson<'t> {
 
 fn run(ctx: &mut Ctx<'_>, args: &Args) -> Result<()> {
     let trace = Trace::load(&args.trace).map_err(Error::BadInput)?;
-    if let Some(syms) = ctx.symbols {
+    if let Some(syms) = ctx.symbols() {
         if syms.file_name() != trace.elf {
             writeln!(
                 ctx.warn,

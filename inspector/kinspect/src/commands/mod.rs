@@ -131,7 +131,7 @@ pub fn run<'a>(
             trusts_symbols: true,
         })
     {
-        if let (Some(t), Some(d)) = (ctx.target.as_deref_mut(), ctx.symbols) {
+        if let (Some(d), Some(t)) = (ctx.symbols(), ctx.target.as_deref_mut()) {
             let mut phys = PhysCache::new(t);
             crate::model::verify_image(d, &mut phys)?;
         }
@@ -210,8 +210,6 @@ pub struct Ctx<'a> {
     pub session: &'a Session,
     /// `None` for commands that run offline or open their own target.
     pub target: Option<&'a mut dyn Target>,
-    /// The kernel ELF's symbols and debug info (`session.symbols()`).
-    pub symbols: Option<&'a kinspect_symbols::Symbols>,
     /// The names the kernel model looks for (`--profile`, `--kpt-field`).
     pub profile: Profile,
     pub json: bool,
@@ -230,13 +228,20 @@ impl<'a> Ctx<'a> {
         Ctx {
             session,
             target,
-            symbols: session.symbols(),
             profile: session.profile.clone(),
             json: session.json,
             ram: session.ram,
             out,
             warn,
         }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// The kernel ELF's symbols and debug info (`session.symbols()`),
+    /// read when first asked for.
+    pub fn symbols(&self) -> Option<&'a kinspect_symbols::Symbols> {
+        self.session.symbols()
     }
 }
 
@@ -373,7 +378,7 @@ pub fn resolve_root(ctx: &mut Ctx<'_>, select: &Select) -> Result<Root> {
 
 /// The DWARF symbols, or the error saying `what` needs them.
 pub fn need_debug<'a>(ctx: &Ctx<'a>, what: &str) -> Result<&'a kinspect_symbols::Symbols> {
-    ctx.symbols.ok_or_else(|| {
+    ctx.symbols().ok_or_else(|| {
         Error::BadInput(format!(
             "{what} need the kernel ELF with debug info (give --elf PATH; default target/kernel/kernel.elf)"
         ))
@@ -420,7 +425,7 @@ pub fn parse_addr(ctx: &mut Ctx<'_>, s: &str) -> Result<u64> {
     if let Ok(v) = parse_u64(s) {
         return Ok(v);
     }
-    if let Some(debug) = ctx.symbols {
+    if let Some(debug) = ctx.symbols() {
         let ram = ctx.ram;
         let profile = ctx.profile.clone();
         let Some(target) = ctx.target.as_deref_mut() else {

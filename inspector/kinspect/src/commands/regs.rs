@@ -48,7 +48,7 @@ pub fn run(ctx: &mut Ctx<'_>, hart: usize) -> Result<()> {
         };
         csrs.push((csr, v));
     }
-    let syms = ctx.symbols;
+    let syms = ctx.symbols();
     let view = views::regs::regs(hart, &regs, &csrs, &|a| {
         crate::symbolize::name(syms, a)
     });

@@ -44,7 +44,7 @@ impl Run for Args {
 /// itself does not need them), but a lost connection is an error. The
 /// free list is walked only when nothing else claims the page.
 fn owner_of(ctx: &mut Ctx<'_>, pa: PhysAddr) -> Result<Vec<Owner>> {
-    let Some(debug) = ctx.symbols else {
+    let Some(debug) = ctx.symbols() else {
         return Ok(Vec::new());
     };
     let ram = ctx.ram;
@@ -87,7 +87,7 @@ pub fn run(ctx: &mut Ctx<'_>, select: &Select, va_arg: &str, want_explain: bool)
             Some(pa) => owner_of(ctx, pa)?,
             None => Vec::new(),
         };
-        let symbol = crate::symbolize::name(ctx.symbols, va.0);
+        let symbol = crate::symbolize::name(ctx.symbols(), va.0);
         Translate::walked(root, t, owner, symbol)
     };
     let fault = view.fault().map(Error::NoTranslation);

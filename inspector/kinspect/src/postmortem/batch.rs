@@ -237,13 +237,12 @@ impl Kernels {
 
 /// The session for one file: the invocation's settings with this kernel.
 fn session_for(opts: &Options, file: &Path, elf: Option<(&Path, &Kernel)>) -> Session {
-    Session {
-        elf: elf.map(|(p, _)| p.to_path_buf()),
-        elf_given: elf.is_some(),
-        symbols: elf.and_then(|(_, k)| k.symbols.clone()),
-        snapshot: Some(file.to_path_buf()),
-        ..opts.session.clone()
-    }
+    let mut session = opts.session.clone();
+    session.snapshot = Some(file.to_path_buf());
+    session.with_symbols(
+        elf.map(|(p, _)| p.to_path_buf()),
+        elf.and_then(|(_, k)| k.symbols.clone()),
+    )
 }
 
 /// The identity a snapshot records, read from its header only when it

@@ -31,7 +31,10 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
+use kinspect_rsp::desc_cache::DescCache;
+
 use super::qemu::QemuTarget;
+
 use super::{Control, Csr, GeneralRegs, Hart, Monitor, Result, RunState, Target, TargetError};
 
 const PAGE: u64 = 4096;
@@ -268,6 +271,10 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
             "the stub is served by pid {pid} (`{comm}`), not QEMU: a proxy or tunnel"
         ));
     }
+    // This QEMU's target description, kept between runs.
+    if let (Some(dir), Some(id)) = (DescCache::default_dir(), exe_identity(pid)) {
+        stub.session().cache_target_description(dir, id);
+    }
     let range = match stub.ram_range() {
         Ok(Some(r)) => r,
         Ok(None) => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
@@ -278,6 +285,23 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
     let ram = open_ram(pid, hva, range)?;
     verify(stub, &ram).map_err(|e| format!("{e} (size {size:#x})"))?;
     Ok(ram)
+}
+
+/// What names QEMU's binary: its path, size, inode and change time, read
+/// through `/proc/PID/exe` (an upgrade in place changes them).
+fn exe_identity(pid: i32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = format!("/proc/{pid}/exe");
+    let path = std::fs::read_link(&exe).ok()?;
+    let m = std::fs::metadata(&exe).ok()?;
+    Some(format!(
+        "{} {} {} {}.{}",
+        path.display(),
+        m.len(),
+        m.ino(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// The pid of the process on this host that holds the stub's end of the
@@ -303,6 +327,41 @@ fn stub_owner(ours: SocketAddr, theirs: SocketAddr) -> std::result::Result<i32, 
                 })?
         }
     };
+    let want = format!("socket:[{inode}]");
+    let holds = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str())
+            })
+        })
+    };
+    // A QEMU that `cargo xtask qemu`, `launch` or the tests started has
+    // its RAM in /dev/shm/kinspect-ram-PID-..., PID being the starter:
+    // try the starters' children first (a few reads, not one per process).
+    if let Ok(shm) = std::fs::read_dir("/dev/shm") {
+        for e in shm.flatten().take(256) {
+            let name = e.file_name();
+            let Some(starter) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("kinspect-ram-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let children =
+                std::fs::read_to_string(format!("/proc/{starter}/task/{starter}/children"))
+                    .unwrap_or_default();
+            let found = children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+                .chain([starter])
+                .find(|&pid| holds(pid));
+            if let Some(pid) = found {
+                return Ok(pid);
+            }
+        }
+    }
     // QEMUs first (one small read per process), then everything else.
     let pids: Vec<i32> = std::fs::read_dir("/proc")
         .map_err(|e| format!("cannot list processes: {e}"))?
@@ -313,16 +372,8 @@ fn stub_owner(ours: SocketAddr, theirs: SocketAddr) -> std::result::Result<i32, 
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("qemu"))
     };
     let (qemus, others): (Vec<i32>, Vec<i32>) = pids.into_iter().partition(is_qemu);
-    let want = format!("socket:[{inode}]");
-    for pid in qemus.into_iter().chain(others) {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()) {
-                return Ok(pid);
-            }
-        }
+    if let Some(pid) = qemus.into_iter().chain(others).find(|&pid| holds(pid)) {
+        return Ok(pid);
     }
     Err(format!(
         "no process of ours owns the stub's socket (inode {inode}): QEMU runs as another user"
@@ -526,14 +577,23 @@ fn verify(stub: &mut QemuTarget, ram: &HostRam) -> std::result::Result<(), Strin
             pages.push(root);
         }
     }
-    let mut a = vec![0u8; PAGE as usize];
+    // All of them through the stub in one pipeline, then directly.
+    let mut through_stub: Vec<Vec<u8>> = pages.iter().map(|_| vec![0u8; PAGE as usize]).collect();
+    {
+        let mut reads: Vec<(u64, &mut [u8])> = pages
+            .iter()
+            .zip(through_stub.iter_mut())
+            .map(|(&pa, b)| (pa, b.as_mut_slice()))
+            .collect();
+        stub.session()
+            .read_physical_many(&mut reads)
+            .map_err(|e| format!("cannot read RAM through the stub to compare: {e}"))?;
+    }
     let mut b = vec![0u8; PAGE as usize];
-    for pa in pages {
-        stub.read_phys(pa, &mut a)
-            .map_err(|e| format!("cannot read {pa:#x} through the stub to compare: {e}"))?;
-        ram.read(pa, &mut b)
+    for (pa, a) in pages.iter().zip(&through_stub) {
+        ram.read(*pa, &mut b)
             .map_err(|e| format!("cannot read {pa:#x} directly: {e}"))?;
-        if a != b {
+        if *a != b {
             let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(0);
             return Err(format!(
                 "{} differs from the stub at {:#x}",

@@ -84,7 +84,7 @@ pub fn open_symbols(elf: Option<&Path>) -> Result<Option<Arc<Symbols>>> {
 /// The session's ELF for the TUI, its DWARF index built before the first
 /// frame needs it: `--elf` must load, the default path may be missing.
 fn session_symbols(session: &Session, must: bool) -> Result<Option<Arc<Symbols>>> {
-    match &session.symbols {
+    match session.symbols_arc() {
         Some(s) => {
             if let Err(e) = s.index_now() {
                 if must {
