@@ -177,13 +177,6 @@ impl FastQemu {
         }
     }
 
-    /// Read RAM without halting the guest (`true`), or halt it first as
-    /// every one-shot command does (`false`, the default). Live reads of a
-    /// running guest can tear: callers must check what they read.
-    pub fn set_live(&mut self, live: bool) {
-        self.live = live;
-    }
-
     /// The stub, for what the Target trait does not cover.
     pub fn stub(&mut self) -> &mut QemuTarget {
         &mut self.stub
@@ -228,8 +221,18 @@ impl Target for FastQemu {
                 }
                 ram.read(pa, buf)
             }
+            // Not RAM: only the stub can read it, which halts the guest.
+            _ if self.live => Err(TargetError::Memory {
+                addr: pa,
+                len: buf.len(),
+            }),
             _ => self.stub.read_phys(pa, buf),
         }
+    }
+
+    fn set_live(&mut self, on: bool) -> bool {
+        self.live = on && self.ram.is_some();
+        self.live
     }
 
     fn regs(&mut self, hart: Hart) -> Result<GeneralRegs> {

@@ -163,6 +163,16 @@ pub trait Target {
         false
     }
 
+    /// Read RAM while the guest runs, without halting it (`true`), or halt
+    /// it for every read as one-shot commands do (`false`, the default).
+    /// Only a target with [`direct_ram`](Self::direct_ram) can; the
+    /// answer says whether live reads are now on. Live reads of a running
+    /// guest can tear, and what is not RAM cannot be read live: callers
+    /// check what they read.
+    fn set_live(&mut self, _on: bool) -> bool {
+        false
+    }
+
     /// Read a little-endian u64 from physical memory.
     fn read_phys_u64(&mut self, pa: u64) -> Result<u64> {
         let mut b = [0u8; 8];

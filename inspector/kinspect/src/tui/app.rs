@@ -182,6 +182,25 @@ pub struct App {
     pub panic_seen: bool,
     /// `launch`: the QEMU it started has exited (said once).
     pub qemu_exited: bool,
+    /// Live mode: on (`Ok(true)`, the default), turned off with `L`, or
+    /// not to be had (`Err`: why).
+    pub live_mode: Result<bool, String>,
+    /// The last live frame while the guest runs; cleared at a halt.
+    pub live: Option<LiveInfo>,
+}
+
+/// What the status line and the process table show of live mode.
+#[derive(Clone, Debug)]
+pub struct LiveInfo {
+    pub n: u64,
+    pub read: Duration,
+    /// Slots changed while read (`~`), and new or changed since the frame
+    /// before (`*`).
+    pub torn: Vec<usize>,
+    pub changed: Vec<usize>,
+    /// The followed page table differed between its two walks.
+    pub walk_torn: bool,
+    pub error: Option<String>,
 }
 
 impl App {
@@ -238,6 +257,8 @@ impl App {
             console_out: Vec::new(),
             no_color: false,
             hits: Hits::default(),
+            live_mode: Ok(true),
+            live: None,
             now: None,
             panic_seen: false,
             qemu_exited: false,
@@ -461,7 +482,13 @@ impl App {
         rows
     }
 
-    /// How old the shown state is, when the guest runs.
+    /// Whether live frames are refreshing the views now.
+    pub fn live_now(&self) -> bool {
+        self.running() && self.live.is_some() && self.live_mode == Ok(true)
+    }
+
+    /// How old the last halt's state is, when the guest runs (live frames
+    /// keep the processes and page tables fresh, not the registers).
     pub fn stale_for(&self) -> Option<Duration> {
         if !self.running() {
             return None;

@@ -48,6 +48,55 @@ impl App {
                 self.last_sample = Some(Instant::now());
                 self.on_panic();
             }
+            Reply::LiveMode(m) => {
+                match &m {
+                    Ok(true) => self.say("live mode on: the views follow the running guest"),
+                    Ok(false) => self.say("live mode off: the views are read at each halt"),
+                    Err(why) => self.error(why.clone()),
+                }
+                self.live_mode = m;
+                self.live = None;
+            }
+            Reply::Live(f) => {
+                if !self.running() || self.live_mode != Ok(true) {
+                    return;
+                }
+                let f = *f;
+                if let Some((root, walk, _)) = &f.walk {
+                    self.walks.insert(
+                        *root,
+                        match walk {
+                            Ok(w) => WalkState::Done(w.clone()),
+                            Err(e) => WalkState::Failed(e.clone()),
+                        },
+                    );
+                }
+                if f.error.is_none() {
+                    if let Some(snap) = self.snapshot.as_mut() {
+                        snap.procs = Ok(f.procs);
+                        snap.kernel_pagetable = f.kernel_pagetable;
+                    }
+                    let show_all = self.procs.show_all;
+                    let gone = self.slot.is_some_and(|slot| {
+                        !self
+                            .visible_procs()
+                            .iter()
+                            .any(|p| p.slot == slot && (show_all || !p.unused()))
+                    });
+                    if gone {
+                        self.slot = self.visible_procs().first().map(|p| p.slot);
+                    }
+                    self.sync_proc_cursor();
+                }
+                self.live = Some(super::app::LiveInfo {
+                    n: f.n,
+                    read: f.read,
+                    torn: f.torn,
+                    changed: f.changed,
+                    walk_torn: f.walk.as_ref().is_some_and(|w| w.2),
+                    error: f.error,
+                });
+            }
             Reply::Changes(c) => {
                 self.changes = Some(*c);
                 self.changes_list.cursor = 0;
@@ -55,6 +104,9 @@ impl App {
             Reply::State(s) => {
                 self.state = s;
                 self.busy = None;
+                if s == RunState::Halted {
+                    self.live = None;
+                }
             }
             Reply::Walk(root, w) => {
                 self.busy = None;

@@ -26,6 +26,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("f", "follow (launch): refresh when the console goes quiet"),
     (
+        "L",
+        "live mode on/off: processes and page table 10 times a second, unhalted",
+    ),
+    (
         "Tab  Shift-Tab",
         "move between the process table and the detail area",
     ),
@@ -133,6 +137,17 @@ impl App {
                 if !matches!(self.tab, Tab::PageTable | Tab::Maps) {
                     self.tab = Tab::PageTable;
                 }
+            }
+            KeyCode::Char('L') => {
+                let on = self.live_mode != Ok(true);
+                self.send(
+                    Request::Live(on),
+                    if on {
+                        "live mode…"
+                    } else {
+                        "live mode off…"
+                    },
+                );
             }
             KeyCode::Char('a') => {
                 self.procs.show_all = !self.procs.show_all;

@@ -391,13 +391,22 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     }
     l1.push(Span::raw(format!(" {} ", app.target_name)));
     let wide = area.width >= 100;
-    if let Some(d) = app.stale_for() {
+    if let (Some(d), false) = (app.stale_for(), app.live_now()) {
         let txt = if wide {
             format!(" views from {} ago ", age(d))
         } else {
             format!(" stale {} ", age(d))
         };
         l1.push(Span::styled(txt, t.dim()));
+    }
+    if let (true, Some(l)) = (app.live_now(), &app.live) {
+        let ms = l.read.as_secs_f64() * 1e3;
+        let txt = match (&l.error, wide) {
+            (Some(e), _) => format!(" LIVE frame {}: {e} ", l.n),
+            (None, true) => format!(" LIVE frame {} read in {ms:.1} ms, never halted ", l.n),
+            (None, false) => format!(" LIVE {ms:.1}ms "),
+        };
+        l1.push(Span::styled(txt, t.fg(Color::Green)));
     }
     if wide {
         l1.push(Span::styled(" ? help  q quit", t.dim()));
@@ -441,11 +450,25 @@ fn draw_status(f: &mut Frame, app: &App, t: &Theme, area: Rect) {
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }
 
-fn stale_tag(app: &App) -> String {
-    match app.stale_for() {
-        Some(d) => format!(" [stale {}] ", age(d)),
-        None => String::new(),
+/// `[stale 3.2s]` while the guest runs; `[live]` on what live frames
+/// keep fresh (the process table, `procs`; the page-table and maps tabs).
+fn stale_tag_for(app: &App, procs: bool) -> String {
+    let fed = procs || matches!(app.tab, Tab::PageTable | Tab::Maps);
+    match (app.stale_for(), &app.live) {
+        (Some(_), Some(l)) if app.live_now() && fed => {
+            if !procs && l.walk_torn {
+                " [live, changed while read] ".into()
+            } else {
+                " [live] ".into()
+            }
+        }
+        (Some(d), _) => format!(" [stale {}] ", age(d)),
+        (None, _) => String::new(),
     }
+}
+
+fn stale_tag(app: &App) -> String {
+    stale_tag_for(app, false)
 }
 
 fn draw_procs(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
@@ -459,7 +482,7 @@ fn draw_procs(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) 
             ""
         },
         filter.map(|f| format!(" /{f}")).unwrap_or_default(),
-        stale_tag(app)
+        stale_tag_for(app, true)
     );
     let block = t.pane(focused, false).title(Span::styled(
         title,
@@ -493,8 +516,15 @@ fn draw_procs(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits) 
                 ProcState::Unused => t.dim(),
                 _ => Style::default(),
             };
+            // Live: `~` changed while read, `*` new or changed since the
+            // frame before.
+            let mark = match &app.live {
+                Some(l) if app.live_now() && l.torn.contains(&p.slot) => "~",
+                Some(l) if app.live_now() && l.changed.contains(&p.slot) => "*",
+                _ => "",
+            };
             Row::new(vec![
-                Span::raw(p.slot.to_string()),
+                Span::raw(format!("{}{mark}", p.slot)),
                 Span::raw(p.pid.to_string()),
                 Span::styled(crate::words::ellipsize(&p.state_name(), 9), st),
                 Span::raw(crate::words::ellipsize(&p.name, 16)),

@@ -34,6 +34,9 @@ use super::snapshot::{is_lost, read_snapshot, Backtrace, Snapshot};
 use crate::diff::{self, Diff};
 use crate::target::{Control, Hart, Outside, RunState, Target, TargetError};
 
+/// Time between live frames: about ten a second.
+pub const LIVE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How to leave the guest on quit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leave {
@@ -86,6 +89,10 @@ pub enum Request {
     /// registers `swtch` saved in its `context`.
     ProcBacktrace(usize),
     Reconnect,
+    /// Live mode on or off: while the guest runs, read the process table
+    /// and the followed page table about ten times a second without
+    /// halting it (needs the RAM fast path).
+    Live(bool),
     Finish(Leave),
 }
 
@@ -150,9 +157,38 @@ pub struct Changes {
     pub diff: Result<Option<Diff>, String>,
 }
 
+/// One look at the running guest, read without halting it (live mode).
+#[derive(Clone, Debug)]
+pub struct LiveFrame {
+    /// Counted from 1 in this session.
+    pub n: u64,
+    /// Every slot of `proc[]`, from the second of two reads.
+    pub procs: Vec<super::procs::ProcRow>,
+    pub kernel_pagetable: Option<PhysAddr>,
+    /// Slots whose two reads differ: changed while being read, so not one
+    /// instant (`~`).
+    pub torn: Vec<usize>,
+    /// Slots whose process is new or changed (pid, state, name, size,
+    /// page table) since the frame before (`*`).
+    pub changed: Vec<usize>,
+    /// The page table the person looks at, walked twice: its root, the
+    /// second walk, and whether the two differ.
+    pub walk: Option<(PhysAddr, Result<Arc<Walk>, String>, bool)>,
+    /// How long the frame took to read.
+    pub read: Duration,
+    /// Why this frame has no process table (a pointer caught mid-update
+    /// three times running).
+    pub error: Option<String>,
+}
+
 /// What comes back.
 #[derive(Clone, Debug)]
 pub enum Reply {
+    /// Live mode is on (`Ok(true)`), off (`Ok(false)`), or cannot be had
+    /// (`Err`: why, e.g. no fast path).
+    LiveMode(Result<bool, String>),
+    /// A live frame.
+    Live(Box<LiveFrame>),
     Snapshot(Box<Snapshot>),
     /// At a halt: what changed since the halt before.
     Changes(Box<Changes>),
@@ -216,6 +252,14 @@ pub struct Worker {
     last_view: Option<(Halt, diff::View)>,
     /// Where progress goes while a request runs (the thread's reply channel).
     pub(super) progress: Option<Sender<Reply>>,
+    /// Live mode as the person wants it (on unless turned off).
+    live: bool,
+    /// Live frames read so far, when the last was, and its rows.
+    live_n: u64,
+    live_last: Option<std::time::Instant>,
+    live_prev: Option<Vec<super::procs::ProcRow>>,
+    /// The page table last asked for (`Request::Walk`): live frames walk it.
+    follow: Option<PhysAddr>,
 }
 
 impl Worker {
@@ -237,6 +281,11 @@ impl Worker {
             halts: 0,
             last_view: None,
             progress: None,
+            live: true,
+            live_n: 0,
+            live_last: None,
+            live_prev: None,
+            follow: None,
         }
     }
 
@@ -397,6 +446,12 @@ impl Worker {
                 | Request::ProcBacktrace(_)
         );
         if reads && self.state == RunState::Running {
+            // Memory alone can be read live; a snapshot needs registers.
+            if self.live && !matches!(req, Request::Snapshot) && self.live_reads(true) {
+                let out = self.handle_halted(req);
+                self.live_reads(false);
+                return out;
+            }
             // The target halts to be read; put the guest back running after.
             return self.briefly_halted(req);
         }
@@ -470,7 +525,29 @@ impl Worker {
                 }
                 out
             }
-            Request::Walk(root) => self.walk(root),
+            Request::Walk(root) => {
+                self.follow = Some(root);
+                self.walk(root)
+            }
+            Request::Live(on) => {
+                self.live = on;
+                self.live_prev = None;
+                if !on {
+                    return vec![Reply::LiveMode(Ok(false))];
+                }
+                // Asked of the target now, so the person learns at once
+                // when there is no fast path.
+                let can = self.live_reads(true);
+                self.live_reads(false);
+                vec![Reply::LiveMode(if can {
+                    Ok(true)
+                } else {
+                    Err(
+                        "live mode needs the RAM fast path (QEMU on this host, docs/fast-path.md)"
+                            .into(),
+                    )
+                })]
+            }
             Request::ReadMem { addr, len, root } => self.read_mem(addr, len, root, String::new()),
             Request::Goto { expr, root } => match self.eval(&expr, root) {
                 Ok(addr) => self.read_mem(addr, 256, root, expr),
@@ -690,10 +767,117 @@ impl Worker {
             Some(c) => c.wait_for_stop(Duration::from_millis(20)),
         };
         match stopped {
-            Ok(RunState::Running) => Vec::new(),
+            Ok(RunState::Running) => self.live_tick(),
             Ok(RunState::Halted) => self.stopped(),
             Err(e) => self.fail("waiting for the guest", e),
         }
+    }
+
+    /// Turn the target's live reads on or off; whether they are on.
+    fn live_reads(&mut self, on: bool) -> bool {
+        self.target.as_deref_mut().is_some_and(|t| t.set_live(on))
+    }
+
+    /// While running in live mode: a frame every [`LIVE_INTERVAL`].
+    fn live_tick(&mut self) -> Vec<Reply> {
+        if !self.live || self.symbols.is_none() {
+            return Vec::new();
+        }
+        let due = self.live_last.is_none_or(|t| t.elapsed() >= LIVE_INTERVAL);
+        if !due {
+            return Vec::new();
+        }
+        self.live_last = Some(std::time::Instant::now());
+        if !self.live_reads(true) {
+            return Vec::new();
+        }
+        let frame = self.live_frame();
+        self.live_reads(false);
+        vec![Reply::Live(Box::new(frame))]
+    }
+
+    /// Read one live frame: the process table twice (slots that differ
+    /// are marked torn) and the followed page table twice. Never halts:
+    /// the target's live reads are on.
+    pub(super) fn live_frame(&mut self) -> LiveFrame {
+        let t0 = std::time::Instant::now();
+        self.live_n += 1;
+        let mut frame = LiveFrame {
+            n: self.live_n,
+            procs: Vec::new(),
+            kernel_pagetable: None,
+            torn: Vec::new(),
+            changed: Vec::new(),
+            walk: None,
+            read: Duration::ZERO,
+            error: None,
+        };
+        let (Some(syms), Some(t)) = (self.symbols.clone(), self.target.as_deref_mut()) else {
+            frame.error = Some("no kernel ELF".into());
+            return frame;
+        };
+        let (profile, ram) = (self.profile.clone(), self.ram);
+        // A pointer caught mid-update can fail a whole read: try again, a
+        // bounded number of times.
+        let mut twice = Err(String::new());
+        for _ in 0..3 {
+            let mut once = || {
+                super::procs::read_procs(&syms, &profile, &mut *t, ram).map_err(|e| e.to_string())
+            };
+            twice = once().and_then(|a| once().map(|b| (a, b)));
+            if twice.is_ok() {
+                break;
+            }
+        }
+        match twice {
+            Ok(((a, _), (b, kpt))) => {
+                frame.torn = a
+                    .iter()
+                    .zip(&b)
+                    .filter(|(x, y)| {
+                        (x.pid, &x.state, &x.name, x.sz, x.pagetable)
+                            != (y.pid, &y.state, &y.name, y.sz, y.pagetable)
+                    })
+                    .map(|(_, y)| y.slot)
+                    .collect();
+                if let Some(prev) = &self.live_prev {
+                    frame.changed = b
+                        .iter()
+                        .filter(|p| !p.unused())
+                        .filter(|p| {
+                            prev.iter().find(|o| o.slot == p.slot).is_none_or(|o| {
+                                (o.pid, &o.state, &o.name, o.sz, o.pagetable)
+                                    != (p.pid, &p.state, &p.name, p.sz, p.pagetable)
+                            })
+                        })
+                        .map(|p| p.slot)
+                        .collect();
+                }
+                frame.kernel_pagetable = Some(kpt).filter(|k| k.0 != 0);
+                self.live_prev = Some(b.clone());
+                frame.procs = b;
+            }
+            Err(e) => frame.error = Some(e),
+        }
+        if let Some(root) = self.follow {
+            let limits = kinspect_sv39::WalkLimits {
+                ram,
+                ..kinspect_sv39::WalkLimits::default()
+            };
+            let mut walk = || {
+                let t: &mut dyn Target = &mut *t;
+                kinspect_sv39::walk(t, root, limits).map_err(|e| e.to_string())
+            };
+            let first = walk();
+            let second = walk();
+            let torn = match (&first, &second) {
+                (Ok(a), Ok(b)) => a.entries != b.entries,
+                _ => first.is_ok() != second.is_ok(),
+            };
+            frame.walk = Some((root, second.map(Arc::new), torn));
+        }
+        frame.read = t0.elapsed();
+        frame
     }
 
     /// The guest stopped without our asking: read it, and say where.
