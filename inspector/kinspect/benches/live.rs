@@ -94,7 +94,7 @@ fn main() {
                 for q in app.outbox.drain(..) {
                     let _ = req.send(q);
                 }
-                term.draw(|f| app.hits = view::draw(f, &mut app)).expect("draw");
+                term.draw(|f| app.hits = view::draw(f, &app)).expect("draw");
                 if let Some(read) = read {
                     let ms = read.as_secs_f64() * 1e3;
                     frames.push((ms, ms + t.elapsed().as_secs_f64() * 1e3));
