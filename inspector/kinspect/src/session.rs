@@ -75,7 +75,7 @@ pub struct Session {
     /// symbols, DWARF, CFI. A command that needs none (`satp`, `maps
     /// --hart 0`) never reads the file. `--elf` is read at once, so a bad
     /// path is an error before anything connects.
-    symbols: OnceLock<Option<Arc<Symbols>>>,
+    symbols: OnceLock<std::result::Result<Arc<Symbols>, String>>,
     /// The names the kernel model looks for (`--profile`, `--kpt-field`).
     pub profile: Profile,
     /// Guest RAM (`--ram-mib` from KERNBASE): page-table pointers outside
@@ -95,14 +95,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Resolve `s`: load the ELF (`--elf` must load; the default path may
-    /// be missing or broken, which only costs symbol names), check the
-    /// profile.
+    /// Resolve `s`: find the ELF (`--elf` must be a readable ELF file;
+    /// the default path may be missing or broken, which only costs symbol
+    /// names), check the profile. The ELF is parsed when first needed.
     pub fn new(s: &Settings) -> Result<Session> {
         let symbols = OnceLock::new();
         let elf = match &s.elf {
             Some(p) => {
-                let _ = symbols.set(Some(Arc::new(open_elf(p)?)));
+                check_elf(p)?;
                 Some(p.clone())
             }
             None => {
@@ -131,7 +131,7 @@ impl Session {
     pub fn with_symbols(mut self, elf: Option<PathBuf>, symbols: Option<Arc<Symbols>>) -> Session {
         self.elf_given = elf.is_some();
         self.elf = elf;
-        self.symbols = OnceLock::from(symbols);
+        self.symbols = OnceLock::from(symbols.ok_or_else(String::new));
         self
     }
 
@@ -145,20 +145,33 @@ impl Session {
     /// The same, shared (for threads that outlive a borrow).
     pub fn symbols_arc(&self) -> Option<&Arc<Symbols>> {
         self.symbols
-            .get_or_init(|| {
-                let p = self.elf.as_deref()?;
-                Symbols::open(p).ok().map(Arc::new)
+            .get_or_init(|| match self.elf.as_deref() {
+                None => Err(String::new()),
+                Some(p) => open_elf(p).map(Arc::new).map_err(|e| e.to_string()),
             })
             .as_ref()
+            .ok()
+    }
+
+    /// Why the ELF named with `--elf` did not load, once it was tried.
+    pub fn elf_error(&self) -> Option<&str> {
+        match self.symbols.get() {
+            Some(Err(e)) if self.elf_given && !e.is_empty() => Some(e),
+            _ => None,
+        }
     }
 
     /// The symbols, or the error saying `what` needs them.
     pub fn need_symbols(&self, what: &str) -> Result<&Symbols> {
-        self.symbols().ok_or_else(|| {
-            Error::BadInput(format!(
+        if let Some(s) = self.symbols() {
+            return Ok(s);
+        }
+        Err(Error::BadInput(match self.elf_error() {
+            Some(e) => e.to_string(),
+            None => format!(
                 "{what} need the kernel ELF with debug info (give --elf PATH; default {DEFAULT_ELF})"
-            ))
-        })
+            ),
+        }))
     }
 
     /// Connect to QEMU's gdb stub, with the RAM fast path when asked for
@@ -182,6 +195,23 @@ impl Session {
     pub fn kernel(&self, what: &str) -> Result<Kernel<'_>> {
         let syms = self.need_symbols(what)?;
         Ok(Kernel::new(syms, self.profile.clone())?)
+    }
+}
+
+/// `path` opens and starts as an ELF file does; what is wrong with one
+/// that does not, in the words a full parse gives.
+fn check_elf(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let ok = std::fs::File::open(path)
+        .map_err(|e| Error::BadInput(format!("cannot read ELF {}: {e}", path.display())))?
+        .read_exact(&mut magic)
+        .is_ok()
+        && magic == *b"\x7fELF";
+    if ok {
+        Ok(())
+    } else {
+        open_elf(path).map(|_| ())
     }
 }
 

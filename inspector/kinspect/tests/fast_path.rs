@@ -405,3 +405,80 @@ fn the_target_description_is_fetched_once_per_qemu_binary() {
     let (_, fetched) = run();
     assert_eq!(fetched, ["target.xml"], "the cache was not written again");
 }
+
+/// QEMU's memory map (`info mtree -f`) and where its RAM sits
+/// (`gpa2hva`) are asked once per QEMU process and kept: the next run
+/// sends no monitor command at all. What was kept is checked against the
+/// stub like the rest, so a wrong address is noticed, asked again and
+/// the fast path still taken.
+#[test]
+fn qemus_memory_map_is_asked_once_per_process() {
+    let m = at_shell(true);
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_kinspect"))
+            .args(["--gdb", &m.gdb_addr(), "-v", "maps", "--hart", "0"])
+            .env("XDG_CACHE_HOME", cache.path())
+            .env("KINSPECT_RSP_TRACE", "1")
+            .output()
+            .expect("running kinspect");
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "kinspect maps failed:\n{err}");
+        assert!(
+            err.contains("read directly"),
+            "no fast path:\n{}",
+            err.lines()
+                .filter(|l| l.starts_with("kinspect:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let monitor = err.lines().filter(|l| l.starts_with("-> $qRcmd,")).count();
+        (text(&out.stdout), monitor)
+    };
+    let (first, asked) = run();
+    assert_eq!(asked, 2, "info mtree -f and gpa2hva the first time");
+    let (second, asked) = run();
+    assert_eq!(asked, 0, "the second run asked QEMU's monitor again");
+    assert_eq!(first, second);
+
+    let dir = cache.path().join("kinspect");
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("qemu-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let name = kept[0].file_name().to_string_lossy().into_owned();
+    assert!(name.starts_with(&format!("qemu-{}-", m.pid())), "{name}");
+    let text_kept = std::fs::read_to_string(kept[0].path()).unwrap();
+    let (_, mtree) = text_kept.split_once('\n').unwrap();
+    std::fs::write(kept[0].path(), format!("hva 0x1000\n{mtree}")).unwrap();
+    let (third, asked) = run();
+    assert_eq!(asked, 2, "a wrong kept address was not asked again");
+    assert_eq!(first, third);
+    let (_, asked) = run();
+    assert_eq!(asked, 0, "the corrected file was not kept");
+}
+
+/// The ELF is parsed only by commands that use it: `satp` runs with an
+/// `--elf` that is an ELF by its first bytes and nothing after, while
+/// `procs` refuses it in one line, exit 2, before connecting.
+#[test]
+fn only_commands_that_use_the_elf_parse_it() {
+    let m = at_shell(true);
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("kernel");
+    std::fs::write(&broken, b"\x7fELF and then nothing").unwrap();
+    let out = kinspect(&m.gdb_addr(), &broken, &["satp"]);
+    assert!(
+        out.status.success(),
+        "satp with a broken ELF it does not need:\n{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("Sv39"), "{}", text(&out.stdout));
+    let out = kinspect("localhost:1", &broken, &["procs"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("is not a readable ELF file"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

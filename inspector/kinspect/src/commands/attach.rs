@@ -11,7 +11,10 @@ A full-screen view of the machine: harts and their privilege, processes,
 their page tables (expand level by level), maps, registers, memory and
 the call chain (backtrace). Keys: c continue, h halt, s step, Tab move,
 Enter expand, / filter, : command (translate, goto, vmprint, break), ? help,
-q quit (leave the guest running or halted). See docs/tui.md.
+q quit (leave the guest running or halted). With QEMU on this host (the
+RAM fast path), a running guest's processes and page tables are read live,
+about ten times a second, without halting it; L turns that off and on.
+See docs/tui.md.
 
   kinspect --gdb localhost:1234 attach")]
 pub struct Args {}

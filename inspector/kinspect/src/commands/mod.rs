@@ -185,7 +185,20 @@ pub fn open_and_run(
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> Result<()> {
-    match command.needs() {
+    let needs = command.needs();
+    // A command that names things by symbol learns of a broken --elf
+    // before it connects.
+    if needs
+        == (Needs::Target {
+            trusts_symbols: true,
+        })
+        && session.symbols().is_none()
+    {
+        if let Some(e) = session.elf_error() {
+            return Err(Error::BadInput(e.to_string()));
+        }
+    }
+    match needs {
         Needs::Nothing | Needs::Itself => run(command, session, None, out, warn),
         Needs::Target { .. } => {
             if let Some(t) = target {

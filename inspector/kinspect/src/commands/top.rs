@@ -141,7 +141,12 @@ pub struct Frame {
 fn main(session: &Session, args: &Args, out: &mut dyn Write, warn: &mut dyn Write) -> Result<()> {
     let debug = session.symbols().ok_or_else(|| {
         Error::BadInput(
-            "top reads proc[] and needs the kernel ELF with debug info (give --elf PATH)".into(),
+            session
+                .elf_error()
+                .unwrap_or(
+                    "top reads proc[] and needs the kernel ELF with debug info (give --elf PATH)",
+                )
+                .into(),
         )
     })?;
     if session.fast_path == FastPath::Off {

@@ -91,9 +91,14 @@ fn need_elf(session: &Session) -> Result<&kinspect_symbols::Symbols> {
             "a report needs the kernel ELF (--elf, or target/kernel/kernel.elf)".into(),
         ));
     }
-    session
-        .symbols()
-        .ok_or_else(|| Error::BadInput("a report needs the kernel ELF with DWARF (--elf)".into()))
+    session.symbols().ok_or_else(|| {
+        Error::BadInput(
+            session
+                .elf_error()
+                .unwrap_or("a report needs the kernel ELF with DWARF (--elf)")
+                .into(),
+        )
+    })
 }
 
 /// `kinspect report`: the machine behind ctx (live and halted, or a snapshot).

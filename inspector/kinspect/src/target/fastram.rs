@@ -278,16 +278,124 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
     if let (Some(dir), Some(id)) = (DescCache::default_dir(), exe_identity(pid)) {
         stub.session().cache_target_description(dir, id);
     }
-    let range = match stub.ram_range() {
-        Ok(Some(r)) => r,
-        Ok(None) => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
-        Err(e) => return Err(format!("cannot read QEMU's memory map: {e}")),
+    // The memory map and where RAM sits in QEMU are fixed for the life of
+    // a QEMU process: kept per process, they cost two monitor commands
+    // (`info mtree -f` alone takes QEMU about 2 ms to print) once.
+    let kept = ProcessCache::new(pid);
+    match map_ram(stub, pid, kept.as_ref(), true) {
+        // What was kept is checked like the rest; if it no longer holds,
+        // ask QEMU again.
+        Err(_) if kept.is_some() => map_ram(stub, pid, kept.as_ref(), false),
+        r => r,
+    }
+}
+
+/// Find QEMU's RAM (from `kept`, when `use_kept` and it has it, else from
+/// the monitor), open it and compare it with the stub.
+fn map_ram(
+    stub: &mut QemuTarget,
+    pid: i32,
+    kept: Option<&ProcessCache>,
+    use_kept: bool,
+) -> std::result::Result<HostRam, String> {
+    let (range, hva) = match kept.filter(|_| use_kept).and_then(|k| k.load()) {
+        Some((mtree, hva)) if stub.use_memory_map(&mtree).is_ok() => {
+            let range = match stub.ram_range() {
+                Ok(Some(r)) => r,
+                _ => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
+            };
+            (range, hva)
+        }
+        _ => {
+            let mtree = stub
+                .memory_map_text()
+                .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
+            stub.use_memory_map(&mtree)
+                .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
+            let range = match stub.ram_range() {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into())
+                }
+                Err(e) => return Err(format!("cannot read QEMU's memory map: {e}")),
+            };
+            let hva = gpa2hva(stub, range.start)?;
+            if let Some(k) = kept {
+                k.store(&mtree, hva);
+            }
+            (range, hva)
+        }
     };
-    let hva = gpa2hva(stub, range.start)?;
     let size = range.end - range.start;
     let ram = open_ram(pid, hva, range)?;
     verify(stub, &ram).map_err(|e| format!("{e} (size {size:#x})"))?;
     Ok(ram)
+}
+
+/// What one QEMU process told us that holds for its whole life (its
+/// memory map, where its RAM sits), kept in the cache directory as
+/// `qemu-PID-START` (START: the process's start time, so a new process
+/// with an old pid is another file). Files of processes gone are removed
+/// when a new one is written.
+struct ProcessCache {
+    dir: PathBuf,
+    name: String,
+}
+
+impl ProcessCache {
+    fn new(pid: i32) -> Option<ProcessCache> {
+        let start = procfs::process::Process::new(pid)
+            .ok()?
+            .stat()
+            .ok()?
+            .starttime;
+        Some(ProcessCache {
+            dir: DescCache::default_dir()?,
+            name: format!("qemu-{pid}-{start}"),
+        })
+    }
+
+    /// The kept `info mtree -f` and RAM's host address, if any.
+    fn load(&self) -> Option<(String, u64)> {
+        let text = std::fs::read_to_string(self.dir.join(&self.name)).ok()?;
+        let (first, mtree) = text.split_once('\n')?;
+        let hva = u64::from_str_radix(first.strip_prefix("hva 0x")?, 16).ok()?;
+        Some((mtree.to_string(), hva))
+    }
+
+    fn store(&self, mtree: &str, hva: u64) {
+        if std::fs::create_dir_all(&self.dir).is_err() {
+            return;
+        }
+        // Forget processes that are gone (bounded: one directory listing).
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten().take(4096) {
+                let name = e.file_name();
+                let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("qemu-")) else {
+                    continue;
+                };
+                let alive = rest
+                    .split_once('-')
+                    .and_then(|(pid, start)| {
+                        Some((pid.parse::<i32>().ok()?, start.parse::<u64>().ok()?))
+                    })
+                    .and_then(|(pid, start)| {
+                        let st = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+                        Some(st.starttime == start)
+                    })
+                    .unwrap_or(false);
+                if !alive {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        let path = self.dir.join(&self.name);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let text = format!("hva {hva:#x}\n{mtree}");
+        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
 }
 
 /// What names QEMU's binary: its path, size, inode and change time, read

@@ -120,21 +120,30 @@ impl QemuTarget {
     /// machine's memory map), merged. Asked of QEMU once.
     pub fn readable_ranges(&mut self) -> Result<&[Range<u64>]> {
         if self.readable.is_none() {
-            self.session.halt_for_reading().map_err(target_error)?;
-            let mtree = self
-                .session
-                .monitor("info mtree -f")
-                .map_err(target_error)?;
-            let ranges = readable_ranges(&mtree);
-            if ranges.is_empty() {
-                return Err(TargetError::Protocol(
-                    "QEMU's `info mtree -f` shows no RAM: cannot check physical reads".into(),
-                ));
-            }
-            self.readable = Some(ranges);
-            self.ram = main_ram(&mtree);
+            let mtree = self.memory_map_text()?;
+            self.use_memory_map(&mtree)?;
         }
         Ok(self.readable.as_deref().unwrap_or_default())
+    }
+
+    /// QEMU's `info mtree -f`, asked of its monitor.
+    pub fn memory_map_text(&mut self) -> Result<String> {
+        self.session.halt_for_reading().map_err(target_error)?;
+        self.session.monitor("info mtree -f").map_err(target_error)
+    }
+
+    /// Take the machine's memory map from `mtree` (an `info mtree -f` this
+    /// QEMU printed before, kept by the caller) instead of asking again.
+    pub fn use_memory_map(&mut self, mtree: &str) -> Result<()> {
+        let ranges = readable_ranges(mtree);
+        if ranges.is_empty() {
+            return Err(TargetError::Protocol(
+                "QEMU's `info mtree -f` shows no RAM: cannot check physical reads".into(),
+            ));
+        }
+        self.readable = Some(ranges);
+        self.ram = main_ram(mtree);
+        Ok(())
     }
 
     /// The machine's main RAM: the `ram` region of the system address

@@ -93,7 +93,10 @@ fn session_symbols(session: &Session, must: bool) -> Result<Option<Arc<Symbols>>
             }
             Ok(Some(s.clone()))
         }
-        None => Ok(None),
+        None => match session.elf_error() {
+            Some(e) if must => Err(Error::BadInput(e.to_string())),
+            _ => Ok(None),
+        },
     }
 }
 
