@@ -915,3 +915,70 @@ fn changes_tab_shows_what_changed_since_the_halt_before() {
         "{s}"
     );
 }
+
+/// Live mode (issue 14): a frame read while the guest runs refreshes the
+/// process table and the shown page table, marks what is new or changed
+/// (`*`) and what changed while read (`~`), tags those views `[live]`
+/// and says so in the status bar, while the registers keep their stale
+/// tag. `L` asks the worker; a target without the fast path says why.
+#[test]
+fn live_frames_refresh_the_running_views_and_mark_changes() {
+    use kinspect::tui::worker::LiveFrame;
+
+    let mut r = Rig::new(false);
+    r.app.state = RunState::Running;
+    let mut procs = match &r.app.snapshot.as_ref().expect("snapshot").procs {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    };
+    // sh grew (changed since the frame before); init was caught mid-update.
+    let sh = procs.iter().position(|p| p.name == "sh").expect("sh");
+    procs[sh].sz += 0x2000;
+    let sh_slot = procs[sh].slot;
+    let init_slot = procs.iter().find(|p| p.name == "init").expect("init").slot;
+    let kpt = r.app.snapshot.as_ref().and_then(|s| s.kernel_pagetable);
+    r.app.apply(Reply::Live(Box::new(LiveFrame {
+        n: 42,
+        procs,
+        kernel_pagetable: kpt,
+        torn: vec![init_slot],
+        changed: vec![sh_slot],
+        walk: None,
+        read: Duration::from_micros(1370),
+        error: None,
+    })));
+    let s = r.screen(100, 30);
+    insta::assert_snapshot!("live_100x30", s);
+    assert!(
+        s.contains("LIVE frame 42 read in 1.4 ms, never halted"),
+        "{s}"
+    );
+    assert!(s.contains("Processes [live]"), "{s}");
+    assert!(s.contains(&format!("{sh_slot}*")), "{s}");
+    assert!(s.contains(&format!("{init_slot}~")), "{s}");
+    assert!(!s.contains("views from"), "{s}");
+    // The registers are not memory: still as the last halt read them.
+    r.key(KeyCode::Char('3'));
+    let s = r.screen(100, 30);
+    assert!(s.contains("[stale 3.2s]"), "{s}");
+
+    // L: off, through the worker; this crafted machine has no fast path,
+    // so turning it on again is refused with the reason.
+    r.app
+        .on_key(KeyEvent::new(KeyCode::Char('L'), KeyModifiers::NONE));
+    assert_eq!(r.app.outbox, [Request::Live(false)]);
+    r.settle();
+    assert_eq!(r.app.live_mode, Ok(false));
+    assert!(r.app.live.is_none());
+    let s = r.screen(100, 30);
+    assert!(s.contains("views from 3.2s ago"), "{s}");
+    r.app
+        .on_key(KeyEvent::new(KeyCode::Char('L'), KeyModifiers::NONE));
+    assert_eq!(r.app.outbox, [Request::Live(true)]);
+    r.settle();
+    assert!(r.app.live_mode.is_err(), "{:?}", r.app.live_mode);
+    assert!(r.app.message.contains("RAM fast path"), "{}", r.app.message);
+    // A halt ends live frames.
+    r.app.apply(Reply::State(RunState::Halted));
+    assert!(r.app.live.is_none());
+}
