@@ -224,6 +224,13 @@ fn live_frames_follow_a_process_and_its_sbrk_without_halting_the_guest() {
         user_pages(f, root) == Some(before + 2)
     });
     assert!(f.read < Duration::from_secs(5), "{f:?}");
+    // The frame says the table grew (by both pages, or by the second if a
+    // frame fell between the sbrk's two mappings).
+    assert!(
+        f.pages.is_some_and(|(_, change)| change > 0),
+        "no growth in {:?}",
+        f.pages
+    );
     // Ten frames a second, give or take a busy machine: at least a few.
     assert!(frames >= 3, "only {frames} frames");
     assert_eq!(

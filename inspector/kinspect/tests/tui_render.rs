@@ -937,13 +937,20 @@ fn live_frames_refresh_the_running_views_and_mark_changes() {
     let sh_slot = procs[sh].slot;
     let init_slot = procs.iter().find(|p| p.name == "init").expect("init").slot;
     let kpt = r.app.snapshot.as_ref().and_then(|s| s.kernel_pagetable);
+    // The shown table (init's), as walked at the attach.
+    let (root, _) = r.app.shown_root().expect("a shown table");
+    let walk = match r.app.walks.get(&root) {
+        Some(kinspect::tui::panes::WalkState::Done(w)) => w.clone(),
+        other => panic!("init's table not walked: {other:?}"),
+    };
     r.app.apply(Reply::Live(Box::new(LiveFrame {
         n: 42,
         procs,
         kernel_pagetable: kpt,
         torn: vec![init_slot],
         changed: vec![sh_slot],
-        walk: None,
+        walk: Some((root, Ok(walk), false)),
+        pages: Some((7, 2)),
         read: Duration::from_micros(1370),
         error: None,
     })));
@@ -957,6 +964,35 @@ fn live_frames_refresh_the_running_views_and_mark_changes() {
     assert!(s.contains(&format!("{sh_slot}*")), "{s}");
     assert!(s.contains(&format!("{init_slot}~")), "{s}");
     assert!(!s.contains("views from"), "{s}");
+    assert!(s.contains("7 pages mapped, +2 just now"), "{s}");
+    // The shown process exits: said once, with the table that went.
+    let mut gone = match &r.app.snapshot.as_ref().expect("snapshot").procs {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    };
+    let shown = r.app.selected_proc().expect("a selected process").clone();
+    gone.retain(|p| p.slot != shown.slot);
+    r.app.apply(Reply::Live(Box::new(LiveFrame {
+        n: 43,
+        procs: gone,
+        kernel_pagetable: kpt,
+        torn: Vec::new(),
+        changed: Vec::new(),
+        walk: None,
+        pages: None,
+        read: Duration::from_micros(900),
+        error: None,
+    })));
+    let said = format!(
+        "pid {} ({}) exited: its page table {:#x} was freed",
+        shown.pid, shown.name, shown.pagetable
+    );
+    assert_eq!(r.app.message, said);
+    assert_ne!(
+        r.app.slot,
+        Some(shown.slot),
+        "the gone process is still selected"
+    );
     // The registers are not memory: still as the last halt read them.
     r.key(KeyCode::Char('3'));
     let s = r.screen(100, 30);

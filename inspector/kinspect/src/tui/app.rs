@@ -200,6 +200,8 @@ pub struct LiveInfo {
     pub changed: Vec<usize>,
     /// The followed page table differed between its two walks.
     pub walk_torn: bool,
+    /// Its root, mapped pages and their change since the frame before.
+    pub pages: Option<(PhysAddr, u64, i64)>,
     pub error: Option<String>,
 }
 

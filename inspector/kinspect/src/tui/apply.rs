@@ -71,6 +71,22 @@ impl App {
                         },
                     );
                 }
+                // The process whose table is shown exited: say so once,
+                // with the table that went with it.
+                let shown = self
+                    .selected_proc()
+                    .map(|p| (p.slot, p.pid, p.name.clone(), p.pagetable));
+                if let (None, Some((slot, pid, name, table))) = (&f.error, shown) {
+                    let still = f
+                        .procs
+                        .iter()
+                        .any(|p| p.slot == slot && p.pid == pid && !p.unused());
+                    if !still && table.0 != 0 {
+                        self.say(format!(
+                            "pid {pid} ({name}) exited: its page table {table:#x} was freed"
+                        ));
+                    }
+                }
                 if f.error.is_none() {
                     if let Some(snap) = self.snapshot.as_mut() {
                         snap.procs = Ok(f.procs);
@@ -94,6 +110,7 @@ impl App {
                     torn: f.torn,
                     changed: f.changed,
                     walk_torn: f.walk.as_ref().is_some_and(|w| w.2),
+                    pages: f.walk.as_ref().zip(f.pages).map(|(w, (n, d))| (w.0, n, d)),
                     error: f.error,
                 });
             }

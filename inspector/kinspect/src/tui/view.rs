@@ -883,10 +883,26 @@ fn draw_pt(f: &mut Frame, app: &App, t: &Theme, area: Rect, focused: bool, hits:
     } else {
         "kernel"
     };
-    let head = Line::from(vec![
+    let mut head = vec![
         Span::styled(format!("{what}, root {root:#x}"), t.bold()),
         Span::styled(format!("  (u: {other})"), t.dim()),
-    ]);
+    ];
+    // Live: the pages it maps now, and their last change while recent
+    // (+2 after an sbrk of two pages).
+    if let Some((r, n, d)) = app.live.as_ref().and_then(|l| l.pages) {
+        if app.live_now() && r == root {
+            let change = if d == 0 {
+                String::new()
+            } else {
+                format!(", {d:+} just now")
+            };
+            head.push(Span::styled(
+                format!("  {n} pages mapped{change}"),
+                if d == 0 { t.dim() } else { t.fg(Color::Yellow) },
+            ));
+        }
+    }
+    let head = Line::from(head);
     let Some(WalkState::Done(w)) = app.walks.get(&root).cloned() else {
         let note = walk_note(app, root).unwrap_or_default();
         f.render_widget(Paragraph::new(vec![head, Line::raw(note)]), area);

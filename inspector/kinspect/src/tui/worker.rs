@@ -37,6 +37,9 @@ use crate::target::{Control, Hart, Outside, RunState, Target, TargetError};
 /// Time between live frames: about ten a second.
 pub const LIVE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Frames a change in the shown table's pages stays in view (2 s).
+pub const LIVE_CHANGE_SHOWN: u64 = 20;
+
 /// How to leave the guest on quit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leave {
@@ -174,6 +177,10 @@ pub struct LiveFrame {
     /// The page table the person looks at, walked twice: its root, the
     /// second walk, and whether the two differ.
     pub walk: Option<(PhysAddr, Result<Arc<Walk>, String>, bool)>,
+    /// That table's mapped pages (4 KiB each; a superpage counts its 4 KiB
+    /// pages) and the last change in them, while it is recent (within
+    /// [`LIVE_CHANGE_SHOWN`] frames), so a person sees it.
+    pub pages: Option<(u64, i64)>,
     /// How long the frame took to read.
     pub read: Duration,
     /// Why this frame has no process table (a pointer caught mid-update
@@ -258,6 +265,10 @@ pub struct Worker {
     live_n: u64,
     live_last: Option<std::time::Instant>,
     live_prev: Option<Vec<super::procs::ProcRow>>,
+    /// The last frame's walked root and its mapped pages, and the last
+    /// change in them (root, change, frame).
+    live_prev_pages: Option<(PhysAddr, u64)>,
+    live_change: Option<(PhysAddr, i64, u64)>,
     /// The page table last asked for (`Request::Walk`): live frames walk it.
     follow: Option<PhysAddr>,
 }
@@ -285,6 +296,8 @@ impl Worker {
             live_n: 0,
             live_last: None,
             live_prev: None,
+            live_prev_pages: None,
+            live_change: None,
             follow: None,
         }
     }
@@ -809,6 +822,7 @@ impl Worker {
             torn: Vec::new(),
             changed: Vec::new(),
             walk: None,
+            pages: None,
             read: Duration::ZERO,
             error: None,
         };
@@ -874,6 +888,21 @@ impl Worker {
                 (Ok(a), Ok(b)) => a.entries != b.entries,
                 _ => first.is_ok() != second.is_ok(),
             };
+            if let Ok(w) = &second {
+                let pages: u64 = w.leaves().map(|l| l.size / 4096).sum();
+                if let Some((r, before)) = self.live_prev_pages {
+                    if r == root && before != pages {
+                        let d = pages as i64 - before as i64;
+                        self.live_change = Some((root, d, frame.n));
+                    }
+                }
+                let recent = self
+                    .live_change
+                    .filter(|(r, _, n)| *r == root && frame.n - n < LIVE_CHANGE_SHOWN)
+                    .map_or(0, |(_, d, _)| d);
+                frame.pages = Some((pages, recent));
+                self.live_prev_pages = Some((root, pages));
+            }
             frame.walk = Some((root, second.map(Arc::new), torn));
         }
         frame.read = t0.elapsed();
