@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod diff;
 pub mod error;
+pub mod live;
 pub mod model;
 pub mod parse;
 pub mod postmortem;

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::{Ctx, Needs, Run};
 use crate::error::{Error, Result};
-use crate::model::{Kernel, KernelState, PhysCache};
+use crate::model::{Kernel, PhysCache};
 use crate::session::Session;
 use crate::target::fastram::{FastPath, FastQemu};
 use crate::target::Target;
@@ -242,21 +242,6 @@ fn run(
     Ok(())
 }
 
-/// The live process table, read twice; `None` if a read failed.
-fn read_twice(
-    kernel: &Kernel<'_>,
-    t: &mut dyn Target,
-    ram: kinspect_sv39::Ram,
-) -> std::result::Result<(KernelState, KernelState), String> {
-    let mut once = || {
-        let mut phys = PhysCache::new(&mut *t);
-        kernel.read_state(&mut phys, ram).map_err(|e| e.to_string())
-    };
-    let a = once()?;
-    let b = once()?;
-    Ok((a, b))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn read_frame(
     kernel: &Kernel<'_>,
@@ -285,17 +270,8 @@ fn read_frame(
         table: None,
         error: None,
     };
-    // A pointer caught mid-update can make a whole read fail: try again,
-    // a bounded number of times.
-    let mut states = Err(String::new());
-    for _ in 0..3 {
-        states = read_twice(kernel, t, ram);
-        if states.is_ok() {
-            break;
-        }
-    }
-    let (a, b) = match states {
-        Ok(s) => s,
+    let (a, b, torn) = match crate::live::procs_twice(kernel, t, ram) {
+        Ok(twice) => (twice.first, twice.second, twice.torn),
         Err(e) => {
             frame.error = Some(e);
             frame.read_us = t0.elapsed().as_micros() as u64;
@@ -317,10 +293,7 @@ fn read_frame(
             sz: p.sz,
             pagetable: p.pagetable,
             change: "same",
-            // Torn only in what a frame shows: a running process's saved
-            // context changes at every switch and is not shown.
-            torn: (pa.pid, &pa.state, &pa.name, pa.sz, pa.pagetable)
-                != (pb.pid, &pb.state, &pb.name, pb.sz, pb.pagetable),
+            torn: torn.contains(&pb.slot),
         };
         row.change = match before.get(&row.pid) {
             None if prev.is_some() => "new",
@@ -361,27 +334,17 @@ fn read_frame(
             )
         });
     if let Some(row) = follow.and_then(|pid| frame.procs.iter().find(|p| p.pid == pid)) {
-        let walk_once = |t: &mut FastQemu| {
-            let limits = kinspect_sv39::WalkLimits {
-                ram,
-                ..kinspect_sv39::WalkLimits::default()
-            };
-            let t: &mut dyn Target = t;
-            kinspect_sv39::walk(t, row.pagetable, limits)
-                .ok()
-                .map(|w| {
-                    let pages: u64 = w
-                        .leaves()
-                        .filter(|l| l.pte.has(kinspect_sv39::PteFlags::U))
-                        .map(|l| l.size / 4096)
-                        .sum();
-                    (pages, w.tables.len())
-                })
-        };
         if row.pagetable.0 != 0 {
-            let first = walk_once(t);
-            let second = walk_once(t);
-            if let Some((pages, tables)) = second.or(first) {
+            let (walk, walk_torn) = crate::live::walk_twice(t, row.pagetable, ram);
+            let counted = walk.ok().map(|w| {
+                let pages: u64 = w
+                    .leaves()
+                    .filter(|l| l.pte.has(kinspect_sv39::PteFlags::U))
+                    .map(|l| l.size / 4096)
+                    .sum();
+                (pages, w.tables.len())
+            });
+            if let Some((pages, tables)) = counted {
                 let old = prev
                     .and_then(|p| p.table.as_ref())
                     .filter(|o| o.pid == row.pid && o.root == row.pagetable);
@@ -392,7 +355,7 @@ fn read_frame(
                     user_pages: pages,
                     table_pages: tables,
                     delta: old.map_or(0, |o| pages as i64 - o.user_pages as i64),
-                    torn: first != second,
+                    torn: walk_torn,
                     freed: freed.clone(),
                 });
             }

@@ -7,7 +7,7 @@
 use kinspect_sv39::{PhysAddr, Ram, VirtAddr};
 use kinspect_symbols::Symbols;
 
-use crate::model::{Kernel, ModelError, PhysCache, ProcState, Profile};
+use crate::model::{Kernel, KernelState, ModelError, PhysCache, ProcState, Profile};
 use crate::target::Target;
 
 /// One process slot.
@@ -56,7 +56,12 @@ pub fn read_procs(
     let kernel = Kernel::new(syms, profile.clone())?;
     let mut phys = PhysCache::new(target);
     let state = kernel.read_state(&mut phys, ram)?;
-    let rows = state
+    Ok((rows(&state), state.kernel_pagetable))
+}
+
+/// The rows of every slot of a process table read through the model.
+pub fn rows(state: &KernelState) -> Vec<ProcRow> {
+    state
         .procs
         .iter()
         .map(|p| ProcRow {
@@ -71,6 +76,5 @@ pub fn read_procs(
             chan: p.chan.unwrap_or(0),
             hart: state.hart_of(p.slot),
         })
-        .collect();
-    Ok((rows, state.kernel_pagetable))
+        .collect()
 }

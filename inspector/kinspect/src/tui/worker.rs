@@ -830,30 +830,14 @@ impl Worker {
             frame.error = Some("no kernel ELF".into());
             return frame;
         };
-        let (profile, ram) = (self.profile.clone(), self.ram);
-        // A pointer caught mid-update can fail a whole read: try again, a
-        // bounded number of times.
-        let mut twice = Err(String::new());
-        for _ in 0..3 {
-            let mut once = || {
-                super::procs::read_procs(&syms, &profile, &mut *t, ram).map_err(|e| e.to_string())
-            };
-            twice = once().and_then(|a| once().map(|b| (a, b)));
-            if twice.is_ok() {
-                break;
-            }
-        }
+        let ram = self.ram;
+        let twice = crate::model::Kernel::new(&syms, self.profile.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|kernel| crate::live::procs_twice(&kernel, &mut *t, ram));
         match twice {
-            Ok(((a, _), (b, kpt))) => {
-                frame.torn = a
-                    .iter()
-                    .zip(&b)
-                    .filter(|(x, y)| {
-                        (x.pid, &x.state, &x.name, x.sz, x.pagetable)
-                            != (y.pid, &y.state, &y.name, y.sz, y.pagetable)
-                    })
-                    .map(|(_, y)| y.slot)
-                    .collect();
+            Ok(twice) => {
+                let b = super::procs::rows(&twice.second);
+                frame.torn = twice.torn;
                 if let Some(prev) = &self.live_prev {
                     frame.changed = b
                         .iter()
@@ -867,27 +851,14 @@ impl Worker {
                         .map(|p| p.slot)
                         .collect();
                 }
-                frame.kernel_pagetable = Some(kpt).filter(|k| k.0 != 0);
+                frame.kernel_pagetable = Some(twice.second.kernel_pagetable).filter(|k| k.0 != 0);
                 self.live_prev = Some(b.clone());
                 frame.procs = b;
             }
             Err(e) => frame.error = Some(e),
         }
         if let Some(root) = self.follow {
-            let limits = kinspect_sv39::WalkLimits {
-                ram,
-                ..kinspect_sv39::WalkLimits::default()
-            };
-            let mut walk = || {
-                let t: &mut dyn Target = &mut *t;
-                kinspect_sv39::walk(t, root, limits).map_err(|e| e.to_string())
-            };
-            let first = walk();
-            let second = walk();
-            let torn = match (&first, &second) {
-                (Ok(a), Ok(b)) => a.entries != b.entries,
-                _ => first.is_ok() != second.is_ok(),
-            };
+            let (second, torn) = crate::live::walk_twice(&mut *t, root, ram);
             if let Ok(w) = &second {
                 let pages: u64 = w.leaves().map(|l| l.size / 4096).sum();
                 if let Some((r, before)) = self.live_prev_pages {
