@@ -458,9 +458,23 @@ fn qemus_memory_map_is_asked_once_per_process() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     let name = kept[0].file_name().to_string_lossy().into_owned();
     assert!(name.starts_with(&format!("qemu-{}-", m.pid())), "{name}");
+    // hva, how RAM is opened (the shared file), QEMU's memory map.
     let text_kept = std::fs::read_to_string(kept[0].path()).unwrap();
-    let (_, mtree) = text_kept.split_once('\n').unwrap();
-    std::fs::write(kept[0].path(), format!("hva 0x1000\n{mtree}")).unwrap();
+    let mut lines = text_kept.splitn(3, '\n');
+    let (hva, how, mtree) = (
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+    );
+    assert!(hva.starts_with("hva 0x"), "{hva}");
+    assert!(
+        how.starts_with("file ") && how.contains("kinspect-ram-"),
+        "{how}"
+    );
+    assert!(mtree.contains("FlatView"), "{mtree}");
+    // Kept wrong: RAM through /proc/PID/mem at an address QEMU has no
+    // mapping at.
+    std::fs::write(kept[0].path(), format!("hva 0x1000\nmem\n{mtree}")).unwrap();
     let (third, asked) = run();
     assert_eq!(asked, 2, "a wrong kept address was not asked again");
     assert_eq!(first, third);

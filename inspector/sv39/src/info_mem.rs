@@ -15,8 +15,6 @@
 //! 2 MiB megapage never merges with 4 KiB pages. Verified against
 //! `qemu-system-riscv64` 7.2 with crafted tables (see the tests).
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::pte::{PteFlags, PteKind};
@@ -67,8 +65,9 @@ pub fn ranges(walk: &Walk) -> Vec<Range> {
     let mut last_paddr: u64 = u64::MAX;
     let mut last_size: u64 = 0;
     let mut last_attr = PteFlags::empty();
-    // `last_start` lives in each walk_pte call: one per table visit.
-    let mut last_start: HashMap<usize, u64> = HashMap::new();
+    // `last_start` lives in each walk_pte call: one per table visit, by
+    // visit number (numbered from 0 in walk order, so a vector).
+    let mut last_start: Vec<u64> = Vec::new();
 
     let emit = |out: &mut Vec<Range>, vbase: u64, pbase: u64, size: u64, attr: PteFlags| {
         if vbase >= 1 << VA_BITS || size == 0 {
@@ -88,7 +87,7 @@ pub fn ranges(walk: &Walk) -> Vec<Range> {
         let start = e.va.0 & va_mask;
         let paddr = e.pte.raw_pa().0;
         let attr = e.pte.flags();
-        let frame_start = last_start.get(&e.visit).copied().unwrap_or(u64::MAX);
+        let frame_start = last_start.get(e.visit).copied().unwrap_or(u64::MAX);
         if last_attr != attr
             || last_paddr.wrapping_add(last_size) != paddr
             || frame_start.wrapping_add(last_size) != start
@@ -99,7 +98,14 @@ pub fn ranges(walk: &Walk) -> Vec<Range> {
             pbase = paddr;
             last_attr = attr;
         }
-        last_start.insert(e.visit, start);
+        // A walk numbers at most one visit per entry; anything beyond is
+        // not from a walk and is not remembered.
+        if e.visit >= last_start.len() && e.visit <= walk.entries.len() {
+            last_start.resize(e.visit + 1, u64::MAX);
+        }
+        if let Some(s) = last_start.get_mut(e.visit) {
+            *s = start;
+        }
         last_paddr = paddr;
         last_size = page_size(e.level);
     }

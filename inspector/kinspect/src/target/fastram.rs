@@ -291,45 +291,99 @@ fn setup(stub: &mut QemuTarget) -> std::result::Result<HostRam, String> {
 }
 
 /// Find QEMU's RAM (from `kept`, when `use_kept` and it has it, else from
-/// the monitor), open it and compare it with the stub.
+/// the monitor and `/proc/PID/maps`), open it and compare it with the
+/// stub; keep what was asked for the next run.
 fn map_ram(
     stub: &mut QemuTarget,
     pid: i32,
     kept: Option<&ProcessCache>,
     use_kept: bool,
 ) -> std::result::Result<HostRam, String> {
-    let (range, hva) = match kept.filter(|_| use_kept).and_then(|k| k.load()) {
-        Some((mtree, hva)) if stub.use_memory_map(&mtree).is_ok() => {
-            let range = match stub.ram_range() {
-                Ok(Some(r)) => r,
-                _ => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
-            };
-            (range, hva)
-        }
-        _ => {
-            let mtree = stub
-                .memory_map_text()
-                .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
-            stub.use_memory_map(&mtree)
-                .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
-            let range = match stub.ram_range() {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into())
-                }
-                Err(e) => return Err(format!("cannot read QEMU's memory map: {e}")),
-            };
-            let hva = gpa2hva(stub, range.start)?;
-            if let Some(k) = kept {
-                k.store(&mtree, hva);
+    if let Some(k) = kept.filter(|_| use_kept).and_then(|k| k.load()) {
+        if stub.use_memory_map(&k.mtree).is_ok() {
+            if let Ok(Some(range)) = stub.ram_range() {
+                let size = range.end - range.start;
+                let ram = match &k.file {
+                    Some(f) => f.open(size).map(|map| HostRam {
+                        range: range.clone(),
+                        source: Source::Mapped {
+                            map,
+                            path: f.path.clone(),
+                        },
+                        pid,
+                    }),
+                    None => None,
+                };
+                let ram = match ram {
+                    Some(r) => r,
+                    None => open_ram(pid, k.hva, range)?.0,
+                };
+                verify(stub, &ram).map_err(|e| format!("{e} (size {size:#x})"))?;
+                return Ok(ram);
             }
-            (range, hva)
         }
+    }
+    let mtree = stub
+        .memory_map_text()
+        .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
+    stub.use_memory_map(&mtree)
+        .map_err(|e| format!("cannot read QEMU's memory map: {e}"))?;
+    let range = match stub.ram_range() {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err("QEMU's memory map (info mtree) shows no RAM at 0x80000000".into()),
+        Err(e) => return Err(format!("cannot read QEMU's memory map: {e}")),
     };
+    let hva = gpa2hva(stub, range.start)?;
     let size = range.end - range.start;
-    let ram = open_ram(pid, hva, range)?;
+    let (ram, file) = open_ram(pid, hva, range)?;
     verify(stub, &ram).map_err(|e| format!("{e} (size {size:#x})"))?;
+    if let Some(k) = kept {
+        k.store(&Kept { mtree, hva, file });
+    }
     Ok(ram)
+}
+
+/// What a [`ProcessCache`] keeps.
+struct Kept {
+    /// `info mtree -f`.
+    mtree: String,
+    /// `gpa2hva` of RAM's start.
+    hva: u64,
+    /// RAM's backing file, when it has one we could map.
+    file: Option<RamFile>,
+}
+
+/// A RAM backend file as found through `/proc/PID/maps`.
+#[derive(Clone, Debug)]
+struct RamFile {
+    path: PathBuf,
+    inode: u64,
+    /// Where RAM starts in the file.
+    offset: u64,
+}
+
+impl RamFile {
+    /// Map `size` bytes of it, if it is still the same file (inode) and
+    /// long enough.
+    fn open(&self, size: u64) -> Option<memmap2::Mmap> {
+        use std::os::unix::fs::MetadataExt;
+        let file = File::open(&self.path).ok()?;
+        let meta = file.metadata().ok()?;
+        if meta.ino() != self.inode || self.offset.checked_add(size)? > meta.len() {
+            return None;
+        }
+        // SAFETY: the mapping is read-only and shared with QEMU, which keeps
+        // writing guest RAM through it: we copy bytes out and never hand out
+        // references that assume they do not change. The file stays mapped
+        // (and so alive) as long as the Mmap.
+        unsafe {
+            memmap2::MmapOptions::new()
+                .offset(self.offset)
+                .len(usize::try_from(size).ok()?)
+                .map(&file)
+                .ok()
+        }
+    }
 }
 
 /// What one QEMU process told us that holds for its whole life (its
@@ -355,15 +409,36 @@ impl ProcessCache {
         })
     }
 
-    /// The kept `info mtree -f` and RAM's host address, if any.
-    fn load(&self) -> Option<(String, u64)> {
+    /// What was kept, if anything (a file that does not parse is nothing).
+    /// The first line is `hva 0x...`, the second `file OFFSET INODE PATH`
+    /// or `mem`, the rest `info mtree -f`.
+    fn load(&self) -> Option<Kept> {
         let text = std::fs::read_to_string(self.dir.join(&self.name)).ok()?;
-        let (first, mtree) = text.split_once('\n')?;
+        let (first, rest) = text.split_once('\n')?;
+        let (second, mtree) = rest.split_once('\n')?;
         let hva = u64::from_str_radix(first.strip_prefix("hva 0x")?, 16).ok()?;
-        Some((mtree.to_string(), hva))
+        let file = match second {
+            "mem" => None,
+            f => {
+                let mut w = f.strip_prefix("file ")?.splitn(3, ' ');
+                let offset = w.next()?.parse().ok()?;
+                let inode = w.next()?.parse().ok()?;
+                let path = PathBuf::from(w.next()?);
+                Some(RamFile {
+                    path,
+                    inode,
+                    offset,
+                })
+            }
+        };
+        Some(Kept {
+            mtree: mtree.to_string(),
+            hva,
+            file,
+        })
     }
 
-    fn store(&self, mtree: &str, hva: u64) {
+    fn store(&self, kept: &Kept) {
         if std::fs::create_dir_all(&self.dir).is_err() {
             return;
         }
@@ -391,7 +466,11 @@ impl ProcessCache {
         }
         let path = self.dir.join(&self.name);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let text = format!("hva {hva:#x}\n{mtree}");
+        let file = match &kept.file {
+            Some(f) => format!("file {} {} {}", f.offset, f.inode, f.path.display()),
+            None => "mem".into(),
+        };
+        let text = format!("hva {:#x}\n{file}\n{}", kept.hva, kept.mtree);
         if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
@@ -607,7 +686,11 @@ pub fn parse_gpa2hva(out: &str) -> Option<u64> {
 
 /// Open RAM at host address `hva` of process `pid`: map its backend file
 /// when there is one we can open, else `/proc/PID/mem`.
-fn open_ram(pid: i32, hva: u64, range: Range<u64>) -> std::result::Result<HostRam, String> {
+fn open_ram(
+    pid: i32,
+    hva: u64,
+    range: Range<u64>,
+) -> std::result::Result<(HostRam, Option<RamFile>), String> {
     let size = range.end - range.start;
     let proc =
         procfs::process::Process::new(pid).map_err(|e| format!("QEMU (pid {pid}) is gone: {e}"))?;
@@ -624,15 +707,26 @@ fn open_ram(pid: i32, hva: u64, range: Range<u64>) -> std::result::Result<HostRa
             format!("QEMU's RAM at {hva:#x} (+{size:#x}) is not one mapping in /proc/{pid}/maps")
         })?;
     if let procfs::process::MMapPath::Path(path) = &map.pathname {
-        if let Some(ram) = map_file(path, map, hva, size) {
-            return Ok(HostRam {
-                range,
-                source: Source::Mapped {
-                    map: ram,
-                    path: path.clone(),
-                },
-                pid,
+        let file = map
+            .offset
+            .checked_add(hva - map.address.0)
+            .map(|offset| RamFile {
+                path: path.clone(),
+                inode: map.inode,
+                offset,
             });
+        if let Some(ram) = file.as_ref().and_then(|f| f.open(size)) {
+            return Ok((
+                HostRam {
+                    range,
+                    source: Source::Mapped {
+                        map: ram,
+                        path: path.clone(),
+                    },
+                    pid,
+                },
+                file,
+            ));
         }
     }
     let file = File::open(format!("/proc/{pid}/mem")).map_err(|e| {
@@ -641,42 +735,14 @@ fn open_ram(pid: i32, hva: u64, range: Range<u64>) -> std::result::Result<HostRa
              (same user, kernel.yama.ptrace_scope 0, or root)"
         )
     })?;
-    Ok(HostRam {
-        range,
-        source: Source::ProcMem { file, hva, pid },
-        pid,
-    })
-}
-
-/// Map `size` bytes of the file behind `map` at host address `hva`, if it
-/// is the same file (device and inode) and we may open it.
-fn map_file(
-    path: &std::path::Path,
-    map: &procfs::process::MemoryMap,
-    hva: u64,
-    size: u64,
-) -> Option<memmap2::Mmap> {
-    use std::os::unix::fs::MetadataExt;
-    let file = File::open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if meta.ino() != map.inode {
-        return None;
-    }
-    let offset = map.offset.checked_add(hva - map.address.0)?;
-    if offset.checked_add(size)? > meta.len() {
-        return None;
-    }
-    // SAFETY: the mapping is read-only and shared with QEMU, which keeps
-    // writing guest RAM through it: we copy bytes out and never hand out
-    // references that assume they do not change. The file stays mapped
-    // (and so alive) as long as the Mmap.
-    unsafe {
-        memmap2::MmapOptions::new()
-            .offset(offset)
-            .len(usize::try_from(size).ok()?)
-            .map(&file)
-            .ok()
-    }
+    Ok((
+        HostRam {
+            range,
+            source: Source::ProcMem { file, hva, pid },
+            pid,
+        },
+        None,
+    ))
 }
 
 /// Compare a few stable pages read through the fast path and the stub.
