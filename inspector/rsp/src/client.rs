@@ -62,6 +62,10 @@ pub struct Client {
     heard: bool,
     /// The most packets a pipeline has had unanswered at once.
     most_in_flight: usize,
+    /// `+`s owed for packets received, sent with the next write or before
+    /// the next wait for input (never later): one write instead of one per
+    /// packet.
+    acks_owed: usize,
 }
 
 /// The printable start of a payload, for errors.
@@ -88,6 +92,7 @@ impl Client {
             out_of_step: None,
             heard: false,
             most_in_flight: 0,
+            acks_owed: 0,
         }
     }
 
@@ -142,7 +147,8 @@ impl Client {
 
     /// Acknowledge a packet received through [`Client::next_event_before`].
     pub fn send_ack(&mut self) -> Result<()> {
-        self.ack()
+        self.ack()?;
+        self.flush_acks()
     }
 
     /// Our end and the stub's end of the connection.
@@ -179,6 +185,22 @@ impl Client {
         self.send_blind(payload)
     }
 
+    /// Write `bytes` after the `+`s owed, in one write.
+    fn write_after_acks(&mut self, bytes: &[u8], during: &str) -> Result<()> {
+        if self.acks_owed == 0 {
+            return self.conn.write_all(bytes, during);
+        }
+        let mut wire = vec![b'+'; self.acks_owed];
+        self.acks_owed = 0;
+        wire.extend_from_slice(bytes);
+        self.conn.write_all(&wire, during)
+    }
+
+    /// Send the `+`s owed now (before waiting for input, and on leaving).
+    pub fn flush_acks(&mut self) -> Result<()> {
+        self.write_after_acks(b"", "while acknowledging")
+    }
+
     /// Send one packet without waiting for anything, even out of step:
     /// for what must reach the stub whenever it reads again (restoring
     /// `PhyMemMode`, detaching). Its `+` and reply are never read.
@@ -187,7 +209,7 @@ impl Client {
         let during = format!("while sending {}", show(payload));
         let wire = std::mem::take(&mut self.last_sent);
         self.log("->", &wire);
-        let r = self.conn.write_all(&wire, &during);
+        let r = self.write_after_acks(&wire, &during);
         self.last_sent = wire;
         r
     }
@@ -196,7 +218,7 @@ impl Client {
     pub fn send_interrupt(&mut self) -> Result<()> {
         self.check_in_step()?;
         self.log("->", b"\x03");
-        self.conn.write_all(&[0x03], "while interrupting")
+        self.write_after_acks(&[0x03], "while interrupting")
     }
 
     /// Send a command and return its reply payload: `+` and reply within
@@ -352,7 +374,7 @@ impl Client {
     /// gave a bad one.
     pub fn send_nack(&mut self) -> Result<()> {
         self.log("->", b"-");
-        self.conn.write_all(b"-", "while asking for a resend")
+        self.write_after_acks(b"-", "while asking for a resend")
     }
 
     /// Wait up to `timeout` for a stop reply (after a continue or an
@@ -414,7 +436,7 @@ impl Client {
                         });
                     }
                     let wire = self.last_sent.clone();
-                    self.conn.write_all(&wire, "while resending")?;
+                    self.write_after_acks(&wire, "while resending")?;
                 }
                 Event::Packet(p) if reply::is_stop_reply(&p) => {
                     self.ack()?;
@@ -429,9 +451,12 @@ impl Client {
         }
     }
 
+    /// Acknowledge a packet: owed, and sent with the next write or before
+    /// the next wait for input (QEMU does not wait for it).
     fn ack(&mut self) -> Result<()> {
         self.log("->", b"+");
-        self.conn.write_all(b"+", "while acknowledging")
+        self.acks_owed += 1;
+        Ok(())
     }
 
     fn nack_or_fail(&mut self, e: frame::FrameError, retries: &mut usize) -> Result<()> {
@@ -443,7 +468,7 @@ impl Client {
             });
         }
         self.log("->", b"-");
-        self.conn.write_all(b"-", "while asking for a resend")
+        self.write_after_acks(b"-", "while asking for a resend")
     }
 
     /// The next packet, acknowledged; an error on time-out. `sent` names
@@ -507,6 +532,8 @@ impl Client {
             } else {
                 format!("while waiting for the reply to {}", show(sent))
             };
+            // About to wait: whoever waits for our `+` gets it first.
+            self.flush_acks()?;
             let mut buf = std::mem::take(&mut self.buf);
             let r = self.conn.read(&mut buf, deadline, &during);
             match r {
@@ -563,6 +590,7 @@ impl Client {
     /// to `grace` (closing over unread input would reset the connection
     /// and could lose what we sent), then close.
     pub fn close_gently(&mut self, grace: Duration) {
+        let _ = self.flush_acks();
         self.conn.shutdown_write();
         let deadline = Instant::now() + grace;
         let mut buf = std::mem::take(&mut self.buf);

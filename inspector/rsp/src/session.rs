@@ -1021,6 +1021,7 @@ impl Session {
             bps.into_iter()
                 .try_for_each(|(a, k)| self.remove_breakpoint(a, k))
         };
+        let _ = self.client.flush_acks();
         self.client.shutdown();
         r
     }
