@@ -338,28 +338,30 @@ impl Session {
             return Ok(t.clone());
         }
         self.check_halted("list threads")?;
+        // QEMU names one thread per reply: the first few rounds go in one
+        // pipeline (a `qsThreadInfo` after the end is answered `l` again,
+        // and ignored), the rest, on a machine with more harts, one by one.
         let mut out = Vec::new();
-        let mut query: &[u8] = b"qfThreadInfo";
-        for _ in 0..MAX_THREAD_ROUNDS {
-            let r = self.request_data(query)?;
-            match r.split_first() {
-                Some((b'l', _)) => {
-                    self.threads = Some(out.clone());
-                    return Ok(out);
-                }
-                Some((b'm', list)) => {
-                    for id in list.split(|&b| b == b',') {
-                        out.push(ThreadId::parse(id).map_err(|e| Error::hex("qfThreadInfo", e))?);
-                    }
-                }
-                _ => {
-                    return Err(Error::Protocol {
-                        packet: show(query),
-                        why: format!("expected m... or l, got {:?}", show(&r)),
-                    })
-                }
+        let mut ended = false;
+        let mut rounds: Vec<Vec<u8>> = vec![b"qfThreadInfo".to_vec()];
+        rounds.extend((1..READ_DEPTH).map(|_| b"qsThreadInfo".to_vec()));
+        let mut each = |i: usize, r: Vec<u8>| -> Result<()> {
+            if ended {
+                return Ok(());
             }
-            query = b"qsThreadInfo";
+            thread_reply(&rounds[i], &r, &mut out, &mut ended)
+        };
+        let piped = self.client.pipeline(&rounds, None, READ_DEPTH, &mut each)?;
+        if let Some(e) = piped.failed {
+            return Err(e);
+        }
+        for _ in 0..MAX_THREAD_ROUNDS {
+            if ended {
+                self.threads = Some(out.clone());
+                return Ok(out);
+            }
+            let r = self.request_data(b"qsThreadInfo")?;
+            thread_reply(b"qsThreadInfo", &r, &mut out, &mut ended)?;
         }
         Err(Error::Protocol {
             packet: "qsThreadInfo".into(),
@@ -1024,6 +1026,34 @@ impl Session {
         let _ = self.client.flush_acks();
         self.client.shutdown();
         r
+    }
+}
+
+/// One reply to `qfThreadInfo`/`qsThreadInfo` (`query`): `m` and thread
+/// ids, added to `out`, or `l` for the end.
+fn thread_reply(query: &[u8], r: &[u8], out: &mut Vec<ThreadId>, ended: &mut bool) -> Result<()> {
+    match r.split_first() {
+        Some((b'l', _)) => {
+            *ended = true;
+            Ok(())
+        }
+        Some((b'm', list)) => {
+            for id in list.split(|&b| b == b',') {
+                out.push(ThreadId::parse(id).map_err(|e| Error::hex("qfThreadInfo", e))?);
+            }
+            Ok(())
+        }
+        _ if r.is_empty() => Err(Error::Unsupported(show(query))),
+        _ => Err(match reply::error_code(r) {
+            Some(code) => Error::Remote {
+                packet: show(query),
+                code,
+            },
+            None => Error::Protocol {
+                packet: show(query),
+                why: format!("expected m... or l, got {:?}", show(r)),
+            },
+        }),
     }
 }
 
