@@ -953,6 +953,7 @@ fn live_frames_refresh_the_running_views_and_mark_changes() {
         pages: Some((7, 2)),
         read: Duration::from_micros(1370),
         error: None,
+        panicked: false,
     })));
     let s = r.screen(100, 30);
     insta::assert_snapshot!("live_100x30", s);
@@ -982,6 +983,7 @@ fn live_frames_refresh_the_running_views_and_mark_changes() {
         pages: None,
         read: Duration::from_micros(900),
         error: None,
+        panicked: false,
     })));
     let said = format!(
         "pid {} ({}) exited: its page table {:#x} was freed",

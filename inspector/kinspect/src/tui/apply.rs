@@ -338,7 +338,8 @@ impl App {
             };
             self.send(r, "reading memory…");
         }
-        if self.follow && self.running() && self.busy.is_none() {
+        // Live frames keep the views fresh without halting: no sample then.
+        if self.follow && self.running() && self.busy.is_none() && !self.live_now() {
             if let Some(t) = self.console.last_output {
                 let quiet = t.elapsed() > Duration::from_millis(400);
                 let fresh = self.last_sample.is_none_or(|s| s < t);

@@ -186,6 +186,9 @@ pub struct LiveFrame {
     /// Why this frame has no process table (a pointer caught mid-update
     /// three times running).
     pub error: Option<String>,
+    /// The kernel's `panicked` is set: the worker then halts once to read
+    /// the panic whole (registers, backtraces), as a halt would.
+    pub panicked: bool,
 }
 
 /// What comes back.
@@ -269,6 +272,8 @@ pub struct Worker {
     /// change in them (root, change, frame).
     live_prev_pages: Option<(PhysAddr, u64)>,
     live_change: Option<(PhysAddr, i64, u64)>,
+    /// A live frame saw the kernel panicked, and the panic was read.
+    live_panic_read: bool,
     /// The page table last asked for (`Request::Walk`): live frames walk it.
     follow: Option<PhysAddr>,
 }
@@ -298,6 +303,7 @@ impl Worker {
             live_prev: None,
             live_prev_pages: None,
             live_change: None,
+            live_panic_read: false,
             follow: None,
         }
     }
@@ -701,6 +707,7 @@ impl Worker {
         // Let go of the old session quietly; it is broken anyway.
         self.target = None;
         self.breakpoints.clear();
+        self.live_panic_read = false;
         match connect() {
             Ok(t) => {
                 self.target = Some(t);
@@ -806,7 +813,15 @@ impl Worker {
         }
         let frame = self.live_frame();
         self.live_reads(false);
-        vec![Reply::Live(Box::new(frame))]
+        let panicked = frame.panicked;
+        let mut out = vec![Reply::Live(Box::new(frame))];
+        if panicked && !self.live_panic_read {
+            // Once: halt, read it all (the panic, its hart's backtrace),
+            // let it run on as it was.
+            self.live_panic_read = true;
+            out.extend(self.handle_halted(Request::Sample));
+        }
+        out
     }
 
     /// Read one live frame: the process table twice (slots that differ
@@ -825,6 +840,7 @@ impl Worker {
             pages: None,
             read: Duration::ZERO,
             error: None,
+            panicked: false,
         };
         let (Some(syms), Some(t)) = (self.symbols.clone(), self.target.as_deref_mut()) else {
             frame.error = Some("no kernel ELF".into());
@@ -856,6 +872,14 @@ impl Worker {
                 frame.procs = b;
             }
             Err(e) => frame.error = Some(e),
+        }
+        {
+            let mut phys = crate::model::PhysCache::new(&mut *t);
+            let mut mem = crate::model::KernelMemory::new(&mut phys, ram, None);
+            frame.panicked = syms
+                .load_global(&mut mem, "panicked")
+                .and_then(|v| v.as_u64())
+                .is_ok_and(|v| v != 0);
         }
         if let Some(root) = self.follow {
             let (second, torn) = crate::live::walk_twice(&mut *t, root, ram);
