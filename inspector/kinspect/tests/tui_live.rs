@@ -243,3 +243,71 @@ fn live_frames_follow_a_process_and_its_sbrk_without_halting_the_guest() {
     let _ = worker.join();
     m.send(b"\n");
 }
+
+/// A panic while live: the frame that sees the kernel's `panicked` set
+/// makes the worker halt once and read the panic whole (the snapshot
+/// carries the message), then let the guest run on as it was; no more
+/// halts after that.
+#[test]
+fn a_panic_seen_live_is_read_whole_with_one_halt() {
+    let mut m = Machine::start();
+    m.wait_for("$ ", BOOT);
+    let syms = Arc::new(Symbols::open(kinspect_testkit::kernel_elf()).expect("kernel ELF"));
+    let target = FastQemu::new(
+        QemuTarget::connect(&m.gdb_addr()).expect("connecting"),
+        FastPath::Auto,
+    );
+    assert!(target.fallback().is_none(), "{:?}", target.fallback());
+    let halts = Arc::new(AtomicUsize::new(0));
+    let target = Counting {
+        inner: target,
+        halts: Arc::clone(&halts),
+    };
+    let profile = kinspect::session::resolve_profile("auto", None).expect("profile");
+    let ram = Ram {
+        base: PhysAddr(0x8000_0000),
+        size: 128 << 20,
+    };
+    let mut w = Worker::new(Box::new(target), Some(syms), profile, ram);
+    let _ = w.attach();
+    let (req, req_rx) = channel();
+    let (tx, rx) = channel();
+    let worker = std::thread::spawn(move || w.run(req_rx, tx));
+    req.send(Request::Live(true)).unwrap();
+    let before = halts.load(Ordering::SeqCst);
+
+    let mark = m.console_len();
+    m.send(b"kfault enable\n");
+    m.wait_for_after(mark, "$ ", Duration::from_secs(60));
+    m.send(b"kfault remap\n");
+    m.wait_for_after(mark, "panic: remap", Duration::from_secs(60));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut frames_after = 0;
+    let mut message = None;
+    while frames_after < 5 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no panic read in time (message {message:?})"
+        );
+        match rx.recv_timeout(left) {
+            Ok(Reply::Snapshot(s)) => message = s.panic.clone(),
+            Ok(Reply::Live(f)) if message.is_some() => {
+                assert!(f.panicked, "a frame after the panic without it");
+                frames_after += 1;
+            }
+            Ok(Reply::Error(e)) | Ok(Reply::Lost(e)) => panic!("{e}"),
+            Ok(_) => {}
+            Err(e) => panic!("waiting for the panic: {e}"),
+        }
+    }
+    assert_eq!(message.as_deref(), Some("remap"));
+    assert_eq!(
+        halts.load(Ordering::SeqCst),
+        before + 1,
+        "the panic should cost one halt"
+    );
+    req.send(Request::Finish(Leave::Running)).unwrap();
+    let _ = worker.join();
+}
