@@ -219,7 +219,8 @@ pub fn diff(before: &View, after: &View, ad: bool) -> Diff {
     for pid in pids {
         let b = before.procs.iter().find(|p| p.pid == pid);
         let a = after.procs.iter().find(|p| p.pid == pid);
-        let any = a.or(b).expect("the pid came from one side");
+        // Every pid came from one side or the other.
+        let Some(any) = a.or(b) else { continue };
         let mut fields = Vec::new();
         if let (Some(b), Some(a)) = (b, a) {
             if b.state != a.state {

@@ -15,22 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod xv6_common;
+
 use kinspect_testkit::xv6::variant;
 use kinspect_testkit::{kernel_elf, Machine};
 use serde_json::Value;
+use xv6_common::{hex, text};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace('\r', "")
-}
-
-fn hex(v: &Value) -> u64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
-}
 
 /// va -> (pa, V R W X U G bits), from the kernel's vmprint lines.
 type Pages = BTreeMap<u64, (u64, u64)>;

@@ -14,22 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod xv6_common;
+
 use kinspect_testkit::xv6::variant;
 use kinspect_testkit::{kernel_elf, Boot, Machine};
 use serde_json::Value;
+use xv6_common::{hex, text};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).replace('\r', "")
-}
-
-fn hex(v: &Value) -> u64 {
-    let s = v
-        .as_str()
-        .unwrap_or_else(|| panic!("not a hex string: {v}"));
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
-}
 
 fn kinspect(gdb: &str, elf: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kinspect"))
@@ -74,6 +66,17 @@ impl Drop for Tracing {
 }
 
 /// `kinspect trace -o FILE` on a machine halted at reset.
+/// A machine booted by `boot` frozen at reset, traced into `file` from
+/// its first instruction on.
+fn boot_traced(boot: impl FnOnce(Boot) -> Machine, elf: &Path, file: &Path) -> (Machine, Tracing) {
+    let m = boot(Boot {
+        wait_for_debugger: true,
+        ..Boot::default()
+    });
+    let trace = start_trace(&m, elf, file);
+    (m, trace)
+}
+
 fn start_trace(m: &Machine, elf: &Path, file: &Path) -> Tracing {
     let err = file.with_extension("stderr");
     let child = Command::new(env!("CARGO_BIN_EXE_kinspect"))
@@ -184,11 +187,7 @@ fn proc_of(gdb: &str, elf: &Path, pid: i64) -> Value {
 fn blame_names_exec_sbrk_and_boot_on_our_kernel() {
     let elf = kernel_elf();
     let file = temp("ours");
-    let mut m = Machine::boot(Boot {
-        wait_for_debugger: true,
-        ..Boot::default()
-    });
-    let trace = start_trace(&m, &elf, &file);
+    let (mut m, trace) = boot_traced(Machine::boot, &elf, &file);
     m.wait_for("$ ", WAIT);
     let mark = m.console_len();
     m.send(b"vmsteps\n");
@@ -247,11 +246,7 @@ fn blame_names_exec_sbrk_and_boot_on_stock_xv6() {
     let v = variant("stock");
     let elf = v.elf();
     let file = temp("stock");
-    let mut m = v.boot_with(Boot {
-        wait_for_debugger: true,
-        ..Boot::default()
-    });
-    let trace = start_trace(&m, &elf, &file);
+    let (mut m, trace) = boot_traced(|b| v.boot_with(b), &elf, &file);
     m.wait_for("$ ", WAIT);
     // sh parses a command in a child, whose malloc grows it with sbrk; for
     // a pipe that child forks both sides and waits for them, so it stays,
@@ -320,11 +315,7 @@ fn remap_facts(gdb: &str, elf: &Path, file: &Path) -> Vec<String> {
 fn a_remap_report_names_who_made_the_mapping_on_our_kernel() {
     let elf = kernel_elf();
     let file = temp("remap-ours");
-    let mut m = Machine::boot(Boot {
-        wait_for_debugger: true,
-        ..Boot::default()
-    });
-    let trace = start_trace(&m, &elf, &file);
+    let (mut m, trace) = boot_traced(Machine::boot, &elf, &file);
     m.wait_for("$ ", WAIT);
     let mark = m.console_len();
     m.send(b"kfault enable\n");
@@ -354,11 +345,7 @@ fn a_remap_report_names_who_made_the_mapping_on_c_lab_bugs() {
     // kernel_pagetable already has the stack procinit mapped there.
     let v = variant("bug-kstack-twice");
     let file = temp("remap-kstack");
-    let m = v.boot_with(Boot {
-        wait_for_debugger: true,
-        ..Boot::default()
-    });
-    let trace = start_trace(&m, &v.elf(), &file);
+    let (m, trace) = boot_traced(|b| v.boot_with(b), &v.elf(), &file);
     trace_until_panic(trace, &file);
     let facts = remap_facts(&m.gdb_addr(), &v.elf(), &file);
     assert!(
@@ -373,11 +360,7 @@ fn a_remap_report_names_who_made_the_mapping_on_c_lab_bugs() {
     // kvminit.
     let v = variant("bug-trampoline-twice");
     let file = temp("remap-trampoline");
-    let m = v.boot_with(Boot {
-        wait_for_debugger: true,
-        ..Boot::default()
-    });
-    let trace = start_trace(&m, &v.elf(), &file);
+    let (m, trace) = boot_traced(|b| v.boot_with(b), &v.elf(), &file);
     trace_until_panic(trace, &file);
     let facts = remap_facts(&m.gdb_addr(), &v.elf(), &file);
     let made = facts

@@ -678,24 +678,14 @@ fn draw_detail(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits)
             f.render_widget(Paragraph::new(body), inner);
         }
         Tab::Regs => {
-            let lines = regs_lines(app);
-            let cur = app.regs.cursor;
-            let off = window(lines.len(), cur, h);
-            let body: Vec<Line> = lines
-                .into_iter()
-                .enumerate()
-                .skip(off)
-                .take(h)
-                .map(|(i, l)| {
-                    if i == cur && focused {
-                        Line::styled(l, t.selected(true))
-                    } else if i == 0 {
-                        Line::styled(l, t.bold())
+            let (body, _) =
+                cursor_window(regs_lines(app), app.regs.cursor, h, focused, t, |i, _| {
+                    if i == 0 {
+                        t.bold()
                     } else {
-                        Line::raw(l)
+                        Style::default()
                     }
-                })
-                .collect();
+                });
             f.render_widget(Paragraph::new(body), inner);
         }
         Tab::Memory => draw_mem(f, app, t, inner),
@@ -750,26 +740,17 @@ fn draw_detail(f: &mut Frame, app: &App, t: &Theme, area: Rect, hits: &mut Hits)
         }
         Tab::Changes => {
             let lines = changes_lines(app);
-            let cur = app.changes_list.cursor;
-            let off = window(lines.len(), cur, h);
-            hits.detail_offset = off;
-            let body: Vec<Line> = lines
-                .into_iter()
-                .enumerate()
-                .skip(off)
-                .take(h)
-                .map(|(i, l)| {
-                    if i == cur && focused {
-                        Line::styled(l, t.selected(true))
-                    } else if i == 0 || (!l.starts_with(' ') && l.ends_with(':')) {
-                        Line::styled(l, t.bold())
+            let (body, off) =
+                cursor_window(lines, app.changes_list.cursor, h, focused, t, |i, l| {
+                    if i == 0 || (!l.starts_with(' ') && l.ends_with(':')) {
+                        t.bold()
                     } else if l.starts_with("before:") || l.starts_with("after:") {
-                        Line::styled(l, t.dim())
+                        t.dim()
                     } else {
-                        Line::raw(l)
+                        Style::default()
                     }
-                })
-                .collect();
+                });
+            hits.detail_offset = off;
             f.render_widget(Paragraph::new(body), inner);
         }
         Tab::Console => {
@@ -871,6 +852,35 @@ pub fn finding_marks(w: &Walk) -> Marks {
         }
     }
     Marks { at, below }
+}
+
+/// The `h` lines of `lines` around the cursor (and where they start):
+/// the cursor's line highlighted when the pane has focus, the others as
+/// `style(index, text)` says.
+fn cursor_window(
+    lines: Vec<String>,
+    cur: usize,
+    h: usize,
+    focused: bool,
+    t: &Theme,
+    style: impl Fn(usize, &str) -> Style,
+) -> (Vec<Line<'static>>, usize) {
+    let off = window(lines.len(), cur, h);
+    let body = lines
+        .into_iter()
+        .enumerate()
+        .skip(off)
+        .take(h)
+        .map(|(i, l)| {
+            let st = if i == cur && focused {
+                t.selected(true)
+            } else {
+                style(i, &l)
+            };
+            Line::styled(l, st)
+        })
+        .collect();
+    (body, off)
 }
 
 fn draw_pt(f: &mut Frame, app: &App, t: &Theme, area: Rect, focused: bool, hits: &mut Hits) {
